@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"vkgan/vk"
+)
+
+// One device serves the whole package: opening an instance costs ~100 ms
+// (more with validation) and lavapipe already uses every core per dispatch,
+// so device tests run serially.
+var (
+	testDev     *Device
+	testDevErr  error
+	testDevOnce sync.Once
+	validMu     sync.Mutex
+	validMsgs   []string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testDev != nil {
+		if err := testDev.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing test device:", err)
+			code = 1
+		}
+		if msgs := takeValidation(); len(msgs) > 0 {
+			fmt.Fprintf(os.Stderr, "validation messages at teardown:\n%s\n", strings.Join(msgs, "\n"))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func takeValidation() []string {
+	validMu.Lock()
+	defer validMu.Unlock()
+	m := validMsgs
+	validMsgs = nil
+	return m
+}
+
+// newTestDevice returns the shared test device. Without a Vulkan device the
+// test is skipped, unless VKGAN_REQUIRE_DEVICE=1, when it fails. Any
+// validation message raised during the test fails it.
+func newTestDevice(t testing.TB) *Device {
+	t.Helper()
+	testDevOnce.Do(func() {
+		testDev, testDevErr = Open(vk.Options{OnMessage: func(s string) {
+			validMu.Lock()
+			validMsgs = append(validMsgs, s)
+			validMu.Unlock()
+		}})
+	})
+	if testDevErr != nil {
+		if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
+			t.Fatalf("no Vulkan device and VKGAN_REQUIRE_DEVICE=1: %v", testDevErr)
+		}
+		t.Skipf("no Vulkan device: %v", testDevErr)
+	}
+	t.Cleanup(func() {
+		if msgs := takeValidation(); len(msgs) > 0 {
+			t.Errorf("validation layer reported %d message(s):\n%s", len(msgs), strings.Join(msgs, "\n"))
+		}
+	})
+	return testDev
+}
+
+// tensorOf uploads data as a tensor released at the end of the test.
+func tensorOf(t testing.TB, d *Device, data []float32, shape ...int) *Tensor {
+	t.Helper()
+	x, err := d.FromSlice(data, shape...)
+	if err != nil {
+		t.Fatalf("tensor %v: %v", shape, err)
+	}
+	t.Cleanup(x.Release)
+	return x
+}
+
+// zeros allocates a zero tensor released at the end of the test.
+func zeros(t testing.TB, d *Device, shape ...int) *Tensor {
+	t.Helper()
+	x, err := d.NewTensor(shape...)
+	if err != nil {
+		t.Fatalf("tensor %v: %v", shape, err)
+	}
+	t.Cleanup(x.Release)
+	return x
+}
+
+func download(t testing.TB, x *Tensor) []float32 {
+	t.Helper()
+	v, err := x.Download()
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	return v
+}
+
+// run records fn, submits it once and fails the test on any error.
+func run(t testing.TB, d *Device, fn func(r *Recorder) error) {
+	t.Helper()
+	if err := d.Run(fn); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// randSlice returns n values uniform in [-1, 1) from a seeded source.
+func randSlice(rng *rand.Rand, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(rng.Float64()*2 - 1)
+	}
+	return out
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// assertClose checks got against the float64 reference with
+// |got-want| <= atol + rtol*|want| per element.
+func assertClose(t testing.TB, name string, want []float64, got []float32, rtol, atol float64) {
+	t.Helper()
+	if len(want) != len(got) {
+		t.Fatalf("%s: %d values, want %d", name, len(got), len(want))
+	}
+	bad := 0
+	for i := range want {
+		g := float64(got[i])
+		if math.IsNaN(g) || math.Abs(g-want[i]) > atol+rtol*math.Abs(want[i]) {
+			if bad < 5 {
+				t.Errorf("%s[%d] = %g, want %g (diff %.3g)", name, i, g, want[i], g-want[i])
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values out of tolerance (rtol %g, atol %g)", name, bad, len(want), rtol, atol)
+	}
+}
+
+func to64(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}

@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"vkgan/vk"
+)
+
+// Recorder records kernels into one command buffer that can be submitted
+// many times. Each op validates its arguments and returns an error before
+// recording anything; the first error is also kept (sticky) and returned by
+// Submit, so recording code may check once at the end.
+type Recorder struct {
+	d   *Device
+	r   *vk.Recorder
+	err error
+}
+
+// Record starts a new recording.
+func (d *Device) Record() (*Recorder, error) {
+	r, err := d.vk.NewRecorder()
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{d: d, r: r}, nil
+}
+
+// Run records with fn, submits once, waits and releases the recording.
+func (d *Device) Run(fn func(r *Recorder) error) error {
+	r, err := d.Record()
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	if err := fn(r); err != nil {
+		return err
+	}
+	return r.Submit()
+}
+
+// Err is the first error seen while recording.
+func (r *Recorder) Err() error { return r.err }
+
+// fail keeps the first error and returns err.
+func (r *Recorder) fail(err error) error {
+	if r.err == nil {
+		r.err = err
+	}
+	return err
+}
+
+// Submit ends the recording (the first time) and runs it, waiting for
+// completion.
+func (r *Recorder) Submit() error {
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.r.End(); err != nil {
+		return r.fail(err)
+	}
+	return r.d.vk.Submit(r.r)
+}
+
+// Release frees the recording.
+func (r *Recorder) Release() {
+	if r != nil {
+		r.r.Release()
+	}
+}
+
+// Timestamp records a GPU timestamp; see Timestamps.
+func (r *Recorder) Timestamp() int { return r.r.Timestamp() }
+
+// Timestamps returns the last submit's timestamps in nanoseconds.
+func (r *Recorder) Timestamps() ([]float64, error) { return r.r.Timestamps() }
+
+// Raw is the underlying vk recorder, for callers that record their own
+// copies or dispatches between engine ops.
+func (r *Recorder) Raw() *vk.Recorder { return r.r }
+
+// dispatch records kernel over groups, followed by a barrier so the next
+// command sees its writes. Kernels that only read a tensor still get the
+// barrier: on every device measured so far it costs microseconds.
+func (r *Recorder) dispatch(kernel string, spec []uint32, groups [3]uint32, push []byte, ts ...*Tensor) error {
+	if r.err != nil {
+		return r.err
+	}
+	p, err := r.d.pipeline(kernel, len(ts), len(push), spec)
+	if err != nil {
+		return r.fail(err)
+	}
+	bufs := make([]*vk.Buffer, len(ts))
+	for i, t := range ts {
+		if t == nil || t.buf == nil {
+			return r.fail(fmt.Errorf("engine: %s: tensor argument %d is nil", kernel, i))
+		}
+		if t.d != r.d {
+			return r.fail(fmt.Errorf("engine: %s: tensor argument %d belongs to another device", kernel, i))
+		}
+		bufs[i] = t.buf
+	}
+	r.r.Dispatch(p, groups, push, bufs...)
+	r.r.Barrier()
+	if err := r.r.Err(); err != nil {
+		return r.fail(fmt.Errorf("engine: %s: %w", kernel, err))
+	}
+	return nil
+}
+
+// gridGroups returns a 1D workgroup count covering n items with wg
+// invocations each, capped so grid-stride kernels stay within the device
+// limit.
+func (r *Recorder) gridGroups(n, wg int) [3]uint32 {
+	g := (n + wg - 1) / wg
+	if lim := int(r.d.info.Limits.MaxWorkGroupCount[0]); g > lim {
+		g = lim
+	}
+	if g > 4096 {
+		g = 4096
+	}
+	if g < 1 {
+		g = 1
+	}
+	return [3]uint32{uint32(g), 1, 1}
+}
+
+// pushConstants packs int, uint32, float32 and float64 (as float32) values
+// as 32-bit little-endian words, the std430 layout of a block of scalars.
+func pushConstants(vals ...any) []byte {
+	b := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		var w uint32
+		switch x := v.(type) {
+		case int:
+			w = uint32(int32(x))
+		case uint32:
+			w = x
+		case int32:
+			w = uint32(x)
+		case float32:
+			w = math.Float32bits(x)
+		case float64:
+			w = math.Float32bits(float32(x))
+		case bool:
+			if x {
+				w = 1
+			}
+		default:
+			panic(fmt.Sprintf("engine: push constant of type %T", v))
+		}
+		binary.LittleEndian.PutUint32(b[4*i:], w)
+	}
+	return b
+}
+
+// Fill sets every element of x to v.
+func (r *Recorder) Fill(x *Tensor, v float32) error {
+	if x == nil {
+		return r.fail(fmt.Errorf("engine: fill: nil tensor"))
+	}
+	return r.dispatch("fill", nil, r.gridGroups(x.n, 256), pushConstants(x.n, v), x)
+}
+
+// NewCounter allocates a device-resident step counter (one uint32, zero).
+// Kernels such as Adam and the RNG read it, so a recorded step that
+// increments it is the same command buffer every time it is submitted.
+func (d *Device) NewCounter() (*Tensor, error) { return d.NewTensor(1) }
+
+// Increment adds one to a counter made by NewCounter.
+func (r *Recorder) Increment(counter *Tensor) error {
+	if counter == nil || counter.n != 1 {
+		return r.fail(fmt.Errorf("engine: increment: want a one-element counter tensor"))
+	}
+	return r.dispatch("counter", nil, [3]uint32{1, 1, 1}, nil, counter)
+}
+
+// CounterValue reads a counter made by NewCounter.
+func (c *Tensor) CounterValue() (uint32, error) {
+	v, err := c.Download()
+	if err != nil {
+		return 0, err
+	}
+	return math.Float32bits(v[0]), nil
+}
+
+// SetCounter sets a counter made by NewCounter.
+func (c *Tensor) SetCounter(v uint32) error {
+	return c.Upload([]float32{math.Float32frombits(v)})
+}

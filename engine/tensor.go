@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"vkgan/vk"
+)
+
+// Tensor is a float32 array on the device in row-major (NCHW) order. Its
+// data stays on the device; Upload and Download are the only host copies.
+type Tensor struct {
+	d     *Device
+	buf   *vk.Buffer
+	shape []int
+	n     int
+}
+
+// NewTensor allocates a zero-filled tensor of the given shape.
+func (d *Device) NewTensor(shape ...int) (*Tensor, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := d.vk.NewBuffer(int64(4 * n))
+	if err != nil {
+		return nil, fmt.Errorf("engine: tensor %v: %w", shape, err)
+	}
+	t := &Tensor{d: d, buf: buf, shape: append([]int(nil), shape...), n: n}
+	if err := buf.Write(0, make([]byte, 4*n)); err != nil {
+		buf.Release()
+		return nil, err
+	}
+	return t, nil
+}
+
+// FromSlice allocates a tensor of the given shape holding data.
+func (d *Device) FromSlice(data []float32, shape ...int) (*Tensor, error) {
+	t, err := d.NewTensor(shape...)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Upload(data); err != nil {
+		t.Release()
+		return nil, err
+	}
+	return t, nil
+}
+
+func numel(shape []int) (int, error) {
+	if len(shape) == 0 {
+		return 0, fmt.Errorf("engine: tensor needs at least one dimension")
+	}
+	n := 1
+	for _, s := range shape {
+		if s <= 0 {
+			return 0, fmt.Errorf("engine: tensor shape %v has a non-positive dimension", shape)
+		}
+		if n > math.MaxInt32/s {
+			return 0, fmt.Errorf("engine: tensor shape %v has more than 2^31 elements", shape)
+		}
+		n *= s
+	}
+	return n, nil
+}
+
+// Shape returns the tensor's dimensions.
+func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
+
+// Len is the number of elements.
+func (t *Tensor) Len() int { return t.n }
+
+// Dim returns dimension i.
+func (t *Tensor) Dim(i int) int { return t.shape[i] }
+
+// Buffer is the tensor's device buffer.
+func (t *Tensor) Buffer() *vk.Buffer { return t.buf }
+
+// Reshape returns a tensor sharing t's storage with another shape of the
+// same size.
+func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return nil, err
+	}
+	if n != t.n {
+		return nil, fmt.Errorf("engine: cannot reshape %v (%d elements) to %v", t.shape, t.n, shape)
+	}
+	return &Tensor{d: t.d, buf: t.buf, shape: append([]int(nil), shape...), n: n}, nil
+}
+
+// Upload copies data (len == Len) to the device. It must not overlap a
+// submit that uses t.
+func (t *Tensor) Upload(data []float32) error {
+	if len(data) != t.n {
+		return fmt.Errorf("engine: upload of %d values into tensor %v of %d", len(data), t.shape, t.n)
+	}
+	b := make([]byte, 4*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return t.buf.Write(0, b)
+}
+
+// Download copies the tensor to the host.
+func (t *Tensor) Download() ([]float32, error) {
+	b := make([]byte, 4*t.n)
+	if err := t.buf.Read(0, b); err != nil {
+		return nil, err
+	}
+	out := make([]float32, t.n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
+}
+
+// Release frees the tensor's memory; views made by Reshape become invalid.
+func (t *Tensor) Release() {
+	if t == nil {
+		return
+	}
+	t.buf.Release()
+}
+
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,303 @@
+package vk
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	vulkan "github.com/vulkan-go/vulkan"
+)
+
+const (
+	setsPerPool   = 256
+	maxTimestamps = 512
+	submitTimeout = 10 * time.Minute // a dispatch this slow means a hung device
+)
+
+// Recorder records a command buffer that can be submitted any number of
+// times. It owns the descriptor sets and timestamp queries its commands use.
+// Recording errors are sticky: after the first, commands are ignored and End
+// returns that error.
+type Recorder struct {
+	d       *Device
+	cb      vulkan.CommandBuffer
+	pools   []vulkan.DescriptorPool
+	left    int // sets left in the last pool
+	queries vulkan.QueryPool
+	nQuery  int
+	ended   bool
+	err     error
+}
+
+// NewRecorder starts recording a command buffer.
+func (d *Device) NewRecorder() (*Recorder, error) {
+	if d.closed {
+		return nil, errClosed
+	}
+	cbs := make([]vulkan.CommandBuffer, 1)
+	if err := check("vkAllocateCommandBuffers", vulkan.AllocateCommandBuffers(d.dev, &vulkan.CommandBufferAllocateInfo{
+		SType:              vulkan.StructureTypeCommandBufferAllocateInfo,
+		CommandPool:        d.pool,
+		Level:              vulkan.CommandBufferLevelPrimary,
+		CommandBufferCount: 1,
+	}, cbs)); err != nil {
+		return nil, err
+	}
+	r := &Recorder{d: d, cb: cbs[0]}
+	if err := check("vkBeginCommandBuffer", vulkan.BeginCommandBuffer(r.cb, &vulkan.CommandBufferBeginInfo{
+		SType: vulkan.StructureTypeCommandBufferBeginInfo,
+	})); err != nil {
+		vulkan.FreeCommandBuffers(d.dev, d.pool, 1, cbs)
+		return nil, err
+	}
+	d.track(r)
+	return r, nil
+}
+
+// Err is the first recording error, if any.
+func (r *Recorder) Err() error { return r.err }
+
+// Fail stores err as the recorder's sticky error (if none is stored yet).
+func (r *Recorder) Fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *Recorder) usable() bool {
+	if r.err != nil {
+		return false
+	}
+	if r.ended {
+		r.err = fmt.Errorf("vk: recording into an ended command buffer")
+		return false
+	}
+	return true
+}
+
+func (r *Recorder) allocSet(p *Pipeline) (vulkan.DescriptorSet, error) {
+	if r.left == 0 {
+		var pool vulkan.DescriptorPool
+		err := check("vkCreateDescriptorPool", vulkan.CreateDescriptorPool(r.d.dev, &vulkan.DescriptorPoolCreateInfo{
+			SType:         vulkan.StructureTypeDescriptorPoolCreateInfo,
+			MaxSets:       setsPerPool,
+			PoolSizeCount: 1,
+			PPoolSizes:    []vulkan.DescriptorPoolSize{{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * 8}},
+		}, nil, &pool))
+		if err != nil {
+			return nil, err
+		}
+		r.pools = append(r.pools, pool)
+		r.left = setsPerPool
+	}
+	var set vulkan.DescriptorSet
+	err := check("vkAllocateDescriptorSets", vulkan.AllocateDescriptorSets(r.d.dev, &vulkan.DescriptorSetAllocateInfo{
+		SType:              vulkan.StructureTypeDescriptorSetAllocateInfo,
+		DescriptorPool:     r.pools[len(r.pools)-1],
+		DescriptorSetCount: 1,
+		PSetLayouts:        []vulkan.DescriptorSetLayout{p.setLay},
+	}, &set))
+	if err != nil {
+		return nil, err
+	}
+	r.left--
+	return set, nil
+}
+
+// Dispatch records one dispatch of p over groups workgroups, binding bufs
+// to bindings 0..n-1 and push as push constants.
+func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...*Buffer) {
+	if !r.usable() {
+		return
+	}
+	if len(bufs) != p.bindings {
+		r.err = fmt.Errorf("vk: dispatch %s: %d buffers for %d bindings", p.name, len(bufs), p.bindings)
+		return
+	}
+	if len(push) != p.push {
+		r.err = fmt.Errorf("vk: dispatch %s: %d bytes of push constants, want %d", p.name, len(push), p.push)
+		return
+	}
+	lim := r.d.info.Limits.MaxWorkGroupCount
+	for i, g := range groups {
+		if g == 0 || g > lim[i] {
+			r.err = fmt.Errorf("vk: dispatch %s: %d workgroups in dimension %d (device allows 1..%d)", p.name, g, i, lim[i])
+			return
+		}
+	}
+	set, err := r.allocSet(p)
+	if err != nil {
+		r.err = err
+		return
+	}
+	infos := make([]vulkan.DescriptorBufferInfo, len(bufs))
+	writes := make([]vulkan.WriteDescriptorSet, len(bufs))
+	for i, b := range bufs {
+		if b == nil || b.blk == nil {
+			r.err = fmt.Errorf("vk: dispatch %s: binding %d is a nil or released buffer", p.name, i)
+			return
+		}
+		infos[i] = vulkan.DescriptorBufferInfo{Buffer: b.blk.buf, Offset: vulkan.DeviceSize(b.off), Range: vulkan.DeviceSize(b.padded)}
+		writes[i] = vulkan.WriteDescriptorSet{
+			SType:           vulkan.StructureTypeWriteDescriptorSet,
+			DstSet:          set,
+			DstBinding:      uint32(i),
+			DescriptorCount: 1,
+			DescriptorType:  vulkan.DescriptorTypeStorageBuffer,
+			PBufferInfo:     infos[i : i+1],
+		}
+	}
+	if len(writes) > 0 {
+		vulkan.UpdateDescriptorSets(r.d.dev, uint32(len(writes)), writes, 0, nil)
+	}
+	vulkan.CmdBindPipeline(r.cb, vulkan.PipelineBindPointCompute, p.pipe)
+	vulkan.CmdBindDescriptorSets(r.cb, vulkan.PipelineBindPointCompute, p.layout, 0, 1, []vulkan.DescriptorSet{set}, 0, nil)
+	if len(push) > 0 {
+		cp := cBytes(push)
+		vulkan.CmdPushConstants(r.cb, p.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, uint32(len(push)), cp)
+		freeC(cp)
+	}
+	vulkan.CmdDispatch(r.cb, groups[0], groups[1], groups[2])
+}
+
+// Barrier makes all earlier compute and transfer writes visible to all
+// later compute and transfer commands.
+func (r *Recorder) Barrier() {
+	if !r.usable() {
+		return
+	}
+	const stages = vulkan.PipelineStageFlags(vulkan.PipelineStageComputeShaderBit | vulkan.PipelineStageTransferBit)
+	vulkan.CmdPipelineBarrier(r.cb, stages, stages, 0, 1, []vulkan.MemoryBarrier{{
+		SType:         vulkan.StructureTypeMemoryBarrier,
+		SrcAccessMask: vulkan.AccessFlags(vulkan.AccessShaderWriteBit | vulkan.AccessTransferWriteBit),
+		DstAccessMask: vulkan.AccessFlags(vulkan.AccessShaderReadBit | vulkan.AccessShaderWriteBit | vulkan.AccessTransferReadBit | vulkan.AccessTransferWriteBit),
+	}}, 0, nil, 0, nil)
+}
+
+// Copy records a copy of n bytes between buffer regions.
+func (r *Recorder) Copy(dst *Buffer, dstOff int64, src *Buffer, srcOff int64, n int64) {
+	if !r.usable() {
+		return
+	}
+	if err := dst.checkRange(dstOff, int(n)); err != nil {
+		r.err = fmt.Errorf("vk: copy destination: %w", err)
+		return
+	}
+	if err := src.checkRange(srcOff, int(n)); err != nil {
+		r.err = fmt.Errorf("vk: copy source: %w", err)
+		return
+	}
+	vulkan.CmdCopyBuffer(r.cb, src.blk.buf, dst.blk.buf, 1, []vulkan.BufferCopy{{
+		SrcOffset: vulkan.DeviceSize(src.off + uint64(srcOff)),
+		DstOffset: vulkan.DeviceSize(dst.off + uint64(dstOff)),
+		Size:      vulkan.DeviceSize(n),
+	}})
+}
+
+// Fill records filling a whole buffer (rounded up to 4 bytes) with a 32-bit word.
+func (r *Recorder) Fill(dst *Buffer, word uint32) {
+	if !r.usable() {
+		return
+	}
+	if dst == nil || dst.blk == nil {
+		r.err = fmt.Errorf("vk: fill of a nil or released buffer")
+		return
+	}
+	vulkan.CmdFillBuffer(r.cb, dst.blk.buf, vulkan.DeviceSize(dst.off), vulkan.DeviceSize(alignUp(dst.size, 4)), word)
+}
+
+// Timestamp records a timestamp after all earlier commands and returns its
+// index for Timestamps. It returns -1 when the queue has no timestamps.
+func (r *Recorder) Timestamp() int {
+	if !r.usable() || !r.d.info.Limits.TimestampCompute {
+		return -1
+	}
+	if r.queries == nil {
+		var qp vulkan.QueryPool
+		if err := check("vkCreateQueryPool", vulkan.CreateQueryPool(r.d.dev, &vulkan.QueryPoolCreateInfo{
+			SType:      vulkan.StructureTypeQueryPoolCreateInfo,
+			QueryType:  vulkan.QueryTypeTimestamp,
+			QueryCount: maxTimestamps,
+		}, nil, &qp)); err != nil {
+			r.err = err
+			return -1
+		}
+		r.queries = qp
+		// Recorded before the first timestamp so every replay starts reset.
+		vulkan.CmdResetQueryPool(r.cb, qp, 0, maxTimestamps)
+	}
+	if r.nQuery == maxTimestamps {
+		r.err = fmt.Errorf("vk: more than %d timestamps in one command buffer", maxTimestamps)
+		return -1
+	}
+	vulkan.CmdWriteTimestamp(r.cb, vulkan.PipelineStageBottomOfPipeBit, r.queries, uint32(r.nQuery))
+	r.nQuery++
+	return r.nQuery - 1
+}
+
+// Timestamps returns the recorded timestamps of the last completed submit,
+// in nanoseconds.
+func (r *Recorder) Timestamps() ([]float64, error) {
+	if r.nQuery == 0 {
+		return nil, nil
+	}
+	raw := make([]uint64, r.nQuery)
+	err := check("vkGetQueryPoolResults", vulkan.GetQueryPoolResults(r.d.dev, r.queries, 0, uint32(r.nQuery),
+		uint(8*r.nQuery), unsafe.Pointer(&raw[0]), 8, vulkan.QueryResultFlags(vulkan.QueryResult64Bit|vulkan.QueryResultWaitBit)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(raw))
+	for i, v := range raw {
+		out[i] = float64(v) * r.d.info.Limits.TimestampPeriodNs
+	}
+	return out, nil
+}
+
+// End finishes recording. It returns the first recording error.
+func (r *Recorder) End() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.ended {
+		return nil
+	}
+	r.ended = true
+	r.err = check("vkEndCommandBuffer", vulkan.EndCommandBuffer(r.cb))
+	return r.err
+}
+
+// Submit runs an ended recorder on the queue and waits for it to finish.
+func (d *Device) Submit(r *Recorder) error {
+	if d.closed {
+		return errClosed
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if !r.ended {
+		return fmt.Errorf("vk: submit of a recorder that was not ended")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hot.submitWait(d.dev, d.queue, r.cb, d.fence, uint64(submitTimeout.Nanoseconds()))
+}
+
+// Release frees the command buffer, descriptor sets and queries. It must
+// not be called while a submit of r is in flight (Submit waits). Safe on nil
+// and twice.
+func (r *Recorder) Release() {
+	if r == nil || r.d == nil {
+		return
+	}
+	d := r.d
+	d.untrack(r)
+	for _, p := range r.pools {
+		vulkan.DestroyDescriptorPool(d.dev, p, nil)
+	}
+	if r.queries != nil {
+		vulkan.DestroyQueryPool(d.dev, r.queries, nil)
+	}
+	vulkan.FreeCommandBuffers(d.dev, d.pool, 1, []vulkan.CommandBuffer{r.cb})
+	*r = Recorder{}
+}

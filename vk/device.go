@@ -1,0 +1,476 @@
+package vk
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	vulkan "github.com/vulkan-go/vulkan"
+)
+
+// DeviceType is the kind of physical device, best first.
+type DeviceType int
+
+// Device types in the order Open prefers them.
+const (
+	Discrete DeviceType = iota
+	Integrated
+	Virtual
+	CPU
+	Other
+)
+
+func (t DeviceType) String() string {
+	return [...]string{"discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"}[t]
+}
+
+// Limits are the device limits that shape kernels and allocations.
+type Limits struct {
+	SubgroupSize           uint32 // lanes per subgroup (lavapipe: 8, NVIDIA: 32)
+	SubgroupOps            uint32 // VkSubgroupFeatureFlags
+	MaxSharedMemory        uint32 // bytes of shared memory per workgroup
+	MaxWorkGroupSize       uint32 // invocations per workgroup
+	MaxWorkGroupCount      [3]uint32
+	MaxStorageBufferRange  uint64 // largest storage-buffer binding, bytes
+	MaxPushConstants       uint32 // bytes
+	StorageOffsetAlignment uint64 // minStorageBufferOffsetAlignment
+	TimestampPeriodNs      float64
+	TimestampCompute       bool
+	ShaderInt64            bool
+	DeviceLocalBytes       uint64 // largest device-local heap
+}
+
+// Subgroup operation bits (VkSubgroupFeatureFlagBits).
+const (
+	SubgroupBasic   = 0x1
+	SubgroupBallot  = 0x8
+	SubgroupShuffle = 0x10
+)
+
+// DeviceInfo describes one physical device.
+type DeviceInfo struct {
+	Index         int
+	Name          string
+	Type          DeviceType
+	VendorID      uint32
+	DeviceID      uint32
+	APIVersion    string
+	DriverVersion string
+	Limits        Limits
+	cacheUUID     [16]byte
+}
+
+// Options select and configure a device. The zero value picks the best
+// device without validation.
+type Options struct {
+	// Device picks a device by index or by a case-insensitive substring of
+	// its name. Empty means VKGAN_DEVICE, and if that is empty too, the best
+	// device (discrete > integrated > virtual > CPU).
+	Device string
+	// Validate enables the Khronos validation layer. Open also enables it
+	// when VKGAN_VALIDATE=1.
+	Validate bool
+	// OnMessage receives each validation message; nil prints to stderr.
+	OnMessage func(string)
+	// NoPipelineCache disables the on-disk pipeline cache.
+	NoPipelineCache bool
+}
+
+// Devices lists the Vulkan devices on this machine.
+func Devices() ([]DeviceInfo, error) {
+	inst, err := newInstance(false, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer inst.release()
+	infos, _, err := enumerate(inst)
+	return infos, err
+}
+
+func enumerate(inst *instance) ([]DeviceInfo, []vulkan.PhysicalDevice, error) {
+	var n uint32
+	if err := check("vkEnumeratePhysicalDevices", vulkan.EnumeratePhysicalDevices(inst.handle, &n, nil)); err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return nil, nil, nil
+	}
+	pds := make([]vulkan.PhysicalDevice, n)
+	if err := check("vkEnumeratePhysicalDevices", vulkan.EnumeratePhysicalDevices(inst.handle, &n, pds)); err != nil {
+		return nil, nil, err
+	}
+	pds = pds[:n]
+	infos := make([]DeviceInfo, n)
+	for i, pd := range pds {
+		infos[i] = describe(inst, pd, i)
+	}
+	return infos, pds, nil
+}
+
+func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
+	var p vulkan.PhysicalDeviceProperties
+	vulkan.GetPhysicalDeviceProperties(pd, &p)
+	p.Deref()
+	p.Limits.Deref()
+	var f vulkan.PhysicalDeviceFeatures
+	vulkan.GetPhysicalDeviceFeatures(pd, &f)
+	f.Deref()
+	var mp vulkan.PhysicalDeviceMemoryProperties
+	vulkan.GetPhysicalDeviceMemoryProperties(pd, &mp)
+	mp.Deref()
+	var localBytes uint64
+	for i := uint32(0); i < mp.MemoryHeapCount; i++ {
+		h := mp.MemoryHeaps[i]
+		h.Deref()
+		if h.Flags&vulkan.MemoryHeapFlags(vulkan.MemoryHeapDeviceLocalBit) != 0 && uint64(h.Size) > localBytes {
+			localBytes = uint64(h.Size)
+		}
+	}
+	sg := querySubgroup(inst.handle, pd)
+	l := p.Limits
+	t := Other
+	switch p.DeviceType {
+	case vulkan.PhysicalDeviceTypeDiscreteGpu:
+		t = Discrete
+	case vulkan.PhysicalDeviceTypeIntegratedGpu:
+		t = Integrated
+	case vulkan.PhysicalDeviceTypeVirtualGpu:
+		t = Virtual
+	case vulkan.PhysicalDeviceTypeCpu:
+		t = CPU
+	}
+	info := DeviceInfo{
+		Index:         index,
+		Name:          cString(p.DeviceName[:]),
+		Type:          t,
+		VendorID:      p.VendorID,
+		DeviceID:      p.DeviceID,
+		APIVersion:    versionString(p.ApiVersion),
+		DriverVersion: driverVersionString(p.VendorID, p.DriverVersion),
+		Limits: Limits{
+			SubgroupSize:           sg.size,
+			SubgroupOps:            sg.ops,
+			MaxSharedMemory:        l.MaxComputeSharedMemorySize,
+			MaxWorkGroupSize:       l.MaxComputeWorkGroupInvocations,
+			MaxWorkGroupCount:      l.MaxComputeWorkGroupCount,
+			MaxStorageBufferRange:  uint64(l.MaxStorageBufferRange),
+			MaxPushConstants:       l.MaxPushConstantsSize,
+			StorageOffsetAlignment: uint64(l.MinStorageBufferOffsetAlignment),
+			TimestampPeriodNs:      float64(l.TimestampPeriod),
+			TimestampCompute:       l.TimestampComputeAndGraphics == vulkan.True,
+			ShaderInt64:            f.ShaderInt64 == vulkan.True,
+			DeviceLocalBytes:       localBytes,
+		},
+		cacheUUID: p.PipelineCacheUUID,
+	}
+	return info
+}
+
+func versionString(v uint32) string {
+	return fmt.Sprintf("%d.%d.%d", v>>22, (v>>12)&0x3ff, v&0xfff)
+}
+
+// driverVersionString decodes the vendor-specific driver version packing.
+func driverVersionString(vendor, v uint32) string {
+	switch vendor {
+	case 0x10de: // NVIDIA: 10.8.8.6 bits
+		return fmt.Sprintf("%d.%d.%d", v>>22, (v>>14)&0xff, (v>>6)&0xff)
+	case 0x8086: // Intel on Windows packs 18.14; Mesa uses the standard packing.
+		return versionString(v)
+	}
+	return versionString(v)
+}
+
+// choose picks a device by the selector (index or name substring), or the
+// best type when the selector is empty.
+func choose(infos []DeviceInfo, sel string) (int, error) {
+	if len(infos) == 0 {
+		return -1, fmt.Errorf("vk: no Vulkan device found (install mesa-vulkan-drivers for the CPU device lavapipe): %w", ErrNoDevice)
+	}
+	if sel != "" {
+		if i, err := strconv.Atoi(sel); err == nil {
+			if i < 0 || i >= len(infos) {
+				return -1, fmt.Errorf("vk: device index %d out of range (have %d devices; see 'vkgan devices'): %w", i, len(infos), ErrNoDevice)
+			}
+			return i, nil
+		}
+		for i, d := range infos {
+			if strings.Contains(strings.ToLower(d.Name), strings.ToLower(sel)) {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("vk: no device name contains %q (see 'vkgan devices'): %w", sel, ErrNoDevice)
+	}
+	order := make([]int, len(infos))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return infos[order[a]].Type < infos[order[b]].Type })
+	return order[0], nil
+}
+
+// handles holds the Vulkan handles of a Device in a struct with no Go
+// pointers, so that passing &h.x to cgo never trips cgocheck.
+type handles struct {
+	phys   vulkan.PhysicalDevice
+	dev    vulkan.Device
+	queue  vulkan.Queue
+	pool   vulkan.CommandPool
+	cache  vulkan.PipelineCache
+	fence  vulkan.Fence
+	family uint32
+}
+
+// Device is an open logical device with one compute queue. It owns every
+// object made from it; Close releases what callers did not.
+type Device struct {
+	*handles
+	inst      *instance
+	info      DeviceInfo
+	hot       *hotPath
+	mem       *allocator
+	cachePath string
+
+	mu     sync.Mutex
+	closed bool
+	owned  map[releaser]struct{}
+}
+
+type releaser interface{ Release() }
+
+// Open creates a device from opts (see Options).
+func Open(opts Options) (*Device, error) {
+	validate := opts.Validate || ValidationFromEnv()
+	inst, err := newInstance(validate, opts.OnMessage)
+	if err != nil {
+		return nil, err
+	}
+	infos, pds, err := enumerate(inst)
+	if err != nil {
+		inst.release()
+		return nil, err
+	}
+	sel := opts.Device
+	if sel == "" {
+		sel = os.Getenv("VKGAN_DEVICE")
+	}
+	idx, err := choose(infos, sel)
+	if err != nil {
+		inst.release()
+		return nil, err
+	}
+	d := &Device{handles: &handles{phys: pds[idx]}, inst: inst, info: infos[idx], owned: map[releaser]struct{}{}}
+	if err := d.init(!opts.NoPipelineCache); err != nil {
+		d.destroy()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Device) init(diskCache bool) error {
+	var n uint32
+	vulkan.GetPhysicalDeviceQueueFamilyProperties(d.phys, &n, nil)
+	qfs := make([]vulkan.QueueFamilyProperties, n)
+	vulkan.GetPhysicalDeviceQueueFamilyProperties(d.phys, &n, qfs)
+	family := -1
+	// Prefer a compute queue family without graphics (async compute on
+	// GPUs), else any family with compute.
+	for pass := 0; pass < 2 && family < 0; pass++ {
+		for i := range qfs[:n] {
+			qfs[i].Deref()
+			fl := qfs[i].QueueFlags
+			hasCompute := fl&vulkan.QueueFlags(vulkan.QueueComputeBit) != 0
+			hasGraphics := fl&vulkan.QueueFlags(vulkan.QueueGraphicsBit) != 0
+			if hasCompute && (pass == 1 || !hasGraphics) {
+				family = i
+				break
+			}
+		}
+	}
+	if family < 0 {
+		return fmt.Errorf("vk: %s has no compute queue: %w", d.info.Name, ErrNoDevice)
+	}
+	d.family = uint32(family)
+	features := vulkan.PhysicalDeviceFeatures{}
+	if d.info.Limits.ShaderInt64 {
+		features.ShaderInt64 = vulkan.True
+	}
+	qinfo := vulkan.DeviceQueueCreateInfo{
+		SType:            vulkan.StructureTypeDeviceQueueCreateInfo,
+		QueueFamilyIndex: d.family,
+		QueueCount:       1,
+		PQueuePriorities: []float32{1},
+	}
+	dinfo := vulkan.DeviceCreateInfo{
+		SType:                vulkan.StructureTypeDeviceCreateInfo,
+		QueueCreateInfoCount: 1,
+		PQueueCreateInfos:    []vulkan.DeviceQueueCreateInfo{qinfo},
+		PEnabledFeatures:     []vulkan.PhysicalDeviceFeatures{features},
+	}
+	var dev vulkan.Device
+	if err := check("vkCreateDevice", vulkan.CreateDevice(d.phys, &dinfo, nil, &dev)); err != nil {
+		return err
+	}
+	dinfo.Free()
+	d.dev = dev
+	var q vulkan.Queue
+	vulkan.GetDeviceQueue(d.dev, d.family, 0, &q)
+	d.queue = q
+	hot, err := newHotPath(d.inst.handle, d.dev)
+	if err != nil {
+		return err
+	}
+	d.hot = hot
+	var pool vulkan.CommandPool
+	if err := check("vkCreateCommandPool", vulkan.CreateCommandPool(d.dev, &vulkan.CommandPoolCreateInfo{
+		SType:            vulkan.StructureTypeCommandPoolCreateInfo,
+		Flags:            vulkan.CommandPoolCreateFlags(vulkan.CommandPoolCreateResetCommandBufferBit),
+		QueueFamilyIndex: d.family,
+	}, nil, &pool)); err != nil {
+		return err
+	}
+	d.pool = pool
+	var fence vulkan.Fence
+	if err := check("vkCreateFence", vulkan.CreateFence(d.dev, &vulkan.FenceCreateInfo{SType: vulkan.StructureTypeFenceCreateInfo}, nil, &fence)); err != nil {
+		return err
+	}
+	d.fence = fence
+	if err := d.openPipelineCache(diskCache); err != nil {
+		return err
+	}
+	d.mem = newAllocator(d)
+	return nil
+}
+
+// Info describes the device.
+func (d *Device) Info() DeviceInfo { return d.info }
+
+// ValidationMessages returns and clears the validation messages seen so far.
+func (d *Device) ValidationMessages() []string { return d.inst.takeMessages() }
+
+func (d *Device) track(r releaser) {
+	d.mu.Lock()
+	d.owned[r] = struct{}{}
+	d.mu.Unlock()
+}
+
+func (d *Device) untrack(r releaser) {
+	d.mu.Lock()
+	delete(d.owned, r)
+	d.mu.Unlock()
+}
+
+// WaitIdle waits until the device has finished all submitted work.
+func (d *Device) WaitIdle() error {
+	return check("vkDeviceWaitIdle", vulkan.DeviceWaitIdle(d.dev))
+}
+
+// Close waits for the device, releases every object still owned by it,
+// saves the pipeline cache and destroys the device and instance. It reports
+// a lost device; it is safe to call twice.
+func (d *Device) Close() error {
+	if d == nil || d.closed {
+		return nil
+	}
+	var err error
+	if d.dev != nil {
+		err = d.WaitIdle()
+	}
+	d.destroy()
+	return err
+}
+
+func (d *Device) destroy() {
+	d.closed = true
+	d.mu.Lock()
+	owned := make([]releaser, 0, len(d.owned))
+	for r := range d.owned {
+		owned = append(owned, r)
+	}
+	d.mu.Unlock()
+	for _, r := range owned {
+		r.Release()
+	}
+	if d.mem != nil {
+		d.mem.release()
+	}
+	if d.dev != nil {
+		d.savePipelineCache()
+		if d.cache != nil {
+			vulkan.DestroyPipelineCache(d.dev, d.cache, nil)
+		}
+		if d.fence != nil {
+			vulkan.DestroyFence(d.dev, d.fence, nil)
+		}
+		if d.pool != nil {
+			vulkan.DestroyCommandPool(d.dev, d.pool, nil)
+		}
+		vulkan.DestroyDevice(d.dev, nil)
+		d.dev = nil
+	}
+	d.hot.release()
+	d.inst.release()
+}
+
+func (d *Device) openPipelineCache(disk bool) error {
+	var data []byte
+	if disk {
+		if dir, err := os.UserCacheDir(); err == nil {
+			d.cachePath = filepath.Join(dir, "vkgan", fmt.Sprintf("pipelines-%04x-%04x-%x.bin", d.info.VendorID, d.info.DeviceID, d.info.cacheUUID))
+			data, _ = os.ReadFile(d.cachePath) // a missing or unreadable cache just starts empty
+		}
+	}
+	p := cBytes(data)
+	defer freeC(p)
+	var cache vulkan.PipelineCache
+	err := check("vkCreatePipelineCache", vulkan.CreatePipelineCache(d.dev, &vulkan.PipelineCacheCreateInfo{
+		SType:           vulkan.StructureTypePipelineCacheCreateInfo,
+		InitialDataSize: uint(len(data)),
+		PInitialData:    p,
+	}, nil, &cache))
+	if err != nil && len(data) > 0 {
+		// A cache from another driver build may be rejected; start empty.
+		err = check("vkCreatePipelineCache", vulkan.CreatePipelineCache(d.dev, &vulkan.PipelineCacheCreateInfo{
+			SType: vulkan.StructureTypePipelineCacheCreateInfo,
+		}, nil, &cache))
+	}
+	if err != nil {
+		return err
+	}
+	d.cache = cache
+	return nil
+}
+
+// savePipelineCache writes the cache atomically; failure only costs compile
+// time on the next run, so it is not an error.
+func (d *Device) savePipelineCache() {
+	if d.cachePath == "" || d.cache == nil {
+		return
+	}
+	var size uint
+	if vulkan.GetPipelineCacheData(d.dev, d.cache, &size, nil) != vulkan.Success || size == 0 {
+		return
+	}
+	buf := make([]byte, size)
+	if vulkan.GetPipelineCacheData(d.dev, d.cache, &size, unsafe.Pointer(&buf[0])) != vulkan.Success {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(d.cachePath), 0o755); err != nil {
+		return
+	}
+	tmp := d.cachePath + ".tmp"
+	if err := os.WriteFile(tmp, buf[:size], 0o644); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, d.cachePath); err != nil {
+		_ = os.Remove(tmp)
+	}
+}
+
+var errClosed = errors.New("vk: device is closed")

@@ -1,0 +1,176 @@
+package vk
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"unsafe"
+
+	vulkan "github.com/vulkan-go/vulkan"
+)
+
+const validationLayer = "VK_LAYER_KHRONOS_validation"
+
+// ValidationFromEnv reports whether VKGAN_VALIDATE asks for the Khronos
+// validation layer.
+func ValidationFromEnv() bool {
+	v := os.Getenv("VKGAN_VALIDATE")
+	return v != "" && v != "0" && v != "false"
+}
+
+// instance owns a VkInstance and, with validation on, its debug callback.
+type instance struct {
+	handle   vulkan.Instance
+	callback vulkan.DebugReportCallback
+
+	mu        sync.Mutex
+	onMessage func(string)
+	messages  []string
+}
+
+// newInstance creates a Vulkan 1.1 instance. With validate, it enables the
+// Khronos validation layer and reports every warning and error it raises to
+// onMessage (or stderr when nil); the messages are also kept for Messages.
+//
+// Reference: https://registry.khronos.org/vulkan/specs/1.3/html/vkspec.html#vkCreateInstance
+func newInstance(validate bool, onMessage func(string)) (*instance, error) {
+	if err := load(); err != nil {
+		return nil, err
+	}
+	inst := &instance{onMessage: onMessage}
+	var layers, exts []string
+	if validate {
+		if !hasInstanceLayer(validationLayer) {
+			return nil, fmt.Errorf("vk: VKGAN_VALIDATE is set but %s is not installed (Debian: vulkan-validationlayers)", validationLayer)
+		}
+		layers = append(layers, validationLayer+"\x00")
+		exts = append(exts, "VK_EXT_debug_report\x00")
+	}
+	// The portability enumeration extension lets MoltenVK devices show up.
+	var flags vulkan.InstanceCreateFlags
+	if hasInstanceExtension("VK_KHR_portability_enumeration") {
+		exts = append(exts, "VK_KHR_portability_enumeration\x00")
+		flags |= 0x00000001 // VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR
+	}
+	app := vulkan.ApplicationInfo{
+		SType:              vulkan.StructureTypeApplicationInfo,
+		PApplicationName:   "vkgan\x00",
+		ApplicationVersion: vulkan.MakeVersion(0, 1, 0),
+		PEngineName:        "vkgan\x00",
+		EngineVersion:      vulkan.MakeVersion(0, 1, 0),
+		ApiVersion:         vulkan.MakeVersion(1, 1, 0),
+	}
+	info := vulkan.InstanceCreateInfo{
+		SType:                   vulkan.StructureTypeInstanceCreateInfo,
+		Flags:                   flags,
+		PApplicationInfo:        &app,
+		EnabledLayerCount:       uint32(len(layers)),
+		PpEnabledLayerNames:     layers,
+		EnabledExtensionCount:   uint32(len(exts)),
+		PpEnabledExtensionNames: exts,
+	}
+	var h vulkan.Instance
+	if err := check("vkCreateInstance", vulkan.CreateInstance(&info, nil, &h)); err != nil {
+		return nil, err
+	}
+	info.Free()
+	app.Free()
+	inst.handle = h
+	if err := vulkan.InitInstance(h); err != nil {
+		vulkan.DestroyInstance(h, nil)
+		return nil, fmt.Errorf("vk: vkInitInstance: %w", err)
+	}
+	if validate {
+		cbInfo := vulkan.DebugReportCallbackCreateInfo{
+			SType:       vulkan.StructureTypeDebugReportCallbackCreateInfo,
+			Flags:       vulkan.DebugReportFlags(vulkan.DebugReportErrorBit | vulkan.DebugReportWarningBit | vulkan.DebugReportPerformanceWarningBit),
+			PfnCallback: inst.report,
+		}
+		var cb vulkan.DebugReportCallback
+		if err := check("vkCreateDebugReportCallbackEXT", vulkan.CreateDebugReportCallback(h, &cbInfo, nil, &cb)); err != nil {
+			vulkan.DestroyInstance(h, nil)
+			return nil, err
+		}
+		inst.callback = cb
+	}
+	return inst, nil
+}
+
+func (in *instance) report(flags vulkan.DebugReportFlags, _ vulkan.DebugReportObjectType, _ uint64, _ uint, _ int32, prefix, msg string, _ unsafe.Pointer) vulkan.Bool32 {
+	line := fmt.Sprintf("vulkan validation [%s]: %s", prefix, msg)
+	in.mu.Lock()
+	in.messages = append(in.messages, line)
+	fn := in.onMessage
+	in.mu.Unlock()
+	if fn != nil {
+		fn(line)
+	} else {
+		fmt.Fprintln(os.Stderr, line)
+	}
+	return vulkan.False
+}
+
+func (in *instance) takeMessages() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	m := in.messages
+	in.messages = nil
+	return m
+}
+
+func (in *instance) release() {
+	if in == nil || in.handle == nil {
+		return
+	}
+	if in.callback != nil {
+		vulkan.DestroyDebugReportCallback(in.handle, in.callback, nil)
+	}
+	vulkan.DestroyInstance(in.handle, nil)
+	in.handle = nil
+}
+
+func hasInstanceLayer(name string) bool {
+	var n uint32
+	if vulkan.EnumerateInstanceLayerProperties(&n, nil) != vulkan.Success || n == 0 {
+		return false
+	}
+	props := make([]vulkan.LayerProperties, n)
+	if vulkan.EnumerateInstanceLayerProperties(&n, props) != vulkan.Success {
+		return false
+	}
+	for i := range props[:n] {
+		props[i].Deref()
+		if cString(props[i].LayerName[:]) == name {
+			return true
+		}
+	}
+	return false
+}
+
+func hasInstanceExtension(name string) bool {
+	var n uint32
+	if vulkan.EnumerateInstanceExtensionProperties("", &n, nil) != vulkan.Success || n == 0 {
+		return false
+	}
+	props := make([]vulkan.ExtensionProperties, n)
+	if vulkan.EnumerateInstanceExtensionProperties("", &n, props) != vulkan.Success {
+		return false
+	}
+	for i := range props[:n] {
+		props[i].Deref()
+		if cString(props[i].ExtensionName[:]) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// cString reads a fixed-size NUL-terminated C char array.
+func cString(b []byte) string {
+	s := string(b)
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,175 @@
+package vk
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <vulkan/vulkan.h>
+
+static PFN_vkGetInstanceProcAddr vkg_gipa;
+
+// vkg_open loads the Vulkan loader by file name and finds its entry point.
+static int vkg_open(const char *name) {
+	void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) return 0;
+	vkg_gipa = (PFN_vkGetInstanceProcAddr)dlsym(h, "vkGetInstanceProcAddr");
+	return vkg_gipa != NULL;
+}
+
+static void *vkg_proc_addr(void) { return (void *)vkg_gipa; }
+
+// vkg_subgroup queries Vulkan 1.1 subgroup properties, which vulkan-go cannot
+// chain into vkGetPhysicalDeviceProperties2.
+static void vkg_subgroup(VkInstance inst, VkPhysicalDevice pd, uint32_t *size, uint32_t *ops, uint32_t *stages) {
+	PFN_vkGetPhysicalDeviceProperties2 f =
+		(PFN_vkGetPhysicalDeviceProperties2)vkg_gipa(inst, "vkGetPhysicalDeviceProperties2");
+	*size = 0; *ops = 0; *stages = 0;
+	if (f == NULL) return;
+	VkPhysicalDeviceSubgroupProperties sg;
+	memset(&sg, 0, sizeof sg);
+	sg.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+	VkPhysicalDeviceProperties2 p2;
+	memset(&p2, 0, sizeof p2);
+	p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+	p2.pNext = &sg;
+	f(pd, &p2);
+	*size = sg.subgroupSize; *ops = sg.supportedOperations; *stages = sg.supportedStages;
+}
+
+// The per-step path (submit, wait, reset) is called through these pointers
+// rather than vulkan-go, whose struct marshalling allocates C memory on every
+// call; a training run submits hundreds of thousands of times.
+typedef struct {
+	PFN_vkQueueSubmit submit;
+	PFN_vkWaitForFences wait;
+	PFN_vkResetFences reset;
+} vkg_hot;
+
+static int vkg_hot_init(VkInstance inst, VkDevice dev, vkg_hot *h) {
+	PFN_vkGetDeviceProcAddr gdpa = (PFN_vkGetDeviceProcAddr)vkg_gipa(inst, "vkGetDeviceProcAddr");
+	if (gdpa == NULL) return 0;
+	h->submit = (PFN_vkQueueSubmit)gdpa(dev, "vkQueueSubmit");
+	h->wait = (PFN_vkWaitForFences)gdpa(dev, "vkWaitForFences");
+	h->reset = (PFN_vkResetFences)gdpa(dev, "vkResetFences");
+	return h->submit && h->wait && h->reset;
+}
+
+// vkg_submit_wait submits one command buffer, waits for its fence and resets
+// it. It returns the first failing call's result and which call it was.
+static VkResult vkg_submit_wait(vkg_hot *h, VkDevice dev, VkQueue q, VkCommandBuffer cb, VkFence f, uint64_t timeout, int *which) {
+	VkSubmitInfo si;
+	memset(&si, 0, sizeof si);
+	si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+	si.commandBufferCount = 1;
+	si.pCommandBuffers = &cb;
+	*which = 0;
+	VkResult r = h->submit(q, 1, &si, f);
+	if (r != VK_SUCCESS) return r;
+	*which = 1;
+	r = h->wait(dev, 1, &f, VK_TRUE, timeout);
+	if (r != VK_SUCCESS) return r;
+	*which = 2;
+	return h->reset(dev, 1, &f);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	vulkan "github.com/vulkan-go/vulkan"
+)
+
+var (
+	loadOnce sync.Once
+	loadErr  error
+	loadedSo string
+)
+
+// load finds the Vulkan loader. It asks for the soname libvulkan.so.1, which
+// the runtime package (libvulkan1) provides; vulkan-go's own default loader
+// asks for libvulkan.so, which exists only where the -dev package is installed.
+func load() error {
+	loadOnce.Do(func() {
+		for _, name := range []string{"libvulkan.so.1", "libvulkan.so"} {
+			cs := C.CString(name)
+			ok := C.vkg_open(cs) != 0
+			C.free(unsafe.Pointer(cs))
+			if ok {
+				loadedSo = name
+				break
+			}
+		}
+		if loadedSo == "" {
+			loadErr = fmt.Errorf("vk: cannot load the Vulkan loader (libvulkan.so.1): install libvulkan1 and a driver such as mesa-vulkan-drivers: %w", ErrNoDevice)
+			return
+		}
+		vulkan.SetGetInstanceProcAddr(C.vkg_proc_addr())
+		if err := vulkan.Init(); err != nil {
+			loadErr = fmt.Errorf("vk: vkInit: %w", err)
+		}
+	})
+	return loadErr
+}
+
+type subgroupInfo struct {
+	size, ops, stages uint32
+}
+
+func querySubgroup(inst vulkan.Instance, pd vulkan.PhysicalDevice) subgroupInfo {
+	var s, o, st C.uint32_t
+	C.vkg_subgroup(C.VkInstance(unsafe.Pointer(inst)), C.VkPhysicalDevice(unsafe.Pointer(pd)), &s, &o, &st)
+	return subgroupInfo{uint32(s), uint32(o), uint32(st)}
+}
+
+// hotPath holds the C function pointers for submit-and-wait. It is
+// allocated in C memory so cgo pointer rules never see it.
+type hotPath struct {
+	fns *C.vkg_hot
+}
+
+func newHotPath(inst vulkan.Instance, dev vulkan.Device) (*hotPath, error) {
+	p := (*C.vkg_hot)(C.calloc(1, C.size_t(unsafe.Sizeof(C.vkg_hot{}))))
+	if C.vkg_hot_init(C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)), p) == 0 {
+		C.free(unsafe.Pointer(p))
+		return nil, fmt.Errorf("vk: vkGetDeviceProcAddr: queue submit entry points missing")
+	}
+	return &hotPath{fns: p}, nil
+}
+
+func (h *hotPath) release() {
+	if h != nil && h.fns != nil {
+		C.free(unsafe.Pointer(h.fns))
+		h.fns = nil
+	}
+}
+
+var hotCalls = [...]string{"vkQueueSubmit", "vkWaitForFences", "vkResetFences"}
+
+func (h *hotPath) submitWait(dev vulkan.Device, q vulkan.Queue, cb vulkan.CommandBuffer, f vulkan.Fence, timeoutNs uint64) error {
+	var which C.int
+	r := C.vkg_submit_wait(h.fns, C.VkDevice(unsafe.Pointer(dev)), C.VkQueue(unsafe.Pointer(q)),
+		C.VkCommandBuffer(unsafe.Pointer(cb)), C.VkFence(unsafe.Pointer(f)), C.uint64_t(timeoutNs), &which)
+	if r != C.VK_SUCCESS {
+		return check(hotCalls[which], vulkan.Result(r))
+	}
+	return nil
+}
+
+// cBytes copies b into C memory; the caller frees it with freeC.
+func cBytes(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return C.CBytes(b)
+}
+
+func freeC(p unsafe.Pointer) {
+	if p != nil {
+		C.free(p)
+	}
+}

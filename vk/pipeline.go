@@ -1,0 +1,164 @@
+package vk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	vulkan "github.com/vulkan-go/vulkan"
+)
+
+// PipelineDesc describes a compute kernel's interface.
+type PipelineDesc struct {
+	Name     string   // for error messages
+	SPIRV    []byte   // the module; entry point "main"
+	Bindings int      // storage buffers at set 0, bindings 0..Bindings-1
+	PushSize int      // bytes of push constants
+	Spec     []uint32 // specialization constants with ids 0..len-1, 32 bits each
+}
+
+// Pipeline is a compute pipeline with its layouts.
+type Pipeline struct {
+	d        *Device
+	name     string
+	bindings int
+	push     int
+	module   vulkan.ShaderModule
+	setLay   vulkan.DescriptorSetLayout
+	layout   vulkan.PipelineLayout
+	pipe     vulkan.Pipeline
+}
+
+// NewPipeline compiles desc through the device's pipeline cache.
+//
+// Reference: https://registry.khronos.org/vulkan/specs/1.3/html/vkspec.html#pipelines-compute
+func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
+	if d.closed {
+		return nil, errClosed
+	}
+	if len(desc.SPIRV) == 0 || len(desc.SPIRV)%4 != 0 {
+		return nil, fmt.Errorf("vk: pipeline %s: SPIR-V of %d bytes is not a whole number of words", desc.Name, len(desc.SPIRV))
+	}
+	if desc.PushSize > int(d.info.Limits.MaxPushConstants) {
+		return nil, fmt.Errorf("vk: pipeline %s: %d bytes of push constants exceed the device's %d", desc.Name, desc.PushSize, d.info.Limits.MaxPushConstants)
+	}
+	p := &Pipeline{d: d, name: desc.Name, bindings: desc.Bindings, push: desc.PushSize}
+	if err := p.build(desc); err != nil {
+		p.destroy()
+		return nil, fmt.Errorf("pipeline %s: %w", desc.Name, err)
+	}
+	d.track(p)
+	return p, nil
+}
+
+func (p *Pipeline) build(desc PipelineDesc) error {
+	dev := p.d.dev
+	code := make([]uint32, len(desc.SPIRV)/4)
+	for i := range code {
+		code[i] = binary.LittleEndian.Uint32(desc.SPIRV[4*i:])
+	}
+	var mod vulkan.ShaderModule
+	if err := check("vkCreateShaderModule", vulkan.CreateShaderModule(dev, &vulkan.ShaderModuleCreateInfo{
+		SType:    vulkan.StructureTypeShaderModuleCreateInfo,
+		CodeSize: uint(len(desc.SPIRV)),
+		PCode:    code,
+	}, nil, &mod)); err != nil {
+		return err
+	}
+	p.module = mod
+	binds := make([]vulkan.DescriptorSetLayoutBinding, desc.Bindings)
+	for i := range binds {
+		binds[i] = vulkan.DescriptorSetLayoutBinding{
+			Binding:         uint32(i),
+			DescriptorType:  vulkan.DescriptorTypeStorageBuffer,
+			DescriptorCount: 1,
+			StageFlags:      vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit),
+		}
+	}
+	var sl vulkan.DescriptorSetLayout
+	if err := check("vkCreateDescriptorSetLayout", vulkan.CreateDescriptorSetLayout(dev, &vulkan.DescriptorSetLayoutCreateInfo{
+		SType:        vulkan.StructureTypeDescriptorSetLayoutCreateInfo,
+		BindingCount: uint32(len(binds)),
+		PBindings:    binds,
+	}, nil, &sl)); err != nil {
+		return err
+	}
+	p.setLay = sl
+	var ranges []vulkan.PushConstantRange
+	if desc.PushSize > 0 {
+		ranges = []vulkan.PushConstantRange{{StageFlags: vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), Size: uint32(desc.PushSize)}}
+	}
+	var pl vulkan.PipelineLayout
+	if err := check("vkCreatePipelineLayout", vulkan.CreatePipelineLayout(dev, &vulkan.PipelineLayoutCreateInfo{
+		SType:                  vulkan.StructureTypePipelineLayoutCreateInfo,
+		SetLayoutCount:         1,
+		PSetLayouts:            []vulkan.DescriptorSetLayout{sl},
+		PushConstantRangeCount: uint32(len(ranges)),
+		PPushConstantRanges:    ranges,
+	}, nil, &pl)); err != nil {
+		return err
+	}
+	p.layout = pl
+	// Specialization data lives in C memory: the binding stores the pointer
+	// inside a C struct, where cgo forbids Go pointers.
+	var spec []vulkan.SpecializationInfo
+	var specData unsafe.Pointer
+	if len(desc.Spec) > 0 {
+		raw := make([]byte, 4*len(desc.Spec))
+		entries := make([]vulkan.SpecializationMapEntry, len(desc.Spec))
+		for i, v := range desc.Spec {
+			binary.LittleEndian.PutUint32(raw[4*i:], v)
+			entries[i] = vulkan.SpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
+		}
+		specData = cBytes(raw)
+		spec = []vulkan.SpecializationInfo{{MapEntryCount: uint32(len(entries)), PMapEntries: entries, DataSize: uint(len(raw)), PData: specData}}
+	}
+	defer freeC(specData)
+	info := vulkan.ComputePipelineCreateInfo{
+		SType: vulkan.StructureTypeComputePipelineCreateInfo,
+		Stage: vulkan.PipelineShaderStageCreateInfo{
+			SType:               vulkan.StructureTypePipelineShaderStageCreateInfo,
+			Stage:               vulkan.ShaderStageComputeBit,
+			Module:              mod,
+			PName:               "main\x00",
+			PSpecializationInfo: spec,
+		},
+		Layout: pl,
+	}
+	pipes := make([]vulkan.Pipeline, 1)
+	if err := check("vkCreateComputePipelines", vulkan.CreateComputePipelines(dev, p.d.cache, 1, []vulkan.ComputePipelineCreateInfo{info}, nil, pipes)); err != nil {
+		return err
+	}
+	p.pipe = pipes[0]
+	return nil
+}
+
+// Name is the kernel name given at creation.
+func (p *Pipeline) Name() string { return p.name }
+
+// Release destroys the pipeline; safe on nil and twice. It must not be
+// called while a submitted command buffer may use it.
+func (p *Pipeline) Release() {
+	if p == nil || p.d == nil {
+		return
+	}
+	p.d.untrack(p)
+	p.destroy()
+	*p = Pipeline{}
+}
+
+func (p *Pipeline) destroy() {
+	dev := p.d.dev
+	if p.pipe != nil {
+		vulkan.DestroyPipeline(dev, p.pipe, nil)
+	}
+	if p.layout != nil {
+		vulkan.DestroyPipelineLayout(dev, p.layout, nil)
+	}
+	if p.setLay != nil {
+		vulkan.DestroyDescriptorSetLayout(dev, p.setLay, nil)
+	}
+	if p.module != nil {
+		vulkan.DestroyShaderModule(dev, p.module, nil)
+	}
+}
