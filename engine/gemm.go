@@ -1,45 +1,280 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // ConvParams are a 2D convolution's stride and zero padding. Zero strides
 // mean 1.
 type ConvParams struct {
 	StrideH, StrideW int
 	PadH, PadW       int
+	// Accumulate adds the result into the output instead of overwriting it
+	// (for gradients summed over several passes, such as D's real and fake
+	// batches).
+	Accumulate bool
 }
 
-var errTODO = fmt.Errorf("engine: not implemented yet")
+func (p ConvParams) norm() ConvParams {
+	if p.StrideH == 0 {
+		p.StrideH = 1
+	}
+	if p.StrideW == 0 {
+		p.StrideW = 1
+	}
+	return p
+}
+
+// The implicit-GEMM kernel's register tile: igemm.comp's TM x TN.
+const (
+	gemmTM = 16
+	gemmTN = 4
+)
+
+// Index maps of igemm.comp.
+const (
+	modeMatMul = iota
+	modeConvForward
+	modeConvBackwardData
+	modeConvBackwardWeights
+)
+
+// gemmArgs is igemm.comp's push-constant block, in order.
+type gemmArgs struct {
+	M, N, K                                             int
+	sAm, sAk, sBk, sBn, ldc                             int
+	nb, cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw int
+	alpha, beta                                         float32
+	hasBias                                             bool
+}
+
+func (g gemmArgs) push() []byte {
+	return pushConstants(g.M, g.N, g.K, g.sAm, g.sAk, g.sBk, g.sBn, g.ldc,
+		g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+		g.alpha, g.beta, g.hasBias)
+}
+
+// igemm records one dispatch of the implicit-GEMM core. ncols is the number
+// of output columns per grid z slice; vecA/vecB say whether A and B allow
+// aligned 4-wide loads.
+func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
+	d := r.d
+	lim := d.info.Limits
+	useSG := d.class == ClassCPU && lim.SubgroupSize >= 8 && lim.SubgroupSize <= 64 && lim.SubgroupOps&0x9 == 0x9
+	wg := 64
+	if d.class == ClassCPU {
+		// Lanes own columns: shrink the workgroup for narrow outputs so lanes
+		// are not spent on clamped columns.
+		wg = 128
+		need := (ncols + gemmTN - 1) / gemmTN
+		for wg > 8 && wg/2 >= need {
+			wg /= 2
+		}
+		if useSG && wg < int(lim.SubgroupSize) {
+			wg = int(lim.SubgroupSize)
+		}
+	}
+	if uint32(wg) > lim.MaxWorkGroupSize {
+		wg = int(lim.MaxWorkGroupSize)
+	}
+	kernel := "igemm"
+	if lim.ShaderInt64 {
+		kernel = "igemm_i64"
+	}
+	groups := [3]uint32{
+		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
+		uint32((g.M + gemmTM - 1) / gemmTM),
+		uint32(zslices),
+	}
+	spec := []uint32{uint32(mode), uint32(wg), b2u(useSG), b2u(vecA), b2u(vecB)}
+	if bias == nil {
+		bias = c // bound but never read (hasBias = 0)
+	}
+	return r.dispatch(kernel, spec, groups, g.push(), a, b, c, bias)
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func shapeStr(t *Tensor) string {
+	if t == nil {
+		return "nil"
+	}
+	return fmt.Sprint(t.shape)
+}
 
 // Gemm records C = alpha*op(A)*op(B) + beta*C (+ bias[j] on every row when
-// bias is non-nil), with op(X) = X or X^T. A, B, C are 2D.
+// bias is non-nil), with op(X) = X^T when the trans flag is set. A, B and C
+// are 2D: op(A) is [M,K], op(B) is [K,N], C is [M,N], bias has N elements.
+// C must not alias A or B.
 func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor) error {
-	return r.fail(errTODO)
+	if a == nil || b == nil || c == nil {
+		return r.fail(fmt.Errorf("engine: gemm: nil tensor (a %s, b %s, c %s)", shapeStr(a), shapeStr(b), shapeStr(c)))
+	}
+	if len(a.shape) != 2 || len(b.shape) != 2 || len(c.shape) != 2 {
+		return r.fail(fmt.Errorf("engine: gemm: want 2D tensors, got a %v, b %v, c %v", a.shape, b.shape, c.shape))
+	}
+	M, K := a.shape[0], a.shape[1]
+	sAm, sAk := K, 1
+	if transA {
+		M, K = K, M
+		sAm, sAk = 1, M
+	}
+	Kb, N := b.shape[0], b.shape[1]
+	sBk, sBn := N, 1
+	if transB {
+		Kb, N = N, Kb
+		sBk, sBn = 1, Kb
+	}
+	if Kb != K {
+		return r.fail(fmt.Errorf("engine: gemm: inner dimensions differ: op(a) is %dx%d, op(b) is %dx%d", M, K, Kb, N))
+	}
+	if c.shape[0] != M || c.shape[1] != N {
+		return r.fail(fmt.Errorf("engine: gemm: c is %v, want [%d %d]", c.shape, M, N))
+	}
+	if bias != nil && bias.n != N {
+		return r.fail(fmt.Errorf("engine: gemm: bias has %d elements, want %d", bias.n, N))
+	}
+	if c.buf == a.buf || c.buf == b.buf {
+		return r.fail(fmt.Errorf("engine: gemm: c must not alias a or b"))
+	}
+	if isNaN32(alpha) || isNaN32(beta) {
+		return r.fail(fmt.Errorf("engine: gemm: alpha %g, beta %g must be numbers", alpha, beta))
+	}
+	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
+	vecA := sAk == 1 && K%4 == 0
+	vecB := sBn == 1 && N%4 == 0
+	return r.igemm(modeMatMul, g, N, 1, vecA, vecB, a, b, c, bias)
 }
+
+func isNaN32(f float32) bool { return math.IsNaN(float64(f)) }
 
 // MatMul records C = A*B.
 func (r *Recorder) MatMul(c, a, b *Tensor) error { return r.Gemm(c, a, b, false, false, 1, 0, nil) }
 
-// Conv2D records y = conv(x, w): x [N,Cin,H,W], w [Cout,Cin,KH,KW], y [N,Cout,OH,OW].
-func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error { return r.fail(errTODO) }
-
-// Conv2DBackwardData records dx = d conv / d x applied to dy.
-func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error { return r.fail(errTODO) }
-
-// Conv2DBackwardWeights records dw = d conv / d w applied to dy.
-func (r *Recorder) Conv2DBackwardWeights(dw, dy, x *Tensor, p ConvParams) error { return r.fail(errTODO) }
-
-// ConvTranspose2D records y = conv_transpose(x, w): x [N,Cin,H,W], w [Cin,Cout,KH,KW] (PyTorch layout).
-func (r *Recorder) ConvTranspose2D(y, x, w *Tensor, p ConvParams) error {
-	return r.Conv2DBackwardData(y, x, w, p)
+// convGeom checks x [N,Cin,H,W], w [Cout,Cin,KH,KW], y [N,Cout,OH,OW] for
+// a convolution with params p and returns the push-constant geometry.
+func convGeom(op string, x, w, y *Tensor, p ConvParams) (gemmArgs, error) {
+	var g gemmArgs
+	if x == nil || w == nil || y == nil {
+		return g, fmt.Errorf("engine: %s: nil tensor", op)
+	}
+	if len(x.shape) != 4 || len(w.shape) != 4 || len(y.shape) != 4 {
+		return g, fmt.Errorf("engine: %s: want 4D NCHW tensors, got input %v, weights %v, output %v", op, x.shape, w.shape, y.shape)
+	}
+	if p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 {
+		return g, fmt.Errorf("engine: %s: stride %dx%d must be >= 1 and padding %dx%d >= 0", op, p.StrideH, p.StrideW, p.PadH, p.PadW)
+	}
+	nb, cin, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	cout, wcin, kh, kw := w.shape[0], w.shape[1], w.shape[2], w.shape[3]
+	if wcin != cin {
+		return g, fmt.Errorf("engine: %s: input %v has %d channels, weights %v expect %d", op, x.shape, cin, w.shape, wcin)
+	}
+	if p.PadH >= kh || p.PadW >= kw {
+		return g, fmt.Errorf("engine: %s: padding %dx%d must be smaller than the kernel %dx%d", op, p.PadH, p.PadW, kh, kw)
+	}
+	oh := (h+2*p.PadH-kh)/p.StrideH + 1
+	ow := (wd+2*p.PadW-kw)/p.StrideW + 1
+	if h+2*p.PadH < kh || wd+2*p.PadW < kw || oh < 1 || ow < 1 {
+		return g, fmt.Errorf("engine: %s: kernel %dx%d does not fit input %dx%d with padding %dx%d", op, kh, kw, h, wd, p.PadH, p.PadW)
+	}
+	want := []int{nb, cout, oh, ow}
+	if !sameShape(y.shape, want) {
+		return g, fmt.Errorf("engine: %s: output is %v, want %v for input %v, weights %v, stride %dx%d, padding %dx%d",
+			op, y.shape, want, x.shape, w.shape, p.StrideH, p.StrideW, p.PadH, p.PadW)
+	}
+	g = gemmArgs{nb: nb, cin: cin, h: h, w: wd, cout: cout, oh: oh, ow: ow, kh: kh, kw: kw,
+		sh: p.StrideH, sw: p.StrideW, ph: p.PadH, pw: p.PadW, alpha: 1}
+	if p.Accumulate {
+		g.beta = 1
+	}
+	return g, nil
 }
 
-// ConvTranspose2DBackwardData records dx for ConvTranspose2D: a convolution of dy with w.
+func distinct(op string, out *Tensor, ins ...*Tensor) error {
+	for _, in := range ins {
+		if in.buf == out.buf {
+			return fmt.Errorf("engine: %s: output must not alias an input", op)
+		}
+	}
+	return nil
+}
+
+// Conv2D records y = conv(x, w): x [N,Cin,H,W], w [Cout,Cin,KH,KW],
+// y [N,Cout,OH,OW] with OH = (H+2*PadH-KH)/StrideH + 1 (likewise OW).
+func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
+	p = p.norm()
+	g, err := convGeom("conv2d", x, w, y, p)
+	if err == nil {
+		err = distinct("conv2d", y, x, w)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	g.M, g.N, g.K = g.cout, g.nb*g.oh*g.ow, g.cin*g.kh*g.kw
+	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, nil)
+}
+
+// Conv2DBackwardData records dx = (d conv(x, w) / d x)^T dy: the gradient
+// of Conv2D with respect to its input. dx [N,Cin,H,W], dy [N,Cout,OH,OW].
+// It runs as a gather over the StrideH*StrideW output parity classes, so
+// it needs no atomics and does no work for taps that miss.
+func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
+	p = p.norm()
+	g, err := convGeom("conv2d backward-data", dx, w, dy, p)
+	if err == nil {
+		err = distinct("conv2d backward-data", dx, dy, w)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	// Columns per class: at most ceil(H/s)*ceil(W/s) pixels per image.
+	maxCols := g.nb * ((g.h + g.sh - 1) / g.sh) * ((g.w + g.sw - 1) / g.sw)
+	g.M, g.N, g.K = g.cin, maxCols, 0 // K is per class, computed in the shader
+	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
+}
+
+// Conv2DBackwardWeights records dw = d conv(x, w) / d w applied to dy.
+// dw [Cout,Cin,KH,KW].
+func (r *Recorder) Conv2DBackwardWeights(dw, dy, x *Tensor, p ConvParams) error {
+	p = p.norm()
+	g, err := convGeom("conv2d backward-weights", x, dw, dy, p)
+	if err == nil {
+		err = distinct("conv2d backward-weights", dw, dy, x)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	g.M, g.N, g.K = g.cout, g.cin*g.kh*g.kw, g.nb*g.oh*g.ow
+	return r.igemm(modeConvBackwardWeights, g, g.N, 1, (g.oh*g.ow)%4 == 0, false, dy, x, dw, nil)
+}
+
+// ConvTranspose2D records y = conv_transpose(x, w) with PyTorch's layout:
+// x [N,Cin,H,W], w [Cin,Cout,KH,KW], y [N,Cout,(H-1)*S-2P+KH, ...]. It is
+// Conv2DBackwardData with the roles of input and output swapped.
+func (r *Recorder) ConvTranspose2D(y, x, w *Tensor, p ConvParams) error {
+	return r.wrapT("conv-transpose2d", r.Conv2DBackwardData(y, x, w, p))
+}
+
+// ConvTranspose2DBackwardData records dx for ConvTranspose2D: a plain
+// convolution of dy with w.
 func (r *Recorder) ConvTranspose2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
-	return r.Conv2D(dx, dy, w, p)
+	return r.wrapT("conv-transpose2d backward-data", r.Conv2D(dx, dy, w, p))
 }
 
 // ConvTranspose2DBackwardWeights records dw for ConvTranspose2D.
 func (r *Recorder) ConvTranspose2DBackwardWeights(dw, dy, x *Tensor, p ConvParams) error {
-	return r.Conv2DBackwardWeights(dw, x, dy, p)
+	return r.wrapT("conv-transpose2d backward-weights", r.Conv2DBackwardWeights(dw, x, dy, p))
+}
+
+func (r *Recorder) wrapT(op string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
 }

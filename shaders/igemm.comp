@@ -1,0 +1,287 @@
+#version 450
+// igemm: one implicit-GEMM core for matmul and every convolution pass.
+//
+// C[m][n] = alpha * sum_k A[m][k] * B[k][n] + beta * C[m][n] (+ bias[n])
+//
+// MODE selects the index map from (m, n, k) to memory:
+//   0 matmul            A[m*sAm + k*sAk], B[k*sBk + n*sBn], C[m*ldc + n]
+//   1 conv forward      m = cout, n = (batch, oh, ow), k = (cin, kh, kw)
+//   2 conv backward-data (= transposed conv forward), gathered per output
+//     parity class (grid z): m = cin, n = (batch, ih, iw) in the class,
+//     k = (cout, kh, kw) restricted to the taps that reach the class
+//   3 conv backward-weights  m = cout, n = (cin, kh, kw), k = (batch, oh, ow)
+//
+// Each invocation owns a TM x TN register tile (TM rows of m, TN = 4
+// adjacent columns of n). All invocations of a workgroup share the same TM
+// rows, so with USE_SG the A tile is loaded once per subgroup, two rows per
+// lane, and handed to every lane with subgroupBroadcast: on CPU drivers
+// (lavapipe) each buffer load is a per-lane scalar loop, so loads per
+// multiply-add, not FLOPs, set the speed. Without USE_SG (GPUs) each
+// invocation loads A itself; those same-address loads are broadcast by the
+// hardware.
+// vkgan:variant i64 -DUSE_I64=1
+
+#extension GL_KHR_shader_subgroup_basic : enable
+#extension GL_KHR_shader_subgroup_ballot : enable
+#ifdef USE_I64
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_ARB_gpu_shader_int64 : require
+#endif
+
+#define TM 16
+#define TN 4
+
+layout(local_size_x_id = 1) in;
+layout(constant_id = 0) const uint MODE = 0;
+layout(constant_id = 2) const bool USE_SG = false;
+layout(constant_id = 3) const bool VEC_A = false; // A rows contiguous along k, K%4 == 0, 16-byte aligned
+layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous along n, N%4 == 0, aligned
+
+layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
+layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
+layout(std430, binding = 2) buffer C32 { float c32[]; };
+layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
+#ifdef USE_I64
+// 64-bit views of A and B: one lane-load fetches two floats.
+layout(std430, binding = 0) readonly buffer A64 { u64vec2 a64[]; };
+layout(std430, binding = 1) readonly buffer B64 { u64vec2 b64[]; };
+#endif
+
+layout(push_constant) uniform P {
+    uint M, N, K;
+    uint sAm, sAk, sBk, sBn, ldc;        // MODE 0
+    uint nb, cin, h, w, cout, oh, ow;    // conv shapes: x [nb,cin,h,w], y [nb,cout,oh,ow]
+    uint kh, kw, sh, sw, ph, pw;         // kernel, stride, padding
+    float alpha, beta;
+    uint hasBias;
+} p;
+
+vec4 load4A(uint idx) { // idx % 4 == 0
+#ifdef USE_I64
+    u64vec2 v = a64[idx >> 2];
+    return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
+#else
+    return vec4(a32[idx], a32[idx + 1], a32[idx + 2], a32[idx + 3]);
+#endif
+}
+
+vec4 load4B(uint idx) { // idx % 4 == 0
+#ifdef USE_I64
+    u64vec2 v = b64[idx >> 2];
+    return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
+#else
+    return vec4(b32[idx], b32[idx + 1], b32[idx + 2], b32[idx + 3]);
+#endif
+}
+
+// Per-k terms of the index maps for the four k of the current chunk.
+int kA[4];     // A offset contributed by k
+int kB[4];     // B offset contributed by k
+int kdh[4];    // conv modes: row shift for the bounds check
+int kdw[4];    // conv modes: column shift
+bool kok[4];   // k < K
+
+// k decomposition counters (uniform across the workgroup).
+uint c0, c1, c2; // MODE 1: (ci, kh, kw); MODE 2: (co, th, tw); MODE 3: (batch, oh, ow)
+
+// Class geometry for MODE 2.
+uint clsH, clsW, tapsH, tapsW, firstH, firstW;
+int qh, qw;
+
+void advance() {
+    if (MODE == 1) {
+        if (++c2 == p.kw) { c2 = 0; if (++c1 == p.kh) { c1 = 0; ++c0; } }
+    } else if (MODE == 2) {
+        if (++c2 == tapsW) { c2 = 0; if (++c1 == tapsH) { c1 = 0; ++c0; } }
+    } else if (MODE == 3) {
+        if (++c2 == p.ow) { c2 = 0; if (++c1 == p.oh) { c1 = 0; ++c0; } }
+    }
+}
+
+void describeK(uint kk, uint k) {
+    kok[kk] = k < p.K;
+    if (MODE == 0) {
+        kA[kk] = int(k * p.sAk);
+        kB[kk] = int(k * p.sBk);
+    } else if (MODE == 1) {
+        kA[kk] = int(k);
+        kB[kk] = int((c0 * p.h + c1) * p.w + c2);
+        kdh[kk] = int(c1);
+        kdw[kk] = int(c2);
+    } else if (MODE == 2) {
+        uint khh = clsH + p.sh * c1, kww = clsW + p.sw * c2;
+        kA[kk] = int((c0 * p.cin * p.kh + khh) * p.kw + kww);
+        kB[kk] = int(c0 * p.oh * p.ow) - int(c1 * p.ow) - int(c2);
+        kdh[kk] = -int(c1);
+        kdw[kk] = -int(c2);
+    } else {
+        int hoff = int(c1 * p.sh) - int(p.ph), woff = int(c2 * p.sw) - int(p.pw);
+        kA[kk] = int((c0 * p.cout) * p.oh * p.ow + c1 * p.ow + c2);
+        kB[kk] = int(c0 * p.cin * p.h * p.w) + hoff * int(p.w) + woff;
+        kdh[kk] = hoff;
+        kdw[kk] = woff;
+    }
+    advance();
+}
+
+void main() {
+    const uint lane = gl_SubgroupInvocationID;
+    uint m0 = gl_WorkGroupID.y * TM;
+    uint col0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * TN;
+
+    // Column geometry. Columns past the end are clamped to a valid one so
+    // every load stays in bounds; their results are never stored.
+    uint ncols = p.N;
+    uint bh = 0, bw = 0; // bounds for the B gather (conv modes)
+    if (MODE == 2) {
+        uint cls = gl_WorkGroupID.z;
+        clsH = cls / p.sw;
+        clsW = cls % p.sw;
+        firstH = (clsH + p.sh * p.ph - p.ph) % p.sh;
+        firstW = (clsW + p.sw * p.pw - p.pw) % p.sw;
+        uint rowsH = firstH < p.h ? (p.h - firstH + p.sh - 1) / p.sh : 0;
+        uint rowsW = firstW < p.w ? (p.w - firstW + p.sw - 1) / p.sw : 0;
+        tapsH = clsH < p.kh ? (p.kh - clsH + p.sh - 1) / p.sh : 0;
+        tapsW = clsW < p.kw ? (p.kw - clsW + p.sw - 1) / p.sw : 0;
+        qh = int((firstH + p.ph - clsH) / p.sh);
+        qw = int((firstW + p.pw - clsW) / p.sw);
+        ncols = p.nb * rowsH * rowsW;
+        bh = p.oh; bw = p.ow;
+        // Precompute the decomposition of n for this class below.
+        clsH = clsH; // kept for describeK
+    } else if (MODE == 1 || MODE == 3) {
+        bh = p.h; bw = p.w;
+    }
+    uint Kc = p.K;
+    if (MODE == 2) Kc = p.cout * tapsH * tapsW;
+
+    int colBase[TN], h0[TN], w0[TN];
+    uint outCol[TN];
+    bool colOk[TN];
+    for (uint j = 0; j < TN; ++j) {
+        uint n = col0 + j;
+        colOk[j] = n < ncols;
+        n = min(n, max(ncols, 1) - 1);
+        if (MODE == 0) {
+            colBase[j] = int(n * p.sBn);
+            outCol[j] = n;
+        } else if (MODE == 1) {
+            uint ohw = p.oh * p.ow;
+            uint b = n / ohw, pix = n % ohw;
+            uint y = pix / p.ow, x = pix % p.ow;
+            h0[j] = int(y * p.sh) - int(p.ph);
+            w0[j] = int(x * p.sw) - int(p.pw);
+            colBase[j] = int(b * p.cin * p.h * p.w) + h0[j] * int(p.w) + w0[j];
+            outCol[j] = b * p.cout * ohw + pix;
+        } else if (MODE == 2) {
+            uint rowsH = firstH < p.h ? (p.h - firstH + p.sh - 1) / p.sh : 0;
+            uint rowsW = firstW < p.w ? (p.w - firstW + p.sw - 1) / p.sw : 0;
+            uint per = max(rowsH * rowsW, 1);
+            uint b = n / per, r = n % per;
+            uint jr = r / max(rowsW, 1), ic = r % max(rowsW, 1);
+            h0[j] = int(jr) + qh;
+            w0[j] = int(ic) + qw;
+            colBase[j] = int(b * p.cout * p.oh * p.ow) + h0[j] * int(p.ow) + w0[j];
+            uint ih = firstH + p.sh * jr, iw = firstW + p.sw * ic;
+            outCol[j] = (b * p.cin * p.h + ih) * p.w + iw;
+        } else {
+            uint khw = p.kh * p.kw;
+            uint ci = n / khw, r = n % khw;
+            uint y = r / p.kw, x = r % p.kw;
+            h0[j] = int(y);
+            w0[j] = int(x);
+            colBase[j] = int((ci * p.h + y) * p.w + x);
+            outCol[j] = n;
+        }
+    }
+
+    // Row geometry: A's row offset and the output's row stride.
+    uint mStrideA, mStrideOut;
+    if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
+    else if (MODE == 1) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
+    else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
+    else { mStrideA = p.oh * p.ow; mStrideOut = p.N; }
+
+    // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of the tile.
+    uint myRow0 = min(m0 + 2 * (lane & 7u), p.M - 1);
+    uint myRow1 = min(m0 + 2 * (lane & 7u) + 1, p.M - 1);
+
+    vec4 acc[TM];
+    for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
+
+    c0 = 0; c1 = 0; c2 = 0;
+    for (uint k0 = 0; k0 < Kc; k0 += 4) {
+        for (uint kk = 0; kk < 4; ++kk) describeK(kk, k0 + kk);
+        if (MODE == 2) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
+
+        // B: b[kk] holds B[k0+kk][col0 .. col0+3].
+        vec4 b[4];
+        if (MODE == 0 && VEC_B) {
+            for (uint kk = 0; kk < 4; ++kk) {
+                uint idx = uint(kB[kk] + colBase[0]);
+                b[kk] = kok[kk] ? load4B(kok[kk] ? idx : 0) : vec4(0);
+            }
+        } else {
+            for (uint kk = 0; kk < 4; ++kk) {
+                for (uint j = 0; j < TN; ++j) {
+                    bool ok = kok[kk];
+                    if (MODE != 0) {
+                        ok = ok && uint(h0[j] + kdh[kk]) < bh && uint(w0[j] + kdw[kk]) < bw;
+                    }
+                    float v = b32[ok ? uint(colBase[j] + kB[kk]) : 0];
+                    b[kk][j] = ok ? v : 0.0;
+                }
+            }
+        }
+
+        // A: rows m0..m0+TM-1 at k0..k0+3.
+        vec4 la0, la1;
+        if (USE_SG) {
+            if (VEC_A) {
+                bool ok = kok[0];
+                la0 = load4A(ok ? myRow0 * mStrideA + uint(kA[0]) : 0);
+                la1 = load4A(ok ? myRow1 * mStrideA + uint(kA[0]) : 0);
+            } else {
+                for (uint kk = 0; kk < 4; ++kk) {
+                    bool ok = kok[kk];
+                    la0[kk] = ok ? a32[ok ? myRow0 * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                    la1[kk] = ok ? a32[ok ? myRow1 * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                }
+            }
+        }
+
+#define FMA_ROW(r, av) acc[r] += (av).x * b[0] + (av).y * b[1] + (av).z * b[2] + (av).w * b[3];
+#define ROW_SG(r) { vec4 av = subgroupBroadcast(((r) & 1) == 0 ? la0 : la1, (r) >> 1); FMA_ROW(r, av) }
+        if (USE_SG) {
+            ROW_SG(0) ROW_SG(1) ROW_SG(2) ROW_SG(3) ROW_SG(4) ROW_SG(5) ROW_SG(6) ROW_SG(7)
+            ROW_SG(8) ROW_SG(9) ROW_SG(10) ROW_SG(11) ROW_SG(12) ROW_SG(13) ROW_SG(14) ROW_SG(15)
+        } else {
+            for (uint r = 0; r < TM; ++r) {
+                uint row = min(m0 + r, p.M - 1);
+                vec4 av;
+                if (VEC_A) {
+                    av = kok[0] ? load4A(row * mStrideA + uint(kA[0])) : vec4(0);
+                } else {
+                    for (uint kk = 0; kk < 4; ++kk) {
+                        bool ok = kok[kk];
+                        av[kk] = ok ? a32[ok ? row * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                    }
+                }
+                FMA_ROW(r, av)
+            }
+        }
+    }
+
+    for (uint r = 0; r < TM; ++r) {
+        uint m = m0 + r;
+        if (m >= p.M) break;
+        for (uint j = 0; j < TN; ++j) {
+            if (!colOk[j]) continue;
+            uint idx = m * mStrideOut + outCol[j];
+            float v = p.alpha * acc[r][j];
+            if (p.beta != 0.0) v += p.beta * c32[idx];
+            if (p.hasBias != 0u) v += bias[outCol[j]];
+            c32[idx] = v;
+        }
+    }
+}
