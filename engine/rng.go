@@ -60,5 +60,5 @@ func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Te
 	}
 	quads := (x.n + 3) / 4
 	push := pushConstants(x.n, uint32(seed), uint32(seed>>32), a, b)
-	return r.dispatch("rng", []uint32{dist}, r.gridGroups(quads, 256), push, x, step)
+	return r.dispatch("rng", []uint32{dist}, r.ewGroups(quads), push, x, step)
 }
