@@ -1,0 +1,64 @@
+package engine
+
+import "fmt"
+
+// Counter-based random numbers: Philox4x32-10 (Salmon et al., "Parallel
+// random numbers: as easy as 1, 2, 3", SC 2011) keyed by the 64-bit seed,
+// with counter (q, step, 0, 0) giving the four words for elements 4q..4q+3.
+// An element's value depends only on (seed, step, index), so any batch can
+// be reproduced from the seed and step alone, and a recording replayed
+// after r.Increment(step) draws the next batch.
+//
+// Each 32-bit word w becomes u = ((w>>9) + 0.5) / 2^23, exact in float32
+// and strictly inside (0, 1). Uniform values are lo + (hi-lo)*u. Normal
+// values use Box-Muller on word pairs (x,y) and (z,w): r = sqrt(-2 ln u1),
+// giving r*cos(2 pi u2) and r*sin(2 pi u2); u1 > 0 keeps the log finite.
+
+// Distributions: specialization constant 0 of the rng kernel.
+const (
+	rngUniform uint32 = iota
+	rngNormal
+)
+
+// RandUniform fills x with values uniform in [lo, hi] drawn from (seed,
+// the value of the device counter step). step is a counter made by
+// NewCounter.
+func (r *Recorder) RandUniform(x *Tensor, seed uint64, step *Tensor, lo, hi float32) error {
+	if err := ewFinite("rand uniform", "lo", lo); err != nil {
+		return r.fail(err)
+	}
+	if err := ewFinite("rand uniform", "hi", hi); err != nil {
+		return r.fail(err)
+	}
+	if !(lo <= hi) {
+		return r.fail(fmt.Errorf("engine: rand uniform: lo %g > hi %g", lo, hi))
+	}
+	return r.rand("rand uniform", rngUniform, x, seed, step, lo, hi)
+}
+
+// RandNormal fills x with normal values of the given mean and standard
+// deviation (std >= 0) drawn from (seed, the value of counter step).
+func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Tensor, mean, std float32) error {
+	if err := ewFinite("rand normal", "mean", mean); err != nil {
+		return r.fail(err)
+	}
+	if err := ewFinite("rand normal", "std", std); err != nil {
+		return r.fail(err)
+	}
+	if std < 0 {
+		return r.fail(fmt.Errorf("engine: rand normal: std %g is negative", std))
+	}
+	return r.rand("rand normal", rngNormal, x, seed, step, mean, std)
+}
+
+func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Tensor, a, b float32) error {
+	if err := ewCheck(op, []string{"x", "step"}, x, step); err != nil {
+		return r.fail(err)
+	}
+	if step.n != 1 {
+		return r.fail(fmt.Errorf("engine: %s: step %v has %d elements, want a one-element counter", op, step.shape, step.n))
+	}
+	quads := (x.n + 3) / 4
+	push := pushConstants(x.n, uint32(seed), uint32(seed>>32), a, b)
+	return r.dispatch("rng", []uint32{dist}, r.ewGroups(quads), push, x, step)
+}

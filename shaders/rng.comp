@@ -1,0 +1,51 @@
+#version 450
+// rng: counter-based random numbers. Philox4x32-10 with key = seed and
+// counter = (q, step, 0, 0) gives four words for elements 4q..4q+3, so an
+// element depends only on (seed, step, index). step is read from a device
+// counter, so one recording yields a new batch per Increment.
+// Specialization constant 0: 0 uniform in [a, b], 1 normal (mean a, std b)
+// by Box-Muller on word pairs.
+layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint DIST = 0u;
+layout(std430, binding = 0) writeonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer S { uint stepv[]; };
+layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; } p;
+
+uvec4 philox(uvec4 c, uvec2 k) {
+    for (int r = 0; r < 10; r++) {
+        uint hi0, lo0, hi1, lo1;
+        umulExtended(0xD2511F53u, c.x, hi0, lo0);
+        umulExtended(0xCD9E8D57u, c.z, hi1, lo1);
+        c = uvec4(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+        k += uvec2(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return c;
+}
+
+// A uniform float in (0, 1): the top 23 bits, centred (exact in fp32), so
+// never 0 or 1 and log() is always finite.
+float unit(uint w) { return (float(w >> 9) + 0.5) * (1.0 / 8388608.0); }
+
+void main() {
+    uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    uint quads = (p.n + 3u) / 4u;
+    uint step = stepv[0];
+    for (uint q = gl_GlobalInvocationID.x; q < quads; q += stride) {
+        uvec4 w = philox(uvec4(q, step, 0u, 0u), uvec2(p.seedLo, p.seedHi));
+        vec4 v;
+        if (DIST == 0u) {
+            v = vec4(unit(w.x), unit(w.y), unit(w.z), unit(w.w)) * (p.b - p.a) + p.a;
+        } else {
+            const float twoPi = 6.283185307179586;
+            float r0 = sqrt(-2.0 * log(unit(w.x)));
+            float r1 = sqrt(-2.0 * log(unit(w.z)));
+            float t0 = twoPi * unit(w.y), t1 = twoPi * unit(w.w);
+            v = vec4(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1)) * p.b + p.a;
+        }
+        uint i = 4u * q;
+        x[i] = v.x;
+        if (i + 1u < p.n) x[i + 1u] = v.y;
+        if (i + 2u < p.n) x[i + 2u] = v.z;
+        if (i + 3u < p.n) x[i + 3u] = v.w;
+    }
+}
