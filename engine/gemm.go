@@ -38,6 +38,8 @@ const (
 	modeConvForward
 	modeConvBackwardData
 	modeConvBackwardWeights
+	modeConvForwardPadded
+	modeConvBackwardWeightsPadded
 )
 
 // gemmArgs is igemm.comp's push-constant block, in order.
@@ -47,12 +49,13 @@ type gemmArgs struct {
 	nb, cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw int
 	alpha, beta                                         float32
 	hasBias                                             bool
+	hp, wp                                              int
 }
 
 func (g gemmArgs) push() []byte {
 	return pushConstants(g.M, g.N, g.K, g.sAm, g.sAk, g.sBk, g.sBn, g.ldc,
 		g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
-		g.alpha, g.beta, g.hasBias)
+		g.alpha, g.beta, g.hasBias, g.hp, g.wp)
 }
 
 // igemm records one dispatch of the implicit-GEMM core. ncols is the number
@@ -216,8 +219,53 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 	if err != nil {
 		return r.fail(err)
 	}
+	if g.fullKernel() {
+		// Every output is a dot product with the whole input image:
+		// y[N,Cout] = x[N,K] * w[Cout,K]^T.
+		x2, w2, y2 := x.flat2(g.nb), w.flat2(g.cout), y.flat2(g.nb)
+		return r.Gemm(y2, x2, w2, false, true, 1, g.beta, nil)
+	}
 	g.M, g.N, g.K = g.cout, g.nb*g.oh*g.ow, g.cin*g.kh*g.kw
+	if g.paddable() {
+		xp, err := r.pad(x, &g)
+		if err != nil {
+			return r.fail(err)
+		}
+		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, w, xp, y, nil)
+	}
 	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, nil)
+}
+
+// fullKernel reports a convolution whose kernel covers the whole unpadded
+// input, giving a 1x1 output: a plain matrix product.
+func (g gemmArgs) fullKernel() bool {
+	return g.oh == 1 && g.ow == 1 && g.ph == 0 && g.pw == 0 && g.kh == g.h && g.kw == g.w
+}
+
+// paddable reports whether the zero-padded fast paths apply: kw taps come
+// in aligned groups of four when KW % 4 == 0 and the column stride is even.
+func (g gemmArgs) paddable() bool {
+	return g.kw%4 == 0 && g.sw%2 == 0
+}
+
+// flat2 views t as [rows, rest].
+func (t *Tensor) flat2(rows int) *Tensor {
+	v, _ := t.Reshape(rows, t.n/rows) // rows divides t.n for every caller
+	return v
+}
+
+// pad records a zero-padded copy of x into recording-owned workspace with
+// an even row width, and sets g.hp, g.wp.
+func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
+	g.hp = g.h + 2*g.ph
+	g.wp = g.w + 2*g.pw
+	g.wp += g.wp % 2
+	xp, err := r.workspace(g.nb, g.cin, g.hp, g.wp)
+	if err != nil {
+		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
+	}
+	err = r.dispatch("pad", nil, r.gridGroups(xp.n, 256), pushConstants(xp.n, g.h, g.w, g.hp, g.wp, g.ph, g.pw), x, xp)
+	return xp, err
 }
 
 // Conv2DBackwardData records dx = (d conv(x, w) / d x)^T dy: the gradient
@@ -232,6 +280,10 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 	}
 	if err != nil {
 		return r.fail(err)
+	}
+	if g.fullKernel() {
+		// dx[N,K] = dy[N,Cout] * w[Cout,K]: G's first layer from z.
+		return r.Gemm(dx.flat2(g.nb), dy.flat2(g.nb), w.flat2(g.cout), false, false, 1, g.beta, nil)
 	}
 	// Columns per class: at most ceil(H/s)*ceil(W/s) pixels per image.
 	maxCols := g.nb * ((g.h + g.sh - 1) / g.sh) * ((g.w + g.sw - 1) / g.sw)
@@ -250,8 +302,20 @@ func (r *Recorder) Conv2DBackwardWeights(dw, dy, x *Tensor, p ConvParams) error 
 	if err != nil {
 		return r.fail(err)
 	}
+	if g.fullKernel() {
+		// dw[Cout,K] = dy[N,Cout]^T * x[N,K].
+		return r.Gemm(dw.flat2(g.cout), dy.flat2(g.nb), x.flat2(g.nb), true, false, 1, g.beta, nil)
+	}
 	g.M, g.N, g.K = g.cout, g.cin*g.kh*g.kw, g.nb*g.oh*g.ow
-	return r.igemm(modeConvBackwardWeights, g, g.N, 1, (g.oh*g.ow)%4 == 0, false, dy, x, dw, nil)
+	vecA := (g.oh*g.ow)%4 == 0
+	if g.paddable() {
+		xp, err := r.pad(x, &g)
+		if err != nil {
+			return r.fail(err)
+		}
+		return r.igemm(modeConvBackwardWeightsPadded, g, g.N, 1, vecA, false, dy, xp, dw, nil)
+	}
+	return r.igemm(modeConvBackwardWeights, g, g.N, 1, vecA, false, dy, x, dw, nil)
 }
 
 // ConvTranspose2D records y = conv_transpose(x, w) with PyTorch's layout:

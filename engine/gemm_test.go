@@ -231,8 +231,8 @@ var convCases = []convShape{
 	{2, 3, 9, 9, 5, 4, 4, 2, 1},
 	{3, 1, 7, 6, 3, 2, 3, 3, 0},
 	{2, 5, 8, 8, 7, 4, 4, 1, 0},
-	{1, 4, 4, 4, 1, 4, 4, 1, 0},   // D's last layer: 4x4 -> 1x1
-	{2, 7, 1, 1, 6, 4, 4, 1, 3},   // 1x1 input, G-style first layer geometry seen as a conv
+	{1, 4, 4, 4, 1, 4, 4, 1, 0},    // D's last layer: 4x4 -> 1x1
+	{2, 7, 1, 1, 6, 4, 4, 1, 3},    // 1x1 input, G-style first layer geometry seen as a conv
 	{2, 3, 64, 64, 16, 4, 4, 2, 1}, // D's first layer (narrow)
 	{2, 64, 16, 16, 32, 4, 4, 2, 1},
 	{2, 128, 8, 8, 64, 4, 4, 2, 1},

@@ -13,9 +13,10 @@ import (
 // recording anything; the first error is also kept (sticky) and returned by
 // Submit, so recording code may check once at the end.
 type Recorder struct {
-	d   *Device
-	r   *vk.Recorder
-	err error
+	d    *Device
+	r    *vk.Recorder
+	err  error
+	work []*Tensor // workspace owned by the recording
 }
 
 // Record starts a new recording.
@@ -63,11 +64,28 @@ func (r *Recorder) Submit() error {
 	return r.d.vk.Submit(r.r)
 }
 
-// Release frees the recording.
+// Release frees the recording and its workspace.
 func (r *Recorder) Release() {
-	if r != nil {
-		r.r.Release()
+	if r == nil {
+		return
 	}
+	r.r.Release()
+	for _, t := range r.work {
+		t.Release()
+	}
+	r.work = nil
+}
+
+// workspace allocates a tensor that lives as long as the recording: ops
+// that need an intermediate (a padded copy of an input, say) keep it here,
+// so a recording replayed many times allocates nothing per submit.
+func (r *Recorder) workspace(shape ...int) (*Tensor, error) {
+	t, err := r.d.NewTensor(shape...)
+	if err != nil {
+		return nil, err
+	}
+	r.work = append(r.work, t)
+	return t, nil
 }
 
 // Timestamp records a GPU timestamp; see Timestamps.

@@ -10,6 +10,14 @@
 //     parity class (grid z): m = cin, n = (batch, ih, iw) in the class,
 //     k = (cout, kh, kw) restricted to the taps that reach the class
 //   3 conv backward-weights  m = cout, n = (cin, kh, kw), k = (batch, oh, ow)
+//   4 conv forward on a zero-padded input (KW % 4 == 0, even stride): the
+//     four kw taps of a chunk are two aligned 64-bit loads, no bounds checks
+//   5 conv backward-weights on a zero-padded input, same conditions: an
+//     invocation's four columns are four adjacent kw taps
+//
+// In modes 4 and 5 binding 1 is the input zero-padded by pad.comp to
+// [nb, cin, hp, wp] with wp even, so tap (kh, kw) of output (oh, ow) sits at
+// row oh*sh + kh, column ow*sw + kw.
 //
 // Each invocation owns a TM x TN register tile (TM rows of m, TN = 4
 // adjacent columns of n). All invocations of a workgroup share the same TM
@@ -45,6 +53,7 @@ layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 // 64-bit views of A and B: one lane-load fetches two floats.
 layout(std430, binding = 0) readonly buffer A64 { u64vec2 a64[]; };
 layout(std430, binding = 1) readonly buffer B64 { u64vec2 b64[]; };
+layout(std430, binding = 1) readonly buffer B64s { uint64_t b64s[]; };
 #endif
 
 layout(push_constant) uniform P {
@@ -54,6 +63,7 @@ layout(push_constant) uniform P {
     uint kh, kw, sh, sw, ph, pw;         // kernel, stride, padding
     float alpha, beta;
     uint hasBias;
+    uint hp, wp;                         // modes 4, 5: padded input height and (even) width
 } p;
 
 vec4 load4A(uint idx) { // idx % 4 == 0
@@ -69,6 +79,15 @@ vec4 load4B(uint idx) { // idx % 4 == 0
 #ifdef USE_I64
     u64vec2 v = b64[idx >> 2];
     return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
+#else
+    return vec4(b32[idx], b32[idx + 1], b32[idx + 2], b32[idx + 3]);
+#endif
+}
+
+vec4 load4Bpair(uint idx) { // idx % 2 == 0: four floats as two 64-bit words
+#ifdef USE_I64
+    uint i = idx >> 1;
+    return vec4(uintBitsToFloat(unpackUint2x32(b64s[i])), uintBitsToFloat(unpackUint2x32(b64s[i + 1])));
 #else
     return vec4(b32[idx], b32[idx + 1], b32[idx + 2], b32[idx + 3]);
 #endif
@@ -93,8 +112,10 @@ void advance() {
         if (++c2 == p.kw) { c2 = 0; if (++c1 == p.kh) { c1 = 0; ++c0; } }
     } else if (MODE == 2) {
         if (++c2 == tapsW) { c2 = 0; if (++c1 == tapsH) { c1 = 0; ++c0; } }
-    } else if (MODE == 3) {
+    } else if (MODE == 3 || MODE == 5) {
         if (++c2 == p.ow) { c2 = 0; if (++c1 == p.oh) { c1 = 0; ++c0; } }
+    } else if (MODE == 4) {
+        // One chunk is four kw taps: step kw by 4 once per chunk (kk == 3).
     }
 }
 
@@ -114,6 +135,14 @@ void describeK(uint kk, uint k) {
         kB[kk] = int(c0 * p.oh * p.ow) - int(c1 * p.ow) - int(c2);
         kdh[kk] = -int(c1);
         kdw[kk] = -int(c2);
+    } else if (MODE == 4) {
+        kA[kk] = int(k);
+        kB[kk] = int((c0 * p.hp + c1) * p.wp + c2);
+        if (kk == 3) { c2 += 4; if (c2 == p.kw) { c2 = 0; if (++c1 == p.kh) { c1 = 0; ++c0; } } }
+        return;
+    } else if (MODE == 5) {
+        kA[kk] = int((c0 * p.cout) * p.oh * p.ow + c1 * p.ow + c2);
+        kB[kk] = int(((c0 * p.cin) * p.hp + c1 * p.sh) * p.wp + c2 * p.sw);
     } else {
         int hoff = int(c1 * p.sh) - int(p.ph), woff = int(c2 * p.sw) - int(p.pw);
         kA[kk] = int((c0 * p.cout) * p.oh * p.ow + c1 * p.ow + c2);
@@ -184,6 +213,19 @@ void main() {
             colBase[j] = int(b * p.cout * p.oh * p.ow) + h0[j] * int(p.ow) + w0[j];
             uint ih = firstH + p.sh * jr, iw = firstW + p.sw * ic;
             outCol[j] = (b * p.cin * p.h + ih) * p.w + iw;
+        } else if (MODE == 4) {
+            uint ohw = p.oh * p.ow;
+            uint b = n / ohw, pix = n % ohw;
+            uint y = pix / p.ow, x = pix % p.ow;
+            colBase[j] = int(((b * p.cin) * p.hp + y * p.sh) * p.wp + x * p.sw);
+            outCol[j] = b * p.cout * ohw + pix;
+        } else if (MODE == 5) {
+            // All four columns share column 0's base; keep it 4-aligned.
+            uint khw = p.kh * p.kw;
+            uint n4 = min(col0, p.N - 4);
+            uint ci = n4 / khw, r = n4 % khw;
+            colBase[j] = int((ci * p.hp + r / p.kw) * p.wp + r % p.kw);
+            outCol[j] = n;
         } else {
             uint khw = p.kh * p.kw;
             uint ci = n / khw, r = n % khw;
@@ -198,9 +240,9 @@ void main() {
     // Row geometry: A's row offset and the output's row stride.
     uint mStrideA, mStrideOut;
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
-    else if (MODE == 1) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
+    else if (MODE == 1 || MODE == 4) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
-    else { mStrideA = p.oh * p.ow; mStrideOut = p.N; }
+    else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
     // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of the tile.
     uint myRow0 = min(m0 + 2 * (lane & 7u), p.M - 1);
@@ -216,7 +258,18 @@ void main() {
 
         // B: b[kk] holds B[k0+kk][col0 .. col0+3].
         vec4 b[4];
-        if (MODE == 0 && VEC_B) {
+        if (MODE == 4) {
+            // Column j's four taps are B[k0..k0+3][j].
+            vec4 t[TN];
+            for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
+            for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
+        } else if (MODE == 5) {
+            // The four columns are adjacent taps of one padded row.
+            for (uint kk = 0; kk < 4; ++kk) {
+                bool ok = kok[kk];
+                b[kk] = ok ? load4Bpair(ok ? uint(colBase[0] + kB[kk]) : 0) : vec4(0);
+            }
+        } else if (MODE == 0 && VEC_B) {
             for (uint kk = 0; kk < 4; ++kk) {
                 uint idx = uint(kB[kk] + colBase[0]);
                 b[kk] = kok[kk] ? load4B(kok[kk] ? idx : 0) : vec4(0);
