@@ -1,7 +1,7 @@
 #version 450
 // bn_train: batch-norm forward in training mode, one workgroup per channel.
-// Pass 1 folds the channel's N*HW values into per-lane Welford (count, mean,
-// M2) triples, merged in a shared-memory tree with Chan's formula; pass 2
+// Pass 1 folds the channel's N*HW values into per-lane (count, mean, M2)
+// triples, merged in a shared-memory tree with Chan's formula; pass 2
 // normalises. x is read twice and y written once: on lavapipe loads are the
 // cost, and a channel is too large to keep in registers.
 // vkgan:variant w2 -DWIDE=1
@@ -31,13 +31,6 @@ layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float
 
 shared float sCnt[WG], sMean[WG], sM2[WG];
 
-void welford(float v, inout float cnt, inout float mean, inout float m2) {
-    cnt += 1.0;
-    float d = v - mean;
-    mean += d / cnt;
-    m2 += d * (v - mean);
-}
-
 void main() {
     uint ch = gl_WorkGroupID.x;
     uint lid = gl_LocalInvocationID.x;
@@ -45,20 +38,38 @@ void main() {
     // Lane lid visits flat indices lid, lid+WG, ... of the channel as
     // (sample n, offset s) pairs, stepped without a division per element.
     uint stepN = WG / hw, stepS = WG % hw;
-    float cnt = 0.0, mean = 0.0, m2 = 0.0;
+    // Per lane: sums of x - k and (x - k)^2 with k the lane's first value
+    // (shifted data: no cancellation while k is a sample of the channel, and
+    // no division per element as in Welford), then (count, mean, M2).
+    float cnt = 0.0, sum = 0.0, sumSq = 0.0, k = 0.0;
     uint s = lid % hw;
-    for (uint n = lid / hw; n < p.n;) {
+    uint n = lid / hw;
+    if (n < p.n) {
 #ifdef WIDE
-        vec2 v = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s]));
-        welford(v.x, cnt, mean, m2);
-        welford(v.y, cnt, mean, m2);
+        k = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])).x;
 #else
-        welford(x[n * plane + off + s], cnt, mean, m2);
+        k = x[n * plane + off + s];
+#endif
+    }
+    for (; n < p.n;) {
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])) - k;
+        sum += v.x + v.y;
+        sumSq += v.x * v.x + v.y * v.y;
+        cnt += 2.0;
+#else
+        float v = x[n * plane + off + s] - k;
+        sum += v;
+        sumSq += v * v;
+        cnt += 1.0;
 #endif
         s += stepS;
         n += stepN;
         if (s >= hw) { s -= hw; n++; }
     }
+    float mean = cnt > 0.0 ? sum / cnt : 0.0;
+    float m2 = cnt > 0.0 ? max(sumSq - sum * mean, 0.0) : 0.0;
+    mean += k;
     sCnt[lid] = cnt;
     sMean[lid] = mean;
     sM2[lid] = m2;
