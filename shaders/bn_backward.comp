@@ -39,24 +39,25 @@ void main() {
     uint hw = p.hw, plane = p.c * hw, off = ch * hw;
     uint stepN = WG / hw, stepS = WG % hw;
     float mu = saveMean[ch], invstd = saveInvStd[ch];
-    VAL sumDy = VAL(0.0), sumDyx = VAL(0.0);
+    float sumDy = 0.0, sumDyx = 0.0;
     uint s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
         VAL g = LOAD(dy, i);
+        VAL gx = g * (LOAD(x, i) - mu);
+#ifdef WIDE
+        sumDy += g.x + g.y;
+        sumDyx += gx.x + gx.y;
+#else
         sumDy += g;
-        sumDyx += g * (LOAD(x, i) - mu);
+        sumDyx += gx;
+#endif
         s += stepS;
         n += stepN;
         if (s >= hw) { s -= hw; n++; }
     }
-#ifdef WIDE
-    sDy[lid] = sumDy.x + sumDy.y;
-    sDyx[lid] = (sumDyx.x + sumDyx.y) * invstd;
-#else
     sDy[lid] = sumDy;
     sDyx[lid] = sumDyx * invstd;
-#endif
     barrier();
     for (uint st = WG / 2; st > 0; st >>= 1) {
         if (lid < st) {
