@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+)
+
+// Adam defaults, as in torch.optim.Adam.
+const (
+	AdamDefaultLR          = 1e-3
+	AdamDefaultBeta1       = 0.9
+	AdamDefaultBeta2       = 0.999
+	AdamDefaultEps         = 1e-8
+	AdamDefaultWeightDecay = 0
+)
+
+// Adam holds the Adam optimizer's hyper-parameters. Zero is meaningful for
+// several fields (Beta1 = 0 is legitimate), so start from DefaultAdam.
+type Adam struct {
+	LR          float32 // learning rate, >= 0 (default 1e-3)
+	Beta1       float32 // first-moment decay in [0, 1) (default 0.9)
+	Beta2       float32 // second-moment decay in [0, 1) (default 0.999)
+	Eps         float32 // denominator term, >= 0 (default 1e-8)
+	WeightDecay float32 // >= 0 (default 0)
+	// Decoupled selects AdamW: param *= 1 - LR*WeightDecay before the
+	// update, instead of Adam's L2 term WeightDecay*param added to the
+	// gradient.
+	Decoupled bool
+}
+
+// DefaultAdam returns PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps
+// 1e-8, no weight decay, not decoupled.
+func DefaultAdam() Adam {
+	return Adam{LR: AdamDefaultLR, Beta1: AdamDefaultBeta1, Beta2: AdamDefaultBeta2, Eps: AdamDefaultEps, WeightDecay: AdamDefaultWeightDecay}
+}
+
+func (o Adam) validate() error {
+	ok := func(v float32) bool { return v >= 0 && !math.IsInf(float64(v), 1) } // false for NaN
+	switch {
+	case !ok(o.LR):
+		return fmt.Errorf("learning rate %g must be finite and >= 0", o.LR)
+	case !(o.Beta1 >= 0 && o.Beta1 < 1), !(o.Beta2 >= 0 && o.Beta2 < 1):
+		return fmt.Errorf("betas (%g, %g) must be in [0, 1)", o.Beta1, o.Beta2)
+	case !ok(o.Eps):
+		return fmt.Errorf("eps %g must be finite and >= 0", o.Eps)
+	case !ok(o.WeightDecay):
+		return fmt.Errorf("weight decay %g must be finite and >= 0", o.WeightDecay)
+	}
+	return nil
+}
+
+// logBeta is log(beta) in float64 for the shader's bias corrections; a
+// large negative number stands in for log(0) so that beta^t = 0.
+func logBeta(beta float32) float32 {
+	if beta == 0 {
+		return -1e30
+	}
+	return float32(math.Log(float64(beta)))
+}
+
+// AdamStep records one Adam (or AdamW, opt.Decoupled) step over the flat
+// buffers param, grad and the moments m and v, all of one length, with the
+// semantics of torch.optim.Adam/AdamW. step is a counter from NewCounter
+// holding the step number t >= 1, used for the bias corrections 1 - beta^t:
+// record r.Increment(step) before AdamStep, so that a recording replayed N
+// times makes N correct steps (a counter of 0 is treated as 1). m and v
+// start at zero for a fresh optimizer.
+func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
+	const op = "adam"
+	ts := []*Tensor{param, grad, m, v}
+	names := []string{"param", "grad", "m", "v"}
+	for i, t := range ts {
+		if t == nil {
+			return r.fail(fmt.Errorf("engine: %s: %s is nil", op, names[i]))
+		}
+		if t.n != param.n {
+			return r.fail(fmt.Errorf("engine: %s: %s has %d elements, param has %d", op, names[i], t.n, param.n))
+		}
+		for j := 0; j < i; j++ {
+			if ts[j].buf == t.buf {
+				return r.fail(fmt.Errorf("engine: %s: %s and %s share storage", op, names[j], names[i]))
+			}
+		}
+	}
+	if step == nil || step.n != 1 {
+		return r.fail(fmt.Errorf("engine: %s: step must be a one-element counter from NewCounter", op))
+	}
+	if err := opt.validate(); err != nil {
+		return r.fail(fmt.Errorf("engine: %s: %w", op, err))
+	}
+	// About 8 elements per invocation: the step and bias corrections are
+	// computed once per invocation, not once per element.
+	groups := r.gridGroups((param.n+7)/8, 256)
+	push := pushConstants(param.n, opt.LR, opt.Beta1, opt.Beta2, opt.Eps, opt.WeightDecay, opt.Decoupled,
+		logBeta(opt.Beta1), logBeta(opt.Beta2))
+	return r.dispatch("adam", nil, groups, push, param, grad, m, v, step)
+}

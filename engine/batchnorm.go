@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+)
+
+// bnShape is the layout batch norm sees: n samples of c channels of hw
+// values each (hw = H*W, or 1 for [N,C]).
+type bnShape struct{ n, c, hw int }
+
+// bnCheck validates x (rank 2 or 4) and the per-channel tensors, which must
+// each hold C elements.
+func (r *Recorder) bnCheck(op string, x *Tensor, perChannel map[string]*Tensor) (bnShape, error) {
+	if x == nil {
+		return bnShape{}, fmt.Errorf("engine: %s: x is nil", op)
+	}
+	if len(x.shape) != 2 && len(x.shape) != 4 {
+		return bnShape{}, fmt.Errorf("engine: %s: x has shape %v, want [N,C] or [N,C,H,W]", op, x.shape)
+	}
+	s := bnShape{n: x.shape[0], c: x.shape[1], hw: 1}
+	if len(x.shape) == 4 {
+		s.hw = x.shape[2] * x.shape[3]
+	}
+	if lim := int(r.d.info.Limits.MaxWorkGroupCount[0]); s.c > lim {
+		return bnShape{}, fmt.Errorf("engine: %s: %d channels, device allows at most %d", op, s.c, lim)
+	}
+	for name, t := range perChannel {
+		if t == nil {
+			return bnShape{}, fmt.Errorf("engine: %s: %s is nil", op, name)
+		}
+		if t.n != s.c {
+			return bnShape{}, fmt.Errorf("engine: %s: %s has %d elements, want C = %d", op, name, t.n, s.c)
+		}
+	}
+	return s, nil
+}
+
+// bnLike checks that t is non-nil, shaped like x and not x's storage.
+func bnLike(op, name string, t, x *Tensor) error {
+	if t == nil {
+		return fmt.Errorf("engine: %s: %s is nil", op, name)
+	}
+	if !sameShape(t.shape, x.shape) {
+		return fmt.Errorf("engine: %s: %s has shape %v, want %v like x", op, name, t.shape, x.shape)
+	}
+	if t.buf == x.buf {
+		return fmt.Errorf("engine: %s: %s may not alias x", op, name)
+	}
+	return nil
+}
+
+// bnKernel picks the 64-bit-word variant when every channel plane has an
+// even length, and returns the kernel name and the plane length in words.
+func (r *Recorder) bnKernel(base string, s bnShape) (string, int) {
+	if s.hw%2 == 0 && r.d.info.Limits.ShaderInt64 {
+		return base + "_w2", s.hw / 2
+	}
+	return base, s.hw
+}
+
+// BatchNormTrain records training-mode batch norm over dim 1 of x ([N,C] or
+// [N,C,H,W]), with statistics over N, H and W as in PyTorch:
+//
+//	y = (x - mean) * invstd * gamma + beta,  invstd = 1/sqrt(var + eps)
+//
+// with var the biased variance. saveMean and saveInvStd (C elements each)
+// receive mean and invstd for BatchNormBackward. The running estimates are
+// updated as runMean = (1-momentum)*runMean + momentum*mean and likewise
+// runVar with the unbiased variance; with a single value per channel,
+// where that is undefined, the biased variance (0) is used instead. y may
+// not alias x. momentum is in [0, 1] and eps > 0.
+func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd *Tensor, momentum, eps float32) error {
+	const op = "batchnorm train"
+	s, err := r.bnCheck(op, x, map[string]*Tensor{"gamma": gamma, "beta": beta, "runMean": runMean,
+		"runVar": runVar, "saveMean": saveMean, "saveInvStd": saveInvStd})
+	if err == nil {
+		err = bnLike(op, "y", y, x)
+	}
+	if err == nil && !(momentum >= 0 && momentum <= 1) {
+		err = fmt.Errorf("engine: %s: momentum %g is outside [0, 1]", op, momentum)
+	}
+	if err == nil && !(eps > 0 && !math.IsInf(float64(eps), 1)) {
+		err = fmt.Errorf("engine: %s: eps %g must be positive and finite", op, eps)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	kernel, hw := r.bnKernel("bn_train", s)
+	return r.dispatch(kernel, nil, [3]uint32{uint32(s.c), 1, 1}, pushConstants(s.n, s.c, hw, momentum, eps),
+		y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
+}
+
+// BatchNormBackward records the training-mode batch-norm backward for
+// BatchNormTrain's y given dy: dx, and dgamma and dbeta (overwritten, not
+// accumulated). saveMean and saveInvStd are BatchNormTrain's outputs for x.
+// dx may alias neither x nor dy.
+func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd *Tensor) error {
+	const op = "batchnorm backward"
+	s, err := r.bnCheck(op, x, map[string]*Tensor{"dgamma": dgamma, "dbeta": dbeta, "gamma": gamma,
+		"saveMean": saveMean, "saveInvStd": saveInvStd})
+	if err == nil {
+		err = bnLike(op, "dx", dx, x)
+	}
+	if err == nil {
+		err = bnLike(op, "dy", dy, x)
+	}
+	if err == nil && dx.buf == dy.buf {
+		err = fmt.Errorf("engine: %s: dx may not alias dy", op)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	kernel, hw := r.bnKernel("bn_backward", s)
+	return r.dispatch(kernel, nil, [3]uint32{uint32(s.c), 1, 1}, pushConstants(s.n, s.c, hw, float32(s.n*s.hw)),
+		dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd)
+}
+
+// BatchNormInference records batch norm with the running statistics:
+// y = (x - runMean) / sqrt(runVar + eps) * gamma + beta per channel. y may
+// alias x.
+func (r *Recorder) BatchNormInference(y, x, gamma, beta, runMean, runVar *Tensor, eps float32) error {
+	const op = "batchnorm inference"
+	s, err := r.bnCheck(op, x, map[string]*Tensor{"gamma": gamma, "beta": beta, "runMean": runMean, "runVar": runVar})
+	if err == nil && y == nil {
+		err = fmt.Errorf("engine: %s: y is nil", op)
+	}
+	if err == nil && !sameShape(y.shape, x.shape) {
+		err = fmt.Errorf("engine: %s: y has shape %v, want %v like x", op, y.shape, x.shape)
+	}
+	if err == nil && !(eps > 0 && !math.IsInf(float64(eps), 1)) {
+		err = fmt.Errorf("engine: %s: eps %g must be positive and finite", op, eps)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	return r.dispatch("bn_infer", nil, r.gridGroups(x.n, 256), pushConstants(x.n, s.c, s.hw, eps),
+		y, x, gamma, beta, runMean, runVar)
+}

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"testing"
+)
+
+// bnBenchGPU records op once between two timestamps, submits it b.N times
+// in the timed loop and reports the GPU time per op from the timestamps,
+// and the bandwidth for bytes moved per op.
+func bnBenchGPU(b *testing.B, d *Device, bytes int64, op func(r *Recorder) error) {
+	b.Helper()
+	r, err := d.Record()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Release()
+	t0 := r.Timestamp()
+	if err := op(r); err != nil {
+		b.Fatal(err)
+	}
+	t1 := r.Timestamp()
+	if err := r.Submit(); err != nil { // warm-up: pipeline JIT, first touch
+		b.Fatal(err)
+	}
+	b.SetBytes(bytes)
+	b.ResetTimer()
+	var gpuNs float64
+	for i := 0; i < b.N; i++ {
+		if err := r.Submit(); err != nil {
+			b.Fatal(err)
+		}
+		if t0 >= 0 && t1 >= 0 {
+			ts, err := r.Timestamps()
+			if err != nil {
+				b.Fatal(err)
+			}
+			gpuNs += ts[t1] - ts[t0]
+		}
+	}
+	b.StopTimer()
+	if t0 >= 0 && t1 >= 0 && gpuNs > 0 {
+		ms := gpuNs / 1e6 / float64(b.N)
+		b.ReportMetric(ms, "gpu-ms/op")
+		b.ReportMetric(float64(bytes)/(ms*1e6), "GB/s")
+	}
+}
+
+var bnBenchShapes = []struct {
+	name  string
+	shape []int
+}{
+	{"64x128x16x16", []int{64, 128, 16, 16}},
+	{"64x64x32x32", []int{64, 64, 32, 32}},
+	{"64x256x8x8", []int{64, 256, 8, 8}},
+	{"64x7x7x7", []int{64, 7, 7, 7}}, // odd plane: scalar-load kernel
+}
+
+func BenchmarkBatchNormTrain(b *testing.B) {
+	d := newTestDevice(b)
+	for _, s := range bnBenchShapes {
+		b.Run(s.name, func(b *testing.B) {
+			c := s.shape[1]
+			x := tensorOf(b, d, randSlice(newRand(1), numelOf(s.shape)), s.shape...)
+			y := zeros(b, d, s.shape...)
+			g, be, rm, rv, sm, si := zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c)
+			// x read twice, y written once.
+			bnBenchGPU(b, d, int64(12*x.Len()), func(r *Recorder) error {
+				return r.BatchNormTrain(y, x, g, be, rm, rv, sm, si, 0.1, 1e-5)
+			})
+		})
+	}
+}
+
+func BenchmarkBatchNormBackward(b *testing.B) {
+	d := newTestDevice(b)
+	for _, s := range bnBenchShapes {
+		b.Run(s.name, func(b *testing.B) {
+			c := s.shape[1]
+			rng := newRand(2)
+			x := tensorOf(b, d, randSlice(rng, numelOf(s.shape)), s.shape...)
+			dy := tensorOf(b, d, randSlice(rng, numelOf(s.shape)), s.shape...)
+			dx := zeros(b, d, s.shape...)
+			g, sm, si, dg, db := zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c)
+			// x and dy read twice, dx written once.
+			bnBenchGPU(b, d, int64(20*x.Len()), func(r *Recorder) error {
+				return r.BatchNormBackward(dx, dg, db, dy, x, g, sm, si)
+			})
+		})
+	}
+}
+
+func BenchmarkAdam(b *testing.B) {
+	d := newTestDevice(b)
+	for _, s := range []struct {
+		name string
+		n    int
+	}{{"3.5M", 3_500_000}, {"2.8M", 2_800_000}} { // DCGAN G and D parameter counts
+		b.Run(s.name, func(b *testing.B) {
+			p := tensorOf(b, d, randSlice(newRand(3), s.n), s.n)
+			g := tensorOf(b, d, randSlice(newRand(4), s.n), s.n)
+			m, v := zeros(b, d, s.n), zeros(b, d, s.n)
+			step, err := d.NewCounter()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer step.Release()
+			if err := step.SetCounter(1); err != nil {
+				b.Fatal(err)
+			}
+			// param, m, v read and written, grad read.
+			bnBenchGPU(b, d, int64(28*s.n), func(r *Recorder) error {
+				return r.AdamStep(p, g, m, v, step, DefaultAdam())
+			})
+		})
+	}
+}
+
+func numelOf(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	return n
+}

@@ -1,0 +1,56 @@
+#version 450
+// adam: one Adam/AdamW step over flat buffers, as torch.optim.Adam/AdamW:
+//   Adam:  g += wd*p           AdamW: p *= 1 - lr*wd
+//   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+//   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// t is read from the step counter, so a replayed recording steps correctly.
+layout(local_size_x = 256) in;
+layout(std430, binding = 0) buffer Param { float param[]; };
+layout(std430, binding = 1) readonly buffer Grad { float grad[]; };
+layout(std430, binding = 2) buffer M { float m[]; };
+layout(std430, binding = 3) buffer V { float v[]; };
+layout(std430, binding = 4) readonly buffer Step { uint step[]; };
+// logBeta1/2 = log(beta) from the host in float64 (a float log near 1 is
+// only accurate to about 2^-21 absolute); -1e30 for beta = 0.
+layout(push_constant) uniform P {
+    uint n; float lr; float beta1; float beta2; float eps; float wd; uint decoupled;
+    float logBeta1; float logBeta2;
+} p;
+
+// 1 - exp(y) for y <= 0, keeping relative accuracy near 0 (no expm1 in GLSL).
+float oneMinusExp(float y) {
+    if (y > -0.5) {
+        float e = 1.0 + y / 9.0;
+        e = 1.0 + y / 8.0 * e;
+        e = 1.0 + y / 7.0 * e;
+        e = 1.0 + y / 6.0 * e;
+        e = 1.0 + y / 5.0 * e;
+        e = 1.0 + y / 4.0 * e;
+        e = 1.0 + y / 3.0 * e;
+        e = 1.0 + y / 2.0 * e;
+        return -y * e;
+    }
+    return 1.0 - exp(y);
+}
+
+void main() {
+    // A step of 0 (counter not incremented) acts as 1 rather than divide by 0.
+    float t = float(max(step[0], 1u));
+    float stepSize = p.lr / oneMinusExp(t * p.logBeta1);
+    float bc2Sqrt = sqrt(oneMinusExp(t * p.logBeta2));
+    float decay = 1.0 - p.lr * p.wd;
+    uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
+        float w = param[i], g = grad[i];
+        if (p.decoupled != 0u) {
+            w *= decay;
+        } else {
+            g += p.wd * w;
+        }
+        float mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+        float vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = w - stepSize * mi / (sqrt(vi) / bc2Sqrt + p.eps);
+    }
+}

@@ -1,0 +1,90 @@
+#version 450
+// bn_backward: batch-norm backward in training mode, one workgroup per
+// channel. Pass 1 sums dy and dy*xhat per lane, merged in a shared-memory
+// tree; pass 2 writes dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
+// vkgan:variant w2 -DWIDE=1
+#ifdef WIDE
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
+#define WG 256
+layout(local_size_x = WG) in;
+#ifdef WIDE
+// Float pairs in 64-bit words halve the per-lane loads on lavapipe (HW even).
+layout(std430, binding = 0) writeonly buffer DX { uint64_t dx[]; };
+layout(std430, binding = 3) readonly buffer DY { uint64_t dy[]; };
+layout(std430, binding = 4) readonly buffer X { uint64_t x[]; };
+#define LOAD(buf, i) uintBitsToFloat(unpackUint2x32(buf[i]))
+#define VAL vec2
+#else
+layout(std430, binding = 0) writeonly buffer DX { float dx[]; };
+layout(std430, binding = 3) readonly buffer DY { float dy[]; };
+layout(std430, binding = 4) readonly buffer X { float x[]; };
+#define LOAD(buf, i) buf[i]
+#define VAL float
+#endif
+layout(std430, binding = 1) writeonly buffer DG { float dgamma[]; };
+layout(std430, binding = 2) writeonly buffer DB { float dbeta[]; };
+layout(std430, binding = 5) readonly buffer G { float gamma[]; };
+layout(std430, binding = 6) readonly buffer SM { float saveMean[]; };
+layout(std430, binding = 7) readonly buffer SI { float saveInvStd[]; };
+// hw counts words per plane (floats, or float pairs with WIDE); count is
+// the number of floats per channel.
+layout(push_constant) uniform P { uint n; uint c; uint hw; float count; } p;
+
+shared float sDy[WG], sDyx[WG];
+
+void main() {
+    uint ch = gl_WorkGroupID.x;
+    uint lid = gl_LocalInvocationID.x;
+    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
+    uint stepN = WG / hw, stepS = WG % hw;
+    float mu = saveMean[ch], invstd = saveInvStd[ch];
+    float sumDy = 0.0, sumDyx = 0.0;
+    uint s = lid % hw;
+    for (uint n = lid / hw; n < p.n;) {
+        uint i = n * plane + off + s;
+        VAL g = LOAD(dy, i);
+        VAL gx = g * (LOAD(x, i) - mu);
+#ifdef WIDE
+        sumDy += g.x + g.y;
+        sumDyx += gx.x + gx.y;
+#else
+        sumDy += g;
+        sumDyx += gx;
+#endif
+        s += stepS;
+        n += stepN;
+        if (s >= hw) { s -= hw; n++; }
+    }
+    sDy[lid] = sumDy;
+    sDyx[lid] = sumDyx * invstd;
+    barrier();
+    for (uint st = WG / 2; st > 0; st >>= 1) {
+        if (lid < st) {
+            sDy[lid] += sDy[lid + st];
+            sDyx[lid] += sDyx[lid + st];
+        }
+        barrier();
+    }
+    float db = sDy[0], dg = sDyx[0];
+    float k = gamma[ch] * invstd;
+    float meanDy = db / p.count, meanDyx = dg / p.count;
+    s = lid % hw;
+    for (uint n = lid / hw; n < p.n;) {
+        uint i = n * plane + off + s;
+        VAL xhat = (LOAD(x, i) - mu) * invstd;
+        VAL r = k * (LOAD(dy, i) - meanDy - xhat * meanDyx);
+#ifdef WIDE
+        dx[i] = packUint2x32(floatBitsToUint(r));
+#else
+        dx[i] = r;
+#endif
+        s += stepS;
+        n += stepN;
+        if (s >= hw) { s -= hw; n++; }
+    }
+    if (lid == 0) {
+        dgamma[ch] = dg;
+        dbeta[ch] = db;
+    }
+}

@@ -1,0 +1,113 @@
+#version 450
+// bn_train: batch-norm forward in training mode, one workgroup per channel.
+// Pass 1 folds the channel's N*HW values into per-lane (count, mean, M2)
+// triples, merged in a shared-memory tree with Chan's formula; pass 2
+// normalises. x is read twice and y written once: on lavapipe loads are the
+// cost, and a channel is too large to keep in registers.
+// vkgan:variant w2 -DWIDE=1
+#ifdef WIDE
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
+#define WG 256
+layout(local_size_x = WG) in;
+#ifdef WIDE
+// Two floats per 64-bit word: every load on lavapipe is a per-lane scalar
+// loop, so this halves the loads. The host uses it only when HW is even, so
+// a word never crosses a channel plane.
+layout(std430, binding = 0) writeonly buffer Y { uint64_t y[]; };
+layout(std430, binding = 1) readonly buffer X { uint64_t x[]; };
+#else
+layout(std430, binding = 0) writeonly buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+#endif
+layout(std430, binding = 2) readonly buffer G { float gamma[]; };
+layout(std430, binding = 3) readonly buffer B { float beta[]; };
+layout(std430, binding = 4) buffer RM { float runMean[]; };
+layout(std430, binding = 5) buffer RV { float runVar[]; };
+layout(std430, binding = 6) writeonly buffer SM { float saveMean[]; };
+layout(std430, binding = 7) writeonly buffer SI { float saveInvStd[]; };
+// hw counts words per plane (floats, or float pairs with WIDE).
+layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float eps; } p;
+
+shared float sCnt[WG], sMean[WG], sM2[WG];
+
+void main() {
+    uint ch = gl_WorkGroupID.x;
+    uint lid = gl_LocalInvocationID.x;
+    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
+    // Lane lid visits flat indices lid, lid+WG, ... of the channel as
+    // (sample n, offset s) pairs, stepped without a division per element.
+    uint stepN = WG / hw, stepS = WG % hw;
+    // Per lane: sums of x - k and (x - k)^2 with k the lane's first value
+    // (shifted data: no cancellation while k is a sample of the channel, and
+    // no division per element as in Welford), then (count, mean, M2).
+    float cnt = 0.0, sum = 0.0, sumSq = 0.0, k = 0.0;
+    uint s = lid % hw;
+    uint n = lid / hw;
+    if (n < p.n) {
+#ifdef WIDE
+        k = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])).x;
+#else
+        k = x[n * plane + off + s];
+#endif
+    }
+    for (; n < p.n;) {
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])) - k;
+        sum += v.x + v.y;
+        sumSq += v.x * v.x + v.y * v.y;
+        cnt += 2.0;
+#else
+        float v = x[n * plane + off + s] - k;
+        sum += v;
+        sumSq += v * v;
+        cnt += 1.0;
+#endif
+        s += stepS;
+        n += stepN;
+        if (s >= hw) { s -= hw; n++; }
+    }
+    float mean = cnt > 0.0 ? sum / cnt : 0.0;
+    float m2 = cnt > 0.0 ? max(sumSq - sum * mean, 0.0) : 0.0;
+    mean += k;
+    sCnt[lid] = cnt;
+    sMean[lid] = mean;
+    sM2[lid] = m2;
+    barrier();
+    for (uint st = WG / 2; st > 0; st >>= 1) {
+        if (lid < st && sCnt[lid + st] > 0.0) {
+            float na = sCnt[lid], nb = sCnt[lid + st], nab = na + nb;
+            float d = sMean[lid + st] - sMean[lid];
+            sMean[lid] += d * (nb / nab);
+            sM2[lid] += sM2[lid + st] + d * d * (na / nab) * nb;
+            sCnt[lid] = nab;
+        }
+        barrier();
+    }
+    float total = sCnt[0], mu = sMean[0], sq = max(sM2[0], 0.0);
+    float var = sq / total;
+    float invstd = inversesqrt(var + p.eps);
+    float scale = invstd * gamma[ch], shift = beta[ch];
+    s = lid % hw;
+    for (uint n = lid / hw; n < p.n;) {
+        uint i = n * plane + off + s;
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[i]));
+        y[i] = packUint2x32(floatBitsToUint((v - mu) * scale + shift));
+#else
+        y[i] = (x[i] - mu) * scale + shift;
+#endif
+        s += stepS;
+        n += stepN;
+        if (s >= hw) { s -= hw; n++; }
+    }
+    if (lid == 0) {
+        saveMean[ch] = mu;
+        saveInvStd[ch] = invstd;
+        // One value per channel has no unbiased variance (PyTorch divides
+        // by zero); the biased one (0) keeps the running estimate finite.
+        float unbiased = total > 1.0 ? sq / (total - 1.0) : var;
+        runMean[ch] = (1.0 - p.momentum) * runMean[ch] + p.momentum * mu;
+        runVar[ch] = (1.0 - p.momentum) * runVar[ch] + p.momentum * unbiased;
+    }
+}
