@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -28,10 +27,7 @@ func benchCmd(fs *flag.FlagSet) func() error {
 		}
 		d, err := engine.Open(vk.Options{Device: *device})
 		if err != nil {
-			if errors.Is(err, vk.ErrNoDevice) {
-				return fmt.Errorf("%s\n(%w)", noDeviceHint, err)
-			}
-			return err
+			return deviceError(err)
 		}
 		defer d.Close()
 		info := d.Info()

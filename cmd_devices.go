@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,8 +11,20 @@ import (
 	"vkgan/vk"
 )
 
-// noDeviceHint says how to get a device on a machine without a GPU.
-const noDeviceHint = "no Vulkan device found: install Mesa's lavapipe CPU driver and the Vulkan loader with `make deps` (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+// deviceError adds how to get a device on a machine without one to an
+// error from opening or listing devices, unless devices exist (then the
+// selector was wrong and the error says so). The loader reports a machine
+// with no driver at all as VK_ERROR_INCOMPATIBLE_DRIVER from vkCreateInstance.
+func deviceError(err error) error {
+	var ve *vk.Error
+	if !errors.Is(err, vk.ErrNoDevice) && !(errors.As(err, &ve) && ve.Call == "vkCreateInstance") {
+		return err
+	}
+	if infos, lerr := vk.Devices(); lerr != nil || len(infos) == 0 {
+		return fmt.Errorf("no Vulkan device found (%w); install Mesa's lavapipe CPU driver and the Vulkan loader with `make deps` (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)", err)
+	}
+	return err
+}
 
 // deviceJSON is one entry of `vkgan devices -json`.
 type deviceJSON struct {
@@ -37,11 +50,11 @@ func devicesCmd(fs *flag.FlagSet) func() error {
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
 	return func() error {
 		infos, err := vk.Devices()
-		if err != nil {
-			return fmt.Errorf("%s\n(%w)", noDeviceHint, err)
+		if err == nil && len(infos) == 0 {
+			err = vk.ErrNoDevice
 		}
-		if len(infos) == 0 {
-			return fmt.Errorf("%s", noDeviceHint)
+		if err != nil {
+			return deviceError(err)
 		}
 		sel := os.Getenv("VKGAN_DEVICE")
 		def, err := vk.DefaultIndex(infos, sel)
