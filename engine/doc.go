@@ -1,0 +1,18 @@
+// Package engine is vkgan's tensor library: float32 tensors that live on a
+// Vulkan device (vk) and ops that record GLSL compute kernels (shaders)
+// into a command buffer.
+//
+// Data flow and costs: Device.NewTensor and FromSlice allocate device
+// memory; Upload and Download are the only host copies. A Recorder
+// validates each op's arguments before recording it (a bad shape is an
+// error, never a wrong dispatch), records one dispatch plus a barrier per
+// op, and is submitted once or many times; Submit waits for the device.
+// A training step is recorded once and replayed: values that change from
+// step to step (the step counter, RNG offsets) live on the device and are
+// advanced by kernels, so the host submits one command buffer and waits on
+// one fence per step.
+//
+// Kernels are specialised per device class (ClassCPU for lavapipe, whose
+// loads are per-lane scalar loops; ClassGPU otherwise), and pipelines are
+// built on first use and cached for the device's lifetime.
+package engine

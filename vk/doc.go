@@ -1,0 +1,28 @@
+// Package vk is vkgan's thin layer over Vulkan compute: it is the only
+// package that imports the cgo binding (github.com/vulkan-go/vulkan).
+//
+// It loads the loader by its soname (libvulkan.so.1, so the runtime package
+// alone is enough), lists devices (Devices) and opens one (Open) with a
+// single compute queue, choosing discrete > integrated > virtual > CPU
+// unless Options.Device or VKGAN_DEVICE names one by index or name. With
+// Options.Validate or VKGAN_VALIDATE=1 the Khronos validation layer is on
+// and its messages go to Options.OnMessage.
+//
+// Memory: buffers are regions sub-allocated from a few 64 MiB blocks (each
+// one VkDeviceMemory bound to one VkBuffer), so a training step binds a
+// handful of buffers and stays far below drivers' allocation-count limits.
+// On devices that share memory with the host (lavapipe, integrated GPUs)
+// the blocks are persistently mapped and Buffer.Write/Read are memcpys;
+// elsewhere they go through a staging buffer and one submit each.
+//
+// Work: a Recorder records dispatches, barriers, copies and timestamps into
+// one command buffer that can be submitted any number of times; Submit
+// waits for it on a fence through C function pointers, so the per-step
+// path allocates nothing. Recording errors are sticky and returned by End.
+//
+// Lifetimes: every object has one owner. Release is idempotent and safe on
+// nil; Device.Close waits idle, releases whatever callers did not, saves the
+// pipeline cache and reports a lost device. Vulkan failures are *Error
+// values naming the call; errors.Is maps them to ErrOutOfDeviceMemory,
+// ErrDeviceLost and ErrTimeout.
+package vk

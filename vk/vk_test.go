@@ -1,0 +1,418 @@
+package vk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"vkgan/shaders"
+)
+
+// One device serves the package's tests (opening one costs ~60 ms, more
+// with validation); tests that need their own, such as Close, open it.
+var (
+	testDev     *Device
+	testDevErr  error
+	testDevOnce sync.Once
+	testMsgMu   sync.Mutex
+	testMsgs    []string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testDev != nil {
+		if err := testDev.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing test device:", err)
+			code = 1
+		}
+		if msgs := takeTestMessages(); len(msgs) > 0 {
+			fmt.Fprintf(os.Stderr, "validation messages at teardown:\n%s\n", strings.Join(msgs, "\n"))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func collectMessage(s string) {
+	testMsgMu.Lock()
+	testMsgs = append(testMsgs, s)
+	testMsgMu.Unlock()
+}
+
+func takeTestMessages() []string {
+	testMsgMu.Lock()
+	defer testMsgMu.Unlock()
+	m := testMsgs
+	testMsgs = nil
+	return m
+}
+
+// skipWithoutDevice skips (or, with VKGAN_REQUIRE_DEVICE=1, fails) a test
+// when err says there is no device.
+func skipWithoutDevice(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
+		t.Fatalf("no Vulkan device and VKGAN_REQUIRE_DEVICE=1: %v", err)
+	}
+	t.Skipf("no Vulkan device: %v", err)
+}
+
+// device returns the shared test device. With VKGAN_VALIDATE=1, any
+// validation message raised during the test fails it.
+func device(t testing.TB) *Device {
+	t.Helper()
+	testDevOnce.Do(func() { testDev, testDevErr = Open(Options{OnMessage: collectMessage}) })
+	skipWithoutDevice(t, testDevErr)
+	t.Cleanup(func() {
+		if msgs := takeTestMessages(); len(msgs) > 0 {
+			t.Errorf("validation layer reported %d message(s):\n%s", len(msgs), strings.Join(msgs, "\n"))
+		}
+	})
+	return testDev
+}
+
+// openOwn opens a device only this test uses; it is closed at the end.
+func openOwn(t testing.TB, opts Options) *Device {
+	t.Helper()
+	d, err := Open(opts)
+	skipWithoutDevice(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) + seed
+	}
+	return b
+}
+
+func TestOpenClose(t *testing.T) {
+	d := openOwn(t, Options{OnMessage: collectMessage})
+	info := d.Info()
+	assert.NotEmpty(t, info.Name)
+	assert.NotZero(t, info.Limits.MaxStorageBufferRange)
+	assert.NotZero(t, info.Limits.MaxWorkGroupSize)
+	assert.NotZero(t, info.Limits.SubgroupSize)
+	require.NoError(t, d.Close())
+	require.NoError(t, d.Close(), "second Close")
+	_, err := d.NewBuffer(16)
+	assert.Error(t, err, "NewBuffer after Close")
+	_, err = d.NewRecorder()
+	assert.Error(t, err, "NewRecorder after Close")
+	assert.Empty(t, takeTestMessages())
+}
+
+func TestCloseReleasesOwned(t *testing.T) {
+	d := openOwn(t, Options{OnMessage: collectMessage})
+	b, err := d.NewBuffer(1024)
+	require.NoError(t, err)
+	r, err := d.NewRecorder()
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	// Close released them; releasing again must be a no-op, not a crash.
+	b.Release()
+	r.Release()
+	var nilBuf *Buffer
+	nilBuf.Release()
+	assert.Empty(t, takeTestMessages())
+}
+
+func TestDevicesListsOne(t *testing.T) {
+	infos, err := Devices()
+	if err == nil && len(infos) == 0 {
+		err = ErrNoDevice
+	}
+	skipWithoutDevice(t, err)
+	for i, d := range infos {
+		assert.Equal(t, i, d.Index)
+		assert.NotEmpty(t, d.Name)
+		assert.Regexp(t, `^\d+\.\d+\.\d+$`, d.APIVersion)
+	}
+	i, err := DefaultIndex(infos, "")
+	require.NoError(t, err)
+	assert.True(t, i >= 0 && i < len(infos))
+}
+
+func TestChoose(t *testing.T) {
+	infos := []DeviceInfo{
+		{Index: 0, Name: "llvmpipe (LLVM 15.0.6, 256 bits)", Type: CPU},
+		{Index: 1, Name: "NVIDIA GeForce RTX 4090", Type: Discrete},
+		{Index: 2, Name: "Intel(R) UHD Graphics 770", Type: Integrated},
+	}
+	for _, tc := range []struct {
+		sel  string
+		want int
+	}{
+		{"", 1},         // discrete beats integrated beats CPU
+		{"0", 0},        // index
+		{"2", 2},        // index
+		{"LLVMPIPE", 0}, // case-insensitive name substring
+		{"uhd", 2},
+		{"nvidia", 1},
+	} {
+		got, err := DefaultIndex(infos, tc.sel)
+		require.NoError(t, err, "selector %q", tc.sel)
+		assert.Equal(t, tc.want, got, "selector %q", tc.sel)
+	}
+	for _, sel := range []string{"3", "-1", "amd"} {
+		_, err := DefaultIndex(infos, sel)
+		require.Error(t, err, "selector %q", sel)
+		assert.ErrorIs(t, err, ErrNoDevice, "selector %q", sel)
+	}
+	_, err := DefaultIndex(nil, "")
+	assert.ErrorIs(t, err, ErrNoDevice)
+	// Integrated beats CPU when there is no discrete GPU.
+	got, err := DefaultIndex([]DeviceInfo{infos[0], infos[2]}, "")
+	require.NoError(t, err)
+	assert.Equal(t, 1, got)
+}
+
+func TestOpenSelector(t *testing.T) {
+	d := device(t)
+	_, err := Open(Options{Device: "999"})
+	assert.ErrorIs(t, err, ErrNoDevice)
+	assert.Contains(t, err.Error(), "out of range")
+	_, err = Open(Options{Device: "no-such-device-name"})
+	assert.ErrorIs(t, err, ErrNoDevice)
+	assert.Contains(t, err.Error(), "no-such-device-name")
+	// By index and by name, the same device as the default.
+	for _, sel := range []string{fmt.Sprint(d.Info().Index), strings.ToUpper(d.Info().Name)} {
+		d2, err := Open(Options{Device: sel, OnMessage: collectMessage})
+		require.NoError(t, err, "selector %q", sel)
+		assert.Equal(t, d.Info().Name, d2.Info().Name)
+		require.NoError(t, d2.Close())
+	}
+}
+
+func TestBufferRoundTrip(t *testing.T) {
+	d := device(t)
+	for _, host := range []bool{false, true} {
+		for _, size := range []int64{1, 4, 255, 256, 1000, 1 << 20} {
+			var b *Buffer
+			var err error
+			if host {
+				b, err = d.NewHostBuffer(size)
+			} else {
+				b, err = d.NewBuffer(size)
+			}
+			require.NoError(t, err, "size %d host %v", size, host)
+			assert.Equal(t, size, b.Size())
+			want := pattern(int(size), byte(size))
+			require.NoError(t, b.Write(0, want))
+			got := make([]byte, size)
+			require.NoError(t, b.Read(0, got))
+			assert.True(t, bytes.Equal(want, got), "size %d host %v: read back differs", size, host)
+			if size >= 8 {
+				// A write at an offset changes only its range.
+				patch := []byte{0xaa, 0xbb, 0xcc}
+				require.NoError(t, b.Write(3, patch))
+				copy(want[3:], patch)
+				part := make([]byte, size-2)
+				require.NoError(t, b.Read(2, part))
+				assert.True(t, bytes.Equal(want[2:], part), "size %d: offset read differs", size)
+			}
+			// Out of range: past the end, negative offset, too long.
+			assert.Error(t, b.Write(size, []byte{1}))
+			assert.Error(t, b.Write(-1, []byte{1}))
+			assert.Error(t, b.Read(0, make([]byte, size+1)))
+			assert.NoError(t, b.Read(size, nil), "empty read at the end")
+			b.Release()
+			b.Release()
+			assert.Error(t, b.Read(0, make([]byte, 1)), "read of a released buffer")
+		}
+	}
+	_, err := d.NewBuffer(0)
+	assert.Error(t, err)
+	_, err = d.NewBuffer(-5)
+	assert.Error(t, err)
+}
+
+func TestBufferView(t *testing.T) {
+	d := device(t)
+	b, err := d.NewBuffer(4096)
+	require.NoError(t, err)
+	defer b.Release()
+	require.NoError(t, b.Write(0, make([]byte, 4096)))
+	v, err := b.View(512, 1000)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), v.Size())
+	data := pattern(1000, 3)
+	require.NoError(t, v.Write(0, data))
+	got := make([]byte, 1000)
+	require.NoError(t, b.Read(512, got))
+	assert.Equal(t, data, got, "write through the view lands in the parent")
+	before := make([]byte, 512)
+	require.NoError(t, b.Read(0, before))
+	assert.Equal(t, make([]byte, 512), before, "bytes before the view untouched")
+	assert.Error(t, v.Write(999, []byte{1, 2}), "write past the view's end")
+
+	_, err = b.View(100, 16)
+	assert.Error(t, err, "unaligned offset")
+	_, err = b.View(3840, 512)
+	assert.Error(t, err, "view past the parent's end")
+	_, err = b.View(0, 0)
+	assert.Error(t, err, "empty view")
+	v.Release() // a no-op: the parent stays usable
+	require.NoError(t, b.Read(512, got))
+	assert.Equal(t, data, got)
+}
+
+func TestBufferTooLarge(t *testing.T) {
+	d := device(t)
+	max := int64(d.Info().Limits.MaxStorageBufferRange)
+	_, err := d.NewBuffer(max + 1)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrTooLarge)
+	assert.NotErrorIs(t, err, ErrOutOfDeviceMemory)
+}
+
+func TestSubAllocationReuse(t *testing.T) {
+	d := device(t)
+	sizes := []int64{4, 1000, 4096, 65536, 300000}
+	round := func() {
+		var bufs []*Buffer
+		for i := 0; i < 200; i++ {
+			b, err := d.NewBuffer(sizes[i%len(sizes)])
+			require.NoError(t, err)
+			bufs = append(bufs, b)
+		}
+		// Release in an interleaved order so coalescing is exercised.
+		for i := 0; i < len(bufs); i += 2 {
+			bufs[i].Release()
+		}
+		for i := 1; i < len(bufs); i += 2 {
+			bufs[i].Release()
+		}
+	}
+	round()
+	blocks := len(d.mem.blocks)
+	require.NotZero(t, blocks)
+	for i := 0; i < 20; i++ {
+		round()
+	}
+	assert.Equal(t, blocks, len(d.mem.blocks), "blocks grew although every buffer was released")
+	for i, b := range d.mem.blocks {
+		assert.Equal(t, 0, b.used, "block %d still has regions in use", i)
+		assert.Equal(t, []span{{0, b.size}}, b.free, "block %d's free list did not coalesce", i)
+	}
+}
+
+// fillPipeline builds the fill kernel: 1 binding, push constants n uint32
+// and value float32.
+func fillPipeline(t testing.TB, d *Device) *Pipeline {
+	t.Helper()
+	code, err := shaders.SPIRV("fill")
+	require.NoError(t, err)
+	p, err := d.NewPipeline(PipelineDesc{Name: "fill", SPIRV: code, Bindings: 1, PushSize: 8})
+	require.NoError(t, err)
+	return p
+}
+
+func fillPush(n uint32, v float32) []byte {
+	push := make([]byte, 8)
+	binary.LittleEndian.PutUint32(push, n)
+	binary.LittleEndian.PutUint32(push[4:], math.Float32bits(v))
+	return push
+}
+
+func TestDispatchFillAndTimestamps(t *testing.T) {
+	d := device(t)
+	p := fillPipeline(t, d)
+	defer p.Release()
+	const n = 1000
+	b, err := d.NewBuffer(4 * n)
+	require.NoError(t, err)
+	defer b.Release()
+	require.NoError(t, b.Write(0, make([]byte, 4*n)))
+	r, err := d.NewRecorder()
+	require.NoError(t, err)
+	defer r.Release()
+	t0 := r.Timestamp()
+	r.Dispatch(p, [3]uint32{2, 1, 1}, fillPush(n-1, 2.5), b) // leaves the last element alone
+	r.Barrier()
+	t1 := r.Timestamp()
+	require.NoError(t, r.End())
+	require.NoError(t, d.Submit(r))
+	got := make([]byte, 4*n)
+	require.NoError(t, b.Read(0, got))
+	for i := 0; i < n; i++ {
+		want := float32(2.5)
+		if i == n-1 {
+			want = 0
+		}
+		require.Equal(t, want, math.Float32frombits(binary.LittleEndian.Uint32(got[4*i:])), "element %d", i)
+	}
+	if d.Info().Limits.TimestampCompute {
+		ts, err := r.Timestamps()
+		require.NoError(t, err)
+		require.Len(t, ts, 2)
+		assert.GreaterOrEqual(t, ts[t1], ts[t0])
+	}
+	// Our own checks catch interface mismatches before Vulkan sees them.
+	r2, err := d.NewRecorder()
+	require.NoError(t, err)
+	defer r2.Release()
+	r2.Dispatch(p, [3]uint32{1, 1, 1}, make([]byte, 4), b)
+	assert.ErrorContains(t, r2.End(), "push constants")
+}
+
+// TestValidationLayerReports checks that a bug only the Khronos layer can
+// see reaches Options.OnMessage: a pipeline layout whose push-constant
+// range (4 bytes) is smaller than the block the shader declares (8 bytes),
+// VUID-VkComputePipelineCreateInfo-layout-00703.
+//
+// vulkan-go keeps the first debug-report callback registered in the process
+// in a global and routes every later instance's messages to it
+// (DebugReportCallbackFunc.PassValue in its cgo_helpers.go). Under
+// VKGAN_VALIDATE=1 the shared test device holds that first callback, so the
+// test provokes the error there; otherwise it opens its own validated
+// device, the process's first.
+func TestValidationLayerReports(t *testing.T) {
+	if err := load(); err == nil && !hasInstanceLayer(validationLayer) {
+		t.Skipf("%s is not installed (Debian: vulkan-validationlayers)", validationLayer)
+	}
+	var d *Device
+	var take func() []string
+	if ValidationFromEnv() {
+		d, take = device(t), takeTestMessages
+	} else {
+		var mu sync.Mutex
+		var got []string
+		d = openOwn(t, Options{Validate: true, OnMessage: func(s string) {
+			mu.Lock()
+			got = append(got, s)
+			mu.Unlock()
+		}})
+		take = func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			m := got
+			got = nil
+			return m
+		}
+	}
+	d.ValidationMessages() // start from a clean slate
+	code, err := shaders.SPIRV("fill")
+	require.NoError(t, err)
+	p, err := d.NewPipeline(PipelineDesc{Name: "fill-bad-layout", SPIRV: code, Bindings: 1, PushSize: 4})
+	if err == nil {
+		p.Release()
+	}
+	got := take()
+	require.NotEmpty(t, got, "OnMessage received nothing from the validation layer")
+	assert.Contains(t, strings.Join(got, "\n"), "VUID-VkComputePipelineCreateInfo-layout")
+	assert.Equal(t, got, d.ValidationMessages(), "messages are also kept on the device")
+}
