@@ -33,6 +33,7 @@ type deviceJSON struct {
 	Type                  string `json:"type"`
 	APIVersion            string `json:"api_version"`
 	DriverVersion         string `json:"driver_version"`
+	Driver                string `json:"driver,omitempty"`
 	VendorID              uint32 `json:"vendor_id"`
 	DeviceID              uint32 `json:"device_id"`
 	SubgroupSize          uint32 `json:"subgroup_size"`
@@ -68,7 +69,7 @@ func devicesCmd(fs *flag.FlagSet) func() error {
 				l := d.Limits
 				out[i] = deviceJSON{
 					Index: d.Index, Name: d.Name, Type: d.Type.String(),
-					APIVersion: d.APIVersion, DriverVersion: d.DriverVersion,
+					APIVersion: d.APIVersion, DriverVersion: d.DriverVersion, Driver: driverString(d),
 					VendorID: d.VendorID, DeviceID: d.DeviceID,
 					SubgroupSize: l.SubgroupSize, MaxSharedMemory: l.MaxSharedMemory,
 					MaxWorkGroupSize: l.MaxWorkGroupSize, MaxStorageBufferRange: l.MaxStorageBufferRange,
@@ -90,7 +91,8 @@ func devicesCmd(fs *flag.FlagSet) func() error {
 			fmt.Fprintf(stdout, "%d: %s%s\n", d.Index, d.Name, mark)
 			tw := tabwriter.NewWriter(stdout, 0, 0, 1, ' ', 0)
 			fmt.Fprintf(tw, "   type\t%s\n", d.Type)
-			fmt.Fprintf(tw, "   API / driver\t%s / %s\n", d.APIVersion, d.DriverVersion)
+			fmt.Fprintf(tw, "   API version\t%s\n", d.APIVersion)
+			fmt.Fprintf(tw, "   driver\t%s\n", driverString(d))
 			fmt.Fprintf(tw, "   vendor / device id\t0x%04x / 0x%04x\n", d.VendorID, d.DeviceID)
 			fmt.Fprintf(tw, "   subgroup size\t%d\n", l.SubgroupSize)
 			fmt.Fprintf(tw, "   max shared memory\t%s\n", bytesString(uint64(l.MaxSharedMemory)))
@@ -119,4 +121,14 @@ func bytesString(n uint64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// driverString names the driver and its version: the Vulkan 1.2 driver
+// properties where the device has them ("llvmpipe, Mesa 25.0.7 (LLVM
+// 15.0.6)"), else the packed driverVersion.
+func driverString(d vk.DeviceInfo) string {
+	if d.DriverName != "" {
+		return fmt.Sprintf("%s, %s (version %s)", d.DriverName, d.DriverInfo, d.DriverVersion)
+	}
+	return d.DriverVersion
 }

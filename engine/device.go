@@ -71,7 +71,12 @@ func (d *Device) Class() Class { return d.class }
 func (d *Device) VK() *vk.Device { return d.vk }
 
 // ValidationMessages returns and clears validation-layer messages.
-func (d *Device) ValidationMessages() []string { return d.vk.ValidationMessages() }
+func (d *Device) ValidationMessages() []string {
+	if d == nil || d.vk == nil {
+		return nil
+	}
+	return d.vk.ValidationMessages()
+}
 
 // pipeline returns the (cached) pipeline for kernel with the given interface
 // and specialization constants.

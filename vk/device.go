@@ -62,6 +62,8 @@ type DeviceInfo struct {
 	DeviceID      uint32
 	APIVersion    string
 	DriverVersion string
+	DriverName    string // e.g. "llvmpipe"; empty before Vulkan 1.2
+	DriverInfo    string // e.g. "Mesa 25.0.7 (LLVM 15.0.6)"
 	Limits        Limits
 	cacheUUID     [16]byte
 }
@@ -132,7 +134,7 @@ func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
 			localBytes = uint64(h.Size)
 		}
 	}
-	sg := querySubgroup(inst.handle, pd)
+	sg := queryProps2(inst.handle, pd, p.ApiVersion)
 	l := p.Limits
 	t := Other
 	switch p.DeviceType {
@@ -153,6 +155,8 @@ func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
 		DeviceID:      p.DeviceID,
 		APIVersion:    versionString(p.ApiVersion),
 		DriverVersion: driverVersionString(p.VendorID, p.DriverVersion),
+		DriverName:    sg.driverName,
+		DriverInfo:    sg.driverInfo,
 		Limits: Limits{
 			SubgroupSize:           sg.size,
 			SubgroupOps:            sg.ops,

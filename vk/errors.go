@@ -40,6 +40,9 @@ func (e *Error) Is(target error) bool {
 		return e.Result == vulkan.ErrorDeviceLost
 	case ErrTimeout:
 		return e.Result == vulkan.Timeout
+	case ErrNoDevice:
+		// What the loader answers when no driver (ICD) is installed.
+		return e.Result == vulkan.ErrorIncompatibleDriver || e.Result == vulkan.ErrorInitializationFailed
 	}
 	return false
 }

@@ -23,6 +23,7 @@ func ValidationFromEnv() bool {
 type instance struct {
 	handle   vulkan.Instance
 	callback vulkan.DebugReportCallback
+	id       unsafe.Pointer // C memory holding this instance's key in live
 
 	mu        sync.Mutex
 	onMessage func(string)
@@ -82,19 +83,65 @@ func newInstance(validate bool, onMessage func(string)) (*instance, error) {
 		return nil, fmt.Errorf("vk: vkInitInstance: %w", err)
 	}
 	if validate {
+		inst.id = register(inst)
 		cbInfo := vulkan.DebugReportCallbackCreateInfo{
 			SType:       vulkan.StructureTypeDebugReportCallbackCreateInfo,
 			Flags:       vulkan.DebugReportFlags(vulkan.DebugReportErrorBit | vulkan.DebugReportWarningBit | vulkan.DebugReportPerformanceWarningBit),
-			PfnCallback: inst.report,
+			PfnCallback: routeReport,
+			PUserData:   inst.id,
 		}
 		var cb vulkan.DebugReportCallback
 		if err := check("vkCreateDebugReportCallbackEXT", vulkan.CreateDebugReportCallback(h, &cbInfo, nil, &cb)); err != nil {
+			unregister(inst.id)
 			vulkan.DestroyInstance(h, nil)
 			return nil, err
 		}
 		inst.callback = cb
 	}
 	return inst, nil
+}
+
+// vulkan-go keeps a single Go callback for the whole process (the first
+// one registered), so every instance registers routeReport and tells it
+// apart by the user-data pointer: C memory holding a key into live.
+var (
+	liveMu  sync.Mutex
+	live    = map[uint64]*instance{}
+	liveKey uint64
+)
+
+func register(in *instance) unsafe.Pointer {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	liveKey++
+	live[liveKey] = in
+	p := cBytes(make([]byte, 8))
+	*(*uint64)(p) = liveKey
+	return p
+}
+
+func unregister(id unsafe.Pointer) {
+	if id == nil {
+		return
+	}
+	liveMu.Lock()
+	delete(live, *(*uint64)(id))
+	liveMu.Unlock()
+	freeC(id)
+}
+
+func routeReport(flags vulkan.DebugReportFlags, objType vulkan.DebugReportObjectType, obj uint64, loc uint, code int32, prefix, msg string, user unsafe.Pointer) vulkan.Bool32 {
+	var in *instance
+	if user != nil {
+		liveMu.Lock()
+		in = live[*(*uint64)(user)]
+		liveMu.Unlock()
+	}
+	if in == nil {
+		fmt.Fprintf(os.Stderr, "vulkan validation [%s]: %s\n", prefix, msg)
+		return vulkan.False
+	}
+	return in.report(flags, objType, obj, loc, code, prefix, msg, user)
 }
 
 func (in *instance) report(flags vulkan.DebugReportFlags, _ vulkan.DebugReportObjectType, _ uint64, _ uint, _ int32, prefix, msg string, _ unsafe.Pointer) vulkan.Bool32 {
@@ -127,6 +174,8 @@ func (in *instance) release() {
 		vulkan.DestroyDebugReportCallback(in.handle, in.callback, nil)
 	}
 	vulkan.DestroyInstance(in.handle, nil)
+	unregister(in.id)
+	in.id = nil
 	in.handle = nil
 }
 

@@ -20,22 +20,31 @@ static int vkg_open(const char *name) {
 
 static void *vkg_proc_addr(void) { return (void *)vkg_gipa; }
 
-// vkg_subgroup queries Vulkan 1.1 subgroup properties, which vulkan-go cannot
-// chain into vkGetPhysicalDeviceProperties2.
-static void vkg_subgroup(VkInstance inst, VkPhysicalDevice pd, uint32_t *size, uint32_t *ops, uint32_t *stages) {
+// vkg_props2 queries Vulkan 1.1 subgroup properties and, on 1.2 devices,
+// the driver's name and version string: vulkan-go cannot chain structures
+// into vkGetPhysicalDeviceProperties2.
+static void vkg_props2(VkInstance inst, VkPhysicalDevice pd, uint32_t api, uint32_t *size, uint32_t *ops, uint32_t *stages,
+		char *driverName, char *driverInfo) {
 	PFN_vkGetPhysicalDeviceProperties2 f =
 		(PFN_vkGetPhysicalDeviceProperties2)vkg_gipa(inst, "vkGetPhysicalDeviceProperties2");
-	*size = 0; *ops = 0; *stages = 0;
+	*size = 0; *ops = 0; *stages = 0; driverName[0] = 0; driverInfo[0] = 0;
 	if (f == NULL) return;
+	VkPhysicalDeviceDriverProperties drv;
+	memset(&drv, 0, sizeof drv);
+	drv.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
 	VkPhysicalDeviceSubgroupProperties sg;
 	memset(&sg, 0, sizeof sg);
 	sg.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+	if (api >= VK_MAKE_VERSION(1, 2, 0)) sg.pNext = &drv;
 	VkPhysicalDeviceProperties2 p2;
 	memset(&p2, 0, sizeof p2);
 	p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
 	p2.pNext = &sg;
 	f(pd, &p2);
 	*size = sg.subgroupSize; *ops = sg.supportedOperations; *stages = sg.supportedStages;
+	memcpy(driverName, drv.driverName, VK_MAX_DRIVER_NAME_SIZE);
+	memcpy(driverInfo, drv.driverInfo, VK_MAX_DRIVER_INFO_SIZE);
+	driverName[VK_MAX_DRIVER_NAME_SIZE - 1] = 0; driverInfo[VK_MAX_DRIVER_INFO_SIZE - 1] = 0;
 }
 
 // The per-step path (submit, wait, reset) is called through these pointers
@@ -116,14 +125,19 @@ func load() error {
 	return loadErr
 }
 
-type subgroupInfo struct {
-	size, ops, stages uint32
+type props2 struct {
+	size, ops, stages      uint32
+	driverName, driverInfo string
 }
 
-func querySubgroup(inst vulkan.Instance, pd vulkan.PhysicalDevice) subgroupInfo {
+func queryProps2(inst vulkan.Instance, pd vulkan.PhysicalDevice, api uint32) props2 {
 	var s, o, st C.uint32_t
-	C.vkg_subgroup(C.VkInstance(unsafe.Pointer(inst)), C.VkPhysicalDevice(unsafe.Pointer(pd)), &s, &o, &st)
-	return subgroupInfo{uint32(s), uint32(o), uint32(st)}
+	name := (*C.char)(C.calloc(C.VK_MAX_DRIVER_NAME_SIZE, 1))
+	info := (*C.char)(C.calloc(C.VK_MAX_DRIVER_INFO_SIZE, 1))
+	defer C.free(unsafe.Pointer(name))
+	defer C.free(unsafe.Pointer(info))
+	C.vkg_props2(C.VkInstance(unsafe.Pointer(inst)), C.VkPhysicalDevice(unsafe.Pointer(pd)), C.uint32_t(api), &s, &o, &st, name, info)
+	return props2{uint32(s), uint32(o), uint32(st), C.GoString(name), C.GoString(info)}
 }
 
 // hotPath holds the C function pointers for submit-and-wait. It is
