@@ -85,12 +85,18 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	if lim.ShaderInt64 {
 		kernel = "igemm_i64"
 	}
+	// Few output rows (an RGB image, one logit): a shorter tile wastes
+	// fewer lanes on rows past M.
+	tm := gemmTM
+	for tm > 4 && g.M <= tm/2 {
+		tm /= 2
+	}
 	groups := [3]uint32{
 		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
-		uint32((g.M + gemmTM - 1) / gemmTM),
+		uint32((g.M + tm - 1) / tm),
 		uint32(zslices),
 	}
-	spec := []uint32{uint32(mode), uint32(wg), b2u(useSG), b2u(vecA), b2u(vecB)}
+	spec := []uint32{uint32(mode), uint32(wg), b2u(useSG), b2u(vecA), b2u(vecB), uint32(tm)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}

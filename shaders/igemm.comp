@@ -36,7 +36,6 @@
 #extension GL_ARB_gpu_shader_int64 : require
 #endif
 
-#define TM 16
 #define TN 4
 
 layout(local_size_x_id = 1) in;
@@ -44,6 +43,9 @@ layout(constant_id = 0) const uint MODE = 0;
 layout(constant_id = 2) const bool USE_SG = false;
 layout(constant_id = 3) const bool VEC_A = false; // A rows contiguous along k, K%4 == 0, 16-byte aligned
 layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous along n, N%4 == 0, aligned
+// Rows per tile: 16, or 8 / 4 for outputs with few rows (an RGB image, a
+// single logit) so lanes are not spent on rows that do not exist.
+layout(constant_id = 5) const uint TM = 16;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -244,8 +246,9 @@ void main() {
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
-    // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of the tile.
-    uint myRow0 = min(m0 + 2 * (lane & 7u), p.M - 1);
+    // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of a 16-row tile, or
+    // row l of a smaller one.
+    uint myRow0 = TM == 16 ? min(m0 + 2 * (lane & 7u), p.M - 1) : min(m0 + (lane & 7u), p.M - 1);
     uint myRow1 = min(m0 + 2 * (lane & 7u) + 1, p.M - 1);
 
     vec4 acc[TM];
@@ -293,21 +296,24 @@ void main() {
             if (VEC_A) {
                 bool ok = kok[0];
                 la0 = load4A(ok ? myRow0 * mStrideA + uint(kA[0]) : 0);
-                la1 = load4A(ok ? myRow1 * mStrideA + uint(kA[0]) : 0);
+                if (TM == 16) la1 = load4A(ok ? myRow1 * mStrideA + uint(kA[0]) : 0);
             } else {
                 for (uint kk = 0; kk < 4; ++kk) {
                     bool ok = kok[kk];
                     la0[kk] = ok ? a32[ok ? myRow0 * mStrideA + uint(kA[kk]) : 0] : 0.0;
-                    la1[kk] = ok ? a32[ok ? myRow1 * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                    if (TM == 16) la1[kk] = ok ? a32[ok ? myRow1 * mStrideA + uint(kA[kk]) : 0] : 0.0;
                 }
             }
         }
 
 #define FMA_ROW(r, av) acc[r] += (av).x * b[0] + (av).y * b[1] + (av).z * b[2] + (av).w * b[3];
 #define ROW_SG(r) { vec4 av = subgroupBroadcast(((r) & 1) == 0 ? la0 : la1, (r) >> 1); FMA_ROW(r, av) }
-        if (USE_SG) {
+#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la0, (r)); FMA_ROW(r, av) }
+        if (USE_SG && TM == 16) {
             ROW_SG(0) ROW_SG(1) ROW_SG(2) ROW_SG(3) ROW_SG(4) ROW_SG(5) ROW_SG(6) ROW_SG(7)
             ROW_SG(8) ROW_SG(9) ROW_SG(10) ROW_SG(11) ROW_SG(12) ROW_SG(13) ROW_SG(14) ROW_SG(15)
+        } else if (USE_SG) {
+            ROW_SG1(0) ROW_SG1(1) ROW_SG1(2) ROW_SG1(3) ROW_SG1(4) ROW_SG1(5) ROW_SG1(6) ROW_SG1(7)
         } else {
             for (uint r = 0; r < TM; ++r) {
                 uint row = min(m0 + r, p.M - 1);
