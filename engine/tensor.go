@@ -135,3 +135,38 @@ func sameShape(a, b []int) bool {
 	}
 	return true
 }
+
+// ViewAlign is the element alignment of tensor views: 64 float32 values,
+// 256 bytes, a multiple of every device's storage-buffer offset alignment.
+const ViewAlign = 64
+
+// View returns a tensor of the given shape aliasing t's storage from
+// element offset (a multiple of ViewAlign). It must not outlive t.
+func (t *Tensor) View(offset int, shape ...int) (*Tensor, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || offset%ViewAlign != 0 || offset+n > t.n {
+		return nil, fmt.Errorf("engine: view of %v at %d does not fit tensor %v or is not %d-aligned", shape, offset, t.shape, ViewAlign)
+	}
+	b, err := t.buf.View(int64(4*offset), int64(4*n))
+	if err != nil {
+		return nil, err
+	}
+	return &Tensor{d: t.d, buf: b, shape: append([]int(nil), shape...), n: n}, nil
+}
+
+// Bytes copies the tensor's raw bytes (little-endian float32) to the host.
+func (t *Tensor) Bytes() ([]byte, error) {
+	b := make([]byte, 4*t.n)
+	return b, t.buf.Read(0, b)
+}
+
+// SetBytes uploads raw little-endian float32 bytes (len = 4*Len).
+func (t *Tensor) SetBytes(b []byte) error {
+	if len(b) != 4*t.n {
+		return fmt.Errorf("engine: %d bytes for tensor %v of %d bytes", len(b), t.shape, 4*t.n)
+	}
+	return t.buf.Write(0, b)
+}

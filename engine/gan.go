@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// GANConfig configures a GAN training step.
+type GANConfig struct {
+	Model DCGAN
+	Batch int
+	Seed  uint64 // data order and noise: (Seed, step counter) reproduce a batch
+	// Optimizers for D and G (the example: lr 2e-4, betas 0.5, 0.999).
+	AdamD, AdamG Adam
+	// RealLabel is D's target for real images (1; less for one-sided label
+	// smoothing). Fake images have target 0; G's target is 1.
+	RealLabel float32
+	// DSteps is the number of D updates per G update (1 in the example).
+	DSteps int
+	// EMA, when positive, keeps an exponential moving average of G's
+	// weights with this decay, for samples.
+	EMA float32
+}
+
+// Metrics are a step's losses and mean discriminator outputs, as the
+// PyTorch example prints them.
+type Metrics struct {
+	LossD, LossG float64
+	DX           float64 // mean D(x) on the real batch
+	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update
+}
+
+// metric slots in GAN.metrics, each ViewAlign apart so each is a view.
+const (
+	mLossDReal = iota
+	mLossDFake
+	mLossG
+	mDX
+	mDGZ1
+	mDGZ2
+	numMetrics
+)
+
+// GAN owns both networks' parameters, optimizer state, activations and the
+// recorded training step. Everything lives on the device; Step submits one
+// command buffer and waits.
+type GAN struct {
+	d        *Device
+	cfg      GANConfig
+	G, D     *Net
+	GP, DP   *ParamSet // weights
+	GS, DS   *ParamSet // batch-norm running statistics
+	gGrad    *ParamSet
+	dGrad    *ParamSet
+	GM, GV   *ParamSet // Adam moments
+	DM, DV   *ParamSet
+	GEMA     *ParamSet // nil without EMA
+	GCounter *Tensor   // G's Adam step
+	DCounter *Tensor   // D's Adam step = batches drawn so far
+	data     *DeviceData
+	z, real  *Tensor
+	gActs    *netActs
+	dActs    *netActs
+	metrics  *Tensor
+	mviews   []*Tensor
+	step     *Recorder
+	owned    []*Tensor
+}
+
+// NewGAN allocates everything and records the step. data may be nil for a
+// GAN used only to sample.
+func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
+	if err := cfg.Model.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Batch < 2 {
+		return nil, fmt.Errorf("engine: gan: batch %d must be at least 2 (batch norm needs a batch)", cfg.Batch)
+	}
+	if cfg.DSteps < 1 {
+		cfg.DSteps = 1
+	}
+	if data != nil && (data.Size != cfg.Model.Size || data.Channels != cfg.Model.Channels) {
+		return nil, fmt.Errorf("engine: gan: data set has %dx%dx%d images, the model makes %dx%dx%d",
+			data.Channels, data.Size, data.Size, cfg.Model.Channels, cfg.Model.Size, cfg.Model.Size)
+	}
+	g = &GAN{d: d, cfg: cfg, G: cfg.Model.Generator(), D: cfg.Model.Discriminator(), data: data}
+	defer func() {
+		if err != nil {
+			g.Release()
+			g = nil
+		}
+	}()
+	sets := []struct {
+		p     **ParamSet
+		specs []ParamSpec
+	}{
+		{&g.GP, g.G.Params}, {&g.gGrad, g.G.Params}, {&g.GM, g.G.Params}, {&g.GV, g.G.Params}, {&g.GS, g.G.Stats},
+		{&g.DP, g.D.Params}, {&g.dGrad, g.D.Params}, {&g.DM, g.D.Params}, {&g.DV, g.D.Params}, {&g.DS, g.D.Stats},
+	}
+	if cfg.EMA > 0 {
+		sets = append(sets, struct {
+			p     **ParamSet
+			specs []ParamSpec
+		}{&g.GEMA, g.G.Params})
+	}
+	for _, s := range sets {
+		if *s.p, err = d.NewParamSet(s.specs); err != nil {
+			return nil, fmt.Errorf("engine: gan: %w", err)
+		}
+	}
+	keep := func(t *Tensor) { g.owned = append(g.owned, t) }
+	alloc := func(shape ...int) (*Tensor, error) {
+		t, err := d.NewTensor(shape...)
+		if err == nil {
+			keep(t)
+		}
+		return t, err
+	}
+	if g.GCounter, err = alloc(1); err != nil {
+		return nil, err
+	}
+	if g.DCounter, err = alloc(1); err != nil {
+		return nil, err
+	}
+	if g.z, err = alloc(append([]int{cfg.Batch}, g.G.In...)...); err != nil {
+		return nil, err
+	}
+	if g.real, err = alloc(append([]int{cfg.Batch}, g.D.In...)...); err != nil {
+		return nil, err
+	}
+	if g.metrics, err = alloc(numMetrics * ViewAlign); err != nil {
+		return nil, err
+	}
+	for i := 0; i < numMetrics; i++ {
+		v, err := g.metrics.View(i*ViewAlign, 1)
+		if err != nil {
+			return nil, err
+		}
+		g.mviews = append(g.mviews, v)
+	}
+	if g.gActs, err = g.G.newActs(d, cfg.Batch, keep); err != nil {
+		return nil, fmt.Errorf("engine: gan: generator activations: %w", err)
+	}
+	if g.dActs, err = g.D.newActs(d, cfg.Batch, keep); err != nil {
+		return nil, fmt.Errorf("engine: gan: discriminator activations: %w", err)
+	}
+	if data != nil {
+		if err = g.record(); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Init sets fresh weights from seed (the example's initialisation) and
+// zeroes optimizer state and counters.
+func (g *GAN) Init(seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	gp, gs := g.G.Init(rng)
+	dp, ds := g.D.Init(rng)
+	for _, x := range []struct {
+		ps   *ParamSet
+		vals map[string][]float32
+	}{{g.GP, gp}, {g.GS, gs}, {g.DP, dp}, {g.DS, ds}, {g.GEMA, gp}} {
+		if x.ps == nil {
+			continue
+		}
+		if err := x.ps.Set(x.vals); err != nil {
+			return err
+		}
+	}
+	for _, ps := range []*ParamSet{g.GM, g.GV, g.DM, g.DV, g.gGrad, g.dGrad} {
+		if err := ps.Flat.Upload(make([]float32, ps.Flat.n)); err != nil {
+			return err
+		}
+	}
+	if err := g.GCounter.SetCounter(0); err != nil {
+		return err
+	}
+	return g.DCounter.SetCounter(0)
+}
+
+func (g *GAN) realLabel() float32 {
+	if g.cfg.RealLabel == 0 {
+		return 1
+	}
+	return g.cfg.RealLabel
+}
+
+// record builds the step, as PyTorch's dcgan/main.py runs it:
+//
+//	for each of DSteps: draw a real batch and z; fake = G(z) (batch-norm
+//	statistics of this pass); D on real (target RealLabel) and on fake
+//	detached (target 0), gradients summed; Adam on D.
+//	Then D on the same fake with D's new weights, target 1, backward
+//	through D into G; Adam on G; update the EMA.
+//
+// The recording reads only device state, so it is replayed unchanged.
+func (g *GAN) record() error {
+	r, err := g.d.Record()
+	if err != nil {
+		return err
+	}
+	g.step = r
+	c := g.cfg
+	B := float32(1)
+	m := g.mviews
+	fake := g.gActs.output(len(g.G.stages) - 1)
+	logits := g.dActs.a[len(g.D.stages)-1]
+	dlogits := g.dActs.dh[len(g.D.stages)-1]
+	dfake := g.gActs.dh[len(g.G.stages)-1]
+	for it := 0; it < c.DSteps; it++ {
+		r.Increment(g.DCounter)
+		r.GatherBatch(g.real, g.data, g.DCounter, c.Seed)
+		r.RandNormal(g.z, c.Seed^0xa5a5a5a5deadbeef, g.DCounter, 0, 1)
+		if err := g.G.forward(r, g.GP, g.GS, g.gActs, g.z, true, bnMomentum); err != nil {
+			return err
+		}
+		// D on real.
+		if err := g.D.forward(r, g.DP, g.DS, g.dActs, g.real, true, bnMomentum); err != nil {
+			return err
+		}
+		r.BCEWithLogitsConst(m[mLossDReal], logits, g.realLabel())
+		r.Sigmoid(g.dActs.prob, logits)
+		r.Mean(m[mDX], g.dActs.prob)
+		r.BCEWithLogitsConstBackward(dlogits, logits, g.realLabel(), B)
+		if err := g.D.backward(r, g.DP, g.dGrad, g.dActs, g.real, nil, false); err != nil {
+			return err
+		}
+		// D on fake, G detached.
+		if err := g.D.forward(r, g.DP, g.DS, g.dActs, fake, true, bnMomentum); err != nil {
+			return err
+		}
+		r.BCEWithLogitsConst(m[mLossDFake], logits, 0)
+		r.Sigmoid(g.dActs.prob, logits)
+		r.Mean(m[mDGZ1], g.dActs.prob)
+		r.BCEWithLogitsConstBackward(dlogits, logits, 0, B)
+		if err := g.D.backward(r, g.DP, g.dGrad, g.dActs, fake, nil, true); err != nil {
+			return err
+		}
+		r.AdamStep(g.DP.Flat, g.dGrad.Flat, g.DM.Flat, g.DV.Flat, g.DCounter, c.AdamD)
+	}
+	// G: D (updated) on the same fake, target 1, gradient into G's output.
+	if err := g.D.forward(r, g.DP, g.DS, g.dActs, fake, true, bnMomentum); err != nil {
+		return err
+	}
+	r.BCEWithLogitsConst(m[mLossG], logits, 1)
+	r.Sigmoid(g.dActs.prob, logits)
+	r.Mean(m[mDGZ2], g.dActs.prob)
+	r.BCEWithLogitsConstBackward(dlogits, logits, 1, B)
+	if err := g.D.backward(r, g.DP, nil, g.dActs, fake, dfake, false); err != nil {
+		return err
+	}
+	if err := g.G.backward(r, g.GP, g.gGrad, g.gActs, g.z, nil, false); err != nil {
+		return err
+	}
+	r.Increment(g.GCounter)
+	r.AdamStep(g.GP.Flat, g.gGrad.Flat, g.GM.Flat, g.GV.Flat, g.GCounter, c.AdamG)
+	if g.GEMA != nil {
+		r.Scale(g.GEMA.Flat, c.EMA)
+		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("engine: gan: recording the step: %w", err)
+	}
+	return nil
+}
+
+// Step runs one recorded training step and waits for it.
+func (g *GAN) Step() error {
+	if g.step == nil {
+		return fmt.Errorf("engine: gan: no training step (no data set)")
+	}
+	return g.step.Submit()
+}
+
+// ReadMetrics reads the last step's metrics: the only host-device
+// transfer of a training run between checkpoints.
+func (g *GAN) ReadMetrics() (Metrics, error) {
+	v, err := g.metrics.Download()
+	if err != nil {
+		return Metrics{}, err
+	}
+	at := func(i int) float64 { return float64(v[i*ViewAlign]) }
+	return Metrics{LossD: at(mLossDReal) + at(mLossDFake), LossG: at(mLossG), DX: at(mDX), DGZ1: at(mDGZ1), DGZ2: at(mDGZ2)}, nil
+}
+
+// Finite reports whether metrics hold only finite numbers.
+func (m Metrics) Finite() bool {
+	for _, v := range []float64{m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Config returns the GAN's configuration.
+func (g *GAN) Config() GANConfig { return g.cfg }
+
+// Release frees everything the GAN owns (not the data set).
+func (g *GAN) Release() {
+	if g == nil {
+		return
+	}
+	g.step.Release()
+	g.step = nil
+	for _, ps := range []*ParamSet{g.GP, g.DP, g.GS, g.DS, g.gGrad, g.dGrad, g.GM, g.GV, g.DM, g.DV, g.GEMA} {
+		ps.Release()
+	}
+	for _, t := range g.owned {
+		t.Release()
+	}
+	g.owned = nil
+}

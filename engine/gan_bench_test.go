@@ -1,0 +1,46 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkGANStep times the whole recorded DCGAN step (PyTorch example
+// widths, batch 64) and reports images/s and seconds per step.
+func BenchmarkGANStep(b *testing.B) {
+	for _, size := range []int{32, 64} {
+		b.Run(fmt.Sprintf("%dx%d/b64", size, size), func(b *testing.B) {
+			d := newTestDevice(b)
+			model := DCGAN{Size: size, NZ: 100, NGF: 64, NDF: 64, Channels: 3}
+			data, err := d.UploadData(randomData(1, 256, 3, size), 256, 3, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer data.Release()
+			ad := DefaultAdam()
+			ad.LR, ad.Beta1 = 2e-4, 0.5
+			g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Release()
+			if err := g.Init(1); err != nil {
+				b.Fatal(err)
+			}
+			if err := g.Step(); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if err := g.Step(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := time.Since(start).Seconds() / float64(b.N)
+			b.ReportMetric(sec, "s/step")
+			b.ReportMetric(64/sec, "images/s")
+		})
+	}
+}

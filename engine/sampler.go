@@ -1,0 +1,83 @@
+package engine
+
+import "fmt"
+
+// Sampler runs G alone at a fixed batch size: z in, images in [-1, 1] out.
+type Sampler struct {
+	g        *GAN
+	n        int
+	z        *Tensor
+	acts     *netActs
+	rec      *Recorder
+	owned    []*Tensor
+	ema      bool
+	batchBN  bool
+	recorded *ParamSet
+}
+
+// NewSampler prepares G for batches of n latent vectors. With ema it uses
+// the averaged weights (when the GAN keeps them). With batchStats, batch
+// norm normalises with the batch's own statistics, as PyTorch's example
+// does when it saves samples (its G stays in training mode); without, with
+// the running statistics (eval mode).
+func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("engine: sampler: batch %d must be positive", n)
+	}
+	if batchStats && n < 2 {
+		return nil, fmt.Errorf("engine: sampler: batch statistics need at least 2 samples")
+	}
+	s := &Sampler{g: g, n: n, ema: ema && g.GEMA != nil, batchBN: batchStats}
+	keep := func(t *Tensor) { s.owned = append(s.owned, t) }
+	var err error
+	if s.z, err = g.d.NewTensor(append([]int{n}, g.G.In...)...); err != nil {
+		return nil, err
+	}
+	keep(s.z)
+	if s.acts, err = g.G.newActs(g.d, n, keep); err != nil {
+		s.Release()
+		return nil, err
+	}
+	params := g.GP
+	if s.ema {
+		params = g.GEMA
+	}
+	if s.rec, err = g.d.Record(); err != nil {
+		s.Release()
+		return nil, err
+	}
+	// Momentum 0: sampling never moves the running statistics.
+	if err := g.G.forward(s.rec, params, g.GS, s.acts, s.z, batchStats, 0); err != nil {
+		s.Release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Sample maps z (n x NZ values) to n images (NCHW, n x C x S x S).
+func (s *Sampler) Sample(z []float32) ([]float32, error) {
+	if err := s.z.Upload(z); err != nil {
+		return nil, err
+	}
+	if err := s.rec.Submit(); err != nil {
+		return nil, err
+	}
+	return s.Output().Download()
+}
+
+// Output is the tensor holding the last batch of images, on the device
+// (the viewer reads it there).
+func (s *Sampler) Output() *Tensor { return s.acts.output(len(s.g.G.stages) - 1) }
+
+// Release frees the sampler.
+func (s *Sampler) Release() {
+	if s == nil {
+		return
+	}
+	s.rec.Release()
+	s.rec = nil
+	for _, t := range s.owned {
+		t.Release()
+	}
+	s.owned = nil
+}
