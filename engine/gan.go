@@ -21,6 +21,9 @@ type GANConfig struct {
 	// EMA, when positive, keeps an exponential moving average of G's
 	// weights with this decay, for samples.
 	EMA float32
+	// Profile records a timestamp after every dispatch of the step (see
+	// StepProfile); it costs a little time per dispatch.
+	Profile bool
 }
 
 // Metrics are a step's losses and mean discriminator outputs, as the
@@ -202,6 +205,9 @@ func (g *GAN) record() error {
 	if err != nil {
 		return err
 	}
+	if g.cfg.Profile {
+		r.EnableProfile()
+	}
 	g.step = r
 	c := g.cfg
 	B := float32(1)
@@ -274,6 +280,10 @@ func (g *GAN) Step() error {
 	}
 	return g.step.Submit()
 }
+
+// StepProfile returns GPU milliseconds per kernel of the last step (with
+// GANConfig.Profile).
+func (g *GAN) StepProfile() (map[string]float64, error) { return g.step.Profile() }
 
 // ReadMetrics reads the last step's metrics: the only host-device
 // transfer of a training run between checkpoints.

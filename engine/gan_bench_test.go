@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func BenchmarkGANStep(b *testing.B) {
 			defer data.Release()
 			ad := DefaultAdam()
 			ad.LR, ad.Beta1 = 2e-4, 0.5
-			g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
+			g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad, Profile: true}, data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -39,6 +40,18 @@ func BenchmarkGANStep(b *testing.B) {
 				}
 			}
 			sec := time.Since(start).Seconds() / float64(b.N)
+			if prof, err := g.StepProfile(); err == nil {
+				keys := make([]string, 0, len(prof))
+				total := 0.0
+				for k, v := range prof {
+					keys = append(keys, k)
+					total += v
+				}
+				sort.Slice(keys, func(i, j int) bool { return prof[keys[i]] > prof[keys[j]] })
+				for _, k := range keys {
+					b.Logf("%-16s %8.1f ms  %5.1f%%", k, prof[k], 100*prof[k]/total)
+				}
+			}
 			b.ReportMetric(sec, "s/step")
 			b.ReportMetric(64/sec, "images/s")
 		})

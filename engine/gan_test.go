@@ -28,6 +28,9 @@ func TestGANStepRuns(t *testing.T) {
 	require.NoError(t, err)
 	defer g.Release()
 	require.NoError(t, g.Init(1))
+	// The step reads only device state: no transfers are recorded in it
+	// (the host reads the metrics buffer when it logs, outside the step).
+	require.Zero(t, g.step.Raw().Copies(), "copies recorded in the training step")
 	for i := 0; i < 3; i++ {
 		require.NoError(t, g.Step())
 		m, err := g.ReadMetrics()

@@ -270,7 +270,13 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
 	}
-	err = r.dispatch("pad", nil, r.gridGroups(xp.n, 256), pushConstants(xp.n, g.h, g.w, g.hp, g.wp, g.ph, g.pw), x, xp)
+	// One workgroup per padded row; planes split into slices that fit the
+	// device's grid limit.
+	planes, maxZ := g.nb*g.cin, int(r.d.info.Limits.MaxWorkGroupCount[2])
+	for base := 0; base < planes && err == nil; base += maxZ {
+		z := min(maxZ, planes-base)
+		err = r.dispatch("pad", nil, [3]uint32{1, uint32(g.hp), uint32(z)}, pushConstants(g.h, g.w, g.hp, g.wp, g.ph, g.pw, base), x, xp)
+	}
 	return xp, err
 }
 

@@ -17,6 +17,13 @@ type Recorder struct {
 	r    *vk.Recorder
 	err  error
 	work []*Tensor // workspace owned by the recording
+
+	// With profiling on, every dispatch is followed by a timestamp, so a
+	// replay can be broken down by kernel (Profile).
+	profile   bool
+	profStart int
+	profNames []string
+	profStamp []int
 }
 
 // Record starts a new recording.
@@ -119,8 +126,15 @@ func (r *Recorder) dispatch(kernel string, spec []uint32, groups [3]uint32, push
 		}
 		bufs[i] = t.buf
 	}
+	if r.profile && r.profStart < 0 {
+		r.profStart = r.r.Timestamp()
+	}
 	r.r.Dispatch(p, groups, push, bufs...)
 	r.r.Barrier()
+	if r.profile {
+		r.profNames = append(r.profNames, kernel)
+		r.profStamp = append(r.profStamp, r.r.Timestamp())
+	}
 	if err := r.r.Err(); err != nil {
 		return r.fail(fmt.Errorf("engine: %s: %w", kernel, err))
 	}
@@ -206,4 +220,28 @@ func (c *Tensor) CounterValue() (uint32, error) {
 // SetCounter sets a counter made by NewCounter.
 func (c *Tensor) SetCounter(v uint32) error {
 	return c.Upload([]float32{math.Float32frombits(v)})
+}
+
+// EnableProfile makes every later dispatch record a timestamp; Profile
+// then attributes the last submit's GPU time to kernels. Call it before
+// recording anything.
+func (r *Recorder) EnableProfile() { r.profile, r.profStart = true, -1 }
+
+// Profile returns GPU milliseconds per kernel name for the last submit.
+func (r *Recorder) Profile() (map[string]float64, error) {
+	if !r.profile || r.profStart < 0 {
+		return nil, fmt.Errorf("engine: profiling was not enabled before recording")
+	}
+	ts, err := r.r.Timestamps()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	prev := ts[r.profStart]
+	for i, name := range r.profNames {
+		t := ts[r.profStamp[i]]
+		out[name] += (t - prev) / 1e6
+		prev = t
+	}
+	return out, nil
 }

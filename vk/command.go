@@ -10,7 +10,7 @@ import (
 
 const (
 	setsPerPool   = 256
-	maxTimestamps = 512
+	maxTimestamps = 4096
 	submitTimeout = 10 * time.Minute // a dispatch this slow means a hung device
 )
 
@@ -27,6 +27,7 @@ type Recorder struct {
 	nQuery  int
 	ended   bool
 	err     error
+	copies  int // buffer copies recorded (a step should record none)
 }
 
 // NewRecorder starts recording a command buffer.
@@ -160,6 +161,9 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 	vulkan.CmdDispatch(r.cb, groups[0], groups[1], groups[2])
 }
 
+// Copies is the number of buffer copies recorded.
+func (r *Recorder) Copies() int { return r.copies }
+
 // Barrier makes all earlier compute and transfer writes visible to all
 // later compute and transfer commands.
 func (r *Recorder) Barrier() {
@@ -187,6 +191,7 @@ func (r *Recorder) Copy(dst *Buffer, dstOff int64, src *Buffer, srcOff int64, n 
 		r.err = fmt.Errorf("vk: copy source: %w", err)
 		return
 	}
+	r.copies++
 	vulkan.CmdCopyBuffer(r.cb, src.blk.buf, dst.blk.buf, 1, []vulkan.BufferCopy{{
 		SrcOffset: vulkan.DeviceSize(src.off + uint64(srcOff)),
 		DstOffset: vulkan.DeviceSize(dst.off + uint64(dstOff)),
