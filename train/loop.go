@@ -1,0 +1,336 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"vkgan/engine"
+	"vkgan/vk"
+)
+
+// RunOptions are how a training run is started, beside its Config.
+type RunOptions struct {
+	Out    string    // the run directory
+	Resume bool      // continue the run in Out from its checkpoint
+	Steps  int       // with Resume: a new total step count (0 keeps the saved one)
+	Log    io.Writer // progress and messages (nil: os.Stderr)
+	// DataRoot is where `vkgan data emoji` puts the emoji set
+	// (default data/emoji, or VKGAN_DATA).
+	DataRoot string
+	// OnStep, if set, is called after every step on the training goroutine
+	// (the viewer uses it to draw from G's live weights).
+	OnStep func(gan *engine.GAN, step int)
+}
+
+// ErrNonFinite is returned when a loss becomes NaN or infinite.
+var ErrNonFinite = errors.New("train: non-finite loss")
+
+// SampleCols is the width of the 8x8 sample grids.
+const (
+	SampleCount = 64
+	SampleCols  = 8
+)
+
+// EmojiRoot is the emoji data set's directory.
+func EmojiRoot(opt string) string {
+	if opt != "" {
+		return opt
+	}
+	if v := os.Getenv("VKGAN_DATA"); v != "" {
+		return v
+	}
+	return filepath.Join("data", "emoji")
+}
+
+// LoadData decodes the configured data set (fetching the emoji set first
+// if needed), using the user cache directory for decoded pixels.
+func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
+	dir, opt := cfg.Data, LoadOptions{Size: cfg.Size, Progress: log}
+	if cache, err := os.UserCacheDir(); err == nil {
+		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
+	}
+	if cfg.Data == "emoji" {
+		dir = EmojiRoot(dataRoot)
+		if err := FetchEmoji(dir, log); err != nil {
+			return nil, err
+		}
+		if cfg.Category != "" {
+			f, err := EmojiFilter(dir, cfg.Category)
+			if err != nil {
+				return nil, err
+			}
+			opt.Filter = f
+		}
+	}
+	ds, err := LoadDir(dir, opt)
+	if err != nil {
+		return nil, err
+	}
+	if ds.Skipped > 0 {
+		fmt.Fprintf(log, "train: skipped %d files that did not decode, e.g. %v\n", ds.Skipped, ds.SkippedExamples)
+	}
+	return ds, nil
+}
+
+// pixelsFor converts the RGB data set to the model's channel count.
+func pixelsFor(ds *Dataset, channels int) []byte {
+	if channels == 3 {
+		return ds.Pixels
+	}
+	plane := ds.Size * ds.Size
+	out := make([]byte, ds.N*plane)
+	for i := 0; i < ds.N; i++ {
+		src := ds.Pixels[i*3*plane:]
+		for p := 0; p < plane; p++ {
+			// ITU-R 601 luma, rounded.
+			out[i*plane+p] = uint8((299*int(src[p]) + 587*int(src[plane+p]) + 114*int(src[2*plane+p]) + 500) / 1000)
+		}
+	}
+	return out
+}
+
+// GANConfig maps a run's Config to the engine's.
+func (c Config) GANConfig() engine.GANConfig {
+	adam := func(lr float64) engine.Adam {
+		a := engine.DefaultAdam()
+		a.LR, a.Beta1, a.Beta2 = float32(lr), float32(c.Beta1), float32(c.Beta2)
+		return a
+	}
+	return engine.GANConfig{
+		Model:     engine.DCGAN{Size: c.Size, NZ: c.NZ, NGF: c.NGF, NDF: c.NDF, Channels: c.Channels},
+		Batch:     c.Batch,
+		Seed:      c.Seed,
+		AdamD:     adam(c.LRD),
+		AdamG:     adam(c.LRG),
+		RealLabel: float32(1 - c.LabelSmooth),
+		DSteps:    c.DSteps,
+		EMA:       float32(c.EMA),
+	}
+}
+
+// FixedNoise is the latent batch of the run's sample grids: the same for
+// every grid of a run (and for `vkgan sample` with the run's seed).
+func FixedNoise(seed uint64, n, nz int) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 0x6a09e667f3bcc908))
+	z := make([]float32, n*nz)
+	for i := range z {
+		z[i] = float32(rng.NormFloat64())
+	}
+	return z
+}
+
+// memoryHint turns out-of-memory errors into advice.
+func memoryHint(err error, cfg Config) error {
+	if errors.Is(err, vk.ErrOutOfDeviceMemory) {
+		return fmt.Errorf("%w\ntrain: the device ran out of memory: lower -batch (now %d) or -ngf/-ndf (now %d/%d)", err, cfg.Batch, cfg.NGF, cfg.NDF)
+	}
+	return err
+}
+
+// Run trains until cfg.Steps or until ctx is cancelled (Ctrl-C), in which
+// case it finishes the current step, writes a checkpoint and returns nil.
+func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
+	log := opt.Log
+	if log == nil {
+		log = os.Stderr
+	}
+	out := opt.Out
+	start := 0
+	elapsed0 := 0.0
+	if opt.Resume {
+		saved, err := LoadConfig(filepath.Join(out, ConfigFile))
+		if err != nil {
+			return fmt.Errorf("train: -resume %s: %w", out, err)
+		}
+		info, err := ReadCheckpointInfo(out)
+		if err != nil {
+			return fmt.Errorf("train: -resume %s: no usable checkpoint: %w", out, err)
+		}
+		if opt.Steps > 0 {
+			saved.Steps = opt.Steps
+		}
+		if cfg.Device != "" {
+			saved.Device = cfg.Device
+		}
+		cfg, start, elapsed0 = saved, info.Step, info.Elapsed
+	} else {
+		if _, err := os.Stat(filepath.Join(out, CheckpointFile)); err == nil {
+			return fmt.Errorf("train: %s already holds a run with a checkpoint: continue it with -resume %s, or choose another -out", out, out)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(out, SamplesDir), 0o755); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if !opt.Resume {
+		if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil {
+			return err
+		}
+	} else if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil { // a new -steps
+		return err
+	}
+
+	ds, err := LoadData(cfg, opt.DataRoot, log)
+	if err != nil {
+		return err
+	}
+	dev, err := engine.Open(vk.Options{Device: cfg.Device})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dev.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	info := dev.Info()
+	fmt.Fprintf(log, "train: %d images of %dx%d on %s (%s)\n", ds.N, cfg.Size, cfg.Size, info.Name, info.Type)
+	data, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
+	if err != nil {
+		return memoryHint(err, cfg)
+	}
+	defer data.Release()
+	gan, err := dev.NewGAN(cfg.GANConfig(), data)
+	if err != nil {
+		return memoryHint(err, cfg)
+	}
+	defer gan.Release()
+	if opt.Resume {
+		if _, err := LoadCheckpoint(out, gan); err != nil {
+			return err
+		}
+		if err := TruncateMetricsAfter(filepath.Join(out, MetricsFile), start); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fmt.Fprintf(log, "train: resuming %s at step %d of %d\n", out, start, cfg.Steps)
+	} else if err := gan.Init(cfg.Seed); err != nil {
+		return err
+	}
+	sampler, err := gan.NewSampler(SampleCount, true, true)
+	if err != nil {
+		return memoryHint(err, cfg)
+	}
+	defer sampler.Release()
+	fixed := FixedNoise(cfg.Seed, SampleCount, cfg.NZ)
+	mlog, err := OpenMetricsLog(filepath.Join(out, MetricsFile))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := mlog.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+
+	writeSamples := func(step int) error {
+		img, err := sampler.Sample(fixed)
+		if err != nil {
+			return err
+		}
+		return WriteGrid(SamplePath(out, step), img, SampleCount, cfg.Channels, cfg.Size, SampleCols)
+	}
+	began := time.Now()
+	elapsed := func() float64 { return elapsed0 + time.Since(began).Seconds() }
+	lastGood := start
+	checkpoint := func(step int) error {
+		// Never replace a good checkpoint with diverged weights.
+		m, err := gan.ReadMetrics()
+		if err != nil {
+			return err
+		}
+		if step > start && !m.Finite() {
+			return fmt.Errorf("%w at or before step %d (%+v); the last good checkpoint (step %d) is kept", ErrNonFinite, step, m, lastGood)
+		}
+		if err := SaveCheckpoint(out, gan, cfg, step, elapsed()); err != nil {
+			return err
+		}
+		lastGood = step
+		return nil
+	}
+
+	bar := NewProgress(log, "train", cfg.Steps)
+	bar.Set(start, "")
+	lastLog, lastLogTime := start, time.Now()
+	step := start
+	for step < cfg.Steps {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := gan.Step(); err != nil {
+			bar.Done()
+			return memoryHint(fmt.Errorf("train: step %d: %w", step+1, err), cfg)
+		}
+		step++
+		if opt.OnStep != nil {
+			opt.OnStep(gan, step)
+		}
+		if step%cfg.LogEvery == 0 || step == cfg.Steps {
+			m, err := gan.ReadMetrics()
+			if err != nil {
+				return err
+			}
+			if !m.Finite() {
+				bar.Done()
+				return fmt.Errorf("%w at step %d (loss_d %g, loss_g %g); the last good checkpoint (step %d) is kept in %s", ErrNonFinite, step, m.LossD, m.LossG, lastGood, out)
+			}
+			now := time.Now()
+			ips := float64((step-lastLog)*cfg.Batch*cfg.DSteps) / now.Sub(lastLogTime).Seconds()
+			lastLog, lastLogTime = step, now
+			rec := Metric{Step: step, Epoch: float64(step*cfg.Batch*cfg.DSteps) / float64(ds.N), LossD: m.LossD, LossG: m.LossG,
+				DX: m.DX, DGZ1: m.DGZ1, DGZ2: m.DGZ2, ImagesPerSec: ips, Elapsed: elapsed()}
+			if err := mlog.Append(rec); err != nil {
+				return err
+			}
+			bar.Set(step, fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2))
+		} else {
+			bar.Set(step, "")
+		}
+		if step%cfg.SampleEvery == 0 {
+			if err := writeSamples(step); err != nil {
+				return err
+			}
+		}
+		if step%cfg.CheckpointEvery == 0 && step < cfg.Steps {
+			if err := checkpoint(step); err != nil {
+				bar.Done()
+				return err
+			}
+		}
+	}
+	bar.Done()
+	interrupted := step < cfg.Steps
+	if step > lastGood || step == start {
+		if err := checkpoint(step); err != nil {
+			return err
+		}
+	}
+	if step%cfg.SampleEvery != 0 {
+		if err := writeSamples(step); err != nil {
+			return err
+		}
+	}
+	if ms, err := ReadMetrics(filepath.Join(out, MetricsFile)); err == nil && len(ms) > 0 {
+		if err := PlotLosses(filepath.Join(out, LossPlotFile), ms); err != nil {
+			fmt.Fprintf(log, "train: loss plot: %v\n", err)
+		}
+	}
+	if interrupted {
+		fmt.Fprintf(log, "train: interrupted at step %d; checkpoint written. Continue with: vkgan train -resume %s\n", step, out)
+	} else {
+		fmt.Fprintf(log, "train: done, %d steps in %s\n", step, time.Duration(elapsed()*float64(time.Second)).Round(time.Second))
+	}
+	fmt.Fprintf(log, "train: samples: %s\ntrain: losses:  %s\ntrain: weights: %s, %s\n",
+		SamplePath(out, step), filepath.Join(out, LossPlotFile), filepath.Join(out, GFile), filepath.Join(out, DFile))
+	return nil
+}
+
+var _ = math.Inf
