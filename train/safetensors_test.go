@@ -66,7 +66,9 @@ func requireSameTensors(t testing.TB, want, got []STensor) {
 		}
 		require.Equal(t, len(w.F32), len(g.F32), w.Name)
 		for j := range w.F32 {
-			require.Equal(t, math.Float32bits(w.F32[j]), math.Float32bits(g.F32[j]), "%s[%d]", w.Name, j)
+			if math.Float32bits(w.F32[j]) != math.Float32bits(g.F32[j]) {
+				t.Fatalf("%s[%d]: got bits %#08x, want %#08x", w.Name, j, math.Float32bits(g.F32[j]), math.Float32bits(w.F32[j]))
+			}
 		}
 		require.Equal(t, w.I64, g.I64, w.Name)
 		require.Equal(t, w.F32 == nil, g.F32 == nil, w.Name)
@@ -586,4 +588,60 @@ func TestSafetensorsPythonReader(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "safetensors_check: ")
+}
+
+// bigTensors is a 16 MiB checkpoint-like set of tensors.
+func bigTensors() []STensor {
+	w := make([]float32, 4<<20)
+	for i := range w {
+		w[i] = float32(i) * 1e-3
+	}
+	return []STensor{
+		{Name: "main.0.weight", DType: F32, Shape: []int{1024, 4096}, F32: w},
+		{Name: "main.1.num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{3}},
+	}
+}
+
+// TestReadSafetensorsMemory: reading converts straight from the file into
+// the tensors, so it allocates about the data's size once, not a copy of
+// the whole file on top.
+func TestReadSafetensorsMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.safetensors")
+	want := bigTensors()
+	require.NoError(t, WriteSafetensors(path, want, nil))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, _, err := ReadSafetensors(path)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	requireSameTensors(t, want, got)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(fi.Size())+1<<20, "bytes allocated to read a %d-byte file", fi.Size())
+}
+
+func BenchmarkReadSafetensors(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "big.safetensors")
+	require.NoError(b, WriteSafetensors(path, bigTensors(), nil))
+	fi, err := os.Stat(path)
+	require.NoError(b, err)
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ReadSafetensors(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWriteSafetensors(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "big.safetensors")
+	ts := bigTensors()
+	b.SetBytes(int64(len(ts[0].F32)) * 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := WriteSafetensors(path, ts, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
