@@ -17,6 +17,7 @@ latter as it takes safetensors.torch.load_file's result.
 
 import argparse
 import json
+import math
 import struct
 import sys
 
@@ -74,20 +75,23 @@ def read_header(data, path="<bytes>"):
         raise FormatError(f"{path}: __metadata__ is not a map of strings")
     start = 8 + n
     data_len = len(data) - start
-    items = sorted(header.items(), key=lambda kv: tuple(kv[1].get("data_offsets", (0, 0))))
-    at = 0
-    for name, info in items:
+    for name, info in header.items():
+        if not isinstance(info, dict):
+            raise FormatError(f"{path}: tensor {name!r}: not an object")
         dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in NUMPY_DTYPES:
             raise FormatError(f"{path}: tensor {name!r}: dtype {dtype!r} not handled here")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise FormatError(f"{path}: tensor {name!r}: bad shape {shape!r}")
-        if not isinstance(offs, list) or len(offs) != 2 or not all(isinstance(o, int) for o in offs):
+        if not isinstance(offs, list) or len(offs) != 2 or not all(type(o) is int for o in offs):
             raise FormatError(f"{path}: tensor {name!r}: bad data_offsets {offs!r}")
-        begin, end = offs
+    items = sorted(header.items(), key=lambda kv: tuple(kv[1]["data_offsets"]))
+    at = 0
+    for name, info in items:
+        dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
         if begin != at or end < begin or end > data_len:
-            raise FormatError(f"{path}: tensor {name!r}: data_offsets {offs} do not follow on from {at}")
-        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(NUMPY_DTYPES[dtype]).itemsize
+            raise FormatError(f"{path}: tensor {name!r}: data_offsets {[begin, end]} do not follow on from {at}")
+        size = math.prod(shape) * np.dtype(NUMPY_DTYPES[dtype]).itemsize
         if size != end - begin:
             raise FormatError(f"{path}: tensor {name!r}: shape {shape} of {dtype} needs {size} bytes, has {end - begin}")
         at = end
