@@ -21,12 +21,19 @@ type command struct {
 	name    string
 	summary string
 	flags   func(fs *flag.FlagSet) func() error // declares flags, returns the action
+	args    string                              // positional arguments taken, for usage; "" for none
 }
 
 var commands = []command{
-	{"devices", "list Vulkan devices and the one vkgan would use", devicesCmd},
-	{"bench", "time kernels with GPU timestamps (GFLOP/s, GB/s)", benchCmd},
+	{"devices", "list Vulkan devices and the one vkgan would use", devicesCmd, ""},
+	{"bench", "time kernels with GPU timestamps (GFLOP/s, GB/s)", benchCmd, ""},
+	{"train", "train a DCGAN on a folder of images or the emoji set", trainCmd, ""},
+	{"sample", "write samples or a latent interpolation from a run's checkpoint", sampleCmd, ""},
+	{"data", "fetch a data set: vkgan data emoji", dataCmd, "emoji"},
 }
+
+// cmdArgs are the positional arguments of the running command.
+var cmdArgs []string
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -61,7 +68,7 @@ func run(args []string, out, errw io.Writer) int {
 		fs.SetOutput(errw)
 		action := c.flags(fs)
 		fs.Usage = func() {
-			fmt.Fprintf(fs.Output(), "usage: vkgan %s [flags]\n\n%s.\n\nFlags:\n", c.name, c.summary)
+			fmt.Fprintf(fs.Output(), "usage: vkgan %s [flags] %s\n\n%s.\n\nFlags:\n", c.name, c.args, c.summary)
 			fs.PrintDefaults()
 		}
 		if err := fs.Parse(args[1:]); err != nil {
@@ -70,7 +77,8 @@ func run(args []string, out, errw io.Writer) int {
 			}
 			return 2
 		}
-		if fs.NArg() > 0 {
+		cmdArgs = fs.Args()
+		if fs.NArg() > 0 && c.args == "" {
 			fmt.Fprintf(errw, "vkgan %s: unexpected argument %q\n", c.name, fs.Arg(0))
 			fs.Usage()
 			return 2

@@ -23,14 +23,14 @@ import (
 // whole. The run directory also gets hard links G.safetensors and
 // D.safetensors to the latest weights for users.
 const (
-	CheckpointFile = "checkpoint.json"
-	CheckpointsDir = "checkpoints"
-	GFile          = "G.safetensors"
-	DFile          = "D.safetensors"
-	GEMAFile       = "G_ema.safetensors"
-	OptimFile      = "optim.safetensors"
+	CheckpointFile  = "checkpoint.json"
+	CheckpointsDir  = "checkpoints"
+	GFile           = "G.safetensors"
+	DFile           = "D.safetensors"
+	GEMAFile        = "G_ema.safetensors"
+	OptimFile       = "optim.safetensors"
 	checkpointsKept = 2
-	formatVersion  = "vkgan-checkpoint-1"
+	formatVersion   = "vkgan-checkpoint-1"
 )
 
 // CheckpointInfo is checkpoint.json.
