@@ -96,8 +96,9 @@ type sourceFile struct {
 // of opt.Size x opt.Size RGB images: alpha is composited over white, the
 // image centre-cropped to a square and resized with a Catmull-Rom filter.
 // Files are taken in path order, so the result is deterministic. Files that
-// fail to decode are skipped and counted. Symbolic links to files are
-// followed; links to folders are not, so a link loop cannot hang the walk.
+// fail to decode are skipped and counted. Hidden folders (names starting
+// with ".") are not searched. Symbolic links to files are followed; links to
+// folders are not, so a link loop cannot hang the walk.
 //
 // With opt.CacheDir set, the decoded set is cached in one file keyed by the
 // files' names, sizes and modification times and by opt.Size; a later call
@@ -175,7 +176,15 @@ func listImages(dir string, filter func(string) bool) ([]sourceFile, error) {
 		if err != nil {
 			return fmt.Errorf("train: reading data folder: %w", err)
 		}
-		if d.IsDir() || !IsImageFile(d.Name()) {
+		if d.IsDir() {
+			// Hidden folders (.git, .cache, a fetch still unpacking)
+			// hold no training images.
+			if path != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !IsImageFile(d.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(dir, path)

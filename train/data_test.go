@@ -276,8 +276,9 @@ func TestLoadDirMixed(t *testing.T) {
 	// A 1x1 image becomes a flat colour.
 	writeTestFile(t, dir, "one.png", encodePNG(t, solid(1, 1, color.NRGBA{12, 34, 56, 255})))
 
-	// Not images: ignored, not skipped.
+	// Not images, or hidden: ignored, not skipped.
 	writeTestFile(t, dir, "notes.txt", []byte("x"))
+	writeTestFile(t, dir, ".git/objects/x.png", []byte("x"))
 
 	var log bytes.Buffer
 	ds, err := LoadDir(dir, LoadOptions{Size: 8, Progress: &log})
