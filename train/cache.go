@@ -166,7 +166,10 @@ func writeCache(path string, key [32]byte, ds *Dataset) error {
 		return fmt.Errorf("train: cache: %w", err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(hdr.Bytes())
+	err = f.Chmod(0o644) // CreateTemp's 0600 would hide the cache from other users
+	if err == nil {
+		_, err = f.Write(hdr.Bytes())
+	}
 	if err == nil {
 		_, err = f.Write(ds.Pixels)
 	}

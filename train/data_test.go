@@ -544,3 +544,26 @@ func TestCacheReaderRejectsLies(t *testing.T) {
 	var other [32]byte
 	assert.Nil(t, readCache(path, other, 3, 4), "key differs")
 }
+
+func FuzzReadCache(f *testing.F) {
+	// readCache must never panic or accept a file whose lengths do not add
+	// up, whatever the bytes.
+	ds := &Dataset{Pixels: bytes.Repeat([]byte{7}, 2*3*2*2), N: 2, Size: 2, Files: []string{"a.png", "b/c.png"}, Skipped: 1, SkippedExamples: []string{"d.png: bad"}}
+	var key [32]byte
+	path := filepath.Join(f.TempDir(), "seed.cache")
+	require.NoError(f, writeCache(path, key, ds))
+	seed, err := os.ReadFile(path)
+	require.NoError(f, err)
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add([]byte(cacheMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "c.cache")
+		require.NoError(t, os.WriteFile(p, data, 0o644))
+		got := readCache(p, key, 3, 2)
+		if got != nil {
+			assert.Len(t, got.Pixels, got.N*3*2*2)
+			assert.Len(t, got.Files, got.N)
+		}
+	})
+}

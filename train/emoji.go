@@ -185,6 +185,10 @@ func installEmojiSet(tgz string, s emojiSet, root string, progress io.Writer) (i
 		return 0, fmt.Errorf("train: emoji: %w", err)
 	}
 	defer os.RemoveAll(tmp) // after the rename this is a no-op
+	// MkdirTemp makes the folder private; the data set is ordinary files.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return 0, fmt.Errorf("train: emoji: %w", err)
+	}
 	n, err := extractEmoji(tgz, s, tmp, progress)
 	if err != nil {
 		return 0, err
