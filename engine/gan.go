@@ -54,8 +54,8 @@ type GAN struct {
 	G, D     *Net
 	GP, DP   *ParamSet // weights
 	GS, DS   *ParamSet // batch-norm running statistics
-	gGrad    *ParamSet
-	dGrad    *ParamSet
+	GGrad    *ParamSet // gradients of the last step
+	DGrad    *ParamSet
 	GM, GV   *ParamSet // Adam moments
 	DM, DV   *ParamSet
 	GEMA     *ParamSet // nil without EMA
@@ -98,8 +98,8 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 		p     **ParamSet
 		specs []ParamSpec
 	}{
-		{&g.GP, g.G.Params}, {&g.gGrad, g.G.Params}, {&g.GM, g.G.Params}, {&g.GV, g.G.Params}, {&g.GS, g.G.Stats},
-		{&g.DP, g.D.Params}, {&g.dGrad, g.D.Params}, {&g.DM, g.D.Params}, {&g.DV, g.D.Params}, {&g.DS, g.D.Stats},
+		{&g.GP, g.G.Params}, {&g.GGrad, g.G.Params}, {&g.GM, g.G.Params}, {&g.GV, g.G.Params}, {&g.GS, g.G.Stats},
+		{&g.DP, g.D.Params}, {&g.DGrad, g.D.Params}, {&g.DM, g.D.Params}, {&g.DV, g.D.Params}, {&g.DS, g.D.Stats},
 	}
 	if cfg.EMA > 0 {
 		sets = append(sets, struct {
@@ -173,7 +173,7 @@ func (g *GAN) Init(seed uint64) error {
 			return err
 		}
 	}
-	for _, ps := range []*ParamSet{g.GM, g.GV, g.DM, g.DV, g.gGrad, g.dGrad} {
+	for _, ps := range []*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad} {
 		if err := ps.Flat.Upload(make([]float32, ps.Flat.n)); err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ func (g *GAN) record() error {
 		r.Sigmoid(g.dActs.prob, logits)
 		r.Mean(m[mDX], g.dActs.prob)
 		r.BCEWithLogitsConstBackward(dlogits, logits, g.realLabel(), B)
-		if err := g.D.backward(r, g.DP, g.dGrad, g.dActs, g.real, nil, false); err != nil {
+		if err := g.D.backward(r, g.DP, g.DGrad, g.dActs, g.real, nil, false); err != nil {
 			return err
 		}
 		// D on fake, G detached.
@@ -242,10 +242,10 @@ func (g *GAN) record() error {
 		r.Sigmoid(g.dActs.prob, logits)
 		r.Mean(m[mDGZ1], g.dActs.prob)
 		r.BCEWithLogitsConstBackward(dlogits, logits, 0, B)
-		if err := g.D.backward(r, g.DP, g.dGrad, g.dActs, fake, nil, true); err != nil {
+		if err := g.D.backward(r, g.DP, g.DGrad, g.dActs, fake, nil, true); err != nil {
 			return err
 		}
-		r.AdamStep(g.DP.Flat, g.dGrad.Flat, g.DM.Flat, g.DV.Flat, g.DCounter, c.AdamD)
+		r.AdamStep(g.DP.Flat, g.DGrad.Flat, g.DM.Flat, g.DV.Flat, g.DCounter, c.AdamD)
 	}
 	// G: D (updated) on the same fake, target 1, gradient into G's output.
 	if err := g.D.forward(r, g.DP, g.DS, g.dActs, fake, true, bnMomentum); err != nil {
@@ -258,11 +258,11 @@ func (g *GAN) record() error {
 	if err := g.D.backward(r, g.DP, nil, g.dActs, fake, dfake, false); err != nil {
 		return err
 	}
-	if err := g.G.backward(r, g.GP, g.gGrad, g.gActs, g.z, nil, false); err != nil {
+	if err := g.G.backward(r, g.GP, g.GGrad, g.gActs, g.z, nil, false); err != nil {
 		return err
 	}
 	r.Increment(g.GCounter)
-	r.AdamStep(g.GP.Flat, g.gGrad.Flat, g.GM.Flat, g.GV.Flat, g.GCounter, c.AdamG)
+	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.GCounter, c.AdamG)
 	if g.GEMA != nil {
 		r.Scale(g.GEMA.Flat, c.EMA)
 		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
@@ -316,7 +316,7 @@ func (g *GAN) Release() {
 	}
 	g.step.Release()
 	g.step = nil
-	for _, ps := range []*ParamSet{g.GP, g.DP, g.GS, g.DS, g.gGrad, g.dGrad, g.GM, g.GV, g.DM, g.DV, g.GEMA} {
+	for _, ps := range []*ParamSet{g.GP, g.DP, g.GS, g.DS, g.GGrad, g.DGrad, g.GM, g.GV, g.DM, g.DV, g.GEMA} {
 		ps.Release()
 	}
 	for _, t := range g.owned {
@@ -324,3 +324,9 @@ func (g *GAN) Release() {
 	}
 	g.owned = nil
 }
+
+// RealBatch is the real batch the last step drew (for checks and tests).
+func (g *GAN) RealBatch() *Tensor { return g.real }
+
+// Noise is the latent batch the last step drew.
+func (g *GAN) Noise() *Tensor { return g.z }

@@ -302,8 +302,8 @@ func TestGANStepMatchesReference(t *testing.T) {
 					assertClose(t, what+" "+k, w, got[k], rtol, atolFrac*scale+1e-9)
 				}
 			}
-			checkSet("D grad", dGrad, paramsOf(t, gan.dGrad), 2e-3, 2e-3)
-			checkSet("G grad", gGrad, paramsOf(t, gan.gGrad), 2e-3, 2e-3)
+			checkSet("D grad", dGrad, paramsOf(t, gan.DGrad), 2e-3, 2e-3)
+			checkSet("G grad", gGrad, paramsOf(t, gan.GGrad), 2e-3, 2e-3)
 			checkSet("D stats", D.stats, paramsOf(t, gan.DS), 1e-4, 1e-5)
 			checkSet("G stats", G.stats, paramsOf(t, gan.GS), 1e-4, 1e-5)
 			// The first Adam step moves each weight by lr*sign(grad) (less for
@@ -322,7 +322,7 @@ func TestGANStepMatchesReference(t *testing.T) {
 				l, _, _ := bce(Dc.forward(Gc.forward(z)), 1)
 				return l
 			}
-			gotG := paramsOf(t, gan.gGrad)
+			gotG := paramsOf(t, gan.GGrad)
 			rng := newRand(uint64(size))
 			for _, name := range []string{gan.G.stages[0].weight, gan.G.stages[1].bnName + ".weight", gan.G.stages[len(gan.G.stages)-1].weight} {
 				w := G.params[name]

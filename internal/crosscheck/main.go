@@ -1,0 +1,164 @@
+// Command crosscheck runs one DCGAN training step in vkgan and writes
+// everything PyTorch needs to repeat it: the initial weights, the real
+// batch and noise the step drew, and vkgan's losses, gradients, updated
+// weights and samples. scripts/crosscheck.py replays the step with the
+// PyTorch example's model and compares (make crosscheck runs both).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"vkgan/engine"
+	"vkgan/train"
+	"vkgan/vk"
+)
+
+func main() {
+	out := flag.String("out", "crosscheck", "output directory")
+	size := flag.Int("size", 32, "model size: 32 or 64")
+	width := flag.Int("width", 16, "ngf and ndf")
+	batch := flag.Int("batch", 8, "batch size")
+	flag.Parse()
+	if err := run(*out, *size, *width, *batch); err != nil {
+		fmt.Fprintln(os.Stderr, "crosscheck:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out string, size, width, batch int) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	dev, err := engine.Open(vk.Options{})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	cfg := train.DefaultConfig()
+	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed = size, width, width, batch, 5
+	// A small synthetic data set: smooth colour gradients, like images.
+	n := 3 * batch
+	pix := make([]byte, n*3*size*size)
+	for i := range n {
+		for c := range 3 {
+			for y := range size {
+				for x := range size {
+					pix[((i*3+c)*size+y)*size+x] = byte((x*(c+1)*7 + y*(i+3)*5 + i*40) % 256)
+				}
+			}
+		}
+	}
+	data, err := dev.UploadData(pix, n, 3, size)
+	if err != nil {
+		return err
+	}
+	defer data.Release()
+	gan, err := dev.NewGAN(cfg.GANConfig(), data)
+	if err != nil {
+		return err
+	}
+	defer gan.Release()
+	if err := gan.Init(cfg.Seed); err != nil {
+		return err
+	}
+	save := func(name string, ts []train.STensor) error {
+		return train.WriteSafetensors(filepath.Join(out, name), ts, nil)
+	}
+	set := func(prefix string, net *engine.Net, ps *engine.ParamSet) ([]train.STensor, error) {
+		v, err := ps.Get()
+		if err != nil {
+			return nil, err
+		}
+		var ts []train.STensor
+		for _, s := range ps.Specs {
+			ts = append(ts, train.STensor{Name: prefix + s.Name, DType: train.F32, Shape: s.Shape, F32: v[s.Name]})
+		}
+		return ts, nil
+	}
+	snapshot := func(file string) error {
+		var all []train.STensor
+		for _, s := range []struct {
+			prefix string
+			net    *engine.Net
+			ps     *engine.ParamSet
+		}{{"G.", gan.G, gan.GP}, {"G.", gan.G, gan.GS}, {"D.", gan.D, gan.DP}, {"D.", gan.D, gan.DS}} {
+			ts, err := set(s.prefix, s.net, s.ps)
+			if err != nil {
+				return err
+			}
+			all = append(all, ts...)
+		}
+		return save(file, all)
+	}
+	if err := snapshot("init.safetensors"); err != nil {
+		return err
+	}
+	if err := gan.Step(); err != nil {
+		return err
+	}
+	if err := snapshot("after.safetensors"); err != nil {
+		return err
+	}
+	var grads []train.STensor
+	for _, s := range []struct {
+		prefix string
+		ps     *engine.ParamSet
+	}{{"G.", gan.GGrad}, {"D.", gan.DGrad}} {
+		ts, err := set(s.prefix, nil, s.ps)
+		if err != nil {
+			return err
+		}
+		grads = append(grads, ts...)
+	}
+	if err := save("grads.safetensors", grads); err != nil {
+		return err
+	}
+	real, err := gan.RealBatch().Download()
+	if err != nil {
+		return err
+	}
+	z, err := gan.Noise().Download()
+	if err != nil {
+		return err
+	}
+	m, err := gan.ReadMetrics()
+	if err != nil {
+		return err
+	}
+	// vkgan's own samples from its updated G, for the load-into-PyTorch check.
+	s, err := gan.NewSampler(batch, false, true)
+	if err != nil {
+		return err
+	}
+	defer s.Release()
+	fixed := train.FixedNoise(99, batch, cfg.NZ)
+	img, err := s.Sample(fixed)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{
+		"loss_d": f(m.LossD), "loss_g": f(m.LossG), "d_x": f(m.DX), "d_g_z1": f(m.DGZ1), "d_g_z2": f(m.DGZ2),
+		"lr": f(cfg.LRD), "beta1": f(cfg.Beta1), "beta2": f(cfg.Beta2), "size": strconv.Itoa(size),
+		"nz": strconv.Itoa(cfg.NZ), "ngf": strconv.Itoa(width), "ndf": strconv.Itoa(width), "batch": strconv.Itoa(batch),
+	}
+	io := []train.STensor{
+		{Name: "real", DType: train.F32, Shape: []int{batch, 3, size, size}, F32: real},
+		{Name: "z", DType: train.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: z},
+		{Name: "sample_z", DType: train.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: fixed},
+		{Name: "sample", DType: train.F32, Shape: []int{batch, 3, size, size}, F32: img},
+	}
+	if err := train.WriteSafetensors(filepath.Join(out, "step.safetensors"), io, meta); err != nil {
+		return err
+	}
+	// The user-facing checkpoint files, to load with load_state_dict.
+	if err := cfg.Save(filepath.Join(out, train.ConfigFile)); err != nil {
+		return err
+	}
+	return train.SaveCheckpoint(out, gan, cfg, 1, 0)
+}
+
+func f(v float64) string { return strconv.FormatFloat(v, 'g', 17, 64) }
