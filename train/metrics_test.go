@@ -268,8 +268,9 @@ func writeTestMetrics(tb testing.TB, path string, n int) {
 	require.NoError(tb, os.WriteFile(path, b, 0o644))
 }
 
-// A run logging every step for 100k steps still reads back in well under a
-// second.
+// A run logging every step for 100k steps still reads back fast: about
+// 0.1 s here (BenchmarkReadMetrics); the bound is loose for slow CI
+// machines and -race.
 func TestReadMetricsLarge(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), MetricsFile)
@@ -281,7 +282,7 @@ func TestReadMetricsLarge(t *testing.T) {
 	require.Len(t, ms, 100_000)
 	assertSameMetrics(t, []Metric{testMetric(100_000)}, ms[len(ms)-1:])
 	t.Logf("ReadMetrics of 100k lines: %v", took)
-	assert.Less(t, took, 2*time.Second)
+	assert.Less(t, took, 3*time.Second)
 }
 
 func BenchmarkReadMetrics(b *testing.B) {

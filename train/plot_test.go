@@ -127,7 +127,9 @@ func TestPlotLossesErrors(t *testing.T) {
 	assert.Error(t, PlotLosses(filepath.Join(t.TempDir(), "no", "dir", LossPlotFile), fakeRun(10)))
 }
 
-// A long run's plot, redrawn at every log line, must stay cheap.
+// A long run's plot, redrawn at every log line, must stay cheap: about 0.1 s
+// for 10k points here (BenchmarkPlotLosses). The bound is loose for slow CI
+// machines and -race, yet catches a return to one long stroke (6.5 s).
 func TestPlotLossesFast(t *testing.T) {
 	t.Parallel()
 	ms := fakeRun(10_000)
@@ -136,7 +138,7 @@ func TestPlotLossesFast(t *testing.T) {
 	require.NoError(t, PlotLosses(path, ms))
 	took := time.Since(start)
 	t.Logf("PlotLosses of 10k points: %v", took)
-	assert.Less(t, took, time.Second)
+	assert.Less(t, took, 3*time.Second)
 }
 
 func TestDecimate(t *testing.T) {
