@@ -2,8 +2,8 @@ package train
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -101,6 +101,14 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 		v, err := ps.Get()
 		if err != nil {
 			return nil, fmt.Errorf("train: checkpoint: reading device state: %w", err)
+		}
+		// Never replace a good checkpoint with diverged weights.
+		for name, vals := range v {
+			for _, x := range vals {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					return nil, fmt.Errorf("%w: %s holds %g at step %d; the previous checkpoint is kept", ErrNonFinite, name, x, step)
+				}
+			}
 		}
 		return v, nil
 	}
@@ -390,5 +398,3 @@ func LoadCheckpoint(runDir string, gan *engine.GAN) (CheckpointInfo, error) {
 	}
 	return info, nil
 }
-
-var errNoCheckpoint = errors.New("train: no checkpoint")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -332,5 +331,3 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		SamplePath(out, step), filepath.Join(out, LossPlotFile), filepath.Join(out, GFile), filepath.Join(out, DFile))
 	return nil
 }
-
-var _ = math.Inf
