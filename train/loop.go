@@ -259,6 +259,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	bar := NewProgress(log, "train", cfg.Steps)
 	bar.Set(start, "")
 	lastLog, lastLogTime := start, time.Now()
+	status := "" // the last logged losses, shown until the next log line
 	step := start
 	for step < cfg.Steps {
 		if ctx.Err() != nil {
@@ -289,10 +290,9 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 			if err := mlog.Append(rec); err != nil {
 				return err
 			}
-			bar.Set(step, fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2))
-		} else {
-			bar.Set(step, "")
+			status = fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2)
 		}
+		bar.Set(step, status)
 		if step%cfg.SampleEvery == 0 {
 			if err := writeSamples(step); err != nil {
 				return err
