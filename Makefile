@@ -1,8 +1,8 @@
-# vkgan build, test and shader targets. `make deps && make test` is all a
+# vkgan build, test and shader targets. `make deps test` is all a
 # fresh Debian/Ubuntu machine needs (plus Go, make and a C compiler for cgo).
 GO ?= go
 
-.PHONY: all deps build test test-validate shaders shaders-check bench vet clean
+.PHONY: all deps deps-crosscheck build test test-validate shaders shaders-check bench bench-step vet clean data demo crosscheck
 
 all: build
 
@@ -54,10 +54,44 @@ shaders-check:
 bench:
 	$(GO) run . bench
 
+# The emoji data set (npm packages, checked against pinned hashes) in data/emoji.
+data: build
+	./vkgan data emoji
+
+# The main job: set-up, emoji data, training sized for the device, and the
+# paths of the samples and plot at the end (runs/demo-DATE). Ctrl-C stops it
+# with a checkpoint; `./vkgan train -resume runs/demo-DATE` continues.
+demo: deps build data
+	./vkgan train -demo -max-time 11m -out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# PyTorch for the cross-check and the baseline timings (Debian's build).
+deps-crosscheck:
+	@command -v apt-get >/dev/null || { echo "deps-crosscheck: install PyTorch and numpy for /usr/bin/python3"; exit 1; }
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || \
+		{ sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends python3-torch python3-numpy; }
+
+# One training step in vkgan and in PyTorch's DCGAN example from the same
+# weights, batch and noise: losses, gradients, updated weights and the
+# checkpoint loaded into PyTorch must agree (scripts/crosscheck.py).
+crosscheck: deps-crosscheck
+	@set -e; for s in 32 64; do \
+		d=$$(mktemp -d); \
+		echo "== crosscheck $${s}x$${s}"; \
+		$(GO) run ./internal/crosscheck -out $$d -size $$s -width 16 -batch 8; \
+		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
+	done
+
+# Seconds per DCGAN step (batch 64, width 64), vkgan and PyTorch in one run.
+bench-step: deps-crosscheck
+	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench GANStep -benchtime 3x ./engine
+	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3
+
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 clean:
 	rm -f vkgan
+	rm -rf runs/demo-*
 	$(GO) clean -testcache

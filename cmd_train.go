@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"vkgan/train"
+	"vkgan/vk"
 )
 
 func trainCmd(fs *flag.FlagSet) func() error {
@@ -39,7 +40,16 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	out := fs.String("out", "runs/dcgan", "run directory (samples, metrics, plot, checkpoints)")
 	resume := fs.String("resume", "", "continue the run in this directory from its last checkpoint")
 	view := fs.Bool("view", false, "open a window showing G's samples as it trains")
+	demo := fs.Bool("demo", false, "the demo: emoji, with a model sized for the device (CPU: 32x32, width 32; GPU: the example's 64x64)")
+	maxTime := fs.Duration("max-time", 0, "stop (with a checkpoint) after this long, e.g. 10m; 0 = no limit")
 	return func() error {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if *demo {
+			if err := demoConfig(&c, set); err != nil {
+				return err
+			}
+		}
 		if *view {
 			return errors.New("train: -view is not available yet; samples are written to the run directory's samples/ folder")
 		}
@@ -51,9 +61,58 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		}
 		ctx, stop := interruptContext()
 		defer stop()
+		if *maxTime > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *maxTime)
+			defer cancel()
+		}
 		return train.Run(ctx, c, opt)
 	}
 }
+
+// demoConfig sizes the demo for the device: a CPU device (lavapipe) gets
+// a 32x32 model of width 32 that learns emoji shapes and colours within
+// about ten minutes on two cores; a GPU gets the example's 64x64 model at
+// full width. Flags given explicitly win.
+func demoConfig(c *train.Config, set map[string]bool) error {
+	infos, err := vk.Devices()
+	if err == nil && len(infos) == 0 {
+		err = vk.ErrNoDevice
+	}
+	if err != nil {
+		return deviceError(err)
+	}
+	sel := c.Device
+	if sel == "" {
+		sel = os.Getenv("VKGAN_DEVICE")
+	}
+	i, err := vk.DefaultIndex(infos, sel)
+	if err != nil {
+		return err
+	}
+	d := train.DefaultConfig()
+	d.Data, d.Size, d.NGF, d.NDF, d.Steps, d.EMA = "emoji", 64, 64, 64, 5000, 0.999
+	d.SampleEvery, d.CheckpointEvery, d.LogEvery = 250, 500, 25
+	if infos[i].Type == vk.CPU {
+		d.Size, d.NGF, d.NDF, d.Steps, d.EMA = 32, 32, 32, demoCPUSteps, 0.995
+	}
+	for name, apply := range map[string]func(){
+		"data": func() { c.Data = d.Data }, "size": func() { c.Size = d.Size }, "ngf": func() { c.NGF = d.NGF },
+		"ndf": func() { c.NDF = d.NDF }, "steps": func() { c.Steps = d.Steps }, "ema": func() { c.EMA = d.EMA },
+		"sample-every": func() { c.SampleEvery = d.SampleEvery }, "checkpoint-every": func() { c.CheckpointEvery = d.CheckpointEvery },
+		"log-every": func() { c.LogEvery = d.LogEvery },
+	} {
+		if !set[name] {
+			apply()
+		}
+	}
+	fmt.Fprintf(os.Stderr, "demo: %s (%s): %dx%d DCGAN, width %d, %d steps\n", infos[i].Name, infos[i].Type, c.Size, c.Size, c.NGF, c.Steps)
+	return nil
+}
+
+// demoCPUSteps fits the CPU demo's training into about ten minutes on a
+// 2-core machine (about 3 steps/s).
+const demoCPUSteps = 1800
 
 // interruptContext is cancelled by the first Ctrl-C (or SIGTERM), so the
 // run finishes its step and writes a checkpoint; a second one exits at

@@ -26,6 +26,9 @@ type RunOptions struct {
 	// OnStep, if set, is called after every step on the training goroutine
 	// (the viewer uses it to draw from G's live weights).
 	OnStep func(gan *engine.GAN, step int)
+	// OnValidation receives Vulkan validation messages (with VKGAN_VALIDATE=1);
+	// nil prints them to stderr. Tests turn them into failures.
+	OnValidation func(string)
 }
 
 // ErrNonFinite is returned when a loss becomes NaN or infinite.
@@ -182,7 +185,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	dev, err := engine.Open(vk.Options{Device: cfg.Device})
+	dev, err := engine.Open(vk.Options{Device: cfg.Device, OnMessage: opt.OnValidation})
 	if err != nil {
 		return err
 	}

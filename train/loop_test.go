@@ -22,7 +22,7 @@ import (
 // requireDevice skips without a Vulkan device unless VKGAN_REQUIRE_DEVICE=1.
 func requireDevice(t *testing.T) {
 	t.Helper()
-	d, err := engine.Open(vk.Options{})
+	d, err := engine.Open(vk.Options{OnMessage: func(m string) { t.Errorf("validation: %s", m) }})
 	if err != nil {
 		if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
 			t.Fatalf("no Vulkan device and VKGAN_REQUIRE_DEVICE=1: %v", err)
@@ -64,7 +64,11 @@ func tinyConfig(data string) Config {
 	return c
 }
 
-func quiet() RunOptions { return RunOptions{Log: &bytes.Buffer{}} }
+// quiet is RunOptions that keep the log out of the test output and fail
+// the test on any validation message.
+func quiet(t *testing.T) RunOptions {
+	return RunOptions{Log: &bytes.Buffer{}, OnValidation: func(m string) { t.Errorf("validation: %s", m) }}
+}
 
 func TestResumeMatchesUninterrupted(t *testing.T) {
 	requireDevice(t)
@@ -72,13 +76,13 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	cfg := tinyConfig(imageFolder(t, 10))
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 
-	optA := quiet()
+	optA := quiet(t)
 	optA.Out = a
 	require.NoError(t, Run(context.Background(), cfg, optA))
 
 	half := cfg
 	half.Steps = 3
-	optB := quiet()
+	optB := quiet(t)
 	optB.Out = b
 	require.NoError(t, Run(context.Background(), half, optB))
 	info, err := ReadCheckpointInfo(b)
@@ -111,7 +115,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 
 func TestCheckpointRoundTripExact(t *testing.T) {
 	requireDevice(t)
-	dev, err := engine.Open(vk.Options{})
+	dev, err := engine.Open(vk.Options{OnMessage: func(m string) { t.Errorf("validation: %s", m) }})
 	require.NoError(t, err)
 	defer dev.Close()
 	cfg := tinyConfig("unused")
@@ -179,7 +183,7 @@ func TestInterruptWritesCheckpoint(t *testing.T) {
 	cfg := tinyConfig(imageFolder(t, 6))
 	cfg.Steps, cfg.CheckpointEvery = 100, 50
 	ctx, cancel := context.WithCancel(context.Background())
-	opt := quiet()
+	opt := quiet(t)
 	opt.Out = t.TempDir()
 	opt.OnStep = func(_ *engine.GAN, step int) {
 		if step == 2 {
@@ -199,7 +203,7 @@ func TestNonFiniteKeepsLastGoodCheckpoint(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	cfg := tinyConfig(imageFolder(t, 6))
 	cfg.Steps, cfg.CheckpointEvery, cfg.LogEvery = 10, 1, 1
-	opt := quiet()
+	opt := quiet(t)
 	opt.Out = t.TempDir()
 	opt.OnStep = func(g *engine.GAN, step int) {
 		if step == 2 { // poison D: the next losses are NaN
@@ -223,7 +227,7 @@ func TestRunBadData(t *testing.T) {
 	requireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	empty := t.TempDir()
-	opt := quiet()
+	opt := quiet(t)
 	opt.Out = t.TempDir()
 	err := Run(context.Background(), tinyConfig(empty), opt)
 	require.Error(t, err)
