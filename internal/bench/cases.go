@@ -37,6 +37,26 @@ func Cases() []Case {
 // pure data movement) and the op.
 var small = []Case{
 	{Kernel: "fill", Shape: "16M", Tensors: [][]int{{16 << 20}}, Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.Fill(t[0], 1) }},
+	{Kernel: "axpy", Shape: "16M", Tensors: [][]int{{16 << 20}, {16 << 20}}, Flops: 2 * 16 << 20,
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.Axpy(t[0], t[1], 0.5) }},
+	{Kernel: "leaky_relu", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {64, 128, 16, 16}},
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.LeakyReLU(t[0], t[1], 0.2) }},
+	{Kernel: "batchnorm_train", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {64, 128, 16, 16}, {128}, {128}, {128}, {128}, {128}, {128}},
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+			return r.BatchNormTrain(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0.1, 1e-5)
+		}},
+	{Kernel: "batchnorm_backward", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {128}, {128}, {64, 128, 16, 16}, {64, 128, 16, 16}, {128}, {128}, {128}},
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+			return r.BatchNormBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7])
+		}},
+	{Kernel: "adam", Shape: "3.5M", Tensors: [][]int{{3576704}, {3576704}, {3576704}, {3576704}, {1}}, Flops: 3576704 * 14,
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+			// t[4] is a step counter holding a random float's bits; Adam
+			// treats any value as a step number, which is all timing needs.
+			return r.AdamStep(t[0], t[1], t[2], t[3], t[4], engine.DefaultAdam())
+		}},
+	{Kernel: "rand_normal", Shape: "16M", Tensors: [][]int{{16 << 20}, {1}},
+		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.RandNormal(t[0], 1, t[1], 0, 1) }},
 }
 
 // gemm is C[m,n] = op(A)*op(B) with op(A) m x k and op(B) k x n; 2mnk FLOPs.
