@@ -85,7 +85,8 @@ crosscheck: deps-crosscheck
 # Seconds per DCGAN step (batch 64, width 64), vkgan and PyTorch in one run.
 bench-step: deps-crosscheck
 	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench GANStep -benchtime 3x ./engine
-	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3
+	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul
+	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul --threads $$(nproc)
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
