@@ -75,10 +75,20 @@ func lerpRGBA(a, b color.RGBA, f float64) color.RGBA {
 func (t *toyDrawer) draw(field, samples []float32) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, toyFrameSize, toyFrameSize))
 	n := toyFieldGrid
+	// Near equilibrium D says about 0.5 everywhere, so the ramp spans this
+	// frame's lowest to highest value: the darkest blue is where D is most
+	// sure of "real", whatever its absolute level.
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, v := range field {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if !(hi-lo > 1e-6) {
+		lo, hi = 0, 1
+	}
 	at := func(i, j int) float64 {
 		i = min(max(i, 0), n-1)
 		j = min(max(j, 0), n-1)
-		return float64(field[j*n+i])
+		return float64((field[j*n+i] - lo) / (hi - lo))
 	}
 	// Bilinear between grid points, which sit at cell centres.
 	for py := 0; py < toyFrameSize; py++ {

@@ -91,18 +91,20 @@ func TestToyFrame(t *testing.T) {
 	dr := newToyDrawer(m, 2, 1)
 	pts := dr.gridPoints()
 	require.Len(t, pts, 2*toyFieldGrid*toyFieldGrid)
-	// A field that is "real" (1) right of x = 0 and "fake" (0) left of it.
+	// A field higher right of x = 0 than left of it.
 	field := make([]float32, toyFieldGrid*toyFieldGrid)
 	for i := range field {
+		field[i] = 0.5
 		if pts[2*i] > 0 {
-			field[i] = 1
+			field[i] = 0.75
 		}
 	}
+	field[0] = 0.25 // the ramp spans the frame's own range
 	samples := []float32{1, 0, -1, 0}
 	img := dr.draw(field, samples)
 	require.Equal(t, toyFrameSize, img.Rect.Dx())
 	require.Equal(t, toyBlue, img.RGBAAt(toyFrameSize-3, 3))
-	require.Equal(t, toyWhite, img.RGBAAt(3, 3))
+	require.Equal(t, lerpRGBA(toyWhite, toyBlue, 0.5), img.RGBAAt(3, toyFrameSize/2))
 	// Green rings around both samples, a red ring at the held-out mode
 	// (0, 1), and dark dots of the collected data.
 	count := map[color.RGBA]int{}
