@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"vkgan/train"
+)
+
+// toyCmd is `vkgan toy`: a GAN on a 2D mixture, drawn as the talk draws it.
+func toyCmd(fs *flag.FlagSet) func() error {
+	var c train.ToyConfig
+	var opt train.ToyOptions
+	fs.StringVar(&c.Data, "data", train.MixRing8, "mixture: ring8, grid25 or spiral")
+	fs.StringVar(&c.Protocol, "protocol", train.ProtocolSmall, "networks and optimizer: small (2x128 tanh MLPs, batch 512) or large (4x400 BN-ReLU G, 3 maxout layers D, batch 100)")
+	fs.IntVar(&c.Pack, "pack", 1, "PacGAN packing: D sees this many samples at once")
+	fs.IntVar(&c.Steps, "steps", 25000, "training steps")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed for weights, data and noise")
+	fs.IntVar(&c.Holdout, "holdout", -1, "leave this mode out of the real data (-1: none)")
+	fs.Float64Var(&c.LRD, "lr-d", 0, "override D's Adam learning rate (0: the protocol's)")
+	fs.Float64Var(&c.LRG, "lr-g", 0, "override G's Adam learning rate (0: the protocol's)")
+	fs.Float64Var(&c.Beta1, "beta1", 0, "override Adam beta1 of both nets (0: the protocol's)")
+	fs.Float64Var(&c.Beta2, "beta2", 0, "override Adam beta2 of both nets (0: the protocol's)")
+	fs.IntVar(&c.Batch, "batch", 0, "override the batch size (0: the protocol's)")
+	fs.StringVar(&c.Device, "device", "", "Vulkan device index or name substring (default: VKGAN_DEVICE, else the best)")
+	fs.StringVar(&opt.Out, "out", "runs/toy", "directory for toy.json, frames/ and toy.gif")
+	fs.IntVar(&opt.FrameEvery, "frame-every", 500, "steps between frames")
+	fs.IntVar(&opt.LogEvery, "log-every", 1000, "steps between log lines")
+	view := fs.Bool("view", false, "draw the frames in a window as it trains")
+	return func() error {
+		if *view {
+			return errors.New("toy: -view is not available yet; frames and toy.gif are written to the -out directory")
+		}
+		opt.Log = os.Stderr
+		ctx, stop := interruptContext()
+		defer stop()
+		res, err := train.RunToy(ctx, c, opt)
+		if err != nil && res == nil {
+			return err
+		}
+		kl := "n/a"
+		if res.ReverseKL != nil {
+			kl = fmt.Sprintf("%.4f", *res.ReverseKL)
+		}
+		fmt.Printf("%s seed %d: %d/%d modes, %.1f%% high quality, reverse KL %s, %.2f ms/step; %s\n",
+			res.Data, res.Seed, res.Modes, res.ModesTotal, res.HighQualityPct, kl, res.MsPerStep, opt.Out)
+		if res.Holdout >= 0 {
+			fmt.Printf("held-out mode %d: %d of %d samples within 3 std, %d nearest to it\n", res.Holdout, res.HoldoutHQ, res.EvalSamples, res.HoldoutNearest)
+		}
+		return err
+	}
+}

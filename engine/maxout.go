@@ -1,0 +1,49 @@
+package engine
+
+import "fmt"
+
+// maxoutCheck validates x [N, U*pieces] against y (or dy) [N, U].
+func maxoutCheck(op string, y, x *Tensor, pieces int) error {
+	if x == nil || y == nil {
+		return fmt.Errorf("engine: %s: nil tensor (x %s, y %s)", op, shapeStr(x), shapeStr(y))
+	}
+	if pieces < 1 {
+		return fmt.Errorf("engine: %s: pieces %d must be at least 1", op, pieces)
+	}
+	if len(x.shape) != 2 || len(y.shape) != 2 || x.shape[0] != y.shape[0] || x.shape[1] != y.shape[1]*pieces {
+		return fmt.Errorf("engine: %s: x %v must be [N, U*%d] for y %v = [N, U]", op, x.shape, pieces, y.shape)
+	}
+	if y.buf == x.buf {
+		return fmt.Errorf("engine: %s: output may not alias x", op)
+	}
+	return nil
+}
+
+// Maxout records y[n,u] = max over j < pieces of x[n, u*pieces+j] (Goodfellow
+// et al., 2013): x is a linear layer's [N, U*pieces] output with each
+// unit's pieces adjacent, y is [N, U].
+func (r *Recorder) Maxout(y, x *Tensor, pieces int) error {
+	if err := maxoutCheck("maxout", y, x, pieces); err != nil {
+		return r.fail(err)
+	}
+	return r.dispatch("maxout_fwd", nil, r.gridGroups(y.n, 256), pushConstants(y.n, pieces), y, x)
+}
+
+// MaxoutBackward records dx for Maxout: dy[n,u] goes to the first piece
+// holding the maximum, the other pieces get 0. dx is overwritten.
+func (r *Recorder) MaxoutBackward(dx, dy, x *Tensor, pieces int) error {
+	err := maxoutCheck("maxout backward", dy, x, pieces)
+	if err == nil && dx == nil {
+		err = fmt.Errorf("engine: maxout backward: dx is nil")
+	}
+	if err == nil && !sameShape(dx.shape, x.shape) {
+		err = fmt.Errorf("engine: maxout backward: dx %v must be shaped like x %v", dx.shape, x.shape)
+	}
+	if err == nil && (dx.buf == x.buf || dx.buf == dy.buf) {
+		err = fmt.Errorf("engine: maxout backward: dx may not alias x or dy")
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	return r.dispatch("maxout_bwd", nil, r.gridGroups(dy.n, 256), pushConstants(dy.n, pieces), dx, dy, x)
+}

@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A float64 reference MLP (no shared code with the kernels) for the toy
+// step test: tanh, ReLU and maxout layers without batch norm.
+type refMLP struct {
+	net    ToyNet
+	p      map[string][]float64
+	x      []float64   // input [n, in]
+	a, h   [][]float64 // per layer: pre-activation [n, cols], output [n, out]
+	n      int
+	widths []int // input width of each layer
+}
+
+func (m *refMLP) forward(x []float64, n int) []float64 {
+	m.x, m.n, m.a, m.h, m.widths = x, n, nil, nil, nil
+	in := m.net.In
+	for i, l := range m.net.Layers {
+		w, b := m.p[fmt.Sprintf("l%d.weight", i)], m.p[fmt.Sprintf("l%d.bias", i)]
+		cols := l.cols()
+		a := make([]float64, n*cols)
+		for r := 0; r < n; r++ {
+			for c := 0; c < cols; c++ {
+				s := b[c]
+				for k := 0; k < in; k++ {
+					s += x[r*in+k] * w[k*cols+c]
+				}
+				a[r*cols+c] = s
+			}
+		}
+		h := make([]float64, n*l.Out)
+		for r := 0; r < n; r++ {
+			for u := 0; u < l.Out; u++ {
+				switch l.Act {
+				case ToyLinear:
+					h[r*l.Out+u] = a[r*cols+u]
+				case ToyTanh:
+					h[r*l.Out+u] = math.Tanh(a[r*cols+u])
+				case ToyReLU:
+					h[r*l.Out+u] = math.Max(a[r*cols+u], 0)
+				case ToyMaxout:
+					v := math.Inf(-1)
+					for j := 0; j < l.Pieces; j++ {
+						v = math.Max(v, a[r*cols+u*l.Pieces+j])
+					}
+					h[r*l.Out+u] = v
+				}
+			}
+		}
+		m.widths = append(m.widths, in)
+		m.a, m.h = append(m.a, a), append(m.h, h)
+		x, in = h, l.Out
+	}
+	return x
+}
+
+// backward returns parameter gradients and the input gradient for dout.
+func (m *refMLP) backward(dout []float64) (map[string][]float64, []float64) {
+	grads := map[string][]float64{}
+	dh := dout
+	for i := len(m.net.Layers) - 1; i >= 0; i-- {
+		l := m.net.Layers[i]
+		cols, in, n := l.cols(), m.widths[i], m.n
+		a := m.a[i]
+		da := make([]float64, n*cols)
+		for r := 0; r < n; r++ {
+			for u := 0; u < l.Out; u++ {
+				g := dh[r*l.Out+u]
+				switch l.Act {
+				case ToyLinear:
+					da[r*cols+u] = g
+				case ToyTanh:
+					t := math.Tanh(a[r*cols+u])
+					da[r*cols+u] = g * (1 - t*t)
+				case ToyReLU:
+					if a[r*cols+u] > 0 {
+						da[r*cols+u] = g
+					}
+				case ToyMaxout:
+					arg := 0
+					for j := 1; j < l.Pieces; j++ {
+						if a[r*cols+u*l.Pieces+j] > a[r*cols+u*l.Pieces+arg] {
+							arg = j
+						}
+					}
+					da[r*cols+u*l.Pieces+arg] = g
+				}
+			}
+		}
+		xin := m.x
+		if i > 0 {
+			xin = m.h[i-1]
+		}
+		w := m.p[fmt.Sprintf("l%d.weight", i)]
+		dw, db, dx := make([]float64, in*cols), make([]float64, cols), make([]float64, n*in)
+		for r := 0; r < n; r++ {
+			for c := 0; c < cols; c++ {
+				g := da[r*cols+c]
+				db[c] += g
+				for k := 0; k < in; k++ {
+					dw[k*cols+c] += xin[r*in+k] * g
+					dx[r*in+k] += g * w[k*cols+c]
+				}
+			}
+		}
+		grads[fmt.Sprintf("l%d.weight", i)], grads[fmt.Sprintf("l%d.bias", i)] = dw, db
+		dh = dx
+	}
+	return grads, dh
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+func to64Map(m map[string][]float32) map[string][]float64 {
+	out := map[string][]float64{}
+	for k, v := range m {
+		out[k] = to64(v)
+	}
+	return out
+}
+
+// TestToyStepReference runs one recorded step and checks D's gradients, and
+// G's gradients through the Adam-updated D, against the float64 reference
+// computed from the same real batch, latents and initial weights.
+func TestToyStepReference(t *testing.T) {
+	d := newTestDevice(t)
+	relu := smallToy(8, 16, 32, 2)
+	relu.G.Layers[0].Act, relu.G.Layers[1].Act = ToyReLU, ToyReLU
+	relu.D.Layers[0] = ToyLayer{Out: 6, Act: ToyMaxout, Pieces: 3}
+	relu.D.Layers[1] = ToyLayer{Out: 5, Act: ToyMaxout, Pieces: 2}
+	for name, cfg := range map[string]ToyConfig{"tanh": smallToy(8, 16, 32, 1), "relu-maxout-pack2": relu} {
+		t.Run(name, func(t *testing.T) {
+			g, err := d.NewToyGAN(cfg)
+			require.NoError(t, err)
+			defer g.Release()
+			require.NoError(t, g.Init(3))
+			gp0, err := g.GP.Get()
+			require.NoError(t, err)
+			dp0, err := g.DP.Get()
+			require.NoError(t, err)
+			require.NoError(t, g.Step())
+			real := to64(download(t, g.RealBatch()))
+			z := to64(download(t, g.Noise()))
+			B, m := cfg.Batch, cfg.Pack
+
+			G := &refMLP{net: cfg.G, p: to64Map(gp0)}
+			D := &refMLP{net: cfg.D, p: to64Map(dp0)}
+			fake := G.forward(z, B)
+			xd := append(append([]float64(nil), real...), fake...)
+			rows := 2 * B / m
+			logits := D.forward(xd, rows)
+			dl := make([]float64, rows)
+			lossD := 0.0
+			for i, l := range logits {
+				tgt := 0.0
+				if i < rows/2 {
+					tgt = 1
+				}
+				dl[i] = 2 * (sigmoid(l) - tgt) / float64(rows)
+				lossD += 2 * (math.Max(l, 0) - l*tgt + math.Log1p(math.Exp(-math.Abs(l)))) / float64(rows)
+			}
+			dgrad, _ := D.backward(dl)
+			gotD, err := g.DGrad.Get()
+			require.NoError(t, err)
+			for k, want := range dgrad {
+				assertClose(t, "D grad "+k, want, gotD[k], 1e-3, 1e-4*maxAbs(want)+1e-7)
+			}
+			// Adam at t = 1: the bias-corrected step is lr*g/(|g|+eps).
+			for k, gr := range dgrad {
+				for i := range gr {
+					D.p[k][i] -= float64(cfg.AdamD.LR) * gr[i] / (math.Abs(gr[i]) + float64(cfg.AdamD.Eps))
+				}
+			}
+			fl := D.forward(fake, B/m)
+			dfl := make([]float64, B/m)
+			for i, l := range fl {
+				dfl[i] = (sigmoid(l) - 1) / float64(B/m)
+			}
+			_, dfake := D.backward(dfl)
+			G.forward(z, B)
+			ggrad, _ := G.backward(dfake)
+			gotG, err := g.GGrad.Get()
+			require.NoError(t, err)
+			for k, want := range ggrad {
+				assertClose(t, "G grad "+k, want, gotG[k], 2e-3, 2e-3*maxAbs(want)+1e-7)
+			}
+			l, err := g.ReadLosses()
+			require.NoError(t, err)
+			require.InDelta(t, lossD, l.D, 1e-4)
+		})
+	}
+}
+
+// TestToyMixSample checks the device sampler: every point within 6 std of
+// a mode, each mode's share and spread as expected, the held-out mode never
+// drawn, and the next counter value giving a different batch.
+func TestToyMixSample(t *testing.T) {
+	d := newTestDevice(t)
+	const n, k = 16000, 8
+	centers := ringCenters(k, 1)
+	ct := tensorOf(t, d, centers, k*2)
+	counter := zeros(t, d, 1)
+	for _, holdout := range []int{-1, 3} {
+		out := zeros(t, d, n, 2)
+		out2 := zeros(t, d, n, 2)
+		run(t, d, func(r *Recorder) error {
+			r.MixSample(out, ct, counter, holdout, 0.01, 42)
+			r.Increment(counter)
+			r.MixSample(out2, ct, counter, holdout, 0.01, 42)
+			return r.Err()
+		})
+		v, v2 := download(t, out), download(t, out2)
+		require.NotEqual(t, v[:8], v2[:8])
+		count := make([]int, k)
+		sum2 := make([]float64, k)
+		for i := 0; i < n; i++ {
+			best, bd := 0, math.Inf(1)
+			for j := 0; j < k; j++ {
+				if dd := math.Hypot(float64(v[2*i]-centers[2*j]), float64(v[2*i+1]-centers[2*j+1])); dd < bd {
+					best, bd = j, dd
+				}
+			}
+			require.Less(t, bd, 0.06, "point %d", i)
+			count[best]++
+			sum2[best] += bd * bd
+		}
+		live := k
+		if holdout >= 0 {
+			require.Zero(t, count[holdout])
+			live--
+		}
+		for j := 0; j < k; j++ {
+			if j == holdout {
+				continue
+			}
+			want := float64(n) / float64(live)
+			require.InDelta(t, want, float64(count[j]), 5*math.Sqrt(want), "mode %d", j)
+			// E|p-c|^2 = 2 std^2 for an isotropic Gaussian.
+			require.InDelta(t, 2e-4, sum2[j]/float64(count[j]), 2e-5, "mode %d spread", j)
+		}
+	}
+}
+
+func TestToyConfigErrors(t *testing.T) {
+	d := newTestDevice(t)
+	for name, mut := range map[string]func(*ToyConfig){
+		"batch":   func(c *ToyConfig) { c.Batch = 48 },
+		"holdout": func(c *ToyConfig) { c.Holdout = 8 },
+		"pack":    func(c *ToyConfig) { c.Pack = 3 },
+		"out":     func(c *ToyConfig) { c.G.Layers[2].Out = 3 },
+		"adam":    func(c *ToyConfig) { c.AdamD.Beta1 = 1 },
+	} {
+		c := smallToy(8, 16, 64, 1)
+		mut(&c)
+		_, err := d.NewToyGAN(c)
+		require.Error(t, err, name)
+	}
+}

@@ -1,0 +1,188 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"image/color"
+	"image/gif"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestToyMixtures(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		k    int
+		std  float64
+	}{{MixRing8, 8, 0.01}, {MixGrid25, 25, 0.05}, {MixSpiral, 16, 0.02}} {
+		m, err := ToyMixture(c.name)
+		require.NoError(t, err)
+		require.Len(t, m.Centers, c.k)
+		require.Equal(t, c.std, m.Std)
+		// Modes are far apart against their spread, and inside the frame.
+		for i, a := range m.Centers {
+			require.Less(t, math.Max(math.Abs(a[0]), math.Abs(a[1])), m.Extent-5*m.Std)
+			for j, b := range m.Centers {
+				if i != j {
+					require.Greater(t, math.Hypot(a[0]-b[0], a[1]-b[1]), 9*m.Std, "%s modes %d %d", c.name, i, j)
+				}
+			}
+		}
+	}
+	m, _ := ToyMixture(MixRing8)
+	require.InDelta(t, 0, m.Centers[2][0], 1e-12)
+	require.InDelta(t, 1, m.Centers[2][1], 1e-12)
+	g, _ := ToyMixture(MixGrid25)
+	require.Equal(t, [2]float64{-4, -4}, g.Centers[0])
+	require.Equal(t, [2]float64{4, 4}, g.Centers[24])
+	_, err := ToyMixture("moons")
+	require.ErrorContains(t, err, "ring8")
+}
+
+func TestMeasureModes(t *testing.T) {
+	m, _ := ToyMixture(MixRing8)
+	var s []float32
+	add := func(mode int, dx float64, n int) {
+		for i := 0; i < n; i++ {
+			c := m.Centers[mode]
+			s = append(s, float32(c[0]+dx), float32(c[1]))
+		}
+	}
+	add(0, 0.02, 30)  // within 3 std (0.03)
+	add(1, 0, 10)     // exact
+	add(2, 0.031, 60) // just outside: counted by nearest mode only
+	add(5, -0.029, 20)
+	s = append(s, 0, 0) // the centre: no mode near
+	st := m.MeasureModes(s)
+	require.Equal(t, 121, st.Samples)
+	require.Equal(t, 60, st.HighQual)
+	require.Equal(t, 3, st.Modes)
+	require.Equal(t, 8, st.ModesTotal)
+	require.InDelta(t, 100*60.0/121, st.HQPercent, 1e-9)
+	require.Equal(t, []int{30, 10, 0, 0, 0, 20, 0, 0}, st.PerMode)
+	require.Equal(t, 60, st.NearestPerMode[2])
+	// KL(q||u) with q = (1/2, 1/6, 1/3) over 8 modes.
+	want := 0.5*math.Log(8*0.5) + 1.0/6*math.Log(8.0/6) + 1.0/3*math.Log(8.0/3)
+	require.InDelta(t, want, st.ReverseKL, 1e-12)
+
+	// Uniform over every mode: KL 0, all captured; one mode only: log K.
+	s = nil
+	for j := 0; j < 8; j++ {
+		add(j, 0, 5)
+	}
+	st = m.MeasureModes(s)
+	require.Equal(t, 8, st.Modes)
+	require.InDelta(t, 0, st.ReverseKL, 1e-12)
+	s = nil
+	add(4, 0, 7)
+	require.InDelta(t, math.Log(8), m.MeasureModes(s).ReverseKL, 1e-12)
+	require.True(t, math.IsNaN(m.MeasureModes([]float32{9, 9}).ReverseKL))
+}
+
+func TestToyFrame(t *testing.T) {
+	m, _ := ToyMixture(MixRing8)
+	dr := newToyDrawer(m, 2, 1)
+	pts := dr.gridPoints()
+	require.Len(t, pts, 2*toyFieldGrid*toyFieldGrid)
+	// A field higher right of x = 0 than left of it.
+	field := make([]float32, toyFieldGrid*toyFieldGrid)
+	for i := range field {
+		field[i] = 0.5
+		if pts[2*i] > 0 {
+			field[i] = 0.75
+		}
+	}
+	field[0] = 0.25 // the ramp spans the frame's own range
+	samples := []float32{1, 0, -1, 0}
+	img := dr.draw(field, samples)
+	require.Equal(t, toyFrameSize, img.Rect.Dx())
+	require.Equal(t, toyBlue, img.RGBAAt(toyFrameSize-3, 3))
+	require.Equal(t, lerpRGBA(toyWhite, toyBlue, 0.5), img.RGBAAt(3, toyFrameSize/2))
+	// Green rings around both samples, a red ring at the held-out mode
+	// (0, 1), and dark dots of the collected data.
+	count := map[color.RGBA]int{}
+	for y := 0; y < toyFrameSize; y++ {
+		for x := 0; x < toyFrameSize; x++ {
+			count[img.RGBAAt(x, y)]++
+		}
+	}
+	require.Greater(t, count[toyGreen], 20)
+	require.Greater(t, count[toyRed], 20)
+	require.Greater(t, count[toyDot], 100)
+	x, y := dr.toPixel(1, 0)
+	require.Equal(t, toyGreen, img.RGBAAt(int(x+toyCircleR), int(y)))
+
+	path := filepath.Join(t.TempDir(), "a.gif")
+	require.NoError(t, writeToyGIF(path, []*toyFrame{{img}, {img}}))
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	an, err := gif.DecodeAll(f)
+	require.NoError(t, err)
+	require.Len(t, an.Image, 2)
+	require.Equal(t, toyFrameSize/2, an.Image[0].Rect.Dx())
+}
+
+func TestToyConfigs(t *testing.T) {
+	e, _, err := ToyEngineConfig(ToyConfig{Data: MixGrid25})
+	require.NoError(t, err)
+	require.Equal(t, 512, e.Batch)
+	require.Equal(t, 256, e.G.In)
+	require.Equal(t, 2, e.D.In)
+	require.Len(t, e.Centers, 50)
+	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Protocol: ProtocolLarge, Pack: 3, Holdout: 2})
+	require.NoError(t, err)
+	require.Equal(t, 6, e.D.In)
+	require.Equal(t, 0, e.Batch%96) // batch 100 rounded to a multiple of 32 and 3
+	require.Equal(t, float32(0.8), e.AdamG.Beta1)
+	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8}} {
+		_, _, err := ToyEngineConfig(c)
+		require.Error(t, err, "%+v", c)
+	}
+}
+
+// TestRunToy trains a few steps of each protocol and checks the files.
+func TestRunToy(t *testing.T) {
+	requireDevice(t)
+	var mu sync.Mutex
+	var msgs []string
+	for _, c := range []ToyConfig{
+		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
+		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
+	} {
+		dir := t.TempDir()
+		var log strings.Builder
+		res, err := RunToy(context.Background(), c, ToyOptions{Out: dir, FrameEvery: 20, LogEvery: 25, Log: &log,
+			OnValidation: func(s string) { mu.Lock(); msgs = append(msgs, s); mu.Unlock() }})
+		require.NoError(t, err)
+		require.Equal(t, c.Steps, res.Steps)
+		require.Contains(t, log.String(), "loss D")
+		b, err := os.ReadFile(filepath.Join(dir, "toy.json"))
+		require.NoError(t, err)
+		var j map[string]any
+		require.NoError(t, json.Unmarshal(b, &j))
+		for _, k := range []string{"modes", "modes_total", "high_quality_pct", "reverse_kl", "steps", "seed", "ms_per_step"} {
+			require.Contains(t, j, k)
+		}
+		require.EqualValues(t, c.Seed, j["seed"])
+		frames, err := filepath.Glob(filepath.Join(dir, "frames", "*.png"))
+		require.NoError(t, err)
+		want := 2 + (c.Steps-1)/20
+		require.Len(t, frames, want)
+		f, err := os.Open(frames[len(frames)-1])
+		require.NoError(t, err)
+		_, err = png.Decode(f)
+		f.Close()
+		require.NoError(t, err)
+		_, err = os.Stat(filepath.Join(dir, "toy.gif"))
+		require.NoError(t, err)
+	}
+	require.Empty(t, msgs)
+}
