@@ -30,6 +30,7 @@ var commands = []command{
 	{"train", "train a DCGAN on a folder of images or the emoji set", trainCmd, ""},
 	{"sample", "write samples or a latent interpolation from a run's checkpoint", sampleCmd, ""},
 	{"data", "fetch a data set: vkgan data emoji", dataCmd, "emoji"},
+	{"toy", "train a GAN on a 2D mixture and draw D's field and G's samples", toyCmd, ""},
 }
 
 // cmdArgs are the positional arguments of the running command.
