@@ -4,47 +4,6 @@ import (
 	"testing"
 )
 
-// bnBenchGPU records op once between two timestamps, submits it b.N times
-// in the timed loop and reports the GPU time per op from the timestamps,
-// and the bandwidth for bytes moved per op.
-func bnBenchGPU(b *testing.B, d *Device, bytes int64, op func(r *Recorder) error) {
-	b.Helper()
-	r, err := d.Record()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Release()
-	t0 := r.Timestamp()
-	if err := op(r); err != nil {
-		b.Fatal(err)
-	}
-	t1 := r.Timestamp()
-	if err := r.Submit(); err != nil { // warm-up: pipeline JIT, first touch
-		b.Fatal(err)
-	}
-	b.SetBytes(bytes)
-	b.ResetTimer()
-	var gpuNs float64
-	for i := 0; i < b.N; i++ {
-		if err := r.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		if t0 >= 0 && t1 >= 0 {
-			ts, err := r.Timestamps()
-			if err != nil {
-				b.Fatal(err)
-			}
-			gpuNs += ts[t1] - ts[t0]
-		}
-	}
-	b.StopTimer()
-	if t0 >= 0 && t1 >= 0 && gpuNs > 0 {
-		ms := gpuNs / 1e6 / float64(b.N)
-		b.ReportMetric(ms, "gpu-ms/op")
-		b.ReportMetric(float64(bytes)/(ms*1e6), "GB/s")
-	}
-}
-
 var bnBenchShapes = []struct {
 	name  string
 	shape []int
@@ -64,7 +23,7 @@ func BenchmarkBatchNormTrain(b *testing.B) {
 			y := zeros(b, d, s.shape...)
 			g, be, rm, rv, sm, si := zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c)
 			// x read twice, y written once.
-			bnBenchGPU(b, d, int64(12*x.Len()), func(r *Recorder) error {
+			benchGPU(b, d, int64(12*x.Len()), func(r *Recorder) error {
 				return r.BatchNormTrain(y, x, g, be, rm, rv, sm, si, 0.1, 1e-5)
 			})
 		})
@@ -82,7 +41,7 @@ func BenchmarkBatchNormBackward(b *testing.B) {
 			dx := zeros(b, d, s.shape...)
 			g, sm, si, dg, db := zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c)
 			// x and dy read twice, dx written once.
-			bnBenchGPU(b, d, int64(20*x.Len()), func(r *Recorder) error {
+			benchGPU(b, d, int64(20*x.Len()), func(r *Recorder) error {
 				return r.BatchNormBackward(dx, dg, db, dy, x, g, sm, si)
 			})
 		})
@@ -108,7 +67,7 @@ func BenchmarkAdam(b *testing.B) {
 				b.Fatal(err)
 			}
 			// param, m, v read and written, grad read.
-			bnBenchGPU(b, d, int64(28*s.n), func(r *Recorder) error {
+			benchGPU(b, d, int64(28*s.n), func(r *Recorder) error {
 				return r.AdamStep(p, g, m, v, step, DefaultAdam())
 			})
 		})

@@ -8,9 +8,10 @@ import (
 
 // benchGPU records the op once between two timestamps, then submits it
 // b.N times. It reports the median GPU time from the timestamps
-// (gpu-ms/op) and bytes/median as GB/s; ns/op is the host-side submit and
-// wait.
-func benchGPU(b *testing.B, d *Device, bytes int64, record func(r *Recorder) error) {
+// (gpu-ms/op) and, when bytes > 0, bytes/median as GB/s; ns/op is the
+// host-side submit and wait. It returns the median in nanoseconds (0
+// without timestamps).
+func benchGPU(b *testing.B, d *Device, bytes int64, record func(r *Recorder) error) float64 {
 	b.Helper()
 	r, err := d.Record()
 	if err != nil {
@@ -42,12 +43,15 @@ func benchGPU(b *testing.B, d *Device, bytes int64, record func(r *Recorder) err
 	}
 	b.StopTimer()
 	if len(gpu) == 0 {
-		return
+		return 0
 	}
 	sort.Float64s(gpu)
 	med := gpu[len(gpu)/2]
 	b.ReportMetric(med/1e6, "gpu-ms/op")
-	b.ReportMetric(float64(bytes)/med, "GB/s")
+	if bytes > 0 {
+		b.ReportMetric(float64(bytes)/med, "GB/s")
+	}
+	return med
 }
 
 // benchTensor allocates an n-element tensor of random values for a

@@ -2,50 +2,17 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 )
 
-// gemmBench records op once between two timestamps, then submits it b.N
-// times and reports the median GPU time and GFLOP/s.
+// gemmBench times the op from setup with benchGPU and reports GFLOP/s.
 func gemmBench(b *testing.B, flops float64, setup func(d *Device) (func(r *Recorder) error, error)) {
 	d := newTestDevice(b)
 	op, err := setup(d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := d.Record()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Release()
-	t0 := r.Timestamp()
-	if err := op(r); err != nil {
-		b.Fatal(err)
-	}
-	t1 := r.Timestamp()
-	if err := r.Submit(); err != nil { // warm-up: pipeline compile, page faults
-		b.Fatal(err)
-	}
-	var gpu []float64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := r.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		if t0 >= 0 {
-			ts, err := r.Timestamps()
-			if err != nil {
-				b.Fatal(err)
-			}
-			gpu = append(gpu, ts[t1]-ts[t0])
-		}
-	}
-	b.StopTimer()
-	if len(gpu) > 0 {
-		sort.Float64s(gpu)
-		ns := gpu[len(gpu)/2]
-		b.ReportMetric(ns/1e6, "gpu-ms/op")
+	if ns := benchGPU(b, d, 0, op); ns > 0 {
 		b.ReportMetric(flops/ns, "GFLOPS")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 )
 
 // Defaults of a training run: those of the PyTorch DCGAN example
@@ -247,52 +246,8 @@ func (c Config) Save(path string) error {
 		return fmt.Errorf("train: config: %w", err)
 	}
 	data = append(data, '\n')
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
-}
-
-// writeFileAtomic writes a file through write into a temporary file beside
-// path, syncs it and renames it over path, so readers and crashes see the
-// old content or the new, never a torn file. The directory must exist.
-func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("train: writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	// CreateTemp makes files 0600; a run's outputs are ordinary files.
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	// Sync the directory so the rename itself survives a power loss; some
-	// file systems refuse to sync a directory, which is not worth failing.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

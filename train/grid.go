@@ -114,7 +114,7 @@ func WriteStrip(path string, pix []float32, n, channels, size int) error {
 }
 
 func writePNG(path string, img image.Image) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeAtomic(path, 0o644, func(w io.Writer) error {
 		return png.Encode(w, img)
 	})
 }

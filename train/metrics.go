@@ -491,7 +491,7 @@ func TruncateMetricsAfter(path string, step int) error {
 	if !dropped && !torn {
 		return nil
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(kept.Bytes())
 		return err
 	})

@@ -47,7 +47,7 @@ func PlotLosses(path string, ms []Metric) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
 	})
