@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"vkgan/train"
@@ -25,7 +24,7 @@ func dataCmd(fs *flag.FlagSet) func() error {
 			return fmt.Errorf("data: unexpected argument %q", fs.Arg(0))
 		}
 		dir := train.EmojiRoot(*root)
-		if err := train.FetchEmoji(dir, os.Stderr); err != nil {
+		if err := train.FetchEmoji(dir, stderr); err != nil {
 			return err
 		}
 		if *list {

@@ -53,7 +53,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		if *view {
 			return errors.New("train: -view is not available yet; samples are written to the run directory's samples/ folder")
 		}
-		opt := train.RunOptions{Out: *out}
+		opt := train.RunOptions{Out: *out, Log: stderr}
 		if *resume != "" {
 			opt.Out, opt.Resume, opt.Steps = *resume, true, *steps
 		} else if *steps > 0 {
@@ -106,7 +106,7 @@ func demoConfig(c *train.Config, set map[string]bool) error {
 			apply()
 		}
 	}
-	fmt.Fprintf(os.Stderr, "demo: %s (%s): %dx%d DCGAN, width %d, %d steps\n", infos[i].Name, infos[i].Type, c.Size, c.Size, c.NGF, c.Steps)
+	fmt.Fprintf(stderr, "demo: %s (%s): %dx%d DCGAN, width %d, %d steps\n", infos[i].Name, infos[i].Type, c.Size, c.Size, c.NGF, c.Steps)
 	return nil
 }
 

@@ -45,10 +45,13 @@ var errUsage = errors.New("usage")
 // capture it.
 var stdout io.Writer = os.Stdout
 
+// stderr is where long-running commands write progress and messages.
+var stderr io.Writer = os.Stderr
+
 // run executes a command line and returns the process exit code: 0 on
 // success, 1 when the command fails, 2 on a usage error.
 func run(args []string, out, errw io.Writer) int {
-	stdout = out
+	stdout, stderr = out, errw
 	if len(args) == 0 {
 		usage(errw)
 		return 2

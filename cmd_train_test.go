@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestTrainSampleCLI trains a tiny DCGAN from a folder of images through
+// the command line, resumes it, and writes a sample grid and an
+// interpolation strip from its checkpoint.
+func TestTrainSampleCLI(t *testing.T) {
+	hasDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := t.TempDir()
+	for i := 0; i < 6; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, 20, 20))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(37*i + p)
+		}
+		img.Set(0, 0, color.White)
+		var b bytes.Buffer
+		require.NoError(t, png.Encode(&b, img))
+		require.NoError(t, os.WriteFile(filepath.Join(data, string(rune('a'+i))+".png"), b.Bytes(), 0o644))
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	common := []string{"-data", data, "-size", "32", "-batch", "4", "-nz", "8", "-ngf", "4", "-ndf", "4",
+		"-log-every", "1", "-sample-every", "2", "-checkpoint-every", "2"}
+	code, _, errOut := runCLI(append([]string{"train", "-steps", "2", "-out", run}, common...)...)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "train: done")
+	code, _, errOut = runCLI("train", "-resume", run, "-steps", "4")
+	require.Equal(t, 0, code, errOut)
+	require.FileExists(t, filepath.Join(run, "samples", "step_0000004.png"))
+
+	code, _, errOut = runCLI(append([]string{"train", "-steps", "2", "-out", run}, common...)...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "-resume")
+
+	grid := filepath.Join(t.TempDir(), "grid.png")
+	code, out, errOut := runCLI("sample", "-run", run, "-n", "16", "-out", grid)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "step 4")
+	cfg := decodePNG(t, grid)
+	require.Equal(t, 4*32+5*2, cfg.Bounds().Dx(), "4x4 grid of 32-pixel images with 2-pixel borders")
+
+	strip := filepath.Join(t.TempDir(), "strip.png")
+	code, _, errOut = runCLI("sample", "-run", run, "-n", "5", "-interp", "-out", strip)
+	require.Equal(t, 0, code, errOut)
+	img := decodePNG(t, strip)
+	require.Equal(t, 32+2*2, img.Bounds().Dy())
+
+	code, _, errOut = runCLI("sample", "-run", t.TempDir(), "-out", grid)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "config.json")
+}
+
+func decodePNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	return img
+}
