@@ -139,3 +139,15 @@ func (p *Painter) Paint(r *Recorder, dst, src *Tensor, g Grid, width, height int
 	groups := [3]uint32{uint32((width + 15) / 16), uint32((height + 15) / 16), 1}
 	return r.dispatch("to_bgra", nil, groups, push, src, p.table, dst)
 }
+
+// Generate maps z (n x NZ values) to n images and leaves them on the
+// device, in Output, for a Painter: unlike Sample, nothing is downloaded.
+func (s *Sampler) Generate(z []float32) error {
+	if err := s.z.Upload(z); err != nil {
+		return err
+	}
+	return s.rec.Submit()
+}
+
+// Batch is the number of images per Generate.
+func (s *Sampler) Batch() int { return s.n }
