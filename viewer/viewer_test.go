@@ -367,3 +367,54 @@ func TestSoakResidentMemory(t *testing.T) {
 		before, warm, after, frames, after-before, st.Mean, st.Median, st.P95)
 	require.Less(t, after-before, 2048, "RSS grew by %d KiB over %d frames", after-before, frames-warm)
 }
+
+func TestKeysAndReload(t *testing.T) {
+	startXvfb(t)
+	dir := tinyRun(t)
+	ckpt := filepath.Join(dir, train.CheckpointFile)
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	before, _ := filepath.Glob(filepath.Join(dir, "view_*.png"))
+	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 160, Height: 160, Frames: 40, Screenshot: shot, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			v := f.v
+			switch f.N {
+			case 2:
+				v.onKey(v.win, glfw.KeySpace, 0, glfw.Press, 0)
+			case 3:
+				v.onKey(v.win, glfw.KeyI, 0, glfw.Press, 0) // latent walk on
+			case 6:
+				v.onKey(v.win, glfw.KeyT, 0, glfw.Press, 0) // first saved grid
+			case 8:
+				v.onKey(v.win, glfw.KeyS, 0, glfw.Press, 0)
+			case 10:
+				v.onChar(v.win, '-')
+				v.onChar(v.win, '-') // stops at 1x1
+				require.Equal(t, 1, v.grid)
+				v.onChar(v.win, '+')
+				v.onChar(v.win, '+')
+				require.Equal(t, 3, v.grid)
+			case 12:
+				// Back to the run's noise, then a "new" checkpoint.
+				cfg, _ := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+				v.noiseSeed = cfg.Seed
+				v.z = train.FixedNoise(v.noiseSeed, v.smp.Batch(), v.cfg.NZ)
+				v.timeline, v.walk, v.dirty = -1, -1, true
+				later := time.Now().Add(time.Second)
+				require.NoError(t, os.Chtimes(ckpt, later, later))
+			}
+			if f.N > 12 {
+				time.Sleep(15 * time.Millisecond) // let a poll come round
+			}
+		}})
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Reloads)
+	after, _ := filepath.Glob(filepath.Join(dir, "view_*.png"))
+	require.Len(t, after, len(before)+1, "S wrote no screenshot into the run directory")
+	for _, p := range after {
+		_ = os.Remove(p)
+	}
+	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	require.NoError(t, err)
+	requireSameImage(t, Scale(sampleGrid(t, dir, 3, cfg.Seed), 160, 160), readPNG(t, shot))
+}
