@@ -7,7 +7,11 @@
 set -euo pipefail
 
 pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev glslc spirv-tools
-      vulkan-validationlayers vulkan-tools)
+      vulkan-validationlayers vulkan-tools
+      # the viewer: GLFW's cgo build (X11 headers; -lXxf86vm and -lGL at
+      # link time), and Xvfb for its tests
+      libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
+      libgl1-mesa-dev libx11-dev xvfb xauth)
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then

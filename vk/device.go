@@ -82,6 +82,16 @@ type Options struct {
 	OnMessage func(string)
 	// NoPipelineCache disables the on-disk pipeline cache.
 	NoPipelineCache bool
+	// InstanceExtensions are more instance extensions to enable, such as
+	// the ones a window system needs for surfaces (GLFW's
+	// GetRequiredInstanceExtensions).
+	InstanceExtensions []string
+	// Surface, when set, makes a window surface from the new instance: it
+	// gets the VkInstance handle and returns the address of a VkSurfaceKHR
+	// handle, as GLFW's Window.CreateWindowSurface does. Open then enables
+	// VK_KHR_swapchain and picks a device and a queue family that can both
+	// compute and present to the surface. The Device owns the surface.
+	Surface func(instance unsafe.Pointer) (uintptr, error)
 }
 
 // Devices lists the Vulkan devices on this machine.
@@ -229,6 +239,8 @@ type handles struct {
 	cache  vulkan.PipelineCache
 	fence  vulkan.Fence
 	family uint32
+	// surface is the window surface from Options.Surface, or nil.
+	surface vulkan.Surface
 }
 
 // Device is an open logical device with one compute queue. It owns every
@@ -251,25 +263,39 @@ type releaser interface{ Release() }
 // Open creates a device from opts (see Options).
 func Open(opts Options) (*Device, error) {
 	validate := opts.Validate || ValidationFromEnv()
-	inst, err := newInstance(validate, opts.OnMessage)
+	inst, err := newInstance(validate, opts.OnMessage, opts.InstanceExtensions...)
 	if err != nil {
+		return nil, err
+	}
+	var surface vulkan.Surface
+	if opts.Surface != nil {
+		addr, err := opts.Surface(unsafe.Pointer(inst.handle))
+		if err != nil {
+			inst.release()
+			return nil, fmt.Errorf("vk: window surface: %w", err)
+		}
+		surface = vulkan.SurfaceFromPointer(addr)
+	}
+	fail := func(err error) (*Device, error) {
+		if surface != nil {
+			vulkan.DestroySurface(inst.handle, surface, nil)
+		}
+		inst.release()
 		return nil, err
 	}
 	infos, pds, err := enumerate(inst)
 	if err != nil {
-		inst.release()
-		return nil, err
+		return fail(err)
 	}
 	sel := opts.Device
 	if sel == "" {
 		sel = os.Getenv("VKGAN_DEVICE")
 	}
-	idx, err := choose(infos, sel)
+	idx, err := chooseFor(infos, pds, sel, surface)
 	if err != nil {
-		inst.release()
-		return nil, err
+		return fail(err)
 	}
-	d := &Device{handles: &handles{phys: pds[idx]}, inst: inst, info: infos[idx], owned: map[releaser]struct{}{}}
+	d := &Device{handles: &handles{phys: pds[idx], surface: surface}, inst: inst, info: infos[idx], owned: map[releaser]struct{}{}}
 	if err := d.init(!opts.NoPipelineCache); err != nil {
 		d.destroy()
 		return nil, err
@@ -283,9 +309,13 @@ func (d *Device) init(diskCache bool) error {
 	qfs := make([]vulkan.QueueFamilyProperties, n)
 	vulkan.GetPhysicalDeviceQueueFamilyProperties(d.phys, &n, qfs)
 	family := -1
+	if d.surface != nil {
+		// One queue runs G and presents, so it must do both.
+		family = presentFamily(d.phys, d.surface)
+	}
 	// Prefer a compute queue family without graphics (async compute on
 	// GPUs), else any family with compute.
-	for pass := 0; pass < 2 && family < 0; pass++ {
+	for pass := 0; pass < 2 && family < 0 && d.surface == nil; pass++ {
 		for i := range qfs[:n] {
 			qfs[i].Deref()
 			fl := qfs[i].QueueFlags
@@ -316,6 +346,10 @@ func (d *Device) init(diskCache bool) error {
 		QueueCreateInfoCount: 1,
 		PQueueCreateInfos:    []vulkan.DeviceQueueCreateInfo{qinfo},
 		PEnabledFeatures:     []vulkan.PhysicalDeviceFeatures{features},
+	}
+	if d.surface != nil {
+		dinfo.EnabledExtensionCount = 1
+		dinfo.PpEnabledExtensionNames = []string{"VK_KHR_swapchain\x00"}
 	}
 	var dev vulkan.Device
 	if err := check("vkCreateDevice", vulkan.CreateDevice(d.phys, &dinfo, nil, &dev)); err != nil {
@@ -419,6 +453,10 @@ func (d *Device) destroy() {
 		d.dev = nil
 	}
 	d.hot.release()
+	if d.surface != nil {
+		vulkan.DestroySurface(d.inst.handle, d.surface, nil)
+		d.surface = nil
+	}
 	d.inst.release()
 }
 
@@ -478,3 +516,59 @@ func (d *Device) savePipelineCache() {
 }
 
 var errClosed = errors.New("vk: device is closed")
+
+// chooseFor is choose, restricted with a surface to the devices that can
+// present to it.
+func chooseFor(infos []DeviceInfo, pds []vulkan.PhysicalDevice, sel string, surface vulkan.Surface) (int, error) {
+	if surface == nil {
+		return choose(infos, sel)
+	}
+	var able []DeviceInfo
+	var index []int
+	for i, pd := range pds {
+		if presentFamily(pd, surface) >= 0 {
+			able = append(able, infos[i])
+			index = append(index, i)
+		}
+	}
+	if sel != "" {
+		i, err := choose(infos, sel)
+		if err != nil {
+			return -1, err
+		}
+		if presentFamily(pds[i], surface) < 0 {
+			return -1, fmt.Errorf("vk: %s cannot present to the window (no queue family that computes and presents): %w", infos[i].Name, ErrNoDevice)
+		}
+		return i, nil
+	}
+	if len(able) == 0 && len(infos) > 0 {
+		return -1, fmt.Errorf("vk: no device can present to the window: %w", ErrNoDevice)
+	}
+	i, err := choose(able, "")
+	if err != nil {
+		return -1, err
+	}
+	return index[i], nil
+}
+
+// presentFamily is the first queue family of pd that computes and can
+// present to surface, or -1.
+//
+// Reference: https://registry.khronos.org/vulkan/specs/1.3/html/vkspec.html#vkGetPhysicalDeviceSurfaceSupportKHR
+func presentFamily(pd vulkan.PhysicalDevice, surface vulkan.Surface) int {
+	var n uint32
+	vulkan.GetPhysicalDeviceQueueFamilyProperties(pd, &n, nil)
+	qfs := make([]vulkan.QueueFamilyProperties, n)
+	vulkan.GetPhysicalDeviceQueueFamilyProperties(pd, &n, qfs)
+	for i := range qfs[:n] {
+		qfs[i].Deref()
+		if qfs[i].QueueFlags&vulkan.QueueFlags(vulkan.QueueComputeBit) == 0 {
+			continue
+		}
+		var ok vulkan.Bool32
+		if vulkan.GetPhysicalDeviceSurfaceSupport(pd, uint32(i), surface, &ok) == vulkan.Success && ok == vulkan.True {
+			return i
+		}
+	}
+	return -1
+}

@@ -33,9 +33,10 @@ type instance struct {
 // newInstance creates a Vulkan 1.1 instance. With validate, it enables the
 // Khronos validation layer and reports every warning and error it raises to
 // onMessage (or stderr when nil); the messages are also kept for Messages.
+// extra names more instance extensions to enable (a window system's).
 //
 // Reference: https://registry.khronos.org/vulkan/specs/1.3/html/vkspec.html#vkCreateInstance
-func newInstance(validate bool, onMessage func(string)) (*instance, error) {
+func newInstance(validate bool, onMessage func(string), extra ...string) (*instance, error) {
 	if err := load(); err != nil {
 		return nil, err
 	}
@@ -47,6 +48,13 @@ func newInstance(validate bool, onMessage func(string)) (*instance, error) {
 		}
 		layers = append(layers, validationLayer+"\x00")
 		exts = append(exts, "VK_EXT_debug_report\x00")
+	}
+	for _, e := range extra {
+		if !hasInstanceExtension(e) {
+			return nil, fmt.Errorf("vk: instance extension %s is not available: %w", e, ErrNoDevice)
+		}
+		// vulkan-go hands the string's bytes to C as they are.
+		exts = append(exts, e+"\x00")
 	}
 	// The portability enumeration extension lets MoltenVK devices show up.
 	var flags vulkan.InstanceCreateFlags

@@ -1,0 +1,420 @@
+package viewer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-gl/glfw/v3.3/glfw"
+	"github.com/stretchr/testify/require"
+
+	"vkgan/engine"
+	"vkgan/train"
+	"vkgan/vk"
+)
+
+func requireOrSkip(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
+		t.Fatalf(format+" (VKGAN_REQUIRE_DEVICE=1)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// startXvfb starts a private X server for the test and points DISPLAY at
+// it; without Xvfb the test skips (or fails under VKGAN_REQUIRE_DEVICE=1).
+func startXvfb(t *testing.T) {
+	t.Helper()
+	bin, err := exec.LookPath("Xvfb")
+	if err != nil {
+		requireOrSkip(t, "no Xvfb (Debian: xvfb)")
+	}
+	for n := 90 + rand.IntN(400); ; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
+			continue
+		}
+		cmd := exec.Command(bin, fmt.Sprintf(":%d", n), "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+		require.NoError(t, cmd.Start())
+		sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
+				t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+				t.Setenv("DISPLAY", fmt.Sprintf(":%d", n))
+				t.Setenv("WAYLAND_DISPLAY", "")
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("Xvfb :%d did not start", n)
+	}
+}
+
+func requireDevice(t *testing.T) {
+	t.Helper()
+	d, err := engine.Open(vk.Options{})
+	if err != nil {
+		requireOrSkip(t, "no Vulkan device: %v", err)
+	}
+	require.NoError(t, d.Close())
+}
+
+var (
+	runOnce sync.Once
+	runDir  string
+	runErr  error
+)
+
+// tinyRun trains a tiny DCGAN for a few steps once per test binary and
+// returns its run directory.
+func tinyRun(t *testing.T) string {
+	t.Helper()
+	requireDevice(t)
+	runOnce.Do(func() {
+		base, err := os.MkdirTemp("", "vkgan-viewer-test")
+		if err != nil {
+			runErr = err
+			return
+		}
+		data := filepath.Join(base, "data")
+		if runErr = os.MkdirAll(data, 0o755); runErr != nil {
+			return
+		}
+		for i := range 8 {
+			img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+			for y := range 32 {
+				for x := range 32 {
+					img.Set(x, y, color.RGBA{uint8(x * 8), uint8(y*8 + i*20), uint8(i * 30), 255})
+				}
+			}
+			var b bytes.Buffer
+			_ = png.Encode(&b, img)
+			if runErr = os.WriteFile(filepath.Join(data, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644); runErr != nil {
+				return
+			}
+		}
+		cfg := train.DefaultConfig()
+		cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch = data, 32, 4, 4, 8, 4
+		cfg.Steps, cfg.LogEvery, cfg.SampleEvery, cfg.CheckpointEvery, cfg.Seed = 4, 1, 2, 2, 9
+		runDir = filepath.Join(base, "run")
+		runErr = train.Run(context.Background(), cfg, train.RunOptions{Out: runDir, Log: &bytes.Buffer{}})
+	})
+	require.NoError(t, runErr)
+	return runDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if runDir != "" {
+		_ = os.RemoveAll(filepath.Dir(runDir))
+	}
+	os.Exit(code)
+}
+
+// noValidation fails the test on any validation message.
+func noValidation(t *testing.T) func(string) {
+	return func(m string) { t.Errorf("validation: %s", m) }
+}
+
+// sampleGrid is what `vkgan sample -run dir -n grid*grid -seed seed`
+// draws, before scaling.
+func sampleGrid(t *testing.T, dir string, grid int, seed uint64) *image.RGBA {
+	t.Helper()
+	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	require.NoError(t, err)
+	dev, err := engine.Open(vk.Options{OnMessage: noValidation(t)})
+	require.NoError(t, err)
+	defer dev.Close()
+	gan, err := dev.NewGAN(cfg.GANConfig(), nil)
+	require.NoError(t, err)
+	_, err = train.LoadGenerator(dir, gan, true)
+	require.NoError(t, err)
+	n := grid * grid
+	s, err := gan.NewSampler(n, false, true)
+	require.NoError(t, err)
+	pix, err := s.Sample(train.FixedNoise(seed, n, cfg.NZ))
+	require.NoError(t, err)
+	img, err := train.GridImage(pix, n, cfg.Channels, cfg.Size, grid)
+	require.NoError(t, err)
+	return img
+}
+
+func readPNG(t *testing.T, path string) *image.RGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	rgba, ok := img.(*image.RGBA)
+	if !ok {
+		rgba = image.NewRGBA(img.Bounds())
+		for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+			for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+				rgba.Set(x, y, img.At(x, y))
+			}
+		}
+	}
+	return rgba
+}
+
+func requireSameImage(t *testing.T, want, got *image.RGBA) {
+	t.Helper()
+	require.Equal(t, want.Bounds(), got.Bounds())
+	diff := 0
+	first := ""
+	for y := range want.Bounds().Dy() {
+		for x := range want.Bounds().Dx() {
+			if want.RGBAAt(x, y) != got.RGBAAt(x, y) {
+				if diff == 0 {
+					first = fmt.Sprintf("(%d,%d): got %v, want %v", x, y, got.RGBAAt(x, y), want.RGBAAt(x, y))
+				}
+				diff++
+			}
+		}
+	}
+	require.Zero(t, diff, "%d pixels differ, the first at %s", diff, first)
+}
+
+func TestScreenshotMatchesSample(t *testing.T) {
+	startXvfb(t)
+	dir := tinyRun(t)
+	for _, c := range []struct {
+		grid, w, h int
+		seed       uint64
+		seedSet    bool
+	}{
+		{3, 0, 0, 0, false}, // the run's seed, the default window
+		{4, 301, 203, 7, true},
+	} {
+		shot := filepath.Join(t.TempDir(), "shot.png")
+		st, err := Run(Options{RunDir: dir, Grid: c.grid, Seed: c.seed, SeedSet: c.seedSet, Width: c.w, Height: c.h,
+			Frames: 3, Screenshot: shot, Log: &bytes.Buffer{}, OnMessage: noValidation(t)})
+		require.NoError(t, err)
+		require.Equal(t, 3, st.Frames)
+		seed := c.seed
+		if !c.seedSet {
+			cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+			require.NoError(t, err)
+			seed = cfg.Seed
+		}
+		got := readPNG(t, shot)
+		want := Scale(sampleGrid(t, dir, c.grid, seed), got.Bounds().Dx(), got.Bounds().Dy())
+		if c.w > 0 {
+			require.Equal(t, image.Rect(0, 0, c.w, c.h), got.Bounds())
+		}
+		requireSameImage(t, want, got)
+	}
+}
+
+func TestResizeRebuildsSwapchain(t *testing.T) {
+	startXvfb(t)
+	dir := tinyRun(t)
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 200, Height: 160, Frames: 12, Screenshot: shot, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			switch f.N {
+			case 3:
+				f.SetSize(333, 250)
+			case 7:
+				f.SetSize(150, 190)
+			}
+		}})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, st.Recreates, 2)
+	require.Equal(t, [2]int{150, 190}, st.Extent)
+	got := readPNG(t, shot)
+	require.Equal(t, image.Rect(0, 0, 150, 190), got.Bounds())
+	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	require.NoError(t, err)
+	requireSameImage(t, Scale(sampleGrid(t, dir, 2, cfg.Seed), 150, 190), got)
+}
+
+func TestMinimisedWaitsWithoutSpinning(t *testing.T) {
+	startXvfb(t)
+	dir := tinyRun(t)
+	// Xvfb has no window manager to iconify a window: play one by
+	// reporting a 0x0 framebuffer for a while.
+	var mu sync.Mutex
+	minimised := false
+	real := framebufferSize
+	t.Cleanup(func() { framebufferSize = real })
+	framebufferSize = func(w *glfw.Window) (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if minimised {
+			return 0, 0
+		}
+		return real(w)
+	}
+	start := time.Time{}
+	var waited time.Duration
+	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 120, Height: 120, Frames: 6, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			if f.N == 2 {
+				mu.Lock()
+				minimised = true
+				mu.Unlock()
+				start = time.Now()
+				go func() {
+					time.Sleep(1500 * time.Millisecond)
+					mu.Lock()
+					minimised = false
+					mu.Unlock()
+					glfw.PostEmptyEvent()
+				}()
+			}
+			if f.N == 3 {
+				waited = time.Since(start)
+			}
+		}})
+	require.NoError(t, err)
+	require.Equal(t, 6, st.Frames)
+	require.GreaterOrEqual(t, waited, 1400*time.Millisecond)
+	// Blocking waits: at most one per second plus the wake-up, not
+	// thousands.
+	require.LessOrEqual(t, st.Waits, 3)
+	require.GreaterOrEqual(t, st.Waits, 1)
+}
+
+func TestNoDisplay(t *testing.T) {
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	_, err := Run(Options{RunDir: "some/run"})
+	var ee *ExitError
+	require.True(t, errors.As(err, &ee), "%v", err)
+	require.Equal(t, 2, ee.Code)
+	require.ErrorIs(t, err, ErrNoDisplay)
+	require.NotContains(t, err.Error(), "\n")
+	require.Contains(t, err.Error(), "vkgan sample -run some/run -out FILE.png")
+}
+
+func TestBadDisplay(t *testing.T) {
+	if _, err := exec.LookPath("Xvfb"); err != nil {
+		requireOrSkip(t, "no Xvfb")
+	}
+	t.Setenv("DISPLAY", ":4242")
+	_, err := Run(Options{RunDir: "r"})
+	var ee *ExitError
+	require.True(t, errors.As(err, &ee), "%v", err)
+	require.Equal(t, 2, ee.Code)
+	require.NotContains(t, err.Error(), "\n")
+}
+
+// rssKiB reads the process's resident set size.
+func rssKiB(t *testing.T) int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+func TestSoakResidentMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 frames")
+	}
+	startXvfb(t)
+	dir := tinyRun(t)
+	const warm, frames = 500, 5000
+	var before, after int
+	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 96, Height: 96, Frames: frames, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			switch f.N {
+			case warm:
+				before = rssKiB(t)
+			case frames:
+				after = rssKiB(t)
+			}
+		}})
+	require.NoError(t, err)
+	require.Equal(t, frames, st.Frames)
+	t.Logf("RSS %d KiB after %d frames, %d KiB after %d: %+d KiB; frame mean %v median %v p95 %v",
+		before, warm, after, frames, after-before, st.Mean, st.Median, st.P95)
+	require.Less(t, after-before, 2048, "RSS grew by %d KiB over %d frames", after-before, frames-warm)
+}
+
+func TestKeysAndReload(t *testing.T) {
+	startXvfb(t)
+	dir := tinyRun(t)
+	ckpt := filepath.Join(dir, train.CheckpointFile)
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	before, _ := filepath.Glob(filepath.Join(dir, "view_*.png"))
+	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 160, Height: 160, Frames: 40, Screenshot: shot, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			v := f.v
+			switch f.N {
+			case 2:
+				v.onKey(v.win, glfw.KeySpace, 0, glfw.Press, 0)
+			case 3:
+				v.onKey(v.win, glfw.KeyI, 0, glfw.Press, 0) // latent walk on
+			case 6:
+				v.onKey(v.win, glfw.KeyT, 0, glfw.Press, 0) // first saved grid
+			case 8:
+				v.onKey(v.win, glfw.KeyS, 0, glfw.Press, 0)
+			case 10:
+				v.onChar(v.win, '-')
+				v.onChar(v.win, '-') // stops at 1x1
+				require.Equal(t, 1, v.grid)
+				v.onChar(v.win, '+')
+				v.onChar(v.win, '+')
+				require.Equal(t, 3, v.grid)
+			case 12:
+				// Back to the run's noise, then a "new" checkpoint.
+				cfg, _ := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+				v.noiseSeed = cfg.Seed
+				v.z = train.FixedNoise(v.noiseSeed, v.smp.Batch(), v.cfg.NZ)
+				v.timeline, v.walk, v.dirty = -1, -1, true
+				later := time.Now().Add(time.Second)
+				require.NoError(t, os.Chtimes(ckpt, later, later))
+			}
+			if f.N > 12 {
+				time.Sleep(15 * time.Millisecond) // let a poll come round
+			}
+		}})
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Reloads)
+	after, _ := filepath.Glob(filepath.Join(dir, "view_*.png"))
+	require.Len(t, after, len(before)+1, "S wrote no screenshot into the run directory")
+	for _, p := range after {
+		_ = os.Remove(p)
+	}
+	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	require.NoError(t, err)
+	requireSameImage(t, Scale(sampleGrid(t, dir, 3, cfg.Seed), 160, 160), readPNG(t, shot))
+}
