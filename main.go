@@ -5,7 +5,8 @@
 //
 //	vkgan COMMAND [flags]
 //
-// Commands: devices, bench, help. `vkgan COMMAND -h` lists a command's flags.
+// Commands: devices, bench, train, sample, data, toy, view, help.
+// `vkgan COMMAND -h` lists a command's flags.
 package main
 
 import (
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"vkgan/viewer"
 )
 
 // command is one subcommand: its flags and what it does with them.
@@ -31,6 +34,7 @@ var commands = []command{
 	{"sample", "write samples or a latent interpolation from a run's checkpoint", sampleCmd, ""},
 	{"data", "fetch a data set: vkgan data emoji", dataCmd, "emoji"},
 	{"toy", "train a GAN on a 2D mixture and draw D's field and G's samples", toyCmd, ""},
+	{"view", "open a window with live samples from a run's generator", viewCmd, "RUN_DIR"},
 }
 
 // cmdArgs are the positional arguments of the running command.
@@ -89,6 +93,10 @@ func run(args []string, out, errw io.Writer) int {
 		}
 		if err := action(); err != nil {
 			fmt.Fprintf(errw, "vkgan: %v\n", err)
+			var ee *viewer.ExitError
+			if errors.As(err, &ee) {
+				return ee.Code
+			}
 			return 1
 		}
 		return 0
