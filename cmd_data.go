@@ -13,15 +13,8 @@ func dataCmd(fs *flag.FlagSet) func() error {
 	root := fs.String("out", "", "where to put the emoji set (default data/emoji, or VKGAN_DATA)")
 	list := fs.Bool("categories", false, "list the emoji categories usable with train -category")
 	return func() error {
-		if len(cmdArgs) < 1 || cmdArgs[0] != "emoji" {
+		if len(cmdArgs) != 1 || cmdArgs[0] != "emoji" {
 			return errors.New(`data: the only data set is "emoji": vkgan data emoji`)
-		}
-		// Flags may follow the data set's name: vkgan data emoji -categories.
-		if err := fs.Parse(cmdArgs[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("data: unexpected argument %q", fs.Arg(0))
 		}
 		dir := train.EmojiRoot(*root)
 		if err := train.FetchEmoji(dir, stderr); err != nil {

@@ -85,7 +85,17 @@ func run(args []string, out, errw io.Writer) int {
 			}
 			return 2
 		}
-		cmdArgs = fs.Args()
+		// Flags may also follow positional arguments (vkgan view RUN -frames 5).
+		cmdArgs = nil
+		for c.args != "" && fs.NArg() > 0 {
+			cmdArgs = append(cmdArgs, fs.Arg(0))
+			if err := fs.Parse(fs.Args()[1:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return 0
+				}
+				return 2
+			}
+		}
 		if fs.NArg() > 0 && c.args == "" {
 			fmt.Fprintf(errw, "vkgan %s: unexpected argument %q\n", c.name, fs.Arg(0))
 			fs.Usage()
