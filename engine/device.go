@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"vkgan/shaders"
 	"vkgan/vk"
@@ -34,6 +35,7 @@ type Device struct {
 	vk    *vk.Device
 	info  vk.DeviceInfo
 	class Class
+	mu    sync.Mutex // pipes: a window and a training loop may record at once
 	pipes map[string]*vk.Pipeline
 }
 
@@ -86,6 +88,8 @@ func (d *Device) pipeline(kernel string, bindings, pushSize int, spec []uint32) 
 	for _, s := range spec {
 		fmt.Fprintf(&key, ":%d", s)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if p, ok := d.pipes[key.String()]; ok {
 		return p, nil
 	}

@@ -24,8 +24,12 @@ type RunOptions struct {
 	// (default data/emoji, or VKGAN_DATA).
 	DataRoot string
 	// OnStep, if set, is called after every step on the training goroutine
-	// (the viewer uses it to draw from G's live weights).
+	// (the viewer uses it to draw from G's live weights), and once with a
+	// nil GAN before the GAN is released: it must stop using it by then.
 	OnStep func(gan *engine.GAN, step int)
+	// Device, if set, is used instead of opening one (and not closed): the
+	// viewer's device, when training runs inside its window.
+	Device *engine.Device
 	// OnValidation receives Vulkan validation messages (with VKGAN_VALIDATE=1);
 	// nil prints them to stderr. Tests turn them into failures.
 	OnValidation func(string)
@@ -185,15 +189,17 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	dev, err := engine.Open(vk.Options{Device: cfg.Device, OnMessage: opt.OnValidation})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := dev.Close(); err == nil && cerr != nil {
-			err = cerr
+	dev := opt.Device
+	if dev == nil {
+		if dev, err = engine.Open(vk.Options{Device: cfg.Device, OnMessage: opt.OnValidation}); err != nil {
+			return err
 		}
-	}()
+		defer func() {
+			if cerr := dev.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+	}
 	info := dev.Info()
 	fmt.Fprintf(log, "train: %d images of %dx%d on %s (%s)\n", ds.N, cfg.Size, cfg.Size, info.Name, info.Type)
 	data, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
@@ -206,6 +212,10 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		return memoryHint(err, cfg)
 	}
 	defer gan.Release()
+	step := start
+	if opt.OnStep != nil {
+		defer func() { opt.OnStep(nil, step) }() // runs before gan.Release
+	}
 	if opt.Resume {
 		if _, err := LoadCheckpoint(out, gan); err != nil {
 			return err
@@ -263,7 +273,6 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	bar.Set(start, "")
 	lastLog, lastLogTime := start, time.Now()
 	status := "" // the last logged losses, shown until the next log line
-	step := start
 	for step < cfg.Steps {
 		if ctx.Err() != nil {
 			break

@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-gl/glfw/v3.3/glfw"
@@ -53,6 +55,17 @@ type Options struct {
 	// OnFrame, if set, is called after each presented frame (tests resize
 	// the window from here).
 	OnFrame func(f *Frame)
+
+	// Train, when set, makes the window draw from G's live weights
+	// (vkgan train -view): it runs in its own goroutine on the window's
+	// device, and must call live after every training step. Config is the
+	// run's configuration (config.json may not exist yet). Closing the
+	// window cancels ctx; Run returns once Train has returned, with its
+	// error. The window stays open after training ends until it is closed.
+	Train  func(ctx context.Context, dev *engine.Device, live func(gan *engine.GAN, step int)) error
+	Config *train.Config
+	// Context, when done, closes the window (Ctrl-C in vkgan train -view).
+	Context context.Context
 }
 
 // Stats describe a finished Run.
@@ -117,6 +130,16 @@ type view struct {
 	lastPoll  time.Time
 	timeline  int // index into samples/*.png; -1 shows G live
 	dirty     bool
+
+	// Live mode (Options.Train): the training goroutine publishes its GAN
+	// and step; the window picks them up between frames.
+	liveGAN   atomic.Pointer[engine.GAN]
+	liveStep  atomic.Int64
+	detach    chan chan struct{} // training's GAN is going away: let go of it, then close
+	trainDone chan error
+	trainErr  error
+	lastLive  time.Time
+	ownGAN    bool // live mode: v.gan was made here after training ended
 	shotNext  bool
 	fullscrn  bool
 	winPos    [4]int
@@ -146,8 +169,14 @@ func Run(opt Options) (Stats, error) {
 		return Stats{}, err
 	}
 	defer glfw.Terminate()
-	cfg, err := train.LoadConfig(filepath.Join(opt.RunDir, train.ConfigFile))
-	if err != nil {
+	var cfg train.Config
+	var err error
+	if opt.Train != nil {
+		if opt.Config == nil {
+			return Stats{}, errors.New("viewer: live training needs its Config")
+		}
+		cfg = *opt.Config
+	} else if cfg, err = train.LoadConfig(filepath.Join(opt.RunDir, train.ConfigFile)); err != nil {
 		return Stats{}, fmt.Errorf("viewer: %w", err)
 	}
 	v := &view{opt: opt, log: opt.Log, cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1,
@@ -164,7 +193,42 @@ func Run(opt Options) (Stats, error) {
 	if err := v.open(); err != nil {
 		return Stats{}, err
 	}
+	cancel := func() {}
+	if opt.Train != nil {
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(context.Background())
+		v.trainDone = make(chan error, 1)
+		v.detach = make(chan chan struct{}, 1)
+		go func() {
+			v.trainDone <- opt.Train(ctx, v.dev, func(g *engine.GAN, step int) {
+				if g == nil {
+					ack := make(chan struct{})
+					v.detach <- ack
+					<-ack
+					return
+				}
+				v.liveGAN.Store(g)
+				v.liveStep.Store(int64(step))
+			})
+		}()
+	}
 	err = v.loop()
+	if v.trainDone != nil {
+		// The window is gone: training writes its checkpoint and stops.
+		cancel()
+		for v.trainDone != nil {
+			select {
+			case ack := <-v.detach:
+				v.letGo(ack)
+			case terr := <-v.trainDone:
+				v.trainDone, v.trainErr = nil, terr
+			}
+		}
+		if err == nil {
+			err = v.trainErr
+		}
+	}
+	cancel()
 	v.finishStats()
 	if msgs := v.dev.ValidationMessages(); err == nil && len(msgs) > 0 && opt.OnMessage == nil {
 		err = fmt.Errorf("viewer: %d validation messages, the first: %s", len(msgs), msgs[0])
@@ -197,11 +261,15 @@ func (v *view) open() error {
 		return err
 	}
 	v.dev = dev
-	if v.gan, err = dev.NewGAN(v.cfg.GANConfig(), nil); err != nil {
-		return err
-	}
-	if err := v.reload(); err != nil {
-		return err
+	if v.opt.Train == nil {
+		if v.gan, err = dev.NewGAN(v.cfg.GANConfig(), nil); err != nil {
+			return err
+		}
+		if err := v.reload(); err != nil {
+			return err
+		}
+	} else {
+		v.win.SetTitle("vkgan train · starting")
 	}
 	if v.paint, err = dev.NewPainter(); err != nil {
 		return err
@@ -213,8 +281,10 @@ func (v *view) open() error {
 	if v.sc, err = dev.VK().NewSwapchain(fw, fh); err != nil {
 		return err
 	}
-	if err := v.newSampler(); err != nil {
-		return err
+	if v.gan != nil {
+		if err := v.newSampler(); err != nil {
+			return err
+		}
 	}
 	return v.resized()
 }
@@ -250,6 +320,70 @@ func (v *view) setTitle() {
 	}
 	v.win.SetTitle(title)
 }
+
+// pollLive picks up the training goroutine's GAN and redraws from its live
+// weights at most every liveEvery, and notices when training ends.
+func (v *view) pollLive() error {
+	select {
+	case ack := <-v.detach:
+		v.letGo(ack)
+	default:
+	}
+	if v.trainDone != nil {
+		select {
+		case err := <-v.trainDone:
+			v.trainDone, v.trainErr = nil, err
+			if err != nil {
+				return err
+			}
+			// Training is over: keep showing its final checkpoint.
+			if v.gan, err = v.dev.NewGAN(v.cfg.GANConfig(), nil); err != nil {
+				return err
+			}
+			v.ownGAN = true
+			if err := v.reload(); err != nil {
+				return err
+			}
+			return v.newSampler()
+		default:
+		}
+	}
+	if v.trainDone == nil {
+		return nil
+	}
+	if v.gan == nil {
+		g := v.liveGAN.Load()
+		if g == nil {
+			return nil
+		}
+		v.gan = g
+		if err := v.newSampler(); err != nil {
+			return err
+		}
+	}
+	if step := int(v.liveStep.Load()); step != v.step && time.Since(v.lastLive) >= liveEvery {
+		v.step, v.lastLive, v.dirty = step, time.Now(), true
+		v.setTitle()
+	}
+	return nil
+}
+
+// letGo drops the sampler on the training goroutine's GAN, which is about
+// to be released, and acknowledges.
+func (v *view) letGo(ack chan struct{}) {
+	if v.smp != nil {
+		_ = v.dev.VK().WaitIdle()
+		v.smp.Release()
+		v.smp = nil
+	}
+	v.gan = nil
+	v.liveGAN.Store(nil)
+	close(ack)
+}
+
+// liveEvery limits redraws from live weights: each runs G, which competes
+// with training for the device.
+const liveEvery = 250 * time.Millisecond
 
 // newSampler makes G's sampler for the grid size. Batch norm uses the
 // batch's statistics, as `vkgan sample` does, so a 1x1 grid still runs a
@@ -296,10 +430,11 @@ func (v *view) resized() error {
 }
 
 func (v *view) recordPaint() error {
+	v.rec.Release()
+	v.rec = nil
 	if v.pix == nil || v.smp == nil {
 		return nil
 	}
-	v.rec.Release()
 	rec, err := v.dev.Record()
 	if err != nil {
 		return err
@@ -316,6 +451,9 @@ func (v *view) redraw() error {
 	if v.timeline >= 0 {
 		return v.drawSaved()
 	}
+	if v.smp == nil || v.rec == nil { // live mode before the first step
+		return nil
+	}
 	if err := v.smp.Generate(v.z); err != nil {
 		return err
 	}
@@ -325,6 +463,9 @@ func (v *view) redraw() error {
 func (v *view) loop() error {
 	var last time.Time
 	for !v.win.ShouldClose() {
+		if v.opt.Context != nil && v.opt.Context.Err() != nil {
+			break
+		}
 		glfw.PollEvents()
 		if err := v.poll(); err != nil {
 			return err
@@ -398,8 +539,11 @@ func (v *view) recreate(w, h int) error {
 }
 
 // poll reloads the checkpoint when checkpoint.json changed (training still
-// going), at most every pollEvery.
+// going), at most every pollEvery; in live mode it follows training.
 func (v *view) poll() error {
+	if v.opt.Train != nil {
+		return v.pollLive()
+	}
 	if time.Since(v.lastPoll) < pollEvery {
 		return nil
 	}
@@ -462,7 +606,7 @@ func (v *view) onKey(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ 
 		v.win.SetShouldClose(true)
 	case glfw.KeySpace:
 		v.noiseSeed = v.rng.Uint64()
-		v.z = train.FixedNoise(v.noiseSeed, v.smp.Batch(), v.cfg.NZ)
+		v.z = train.FixedNoise(v.noiseSeed, max(v.grid*v.grid, 2), v.cfg.NZ)
 		v.walk, v.timeline, v.dirty = -1, -1, true
 	case glfw.KeyI:
 		if v.walk >= 0 {
@@ -500,6 +644,9 @@ func (v *view) setGrid(n int) {
 		return
 	}
 	v.grid = n
+	if v.gan == nil {
+		return
+	}
 	if err := v.newSampler(); err != nil {
 		fmt.Fprintf(v.log, "viewer: grid %dx%d: %v\n", n, n, err)
 	}
@@ -662,7 +809,9 @@ func (v *view) release() {
 		v.pix.Release()
 		v.paint.Release()
 		v.sc.Release()
-		v.gan.Release()
+		if v.ownGAN || v.opt.Train == nil {
+			v.gan.Release()
+		}
 		if err := v.dev.Close(); err != nil {
 			fmt.Fprintf(v.log, "viewer: closing the device: %v\n", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,4 +418,46 @@ func TestKeysAndReload(t *testing.T) {
 	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
 	require.NoError(t, err)
 	requireSameImage(t, Scale(sampleGrid(t, dir, 3, cfg.Seed), 160, 160), readPNG(t, shot))
+}
+
+// TestLiveTraining is vkgan train -view: training runs beside the window
+// on its device, the window draws from G's live weights, and closing the
+// window stops training with a checkpoint.
+func TestLiveTraining(t *testing.T) {
+	startXvfb(t)
+	requireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := t.TempDir()
+	for i := 0; i < 6; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(41*i + 3*p)
+		}
+		var b bytes.Buffer
+		require.NoError(t, png.Encode(&b, img))
+		require.NoError(t, os.WriteFile(filepath.Join(data, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644))
+	}
+	cfg := train.DefaultConfig()
+	cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch, cfg.Steps = data, 32, 4, 4, 8, 4, 100000
+	cfg.LogEvery, cfg.SampleEvery, cfg.CheckpointEvery = 5, 1000, 1000
+	run := filepath.Join(t.TempDir(), "run")
+	var steps atomic.Int64
+	_, err := Run(Options{RunDir: run, Config: &cfg, Grid: 2, OnMessage: noValidation(t), Log: &bytes.Buffer{},
+		OnFrame: func(f *Frame) {
+			if steps.Load() >= 6 && f.N > 20 {
+				f.Close()
+			}
+		},
+		Train: func(ctx context.Context, dev *engine.Device, live func(*engine.GAN, int)) error {
+			return train.Run(ctx, cfg, train.RunOptions{Out: run, Device: dev, Log: &bytes.Buffer{}, OnValidation: noValidation(t),
+				OnStep: func(g *engine.GAN, step int) {
+					steps.Store(int64(step))
+					live(g, step)
+				}})
+		}})
+	require.NoError(t, err)
+	info, err := train.ReadCheckpointInfo(run)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, info.Step, 6, "closing the window stops training with a checkpoint")
+	require.Less(t, info.Step, cfg.Steps)
 }

@@ -36,19 +36,24 @@ func (d *Device) NewRecorder() (*Recorder, error) {
 		return nil, errClosed
 	}
 	cbs := make([]vulkan.CommandBuffer, 1)
-	if err := check("vkAllocateCommandBuffers", vulkan.AllocateCommandBuffers(d.dev, &vulkan.CommandBufferAllocateInfo{
+	d.allocMu.Lock()
+	err := check("vkAllocateCommandBuffers", vulkan.AllocateCommandBuffers(d.dev, &vulkan.CommandBufferAllocateInfo{
 		SType:              vulkan.StructureTypeCommandBufferAllocateInfo,
 		CommandPool:        d.pool,
 		Level:              vulkan.CommandBufferLevelPrimary,
 		CommandBufferCount: 1,
-	}, cbs)); err != nil {
+	}, cbs))
+	d.allocMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	r := &Recorder{d: d, cb: cbs[0]}
 	if err := check("vkBeginCommandBuffer", vulkan.BeginCommandBuffer(r.cb, &vulkan.CommandBufferBeginInfo{
 		SType: vulkan.StructureTypeCommandBufferBeginInfo,
 	})); err != nil {
+		d.allocMu.Lock()
 		vulkan.FreeCommandBuffers(d.dev, d.pool, 1, cbs)
+		d.allocMu.Unlock()
 		return nil, err
 	}
 	d.track(r)
@@ -303,6 +308,8 @@ func (r *Recorder) Release() {
 	if r.queries != nil {
 		vulkan.DestroyQueryPool(d.dev, r.queries, nil)
 	}
+	d.allocMu.Lock()
 	vulkan.FreeCommandBuffers(d.dev, d.pool, 1, []vulkan.CommandBuffer{r.cb})
+	d.allocMu.Unlock()
 	*r = Recorder{}
 }

@@ -256,6 +256,11 @@ type Device struct {
 	mu     sync.Mutex
 	closed bool
 	owned  map[releaser]struct{}
+
+	// allocMu serialises the command pool and the sub-allocator, which
+	// Vulkan and this package leave to the caller to synchronise: the
+	// viewer records and allocates on its own thread while training runs.
+	allocMu sync.Mutex
 }
 
 type releaser interface{ Release() }

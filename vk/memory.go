@@ -226,6 +226,8 @@ func (d *Device) newBuffer(size int64, host bool) (*Buffer, error) {
 	if uint64(size) > maxRange {
 		return nil, fmt.Errorf("vk: %d bytes exceeds %s's storage-buffer range of %d bytes: %w", size, d.info.Name, maxRange, ErrTooLarge)
 	}
+	d.allocMu.Lock()
+	defer d.allocMu.Unlock()
 	a := d.mem
 	padded := alignUp(uint64(size), regionAlign)
 	if host || padded > a.blockSize/2 {
@@ -267,11 +269,13 @@ func (b *Buffer) Release() {
 		return
 	}
 	b.d.untrack(b)
+	b.d.allocMu.Lock()
 	if b.own {
 		b.d.mem.freeBlock(b.blk)
 	} else {
 		b.blk.give(b.off, b.padded)
 	}
+	b.d.allocMu.Unlock()
 	*b = Buffer{}
 }
 
