@@ -62,7 +62,7 @@ data: build
 # paths of the samples and plot at the end (runs/demo-DATE). Ctrl-C stops it
 # with a checkpoint; `./vkgan train -resume runs/demo-DATE` continues.
 demo: deps build data
-	./vkgan train -demo -max-time 11m -out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	./vkgan train -demo -max-time 10m -out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 # PyTorch for the cross-check and the baseline timings (Debian's build).
 deps-crosscheck:

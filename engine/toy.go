@@ -254,6 +254,9 @@ type ToyConfig struct {
 	Seed    uint64
 	AdamD   Adam
 	AdamG   Adam
+	// EMA, when positive, keeps an exponential moving average of G's
+	// weights with this decay; Sample draws from the average.
+	EMA float32
 }
 
 // ToyGAN trains G and D on the mixture. One recorded command buffer holds
@@ -265,6 +268,7 @@ type ToyGAN struct {
 	GP, GS     *ParamSet
 	GGrad      *ParamSet
 	GM, GV     *ParamSet
+	GEMA       *ParamSet // nil without ToyConfig.EMA
 	DP, DS     *ParamSet
 	DGrad      *ParamSet
 	DM, DV     *ParamSet
@@ -342,7 +346,7 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 		p     **ParamSet
 		specs []ParamSpec
 	}{{&g.GP, gp}, {&g.GGrad, gp}, {&g.GM, gp}, {&g.GV, gp}, {&g.GS, gs},
-		{&g.DP, dp}, {&g.DGrad, dp}, {&g.DM, dp}, {&g.DV, dp}, {&g.DS, ds}} {
+		{&g.DP, dp}, {&g.DGrad, dp}, {&g.DM, dp}, {&g.DV, dp}, {&g.DS, ds}, {&g.GEMA, emaSpecs(cfg, gp)}} {
 		if len(s.specs) == 0 {
 			continue
 		}
@@ -508,6 +512,10 @@ func (g *ToyGAN) record() error {
 		return err
 	}
 	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.Counter, c.AdamG)
+	if g.GEMA != nil {
+		r.Scale(g.GEMA.Flat, c.EMA)
+		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
+	}
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("engine: toy: recording the step: %w", err)
 	}
@@ -523,7 +531,7 @@ func (g *ToyGAN) Init(seed uint64) error {
 	for _, x := range []struct {
 		ps   *ParamSet
 		vals map[string][]float32
-	}{{g.GP, gp}, {g.GS, gs}, {g.DP, dp}, {g.DS, ds}} {
+	}{{g.GP, gp}, {g.GS, gs}, {g.DP, dp}, {g.DS, ds}, {g.GEMA, gp}} {
 		if x.ps == nil {
 			continue
 		}
@@ -591,7 +599,11 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 			return nil, err
 		}
 		r.RandNormal(z, g.cfg.Seed^toyEvalSeed, zero, 0, 1)
-		if err := toyForward(r, g.cfg.G, g.GP, g.GS, A, z, 0); err != nil {
+		weights := g.GP
+		if g.GEMA != nil {
+			weights = g.GEMA
+		}
+		if err := toyForward(r, g.cfg.G, weights, g.GS, A, z, 0); err != nil {
 			r.Release()
 			return nil, err
 		}
@@ -674,11 +686,19 @@ func (g *ToyGAN) Release() {
 	g.sampleRec.Release()
 	g.fieldRec.Release()
 	g.step, g.sampleRec, g.fieldRec = nil, nil, nil
-	for _, ps := range []*ParamSet{g.GP, g.GS, g.GGrad, g.GM, g.GV, g.DP, g.DS, g.DGrad, g.DM, g.DV} {
+	for _, ps := range []*ParamSet{g.GP, g.GS, g.GGrad, g.GM, g.GV, g.GEMA, g.DP, g.DS, g.DGrad, g.DM, g.DV} {
 		ps.Release()
 	}
 	for _, t := range append(g.owned, g.evalOwned...) {
 		t.Release()
 	}
 	g.owned, g.evalOwned = nil, nil
+}
+
+// emaSpecs is G's layout when the config keeps an average, else nothing.
+func emaSpecs(cfg ToyConfig, gp []ParamSpec) []ParamSpec {
+	if cfg.EMA > 0 {
+		return gp
+	}
+	return nil
 }

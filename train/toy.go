@@ -157,6 +157,9 @@ type ToyConfig struct {
 	// Optimizer overrides; zero keeps the protocol's value (Beta1 < 0 too).
 	LRD, LRG, Beta1, Beta2 float64
 	Batch                  int // zero keeps the protocol's batch
+	// EMA, when positive, evaluates and draws an exponential moving average
+	// of G's weights with this decay (e.g. 0.999).
+	EMA float64
 }
 
 // ToyOptions say where a run's files go and how often.
@@ -181,6 +184,7 @@ type ToyResult struct {
 	LRG            float64   `json:"lr_g"`
 	Beta1          float64   `json:"beta1"`
 	Beta2          float64   `json:"beta2"`
+	EMA            float64   `json:"ema"` // decay of the evaluated average of G's weights; 0 = G itself
 	Modes          int       `json:"modes"`
 	ModesTotal     int       `json:"modes_total"`
 	HighQualityPct float64   `json:"high_quality_pct"`
@@ -273,6 +277,10 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	if c.Beta2 > 0 {
 		ad.Beta2, ag.Beta2 = float32(c.Beta2), float32(c.Beta2)
 	}
+	if !(c.EMA >= 0 && c.EMA < 1) {
+		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -ema %g must be in [0, 1)", c.EMA)
+	}
+	e.EMA = float32(c.EMA)
 	e.Pack, e.Std, e.Holdout, e.Seed, e.AdamD, e.AdamG = m, float32(mix.Std), c.Holdout, c.Seed, ad, ag
 	for _, p := range mix.Centers {
 		e.Centers = append(e.Centers, float32(p[0]), float32(p[1]))
@@ -336,7 +344,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		return nil, err
 	}
 	res := &ToyResult{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
-		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2),
+		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA),
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)
 	var gifFrames []*toyFrame
