@@ -147,7 +147,7 @@ func demoConfig(c *train.Config, set map[string]bool) error {
 	return nil
 }
 
-// demoCPUSteps fits the CPU demo's training into about ten minutes on a
+// demoCPUSteps fits the CPU demo's training into about nine minutes on a
 // 2-core machine (about 3 steps/s).
 const demoCPUSteps = 1600
 
