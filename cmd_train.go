@@ -149,7 +149,7 @@ func demoConfig(c *train.Config, set map[string]bool) error {
 
 // demoCPUSteps fits the CPU demo's training into about nine minutes on a
 // 2-core machine (about 3 steps/s).
-const demoCPUSteps = 1600
+const demoCPUSteps = 1400
 
 // demoCPUCategory is the emoji.json category the CPU demo learns.
 const demoCPUCategory = "Smileys & Emotion"
