@@ -45,6 +45,10 @@ SRC
   fi
 fi
 
+# npm fetches the emoji data set (vkgan data emoji); Node.js from another
+# source (nodesource, nvm) is as good as Debian's.
+command -v npm >/dev/null || pkgs+=(npm)
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
