@@ -206,7 +206,7 @@ func TestNonFiniteKeepsLastGoodCheckpoint(t *testing.T) {
 	opt := quiet(t)
 	opt.Out = t.TempDir()
 	opt.OnStep = func(g *engine.GAN, step int) {
-		if step == 2 { // poison D: the next losses are NaN
+		if g != nil && step == 2 { // poison D: the next losses are NaN
 			n := g.DP.Flat.Len()
 			bad := make([]float32, n)
 			for i := range bad {
