@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // bnShape is the layout batch norm sees: n samples of c channels of hw
@@ -41,7 +42,7 @@ func bnLike(op, name string, t, x *Tensor) error {
 	if t == nil {
 		return fmt.Errorf("engine: %s: %s is nil", op, name)
 	}
-	if !sameShape(t.shape, x.shape) {
+	if !slices.Equal(t.shape, x.shape) {
 		return fmt.Errorf("engine: %s: %s has shape %v, want %v like x", op, name, t.shape, x.shape)
 	}
 	if t.buf == x.buf {
@@ -125,7 +126,7 @@ func (r *Recorder) BatchNormInference(y, x, gamma, beta, runMean, runVar *Tensor
 	if err == nil && y == nil {
 		err = fmt.Errorf("engine: %s: y is nil", op)
 	}
-	if err == nil && !sameShape(y.shape, x.shape) {
+	if err == nil && !slices.Equal(y.shape, x.shape) {
 		err = fmt.Errorf("engine: %s: y has shape %v, want %v like x", op, y.shape, x.shape)
 	}
 	if err == nil && !(eps > 0 && !math.IsInf(float64(eps), 1)) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // ConvParams are a 2D convolution's stride and zero padding. Zero strides
@@ -193,7 +194,7 @@ func convGeom(op string, x, w, y *Tensor, p ConvParams) (gemmArgs, error) {
 		return g, fmt.Errorf("engine: %s: kernel %dx%d does not fit input %dx%d with padding %dx%d", op, kh, kw, h, wd, p.PadH, p.PadW)
 	}
 	want := []int{nb, cout, oh, ow}
-	if !sameShape(y.shape, want) {
+	if !slices.Equal(y.shape, want) {
 		return g, fmt.Errorf("engine: %s: output is %v, want %v for input %v, weights %v, stride %dx%d, padding %dx%d",
 			op, y.shape, want, x.shape, w.shape, p.StrideH, p.StrideW, p.PadH, p.PadW)
 	}

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // maxoutCheck validates x [N, U*pieces] against y (or dy) [N, U].
 func maxoutCheck(op string, y, x *Tensor, pieces int) error {
@@ -36,7 +39,7 @@ func (r *Recorder) MaxoutBackward(dx, dy, x *Tensor, pieces int) error {
 	if err == nil && dx == nil {
 		err = fmt.Errorf("engine: maxout backward: dx is nil")
 	}
-	if err == nil && !sameShape(dx.shape, x.shape) {
+	if err == nil && !slices.Equal(dx.shape, x.shape) {
 		err = fmt.Errorf("engine: maxout backward: dx %v must be shaped like x %v", dx.shape, x.shape)
 	}
 	if err == nil && (dx.buf == x.buf || dx.buf == dy.buf) {

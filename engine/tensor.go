@@ -124,18 +124,6 @@ func (t *Tensor) Release() {
 	t.buf.Release()
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // ViewAlign is the element alignment of tensor views: 64 float32 values,
 // 256 bytes, a multiple of every device's storage-buffer offset alignment.
 const ViewAlign = 64

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,7 +269,7 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 			if !ok {
 				return nil, fmt.Errorf("train: %s: missing tensor %s", path, s.Name)
 			}
-			if t.DType != F32 || !equalShape(t.Shape, s.Shape) {
+			if t.DType != F32 || !slices.Equal(t.Shape, s.Shape) {
 				return nil, fmt.Errorf("train: %s: tensor %s is %s %v, want F32 %v (a checkpoint of another model size?)", path, s.Name, t.DType, t.Shape, s.Shape)
 			}
 			out[s.Name] = t.F32
@@ -282,18 +283,6 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 		return nil, nil, err
 	}
 	return params, stats, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // LoadGenerator loads G's weights and statistics (averaged ones with ema,
@@ -369,7 +358,7 @@ func LoadCheckpoint(runDir string, gan *engine.GAN) (CheckpointInfo, error) {
 		vals := map[string][]float32{}
 		for _, p := range s.net.Params {
 			t, ok := byName[s.prefix+p.Name]
-			if !ok || t.DType != F32 || !equalShape(t.Shape, p.Shape) {
+			if !ok || t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
 				return info, fmt.Errorf("train: %s: missing or mis-shaped tensor %s%s", optPath, s.prefix, p.Name)
 			}
 			vals[p.Name] = t.F32
