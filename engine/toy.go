@@ -287,6 +287,7 @@ type ToyGAN struct {
 	owned      []*Tensor
 
 	sampleN   int
+	sampleRaw bool // Sample uses G's own weights even when an average is kept
 	sampleRec *Recorder
 	sampleZ   *Tensor
 	sampleOut *Tensor
@@ -600,7 +601,7 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 		}
 		r.RandNormal(z, g.cfg.Seed^toyEvalSeed, zero, 0, 1)
 		weights := g.GP
-		if g.GEMA != nil {
+		if g.GEMA != nil && !g.sampleRaw {
 			weights = g.GEMA
 		}
 		if err := toyForward(r, g.cfg.G, weights, g.GS, A, z, 0); err != nil {
@@ -613,6 +614,15 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 		return nil, err
 	}
 	return g.sampleOut.Download()
+}
+
+// SampleRaw makes Sample use G's own weights (raw) or, when the GAN keeps
+// one, their average (the default).
+func (g *ToyGAN) SampleRaw(raw bool) {
+	if raw != g.sampleRaw {
+		g.sampleRaw = raw
+		g.sampleN = 0 // re-record with the other weights
+	}
 }
 
 // Field returns D's probability of "real" (sigmoid of the logit) at each

@@ -174,38 +174,41 @@ type ToyOptions struct {
 
 // ToyResult is toy.json.
 type ToyResult struct {
-	Data           string    `json:"data"`
-	Protocol       string    `json:"protocol"`
-	Pack           int       `json:"pack"`
-	Seed           uint64    `json:"seed"`
-	Steps          int       `json:"steps"`
-	Batch          int       `json:"batch"`
-	LRD            float64   `json:"lr_d"`
-	LRG            float64   `json:"lr_g"`
-	Beta1          float64   `json:"beta1"`
-	Beta2          float64   `json:"beta2"`
-	EMA            float64   `json:"ema"` // decay of the evaluated average of G's weights; 0 = G itself
-	Modes          int       `json:"modes"`
-	ModesTotal     int       `json:"modes_total"`
-	HighQualityPct float64   `json:"high_quality_pct"`
-	ReverseKL      *float64  `json:"reverse_kl"` // null when no sample is high quality
-	EvalSamples    int       `json:"eval_samples"`
-	PerMode        []int     `json:"hq_per_mode"`
-	Holdout        int       `json:"holdout"`
-	HoldoutHQ      int       `json:"holdout_hq_samples"`      // samples within 3 std of the held-out mode
-	HoldoutNearest int       `json:"holdout_nearest_samples"` // samples whose nearest mode is the held-out one
-	LossD          float64   `json:"loss_d"`
-	LossG          float64   `json:"loss_g"`
-	MsPerStep      float64   `json:"ms_per_step"`
-	TrainSeconds   float64   `json:"train_seconds"`
-	Device         string    `json:"device"`
-	FramesWritten  int       `json:"frames"`
-	EarlyFrame     string    `json:"early_frame,omitempty"`
-	LateFrame      string    `json:"late_frame,omitempty"`
-	AnimatedGIF    string    `json:"gif,omitempty"`
-	ModesTimeline  []int     `json:"modes_timeline,omitempty"`
-	TimelineSteps  []int     `json:"timeline_steps,omitempty"`
-	HQTimeline     []float64 `json:"hq_timeline,omitempty"`
+	Data     string  `json:"data"`
+	Protocol string  `json:"protocol"`
+	Pack     int     `json:"pack"`
+	Seed     uint64  `json:"seed"`
+	Steps    int     `json:"steps"`
+	Batch    int     `json:"batch"`
+	LRD      float64 `json:"lr_d"`
+	LRG      float64 `json:"lr_g"`
+	Beta1    float64 `json:"beta1"`
+	Beta2    float64 `json:"beta2"`
+	EMA      float64 `json:"ema"` // decay of the evaluated average of G's weights; 0 = G itself
+	// With an average: the same metrics for G's own (last) weights.
+	RawModes          *int      `json:"raw_modes,omitempty"`
+	RawHighQualityPct *float64  `json:"raw_high_quality_pct,omitempty"`
+	Modes             int       `json:"modes"`
+	ModesTotal        int       `json:"modes_total"`
+	HighQualityPct    float64   `json:"high_quality_pct"`
+	ReverseKL         *float64  `json:"reverse_kl"` // null when no sample is high quality
+	EvalSamples       int       `json:"eval_samples"`
+	PerMode           []int     `json:"hq_per_mode"`
+	Holdout           int       `json:"holdout"`
+	HoldoutHQ         int       `json:"holdout_hq_samples"`      // samples within 3 std of the held-out mode
+	HoldoutNearest    int       `json:"holdout_nearest_samples"` // samples whose nearest mode is the held-out one
+	LossD             float64   `json:"loss_d"`
+	LossG             float64   `json:"loss_g"`
+	MsPerStep         float64   `json:"ms_per_step"`
+	TrainSeconds      float64   `json:"train_seconds"`
+	Device            string    `json:"device"`
+	FramesWritten     int       `json:"frames"`
+	EarlyFrame        string    `json:"early_frame,omitempty"`
+	LateFrame         string    `json:"late_frame,omitempty"`
+	AnimatedGIF       string    `json:"gif,omitempty"`
+	ModesTimeline     []int     `json:"modes_timeline,omitempty"`
+	TimelineSteps     []int     `json:"timeline_steps,omitempty"`
+	HQTimeline        []float64 `json:"hq_timeline,omitempty"`
 }
 
 // ToyEngineConfig turns a run's configuration into the engine's, with the
@@ -429,6 +432,17 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 	}
 	if c.Holdout >= 0 {
 		res.HoldoutHQ, res.HoldoutNearest = st.PerMode[c.Holdout], st.NearestPerMode[c.Holdout]
+	}
+	if c.EMA > 0 {
+		g.SampleRaw(true)
+		raw, err := g.Sample(opt.EvalSamples)
+		if err != nil {
+			return nil, err
+		}
+		rst := mix.MeasureModes(raw)
+		pct := round2(rst.HQPercent)
+		res.RawModes, res.RawHighQualityPct = &rst.Modes, &pct
+		g.SampleRaw(false)
 	}
 	gifName := filepath.Join(opt.Out, "toy.gif")
 	if err := writeToyGIF(gifName, gifFrames); err != nil {
