@@ -156,6 +156,7 @@ func TestRunToy(t *testing.T) {
 	for _, c := range []ToyConfig{
 		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
 		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
+		{Data: MixRing8, Steps: 30, Seed: 3, Holdout: -1, LRD: 1e-3, EMA: 0.9},
 	} {
 		dir := t.TempDir()
 		var log strings.Builder
@@ -172,6 +173,14 @@ func TestRunToy(t *testing.T) {
 			require.Contains(t, j, k)
 		}
 		require.EqualValues(t, c.Seed, j["seed"])
+		if c.EMA > 0 {
+			// The averaged G is evaluated; G's own weights are reported beside it.
+			require.Contains(t, j, "raw_modes")
+			require.Contains(t, j, "raw_high_quality_pct")
+			require.InDelta(t, c.EMA, j["ema"], 1e-6)
+		} else {
+			require.NotContains(t, j, "raw_modes")
+		}
 		frames, err := filepath.Glob(filepath.Join(dir, "frames", "*.png"))
 		require.NoError(t, err)
 		want := 2 + (c.Steps-1)/20
