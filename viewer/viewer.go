@@ -470,6 +470,14 @@ func (v *view) loop() error {
 		if err := v.poll(); err != nil {
 			return err
 		}
+		if v.opt.Train != nil && v.gan == nil && v.trainDone != nil {
+			// Training is still setting up (building pipelines, recording
+			// its step): make no Vulkan calls here until it publishes its
+			// GAN. Presenting while another thread creates pipelines
+			// crashed inside the driver under the validation layer.
+			glfw.WaitEventsTimeout(0.02)
+			continue
+		}
 		fw, fh := framebufferSize(v.win)
 		if fw == 0 || fh == 0 {
 			// Minimised: block until something happens, waking once a
