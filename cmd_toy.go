@@ -1,12 +1,15 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"flag"
 	"fmt"
-	"os"
+	"image"
+	"image/draw"
 
+	"vkgan/engine"
 	"vkgan/train"
+	"vkgan/viewer"
 )
 
 // toyCmd is `vkgan toy`: a GAN on a 2D mixture, drawn as the talk draws it.
@@ -29,15 +32,31 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.StringVar(&opt.Out, "out", "runs/toy", "directory for toy.json, frames/ and toy.gif")
 	fs.IntVar(&opt.FrameEvery, "frame-every", 500, "steps between frames")
 	fs.IntVar(&opt.LogEvery, "log-every", 1000, "steps between log lines")
-	view := fs.Bool("view", false, "draw the frames in a window as it trains")
+	view := fs.Bool("view", false, "also show the frames in a window as it trains (closing it stops training)")
 	return func() error {
-		if *view {
-			return errors.New("toy: -view is not available yet; frames and toy.gif are written to the -out directory")
-		}
-		opt.Log = os.Stderr
+		opt.Log = stderr
 		ctx, stop := interruptContext()
 		defer stop()
-		res, err := train.RunToy(ctx, c, opt)
+		var res *train.ToyResult
+		var err error
+		if *view {
+			err = viewer.ShowImages(viewer.ImageOptions{
+				Title: fmt.Sprintf("vkgan toy %s seed %d", c.Data, c.Seed), Device: c.Device, Context: ctx,
+				NoDisplayHint: "run vkgan toy without -view: the frames and toy.gif are written to " + opt.Out,
+				Work: func(wctx context.Context, dev *engine.Device, show func(image.Image)) error {
+					o := opt
+					o.Device = dev
+					o.OnFrame = func(img image.Image, _ int) { show(cloneImage(img)) }
+					var rerr error
+					res, rerr = train.RunToy(wctx, c, o)
+					return rerr
+				}})
+			if res == nil && err == nil {
+				return nil // the window closed before training began
+			}
+		} else {
+			res, err = train.RunToy(ctx, c, opt)
+		}
 		if err != nil && res == nil {
 			return err
 		}
@@ -45,11 +64,20 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		if res.ReverseKL != nil {
 			kl = fmt.Sprintf("%.4f", *res.ReverseKL)
 		}
-		fmt.Printf("%s seed %d: %d/%d modes, %.1f%% high quality, reverse KL %s, %.2f ms/step; %s\n",
+		fmt.Fprintf(stdout, "%s seed %d: %d/%d modes, %.1f%% high quality, reverse KL %s, %.2f ms/step; %s\n",
 			res.Data, res.Seed, res.Modes, res.ModesTotal, res.HighQualityPct, kl, res.MsPerStep, opt.Out)
 		if res.Holdout >= 0 {
-			fmt.Printf("held-out mode %d: %d of %d samples within 3 std, %d nearest to it\n", res.Holdout, res.HoldoutHQ, res.EvalSamples, res.HoldoutNearest)
+			fmt.Fprintf(stdout, "held-out mode %d: %d of %d samples within 3 std, %d nearest to it\n", res.Holdout, res.HoldoutHQ, res.EvalSamples, res.HoldoutNearest)
 		}
 		return err
 	}
+}
+
+// cloneImage copies img: the window keeps the picture after the frame hook
+// returns.
+func cloneImage(img image.Image) image.Image {
+	b := img.Bounds()
+	out := image.NewRGBA(b)
+	draw.Draw(out, b, img, b.Min, draw.Src)
+	return out
 }

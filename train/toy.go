@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -170,6 +171,14 @@ type ToyOptions struct {
 	EvalSamples  int    // samples for the metrics (0: 2,500)
 	Log          io.Writer
 	OnValidation func(string)
+	// OnFrame, if set, receives each frame as it is drawn (vkgan toy -view
+	// shows them in a window); it must not keep img past the call.
+	OnFrame func(img image.Image, step int)
+	// Device, if set, is used instead of opening one (the window's: one
+	// Vulkan instance per process, since vulkan-go's function pointers are
+	// process-wide and a second instance without the window's extensions
+	// would replace them).
+	Device *engine.Device
 }
 
 // ToyResult is toy.json.
@@ -333,11 +342,13 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 	if err := os.MkdirAll(framesDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: toy: %w", err)
 	}
-	dev, err := engine.Open(vk.Options{Device: c.Device, OnMessage: opt.OnValidation})
-	if err != nil {
-		return nil, err
+	dev := opt.Device
+	if dev == nil {
+		if dev, err = engine.Open(vk.Options{Device: c.Device, OnMessage: opt.OnValidation}); err != nil {
+			return nil, err
+		}
+		defer dev.Close()
 	}
-	defer dev.Close()
 	g, err := dev.NewToyGAN(ec)
 	if err != nil {
 		return nil, err
@@ -366,6 +377,9 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		res.HQTimeline = append(res.HQTimeline, round2(st.HQPercent))
 		fmt.Fprintf(opt.Log, "toy %s seed %d: step %d: %d/%d modes, %.1f%% high quality\n", mix.Name, c.Seed, step, st.Modes, st.ModesTotal, st.HQPercent)
 		img := drawer.draw(field, s)
+		if opt.OnFrame != nil {
+			opt.OnFrame(img, step)
+		}
 		name := filepath.Join(framesDir, fmt.Sprintf("step-%06d.png", step))
 		if err := writePNG(name, img); err != nil {
 			return err

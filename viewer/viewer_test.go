@@ -461,3 +461,25 @@ func TestLiveTraining(t *testing.T) {
 	require.GreaterOrEqual(t, info.Step, 6, "closing the window stops training with a checkpoint")
 	require.Less(t, info.Step, cfg.Steps)
 }
+
+// TestShowImages is vkgan toy -view: a short toy run on the window's
+// device, its frames shown as they are drawn.
+func TestShowImages(t *testing.T) {
+	startXvfb(t)
+	requireDevice(t)
+	var shown atomic.Int64
+	out := t.TempDir()
+	err := ShowImages(ImageOptions{Title: "toy", OnMessage: noValidation(t), Frames: 5,
+		Work: func(ctx context.Context, dev *engine.Device, show func(image.Image)) error {
+			_, err := train.RunToy(ctx, train.ToyConfig{Data: train.MixRing8, Steps: 20, Seed: 1, Holdout: -1},
+				train.ToyOptions{Out: out, FrameEvery: 10, Log: &bytes.Buffer{}, Device: dev, OnValidation: noValidation(t),
+					OnFrame: func(img image.Image, _ int) {
+						shown.Add(1)
+						show(img)
+					}})
+			return err
+		}})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, shown.Load(), "frames at steps 0, 10 and 20")
+	require.FileExists(t, filepath.Join(out, "toy.json"))
+}
