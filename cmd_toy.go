@@ -35,7 +35,7 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	view := fs.Bool("view", false, "also show the frames in a window as it trains (closing it stops training)")
 	return func() error {
 		opt.Log = stderr
-		ctx, stop := interruptContext()
+		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
 		var res *train.ToyResult
 		var err error

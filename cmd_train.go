@@ -58,7 +58,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		} else if *steps > 0 {
 			c.Steps = *steps
 		}
-		ctx, stop := interruptContext()
+		ctx, stop := interruptContext("writing a checkpoint")
 		defer stop()
 		if *maxTime > 0 {
 			var cancel context.CancelFunc
@@ -155,9 +155,9 @@ const demoCPUSteps = 1400
 const demoCPUCategory = "Smileys & Emotion"
 
 // interruptContext is cancelled by the first Ctrl-C (or SIGTERM), so the
-// run finishes its step and writes a checkpoint; a second one exits at
-// once.
-func interruptContext() (context.Context, func()) {
+// run finishes its step and then does what (a checkpoint; the toy's final
+// metrics); a second one exits at once.
+func interruptContext(what string) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -167,10 +167,10 @@ func interruptContext() (context.Context, func()) {
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintln(os.Stderr, "\nvkgan: interrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit at once)")
+		fmt.Fprintf(os.Stderr, "\nvkgan: interrupted: finishing this step and %s (Ctrl-C again to quit at once)\n", what)
 		cancel()
 		<-sig
-		fmt.Fprintln(os.Stderr, "vkgan: quit without a checkpoint")
+		fmt.Fprintln(os.Stderr, "vkgan: quit at once")
 		os.Exit(130)
 	}()
 	return ctx, func() { signal.Stop(sig); cancel() }
