@@ -1,6 +1,8 @@
 package vk
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -470,7 +472,8 @@ func (d *Device) openPipelineCache(disk bool) error {
 	if disk {
 		if dir, err := os.UserCacheDir(); err == nil {
 			d.cachePath = filepath.Join(dir, "vkgan", fmt.Sprintf("pipelines-%04x-%04x-%x.bin", d.info.VendorID, d.info.DeviceID, d.info.cacheUUID))
-			data, _ = os.ReadFile(d.cachePath) // a missing or unreadable cache just starts empty
+			raw, _ := os.ReadFile(d.cachePath) // a missing or unreadable cache just starts empty
+			data = unsealCache(raw)
 		}
 	}
 	p := cBytes(data)
@@ -511,13 +514,48 @@ func (d *Device) savePipelineCache() {
 	if err := os.MkdirAll(filepath.Dir(d.cachePath), 0o755); err != nil {
 		return
 	}
-	tmp := d.cachePath + ".tmp"
-	if err := os.WriteFile(tmp, buf[:size], 0o644); err != nil {
+	// A unique temporary name: test binaries and runs save concurrently,
+	// and a shared name let two writers interleave into one torn file that
+	// the driver then trusted (a crash in vkCreateComputePipelines).
+	f, err := os.CreateTemp(filepath.Dir(d.cachePath), filepath.Base(d.cachePath)+".*.tmp")
+	if err != nil {
 		return
 	}
-	if err := os.Rename(tmp, d.cachePath); err != nil {
-		_ = os.Remove(tmp)
+	_, werr := f.Write(sealCache(buf[:size]))
+	if cerr := f.Close(); werr != nil || cerr != nil {
+		_ = os.Remove(f.Name())
+		return
 	}
+	if err := os.Rename(f.Name(), d.cachePath); err != nil {
+		_ = os.Remove(f.Name())
+	}
+}
+
+// The on-disk pipeline cache is the driver's blob behind a magic and a
+// SHA-256 of it: drivers check the blob's header, not its body, so a
+// damaged file must be caught here and never reach the driver.
+const cacheMagic = "vkgan-pipeline-cache-1\n"
+
+func sealCache(blob []byte) []byte {
+	sum := sha256.Sum256(blob)
+	out := make([]byte, 0, len(cacheMagic)+len(sum)+len(blob))
+	out = append(out, cacheMagic...)
+	out = append(out, sum[:]...)
+	return append(out, blob...)
+}
+
+// unsealCache returns the blob of a sealed cache file, or nil when the
+// file is missing, foreign or damaged.
+func unsealCache(raw []byte) []byte {
+	head := len(cacheMagic) + sha256.Size
+	if len(raw) <= head || string(raw[:len(cacheMagic)]) != cacheMagic {
+		return nil
+	}
+	blob := raw[head:]
+	if sum := sha256.Sum256(blob); !bytes.Equal(sum[:], raw[len(cacheMagic):head]) {
+		return nil
+	}
+	return blob
 }
 
 var errClosed = errors.New("vk: device is closed")

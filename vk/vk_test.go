@@ -406,3 +406,17 @@ func TestValidationLayerReports(t *testing.T) {
 	assert.Contains(t, strings.Join(got, "\n"), "VUID-VkComputePipelineCreateInfo-layout")
 	assert.Equal(t, got, d.ValidationMessages(), "messages are also kept on the device")
 }
+
+// TestPipelineCacheSeal checks that a damaged or foreign cache file never
+// reaches the driver.
+func TestPipelineCacheSeal(t *testing.T) {
+	blob := []byte("driver blob \x00\x01\x02")
+	sealed := sealCache(blob)
+	require.Equal(t, blob, unsealCache(sealed))
+	torn := append([]byte(nil), sealed...)
+	torn[len(torn)-1] ^= 1
+	require.Nil(t, unsealCache(torn), "a flipped byte")
+	require.Nil(t, unsealCache(sealed[:len(sealed)-3]), "a torn file")
+	require.Nil(t, unsealCache(blob), "an unsealed (old or foreign) file")
+	require.Nil(t, unsealCache(nil))
+}
