@@ -47,6 +47,44 @@ static void vkg_props2(VkInstance inst, VkPhysicalDevice pd, uint32_t api, uint3
 	driverName[VK_MAX_DRIVER_NAME_SIZE - 1] = 0; driverInfo[VK_MAX_DRIVER_INFO_SIZE - 1] = 0;
 }
 
+// vkg_create_compute_pipeline builds one compute pipeline with all create
+// infos on the C stack. vulkan-go's CreateComputePipelines marshals them into
+// C memory that a finalizer may free while the driver still reads it (the
+// finalizer is set on a local that is unreachable as soon as the marshalling
+// function returns), and a pipeline compile is long enough for a GC to run:
+// that crashed inside the driver, rarely.
+static VkResult vkg_create_compute_pipeline(VkInstance inst, VkDevice dev, VkPipelineCache cache,
+		VkShaderModule module, VkPipelineLayout layout, uint32_t nspec, const void *spec, VkPipeline *out) {
+	PFN_vkGetDeviceProcAddr gdpa = (PFN_vkGetDeviceProcAddr)vkg_gipa(inst, "vkGetDeviceProcAddr");
+	if (gdpa == NULL) return VK_ERROR_INITIALIZATION_FAILED;
+	PFN_vkCreateComputePipelines f = (PFN_vkCreateComputePipelines)gdpa(dev, "vkCreateComputePipelines");
+	if (f == NULL) return VK_ERROR_INITIALIZATION_FAILED;
+	VkSpecializationMapEntry entries[64];
+	if (nspec > 64) return VK_ERROR_INITIALIZATION_FAILED;
+	for (uint32_t i = 0; i < nspec; i++) {
+		entries[i].constantID = i;
+		entries[i].offset = 4 * i;
+		entries[i].size = 4;
+	}
+	VkSpecializationInfo si;
+	memset(&si, 0, sizeof si);
+	si.mapEntryCount = nspec;
+	si.pMapEntries = entries;
+	si.dataSize = 4 * (size_t)nspec;
+	si.pData = spec;
+	VkComputePipelineCreateInfo ci;
+	memset(&ci, 0, sizeof ci);
+	ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
+	ci.stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO;
+	ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+	ci.stage.module = module;
+	ci.stage.pName = "main";
+	ci.stage.pSpecializationInfo = nspec > 0 ? &si : NULL;
+	ci.layout = layout;
+	ci.basePipelineIndex = -1;
+	return f(dev, cache, 1, &ci, NULL, out);
+}
+
 // The per-step path (submit, wait, reset) is called through these pointers
 // rather than vulkan-go, whose struct marshalling allocates C memory on every
 // call; a training run submits hundreds of thousands of times.
@@ -186,4 +224,18 @@ func freeC(p unsafe.Pointer) {
 	if p != nil {
 		C.free(p)
 	}
+}
+
+// createComputePipeline calls vkg_create_compute_pipeline; spec is C memory
+// holding 4*nspec bytes (or nil).
+func createComputePipeline(inst vulkan.Instance, dev vulkan.Device, cache vulkan.PipelineCache, module vulkan.ShaderModule,
+	layout vulkan.PipelineLayout, nspec int, spec unsafe.Pointer) (vulkan.Pipeline, error) {
+	var out C.VkPipeline
+	r := C.vkg_create_compute_pipeline(C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)),
+		C.VkPipelineCache(unsafe.Pointer(cache)), C.VkShaderModule(unsafe.Pointer(module)), C.VkPipelineLayout(unsafe.Pointer(layout)),
+		C.uint32_t(nspec), spec, &out)
+	if err := check("vkCreateComputePipelines", vulkan.Result(r)); err != nil {
+		return nil, err
+	}
+	return vulkan.Pipeline(unsafe.Pointer(out)), nil
 }

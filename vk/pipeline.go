@@ -99,37 +99,23 @@ func (p *Pipeline) build(desc PipelineDesc) error {
 		return err
 	}
 	p.layout = pl
-	// Specialization data lives in C memory: the binding stores the pointer
-	// inside a C struct, where cgo forbids Go pointers.
-	var spec []vulkan.SpecializationInfo
+	// Specialization data lives in C memory, and the create infos are
+	// built in C (see vkg_create_compute_pipeline): vulkan-go's marshalling
+	// can free them under the driver.
 	var specData unsafe.Pointer
 	if len(desc.Spec) > 0 {
 		raw := make([]byte, 4*len(desc.Spec))
-		entries := make([]vulkan.SpecializationMapEntry, len(desc.Spec))
 		for i, v := range desc.Spec {
 			binary.LittleEndian.PutUint32(raw[4*i:], v)
-			entries[i] = vulkan.SpecializationMapEntry{ConstantID: uint32(i), Offset: uint32(4 * i), Size: 4}
 		}
 		specData = cBytes(raw)
-		spec = []vulkan.SpecializationInfo{{MapEntryCount: uint32(len(entries)), PMapEntries: entries, DataSize: uint(len(raw)), PData: specData}}
 	}
 	defer freeC(specData)
-	info := vulkan.ComputePipelineCreateInfo{
-		SType: vulkan.StructureTypeComputePipelineCreateInfo,
-		Stage: vulkan.PipelineShaderStageCreateInfo{
-			SType:               vulkan.StructureTypePipelineShaderStageCreateInfo,
-			Stage:               vulkan.ShaderStageComputeBit,
-			Module:              mod,
-			PName:               "main\x00",
-			PSpecializationInfo: spec,
-		},
-		Layout: pl,
-	}
-	pipes := make([]vulkan.Pipeline, 1)
-	if err := check("vkCreateComputePipelines", vulkan.CreateComputePipelines(dev, p.d.cache, 1, []vulkan.ComputePipelineCreateInfo{info}, nil, pipes)); err != nil {
+	pipe, err := createComputePipeline(p.d.inst.handle, dev, p.d.cache, mod, pl, len(desc.Spec), specData)
+	if err != nil {
 		return err
 	}
-	p.pipe = pipes[0]
+	p.pipe = pipe
 	return nil
 }
 
