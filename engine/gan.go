@@ -162,26 +162,8 @@ func (g *GAN) Init(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	gp, gs := g.G.Init(rng)
 	dp, ds := g.D.Init(rng)
-	for _, x := range []struct {
-		ps   *ParamSet
-		vals map[string][]float32
-	}{{g.GP, gp}, {g.GS, gs}, {g.DP, dp}, {g.DS, ds}, {g.GEMA, gp}} {
-		if x.ps == nil {
-			continue
-		}
-		if err := x.ps.Set(x.vals); err != nil {
-			return err
-		}
-	}
-	for _, ps := range []*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad} {
-		if err := ps.Flat.Upload(make([]float32, ps.Flat.n)); err != nil {
-			return err
-		}
-	}
-	if err := g.GCounter.SetCounter(0); err != nil {
-		return err
-	}
-	return g.DCounter.SetCounter(0)
+	return initState([]*ParamSet{g.GP, g.GS, g.DP, g.DS, g.GEMA}, []map[string][]float32{gp, gs, dp, ds, gp},
+		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.GCounter, g.DCounter)
 }
 
 func (g *GAN) realLabel() float32 {

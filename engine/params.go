@@ -113,3 +113,31 @@ func (ps *ParamSet) Release() {
 		ps.Flat.Release()
 	}
 }
+
+// initState uploads fresh values into weight sets (a nil set is skipped),
+// zeroes optimizer and gradient sets and sets step counters to 0: the
+// common start of a GAN's Init.
+func initState(sets []*ParamSet, vals []map[string][]float32, zero []*ParamSet, counters ...*Tensor) error {
+	for i, ps := range sets {
+		if ps == nil {
+			continue
+		}
+		if err := ps.Set(vals[i]); err != nil {
+			return err
+		}
+	}
+	for _, ps := range zero {
+		if ps == nil {
+			continue
+		}
+		if err := ps.Flat.Upload(make([]float32, ps.Flat.n)); err != nil {
+			return err
+		}
+	}
+	for _, c := range counters {
+		if err := c.SetCounter(0); err != nil {
+			return err
+		}
+	}
+	return nil
+}

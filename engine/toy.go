@@ -529,23 +529,8 @@ func (g *ToyGAN) Init(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
 	gp, gs := initToyNet(g.cfg.G, rng)
 	dp, ds := initToyNet(g.cfg.D, rng)
-	for _, x := range []struct {
-		ps   *ParamSet
-		vals map[string][]float32
-	}{{g.GP, gp}, {g.GS, gs}, {g.DP, dp}, {g.DS, ds}, {g.GEMA, gp}} {
-		if x.ps == nil {
-			continue
-		}
-		if err := x.ps.Set(x.vals); err != nil {
-			return err
-		}
-	}
-	for _, ps := range []*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad} {
-		if err := ps.Flat.Upload(make([]float32, ps.Flat.n)); err != nil {
-			return err
-		}
-	}
-	return g.Counter.SetCounter(0)
+	return initState([]*ParamSet{g.GP, g.GS, g.DP, g.DS, g.GEMA}, []map[string][]float32{gp, gs, dp, ds, gp},
+		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.Counter)
 }
 
 // Step runs one recorded training step and waits for it.
