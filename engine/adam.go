@@ -26,6 +26,26 @@ type Adam struct {
 	// update, instead of Adam's L2 term WeightDecay*param added to the
 	// gradient.
 	Decoupled bool
+	// Decay, when Decay.End > 0, lowers the learning rate linearly with
+	// the step counter t: LR up to t = Start, LR*To from t = End on.
+	Decay LRDecay
+}
+
+// LRDecay is a linear learning-rate decay over the steps (Start, End]; the
+// zero value is no decay. It is evaluated on the device from the step
+// counter, so a replayed recording follows it.
+type LRDecay struct {
+	Start, End int     // 0 <= Start < End; End = 0 turns the decay off
+	To         float32 // final fraction of LR, in [0, 1]
+}
+
+// factor is the multiplier on LR at step t, as the shader computes it.
+func (s LRDecay) factor(t int) float64 {
+	if s.End == 0 || t <= s.Start {
+		return 1
+	}
+	f := min(float64(t-s.Start)/float64(s.End-s.Start), 1)
+	return 1 - f*(1-float64(s.To))
 }
 
 // DefaultAdam returns PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps
@@ -45,6 +65,10 @@ func (o Adam) validate() error {
 		return fmt.Errorf("eps %g must be finite and >= 0", o.Eps)
 	case !ok(o.WeightDecay):
 		return fmt.Errorf("weight decay %g must be finite and >= 0", o.WeightDecay)
+	case o.Decay != LRDecay{} && !(o.Decay.Start >= 0 && o.Decay.End > o.Decay.Start && o.Decay.End <= math.MaxUint32):
+		return fmt.Errorf("learning-rate decay over steps (%d, %d] must have 0 <= start < end", o.Decay.Start, o.Decay.End)
+	case !(o.Decay.To >= 0 && o.Decay.To <= 1):
+		return fmt.Errorf("learning-rate decay target %g must be in [0, 1]", o.Decay.To)
 	}
 	return nil
 }
@@ -92,6 +116,6 @@ func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
 	// computed once per invocation, not once per element.
 	groups := r.gridGroups((param.n+7)/8, 256)
 	push := pushConstants(param.n, opt.LR, opt.Beta1, opt.Beta2, opt.Eps, opt.WeightDecay, opt.Decoupled,
-		logBeta(opt.Beta1), logBeta(opt.Beta2))
+		logBeta(opt.Beta1), logBeta(opt.Beta2), uint32(opt.Decay.Start), uint32(opt.Decay.End), opt.Decay.To)
 	return r.dispatch("adam", nil, groups, push, param, grad, m, v, step)
 }

@@ -21,7 +21,7 @@ func adamGrad(i, k int) float32 {
 
 // adamRef is one float64 step of torch.optim.Adam/AdamW at step t.
 func adamRef(p, m, v []float64, g []float32, t int, o Adam) {
-	lr, b1, b2, eps, wd := float64(o.LR), float64(o.Beta1), float64(o.Beta2), float64(o.Eps), float64(o.WeightDecay)
+	lr, b1, b2, eps, wd := float64(o.LR)*o.Decay.factor(t), float64(o.Beta1), float64(o.Beta2), float64(o.Eps), float64(o.WeightDecay)
 	bc1 := 1 - math.Pow(b1, float64(t))
 	bc2 := 1 - math.Pow(b2, float64(t))
 	for i := range p {
@@ -47,13 +47,17 @@ func TestAdam(t *testing.T) {
 	dcgan.LR, dcgan.Beta1 = 2e-4, 0.5
 	zeroBeta := DefaultAdam()
 	zeroBeta.Beta1, zeroBeta.LR = 0, 1e-2
+	decayed := DefaultAdam() // decays from step 30 to 80, then holds at a quarter
+	decayed.Decay = LRDecay{Start: 30, End: 80, To: 0.25}
+	decayedW := adamW // to zero at step 90: the last ten steps leave the weights alone
+	decayedW.Decay = LRDecay{Start: 0, End: 90}
 	const steps = 100
 	for _, opt := range []struct {
 		name string
 		o    Adam
-	}{{"adam", DefaultAdam()}, {"adam_wd", adamWD}, {"adamw", adamW}, {"dcgan", dcgan}, {"beta1_0", zeroBeta}} {
+	}{{"adam", DefaultAdam()}, {"adam_wd", adamWD}, {"adamw", adamW}, {"dcgan", dcgan}, {"beta1_0", zeroBeta}, {"decay", decayed}, {"decay_adamw", decayedW}} {
 		for _, n := range []int{1, 7, 1000003} {
-			if n > 1000 && (opt.name == "dcgan" || opt.name == "beta1_0") {
+			if n > 1000 && opt.name != "adam" && opt.name != "adam_wd" && opt.name != "adamw" {
 				continue // the small lengths cover these; keep the suite quick
 			}
 			t.Run(opt.name+"/"+strconv.Itoa(n), func(t *testing.T) {
@@ -113,6 +117,10 @@ func TestAdamBadInput(t *testing.T) {
 		{LR: 1e-3, Beta1: 0.9, Beta2: -0.1},
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: float32(math.NaN())},
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, WeightDecay: float32(math.Inf(1))},
+		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Decay: LRDecay{Start: 10, End: 10}},
+		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Decay: LRDecay{Start: -1, End: 10}},
+		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Decay: LRDecay{Start: 0, End: 10, To: 1.5}},
+		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Decay: LRDecay{To: 0.5}},
 	} {
 		require.Error(t, r.AdamStep(p, g, m, v, step, bad), "%+v", bad)
 	}

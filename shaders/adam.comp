@@ -4,6 +4,9 @@
 //   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
 //   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 // t is read from the step counter, so a replayed recording steps correctly.
+// lr follows an optional linear decay keyed by t (decayEnd = 0: constant):
+//   lr(t) = lr for t <= decayStart, lr*decayTo for t >= decayEnd, linear
+//   between, so a schedule needs no re-recording.
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) buffer Param { float param[]; };
 layout(std430, binding = 1) readonly buffer Grad { float grad[]; };
@@ -15,6 +18,7 @@ layout(std430, binding = 4) readonly buffer Step { uint step[]; };
 layout(push_constant) uniform P {
     uint n; float lr; float beta1; float beta2; float eps; float wd; uint decoupled;
     float logBeta1; float logBeta2;
+    uint decayStart; uint decayEnd; float decayTo;
 } p;
 
 // 1 - exp(y) for y <= 0, keeping relative accuracy near 0 (no expm1 in GLSL).
@@ -35,10 +39,16 @@ float oneMinusExp(float y) {
 
 void main() {
     // A step of 0 (counter not incremented) acts as 1 rather than divide by 0.
-    float t = float(max(step[0], 1u));
-    float stepSize = p.lr / oneMinusExp(t * p.logBeta1);
+    uint ti = max(step[0], 1u);
+    float t = float(ti);
+    float lr = p.lr;
+    if (p.decayEnd != 0u && ti > p.decayStart) {
+        float f = min(float(ti - p.decayStart) / float(p.decayEnd - p.decayStart), 1.0);
+        lr *= 1.0 - f * (1.0 - p.decayTo);
+    }
+    float stepSize = lr / oneMinusExp(t * p.logBeta1);
     float bc2Sqrt = sqrt(oneMinusExp(t * p.logBeta2));
-    float decay = 1.0 - p.lr * p.wd;
+    float decay = 1.0 - lr * p.wd;
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
         float w = param[i], g = grad[i];
