@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -140,6 +141,9 @@ func (m Mixture) MeasureModes(samples []float32) ModeStats {
 	return s
 }
 
+// defaultToySteps is both protocols' run length.
+const defaultToySteps = 25000
+
 // Protocols of the toy experiments.
 const (
 	ProtocolSmall = "small"
@@ -161,6 +165,9 @@ type ToyConfig struct {
 	// EMA, when positive, evaluates and draws an exponential moving average
 	// of G's weights with this decay (e.g. 0.999).
 	EMA float64
+	// LRDecay, when positive, lowers both learning rates linearly to zero
+	// over this last fraction of the steps (1: the whole run).
+	LRDecay float64
 }
 
 // ToyOptions say where a run's files go and how often.
@@ -193,7 +200,8 @@ type ToyResult struct {
 	LRG      float64 `json:"lr_g"`
 	Beta1    float64 `json:"beta1"`
 	Beta2    float64 `json:"beta2"`
-	EMA      float64 `json:"ema"` // decay of the evaluated average of G's weights; 0 = G itself
+	EMA      float64 `json:"ema"`      // decay of the evaluated average of G's weights; 0 = G itself
+	LRDecay  float64 `json:"lr_decay"` // last fraction of the steps over which both learning rates fall to 0
 	// With an average: the same metrics for G's own (last) weights.
 	RawModes          *int      `json:"raw_modes,omitempty"`
 	RawHighQualityPct *float64  `json:"raw_high_quality_pct,omitempty"`
@@ -293,6 +301,14 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -ema %g must be in [0, 1)", c.EMA)
 	}
 	e.EMA = float32(c.EMA)
+	if !(c.LRDecay >= 0 && c.LRDecay <= 1) {
+		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -lr-decay %g must be a fraction of the steps in [0, 1]", c.LRDecay)
+	}
+	if steps := cmp.Or(c.Steps, defaultToySteps); c.LRDecay > 0 && steps > 0 {
+		start := steps - int(math.Round(c.LRDecay*float64(steps)))
+		ad.Decay = engine.LRDecay{Start: start, End: steps}
+		ag.Decay = ad.Decay
+	}
 	e.Pack, e.Std, e.Holdout, e.Seed, e.AdamD, e.AdamG = m, float32(mix.Std), c.Holdout, c.Seed, ad, ag
 	for _, p := range mix.Centers {
 		e.Centers = append(e.Centers, float32(p[0]), float32(p[1]))
@@ -311,7 +327,7 @@ func gcd(a, b int) int {
 // into opt.Out. It stops early (with files written) when ctx is done.
 func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error) {
 	if c.Steps == 0 {
-		c.Steps = 25000
+		c.Steps = defaultToySteps
 	}
 	if c.Steps < 1 {
 		return nil, fmt.Errorf("train: toy: -steps %d must be positive", c.Steps)
@@ -358,7 +374,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		return nil, err
 	}
 	res := &ToyResult{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
-		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA),
+		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay,
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)
 	var gifFrames []*toyFrame
