@@ -88,7 +88,7 @@ func (r *Recorder) allocSet(p *Pipeline) (vulkan.DescriptorSet, error) {
 			SType:         vulkan.StructureTypeDescriptorPoolCreateInfo,
 			MaxSets:       setsPerPool,
 			PoolSizeCount: 1,
-			PPoolSizes:    []vulkan.DescriptorPoolSize{{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * 8}},
+			PPoolSizes:    []vulkan.DescriptorPoolSize{{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * maxBindings}},
 		}, nil, &pool))
 		if err != nil {
 			return nil, err
@@ -96,13 +96,7 @@ func (r *Recorder) allocSet(p *Pipeline) (vulkan.DescriptorSet, error) {
 		r.pools = append(r.pools, pool)
 		r.left = setsPerPool
 	}
-	var set vulkan.DescriptorSet
-	err := check("vkAllocateDescriptorSets", vulkan.AllocateDescriptorSets(r.d.dev, &vulkan.DescriptorSetAllocateInfo{
-		SType:              vulkan.StructureTypeDescriptorSetAllocateInfo,
-		DescriptorPool:     r.pools[len(r.pools)-1],
-		DescriptorSetCount: 1,
-		PSetLayouts:        []vulkan.DescriptorSetLayout{p.setLay},
-	}, &set))
+	set, err := r.d.hot.allocSet(r.d.dev, r.pools[len(r.pools)-1], p.setLay)
 	if err != nil {
 		return nil, err
 	}
@@ -136,26 +130,13 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 		r.err = err
 		return
 	}
-	infos := make([]vulkan.DescriptorBufferInfo, len(bufs))
-	writes := make([]vulkan.WriteDescriptorSet, len(bufs))
 	for i, b := range bufs {
 		if b == nil || b.blk == nil {
 			r.err = fmt.Errorf("vk: dispatch %s: binding %d is a nil or released buffer", p.name, i)
 			return
 		}
-		infos[i] = vulkan.DescriptorBufferInfo{Buffer: b.blk.buf, Offset: vulkan.DeviceSize(b.off), Range: vulkan.DeviceSize(b.padded)}
-		writes[i] = vulkan.WriteDescriptorSet{
-			SType:           vulkan.StructureTypeWriteDescriptorSet,
-			DstSet:          set,
-			DstBinding:      uint32(i),
-			DescriptorCount: 1,
-			DescriptorType:  vulkan.DescriptorTypeStorageBuffer,
-			PBufferInfo:     infos[i : i+1],
-		}
 	}
-	if len(writes) > 0 {
-		vulkan.UpdateDescriptorSets(r.d.dev, uint32(len(writes)), writes, 0, nil)
-	}
+	r.d.hot.bindBuffers(r.d.dev, set, bufs)
 	vulkan.CmdBindPipeline(r.cb, vulkan.PipelineBindPointCompute, p.pipe)
 	vulkan.CmdBindDescriptorSets(r.cb, vulkan.PipelineBindPointCompute, p.layout, 0, 1, []vulkan.DescriptorSet{set}, 0, nil)
 	if len(push) > 0 {
@@ -176,11 +157,9 @@ func (r *Recorder) Barrier() {
 		return
 	}
 	const stages = vulkan.PipelineStageFlags(vulkan.PipelineStageComputeShaderBit | vulkan.PipelineStageTransferBit)
-	vulkan.CmdPipelineBarrier(r.cb, stages, stages, 0, 1, []vulkan.MemoryBarrier{{
-		SType:         vulkan.StructureTypeMemoryBarrier,
-		SrcAccessMask: vulkan.AccessFlags(vulkan.AccessShaderWriteBit | vulkan.AccessTransferWriteBit),
-		DstAccessMask: vulkan.AccessFlags(vulkan.AccessShaderReadBit | vulkan.AccessShaderWriteBit | vulkan.AccessTransferReadBit | vulkan.AccessTransferWriteBit),
-	}}, 0, nil, 0, nil)
+	r.d.hot.memoryBarrier(r.cb, stages, stages,
+		vulkan.AccessFlags(vulkan.AccessShaderWriteBit|vulkan.AccessTransferWriteBit),
+		vulkan.AccessFlags(vulkan.AccessShaderReadBit|vulkan.AccessShaderWriteBit|vulkan.AccessTransferReadBit|vulkan.AccessTransferWriteBit))
 }
 
 // Copy records a copy of n bytes between buffer regions.
@@ -197,11 +176,7 @@ func (r *Recorder) Copy(dst *Buffer, dstOff int64, src *Buffer, srcOff int64, n 
 		return
 	}
 	r.copies++
-	vulkan.CmdCopyBuffer(r.cb, src.blk.buf, dst.blk.buf, 1, []vulkan.BufferCopy{{
-		SrcOffset: vulkan.DeviceSize(src.off + uint64(srcOff)),
-		DstOffset: vulkan.DeviceSize(dst.off + uint64(dstOff)),
-		Size:      vulkan.DeviceSize(n),
-	}})
+	r.d.hot.copyBuffer(r.cb, src.blk.buf, dst.blk.buf, src.off+uint64(srcOff), dst.off+uint64(dstOff), uint64(n))
 }
 
 // Fill records filling a whole buffer (rounded up to 4 bytes) with a 32-bit word.

@@ -87,11 +87,18 @@ static VkResult vkg_create_compute_pipeline(VkInstance inst, VkDevice dev, VkPip
 
 // The per-step path (submit, wait, reset) is called through these pointers
 // rather than vulkan-go, whose struct marshalling allocates C memory on every
-// call; a training run submits hundreds of thousands of times.
+// call; a training run submits hundreds of thousands of times. The record-
+// time calls that take arrays (descriptor writes, barriers, copies) come
+// here too: vulkan-go marshals arrays into C memory freed by a finalizer
+// that can run before the call returns (see vkg_create_compute_pipeline).
 typedef struct {
 	PFN_vkQueueSubmit submit;
 	PFN_vkWaitForFences wait;
 	PFN_vkResetFences reset;
+	PFN_vkUpdateDescriptorSets update;
+	PFN_vkCmdPipelineBarrier barrier;
+	PFN_vkCmdCopyBuffer copy;
+	PFN_vkAllocateDescriptorSets allocSet;
 } vkg_hot;
 
 static int vkg_hot_init(VkInstance inst, VkDevice dev, vkg_hot *h) {
@@ -100,7 +107,66 @@ static int vkg_hot_init(VkInstance inst, VkDevice dev, vkg_hot *h) {
 	h->submit = (PFN_vkQueueSubmit)gdpa(dev, "vkQueueSubmit");
 	h->wait = (PFN_vkWaitForFences)gdpa(dev, "vkWaitForFences");
 	h->reset = (PFN_vkResetFences)gdpa(dev, "vkResetFences");
-	return h->submit && h->wait && h->reset;
+	h->update = (PFN_vkUpdateDescriptorSets)gdpa(dev, "vkUpdateDescriptorSets");
+	h->barrier = (PFN_vkCmdPipelineBarrier)gdpa(dev, "vkCmdPipelineBarrier");
+	h->copy = (PFN_vkCmdCopyBuffer)gdpa(dev, "vkCmdCopyBuffer");
+	h->allocSet = (PFN_vkAllocateDescriptorSets)gdpa(dev, "vkAllocateDescriptorSets");
+	return h->submit && h->wait && h->reset && h->update && h->barrier && h->copy && h->allocSet;
+}
+
+// vkg_alloc_set allocates one descriptor set of the layout from pool.
+static VkResult vkg_alloc_set(vkg_hot *h, VkDevice dev, VkDescriptorPool pool, VkDescriptorSetLayout layout, VkDescriptorSet *out) {
+	VkDescriptorSetAllocateInfo ai;
+	memset(&ai, 0, sizeof ai);
+	ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
+	ai.descriptorPool = pool;
+	ai.descriptorSetCount = 1;
+	ai.pSetLayouts = &layout;
+	return h->allocSet(dev, &ai, out);
+}
+
+#define VKG_MAX_BINDINGS 8
+
+// vkg_bind_buffers points bindings 0..n-1 of set at storage-buffer ranges.
+static int vkg_bind_buffers(vkg_hot *h, VkDevice dev, VkDescriptorSet set, uint32_t n,
+		const VkBuffer *bufs, const uint64_t *offs, const uint64_t *ranges) {
+	if (n > VKG_MAX_BINDINGS) return 0;
+	VkDescriptorBufferInfo infos[VKG_MAX_BINDINGS];
+	VkWriteDescriptorSet writes[VKG_MAX_BINDINGS];
+	memset(writes, 0, sizeof writes);
+	for (uint32_t i = 0; i < n; i++) {
+		infos[i].buffer = bufs[i];
+		infos[i].offset = offs[i];
+		infos[i].range = ranges[i];
+		writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+		writes[i].dstSet = set;
+		writes[i].dstBinding = i;
+		writes[i].descriptorCount = 1;
+		writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+		writes[i].pBufferInfo = &infos[i];
+	}
+	if (n > 0) h->update(dev, n, writes, 0, NULL);
+	return 1;
+}
+
+// vkg_memory_barrier records one global memory barrier.
+static void vkg_memory_barrier(vkg_hot *h, VkCommandBuffer cb, VkPipelineStageFlags srcStages, VkPipelineStageFlags dstStages,
+		VkAccessFlags srcAccess, VkAccessFlags dstAccess) {
+	VkMemoryBarrier b;
+	memset(&b, 0, sizeof b);
+	b.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+	b.srcAccessMask = srcAccess;
+	b.dstAccessMask = dstAccess;
+	h->barrier(cb, srcStages, dstStages, 0, 1, &b, 0, NULL, 0, NULL);
+}
+
+// vkg_copy_buffer records one buffer-to-buffer copy.
+static void vkg_copy_buffer(vkg_hot *h, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint64_t srcOff, uint64_t dstOff, uint64_t size) {
+	VkBufferCopy c;
+	c.srcOffset = srcOff;
+	c.dstOffset = dstOff;
+	c.size = size;
+	h->copy(cb, src, dst, 1, &c);
 }
 
 // vkg_submit_wait submits one command buffer, waits for its fence and resets
@@ -188,7 +254,7 @@ func newHotPath(inst vulkan.Instance, dev vulkan.Device) (*hotPath, error) {
 	p := (*C.vkg_hot)(C.calloc(1, C.size_t(unsafe.Sizeof(C.vkg_hot{}))))
 	if C.vkg_hot_init(C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)), p) == 0 {
 		C.free(unsafe.Pointer(p))
-		return nil, fmt.Errorf("vk: vkGetDeviceProcAddr: queue submit entry points missing")
+		return nil, fmt.Errorf("vk: vkGetDeviceProcAddr: queue submit or command recording entry points missing")
 	}
 	return &hotPath{fns: p}, nil
 }
@@ -210,6 +276,50 @@ func (h *hotPath) submitWait(dev vulkan.Device, q vulkan.Queue, cb vulkan.Comman
 		return check(hotCalls[which], vulkan.Result(r))
 	}
 	return nil
+}
+
+// maxBindings is the most buffers one dispatch binds (vkg_bind_buffers
+// and the descriptor pools are sized for it).
+const maxBindings = C.VKG_MAX_BINDINGS
+
+// bindBuffers points bindings 0..len(bufs)-1 of set at the buffers' ranges.
+func (h *hotPath) bindBuffers(dev vulkan.Device, set vulkan.DescriptorSet, bufs []*Buffer) {
+	n := len(bufs)
+	if n == 0 {
+		return
+	}
+	var handles [maxBindings]C.VkBuffer
+	var offs, ranges [maxBindings]C.uint64_t
+	for i, b := range bufs {
+		handles[i] = C.VkBuffer(unsafe.Pointer(b.blk.buf))
+		offs[i] = C.uint64_t(b.off)
+		ranges[i] = C.uint64_t(b.padded)
+	}
+	C.vkg_bind_buffers(h.fns, C.VkDevice(unsafe.Pointer(dev)), C.VkDescriptorSet(unsafe.Pointer(set)), C.uint32_t(n),
+		&handles[0], &offs[0], &ranges[0])
+}
+
+// allocSet allocates one descriptor set of layout from pool.
+func (h *hotPath) allocSet(dev vulkan.Device, pool vulkan.DescriptorPool, layout vulkan.DescriptorSetLayout) (vulkan.DescriptorSet, error) {
+	var set C.VkDescriptorSet
+	r := C.vkg_alloc_set(h.fns, C.VkDevice(unsafe.Pointer(dev)), C.VkDescriptorPool(unsafe.Pointer(pool)),
+		C.VkDescriptorSetLayout(unsafe.Pointer(layout)), &set)
+	if err := check("vkAllocateDescriptorSets", vulkan.Result(r)); err != nil {
+		return nil, err
+	}
+	return vulkan.DescriptorSet(unsafe.Pointer(set)), nil
+}
+
+// memoryBarrier records one global memory barrier.
+func (h *hotPath) memoryBarrier(cb vulkan.CommandBuffer, srcStages, dstStages vulkan.PipelineStageFlags, srcAccess, dstAccess vulkan.AccessFlags) {
+	C.vkg_memory_barrier(h.fns, C.VkCommandBuffer(unsafe.Pointer(cb)), C.VkPipelineStageFlags(srcStages), C.VkPipelineStageFlags(dstStages),
+		C.VkAccessFlags(srcAccess), C.VkAccessFlags(dstAccess))
+}
+
+// copyBuffer records one buffer-to-buffer copy.
+func (h *hotPath) copyBuffer(cb vulkan.CommandBuffer, src, dst vulkan.Buffer, srcOff, dstOff, size uint64) {
+	C.vkg_copy_buffer(h.fns, C.VkCommandBuffer(unsafe.Pointer(cb)), C.VkBuffer(unsafe.Pointer(src)), C.VkBuffer(unsafe.Pointer(dst)),
+		C.uint64_t(srcOff), C.uint64_t(dstOff), C.uint64_t(size))
 }
 
 // cBytes copies b into C memory; the caller frees it with freeC.

@@ -42,6 +42,9 @@ func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
 	if desc.PushSize > int(d.info.Limits.MaxPushConstants) {
 		return nil, fmt.Errorf("vk: pipeline %s: %d bytes of push constants exceed the device's %d", desc.Name, desc.PushSize, d.info.Limits.MaxPushConstants)
 	}
+	if desc.Bindings < 0 || desc.Bindings > maxBindings {
+		return nil, fmt.Errorf("vk: pipeline %s: %d buffer bindings, want 0..%d", desc.Name, desc.Bindings, maxBindings)
+	}
 	p := &Pipeline{d: d, name: desc.Name, bindings: desc.Bindings, push: desc.PushSize}
 	if err := p.build(desc); err != nil {
 		p.destroy()

@@ -367,6 +367,10 @@ func TestDispatchFillAndTimestamps(t *testing.T) {
 	defer r2.Release()
 	r2.Dispatch(p, [3]uint32{1, 1, 1}, make([]byte, 4), b)
 	assert.ErrorContains(t, r2.End(), "push constants")
+	code, err := shaders.SPIRV("fill")
+	require.NoError(t, err)
+	_, err = d.NewPipeline(PipelineDesc{Name: "fill", SPIRV: code, Bindings: maxBindings + 1, PushSize: 8})
+	assert.ErrorContains(t, err, "buffer bindings", "more bindings than a descriptor write holds")
 }
 
 // TestValidationLayerReports checks that a bug only the Khronos layer can
