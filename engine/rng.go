@@ -18,6 +18,7 @@ import "fmt"
 const (
 	rngUniform uint32 = iota
 	rngNormal
+	rngAddAnnealed
 )
 
 // RandUniform fills x with values uniform in [lo, hi] drawn from (seed,
@@ -49,6 +50,22 @@ func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Tensor, mean, std fl
 		return r.fail(fmt.Errorf("engine: rand normal: std %g is negative", std))
 	}
 	return r.rand("rand normal", rngNormal, x, seed, step, mean, std)
+}
+
+// AddAnnealedNoise adds normal noise to x whose standard deviation falls
+// linearly with the device counter step, std*max(0, 1 - t/until) at t =
+// the counter's value: annealed instance noise (Sønderby et al. 2016), which
+// smooths D's view of the data early in training. The draws are those of
+// RandNormal with the same seed and step.
+func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Tensor, std float32, until int) error {
+	const op = "annealed noise"
+	if err := ewFinite(op, "std", std); err != nil {
+		return r.fail(err)
+	}
+	if std < 0 || until < 1 || until > 1<<24 {
+		return r.fail(fmt.Errorf("engine: %s: std %g must be >= 0 and the last step %d in 1..2^24", op, std, until))
+	}
+	return r.rand(op, rngAddAnnealed, x, seed, step, std, float32(until))
 }
 
 func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Tensor, a, b float32) error {

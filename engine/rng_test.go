@@ -160,6 +160,37 @@ func TestRandReplay(t *testing.T) {
 	require.Equal(t, batches[1], download(t, x))
 }
 
+// TestAddAnnealedNoise replays one recording at steps before, inside and
+// past the annealing: x gains RandNormal's draws times std*(1 - t/until),
+// and nothing once t >= until.
+func TestAddAnnealedNoise(t *testing.T) {
+	d := newTestDevice(t)
+	const seed, std, until = 99, 0.75, 40
+	for _, n := range []int{3, 13, 4099} {
+		base := make([]float32, n)
+		for i := range base {
+			base[i] = float32(i%17) - 8
+		}
+		x := zeros(t, d, n)
+		step := newCounterT(t, d, 0)
+		r, err := d.Record()
+		require.NoError(t, err)
+		require.NoError(t, r.AddAnnealedNoise(x, seed, step, std, until))
+		for _, s := range []uint32{0, 1, 10, 39, 40, 1000} {
+			require.NoError(t, step.SetCounter(s))
+			require.NoError(t, x.Upload(base))
+			require.NoError(t, r.Submit())
+			sigma := std * max(0, 1-float64(s)/until)
+			want := randRef(true, n, seed, s, 0, 1)
+			for i := range want {
+				want[i] = float64(base[i]) + sigma*want[i]
+			}
+			assertClose(t, "noisy x", want, download(t, x), 1e-5, 2e-5)
+		}
+		r.Release()
+	}
+}
+
 func TestRandBadInput(t *testing.T) {
 	d := newTestDevice(t)
 	x, step, two := zeros(t, d, 8), newCounterT(t, d, 0), zeros(t, d, 2)
@@ -172,6 +203,9 @@ func TestRandBadInput(t *testing.T) {
 		"nan lo":        func(r *Recorder) error { return r.RandUniform(x, 1, step, nan, 0) },
 		"negative std":  func(r *Recorder) error { return r.RandNormal(x, 1, step, 0, -1) },
 		"infinite mean": func(r *Recorder) error { return r.RandNormal(x, 1, step, float32(math.Inf(-1)), 1) },
+		"noise std":     func(r *Recorder) error { return r.AddAnnealedNoise(x, 1, step, -1, 10) },
+		"noise until":   func(r *Recorder) error { return r.AddAnnealedNoise(x, 1, step, 1, 0) },
+		"noise nan":     func(r *Recorder) error { return r.AddAnnealedNoise(x, 1, step, nan, 10) },
 	} {
 		rec, err := d.Record()
 		require.NoError(t, err)

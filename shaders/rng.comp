@@ -4,10 +4,12 @@
 // element depends only on (seed, step, index). step is read from a device
 // counter, so one recording yields a new batch per Increment.
 // Specialization constant 0: 0 uniform in [a, b], 1 normal (mean a, std b)
-// by Box-Muller on word pairs.
+// by Box-Muller on word pairs, 2 adds normal noise to x with a std that
+// falls linearly with the step, a*max(0, 1 - step/b) (annealed instance
+// noise; b > 0).
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint DIST = 0u;
-layout(std430, binding = 0) writeonly buffer X { float x[]; };
+layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer S { uint stepv[]; };
 layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; } p;
 
@@ -40,9 +42,17 @@ void main() {
             float r0 = sqrt(-2.0 * log(unit(w.x)));
             float r1 = sqrt(-2.0 * log(unit(w.z)));
             float t0 = twoPi * unit(w.y), t1 = twoPi * unit(w.w);
-            v = vec4(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1)) * p.b + p.a;
+            v = vec4(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1));
+            v = DIST == 1u ? v * p.b + p.a : v * (p.a * max(0.0, 1.0 - float(step) / p.b));
         }
         uint i = 4u * q;
+        if (DIST == 2u) {
+            x[i] += v.x;
+            if (i + 1u < p.n) x[i + 1u] += v.y;
+            if (i + 2u < p.n) x[i + 2u] += v.z;
+            if (i + 3u < p.n) x[i + 3u] += v.w;
+            continue;
+        }
         x[i] = v.x;
         if (i + 1u < p.n) x[i + 1u] = v.y;
         if (i + 2u < p.n) x[i + 2u] = v.z;
