@@ -257,6 +257,11 @@ type ToyConfig struct {
 	// EMA, when positive, keeps an exponential moving average of G's
 	// weights with this decay; Sample draws from the average.
 	EMA float32
+	// InstanceNoise, when positive, adds normal noise of this std to every
+	// point D sees (real and fake, in both halves of the step), falling
+	// linearly to zero at step NoiseUntil.
+	InstanceNoise float32
+	NoiseUntil    int
 }
 
 // ToyGAN trains G and D on the mixture. One recorded command buffer holds
@@ -443,14 +448,16 @@ func (r *Recorder) MixSample(out, centers, counter *Tensor, holdout int, std flo
 }
 
 const (
-	toyDataSeed  = 0x6d69787475726573
-	toyNoiseSeed = 0x6e6f697365736565
-	toyEvalSeed  = 0x6576616c75617465
+	toyDataSeed   = 0x6d69787475726573
+	toyNoiseSeed  = 0x6e6f697365736565
+	toyEvalSeed   = 0x6576616c75617465
+	toyNoiseSeedD = 0x696e7374616e6365
 )
 
 // record builds the step:
 //
-//	t++; draw B real points and B latents; fake = G(z);
+//	t++; draw B real points and B latents; fake = G(z); with instance
+//	noise, add it to the real and fake points;
 //	D on [real; fake] (one pass of 2B/m packed rows): loss = mean BCE with
 //	targets 1 and 0, scaled by 2 so each half is a mean as in PyTorch's two
 //	calls; backward into D's gradients; Adam on D.
@@ -470,6 +477,10 @@ func (g *ToyGAN) record() error {
 	r.RandNormal(g.z, c.Seed^toyNoiseSeed, g.Counter, 0, 1)
 	if err := toyForward(r, c.G, g.GP, g.GS, g.gA, g.z, bnMomentum); err != nil {
 		return err
+	}
+	if c.InstanceNoise > 0 {
+		// fake is a view of xd, so the G half below sees the same noisy points.
+		r.AddAnnealedNoise(g.xd, c.Seed^toyNoiseSeedD, g.Counter, c.InstanceNoise, c.NoiseUntil)
 	}
 	xp, err := g.xd.Reshape(2*B/m, 2*m)
 	if err != nil {

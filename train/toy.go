@@ -168,6 +168,10 @@ type ToyConfig struct {
 	// LRDecay, when positive, lowers both learning rates linearly to zero
 	// over this last fraction of the steps (1: the whole run).
 	LRDecay float64
+	// Noise, when positive, is annealed instance noise: normal noise of
+	// this std added to every point D sees, falling linearly to zero at
+	// the fraction NoiseUntil of the steps (0: 0.5).
+	Noise, NoiseUntil float64
 }
 
 // ToyOptions say where a run's files go and how often.
@@ -200,8 +204,10 @@ type ToyResult struct {
 	LRG      float64 `json:"lr_g"`
 	Beta1    float64 `json:"beta1"`
 	Beta2    float64 `json:"beta2"`
-	EMA      float64 `json:"ema"`      // decay of the evaluated average of G's weights; 0 = G itself
-	LRDecay  float64 `json:"lr_decay"` // last fraction of the steps over which both learning rates fall to 0
+	EMA      float64 `json:"ema"`                  // decay of the evaluated average of G's weights; 0 = G itself
+	LRDecay  float64 `json:"lr_decay"`             // last fraction of the steps over which both learning rates fall to 0
+	Noise    float64 `json:"instance_noise"`       // std of the instance noise at step 0
+	NoiseEnd int     `json:"instance_noise_until"` // step at which it reaches 0
 	// With an average: the same metrics for G's own (last) weights.
 	RawModes          *int      `json:"raw_modes,omitempty"`
 	RawHighQualityPct *float64  `json:"raw_high_quality_pct,omitempty"`
@@ -304,10 +310,19 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	if !(c.LRDecay >= 0 && c.LRDecay <= 1) {
 		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -lr-decay %g must be a fraction of the steps in [0, 1]", c.LRDecay)
 	}
-	if steps := cmp.Or(c.Steps, defaultToySteps); c.LRDecay > 0 && steps > 0 {
+	steps := cmp.Or(c.Steps, defaultToySteps)
+	if c.LRDecay > 0 && steps > 0 {
 		start := steps - int(math.Round(c.LRDecay*float64(steps)))
 		ad.Decay = engine.LRDecay{Start: start, End: steps}
 		ag.Decay = ad.Decay
+	}
+	until := cmp.Or(c.NoiseUntil, 0.5)
+	if !(c.Noise >= 0 && c.Noise < 100) || !(until > 0 && until <= 1) {
+		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -noise %g must be in [0, 100) and -noise-until %g in (0, 1]", c.Noise, c.NoiseUntil)
+	}
+	if c.Noise > 0 && steps > 0 {
+		e.InstanceNoise = float32(c.Noise)
+		e.NoiseUntil = max(1, int(math.Round(until*float64(steps))))
 	}
 	e.Pack, e.Std, e.Holdout, e.Seed, e.AdamD, e.AdamG = m, float32(mix.Std), c.Holdout, c.Seed, ad, ag
 	for _, p := range mix.Centers {
@@ -374,7 +389,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		return nil, err
 	}
 	res := &ToyResult{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
-		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay,
+		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay, Noise: f32(ec.InstanceNoise), NoiseEnd: ec.NoiseUntil,
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)
 	var gifFrames []*toyFrame

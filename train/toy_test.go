@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/engine"
 )
 
 func TestToyMixtures(t *testing.T) {
@@ -142,7 +144,20 @@ func TestToyConfigs(t *testing.T) {
 	require.Equal(t, 6, e.D.In)
 	require.Equal(t, 0, e.Batch%96) // batch 100 rounded to a multiple of 32 and 3
 	require.Equal(t, float32(0.8), e.AdamG.Beta1)
-	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8}} {
+	// -lr-decay 0.4 of 25,000 steps: both rates fall to zero over steps
+	// (15000, 25000]; -noise anneals to zero at half the run by default.
+	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, LRDecay: 0.4, Noise: 0.3})
+	require.NoError(t, err)
+	require.Equal(t, engine.LRDecay{Start: 15000, End: 25000}, e.AdamD.Decay)
+	require.Equal(t, e.AdamD.Decay, e.AdamG.Decay)
+	require.Equal(t, float32(0.3), e.InstanceNoise)
+	require.Equal(t, 12500, e.NoiseUntil)
+	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Steps: 100, LRDecay: 1, Noise: 1, NoiseUntil: 0.25})
+	require.NoError(t, err)
+	require.Equal(t, engine.LRDecay{Start: 0, End: 100}, e.AdamG.Decay)
+	require.Equal(t, 25, e.NoiseUntil)
+	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
+		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2}} {
 		_, _, err := ToyEngineConfig(c)
 		require.Error(t, err, "%+v", c)
 	}
@@ -157,6 +172,7 @@ func TestRunToy(t *testing.T) {
 		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
 		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
 		{Data: MixRing8, Steps: 30, Seed: 3, Holdout: -1, LRD: 1e-3, EMA: 0.9},
+		{Data: MixGrid25, Steps: 30, Seed: 4, Holdout: -1, LRDecay: 0.5, Noise: 0.5},
 	} {
 		dir := t.TempDir()
 		var log strings.Builder
@@ -173,6 +189,8 @@ func TestRunToy(t *testing.T) {
 			require.Contains(t, j, k)
 		}
 		require.EqualValues(t, c.Seed, j["seed"])
+		require.InDelta(t, c.LRDecay, j["lr_decay"], 1e-9)
+		require.InDelta(t, c.Noise, j["instance_noise"], 1e-6)
 		if c.EMA > 0 {
 			// The averaged G is evaluated; G's own weights are reported beside it.
 			require.Contains(t, j, "raw_modes")
