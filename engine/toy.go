@@ -262,6 +262,8 @@ type ToyConfig struct {
 	// linearly to zero at step NoiseUntil.
 	InstanceNoise float32
 	NoiseUntil    int
+	// Profile records a timestamp per dispatch (see StepProfile).
+	Profile bool
 }
 
 // ToyGAN trains G and D on the mixture. One recorded command buffer holds
@@ -468,6 +470,9 @@ func (g *ToyGAN) record() error {
 	if err != nil {
 		return err
 	}
+	if g.cfg.Profile {
+		r.EnableProfile()
+	}
 	g.step = r
 	c := g.cfg
 	m := c.Pack
@@ -546,6 +551,10 @@ func (g *ToyGAN) Init(seed uint64) error {
 
 // Step runs one recorded training step and waits for it.
 func (g *ToyGAN) Step() error { return g.step.Submit() }
+
+// StepProfile is GPU milliseconds per kernel for the last step; it needs
+// ToyConfig.Profile.
+func (g *ToyGAN) StepProfile() (map[string]float64, error) { return g.step.Profile() }
 
 // ToyLosses are the last step's losses: D's is the sum of the mean BCE on
 // real and on fake points, G's the non-saturating loss.

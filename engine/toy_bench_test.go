@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,9 +39,51 @@ func smallToy(nz, hidden, batch, pack int) ToyConfig {
 	}
 }
 
+// largeToy is the large protocol: G 4 x (400, batch norm, ReLU), D three
+// maxout layers of 200 units with 5 pieces, batch 128.
+func largeToy() ToyConfig {
+	c := smallToy(256, 128, 128, 1)
+	c.G.Layers = []ToyLayer{{Out: 400, Act: ToyReLU, BN: true}, {Out: 400, Act: ToyReLU, BN: true},
+		{Out: 400, Act: ToyReLU, BN: true}, {Out: 400, Act: ToyReLU, BN: true}, {Out: 2}}
+	c.D.Layers = []ToyLayer{{Out: 200, Act: ToyMaxout, Pieces: 5}, {Out: 200, Act: ToyMaxout, Pieces: 5},
+		{Out: 200, Act: ToyMaxout, Pieces: 5}, {Out: 1}}
+	return c
+}
+
+// BenchmarkToyStep times one step of each protocol and logs where the
+// time goes (a separate profiled step, since timestamps cost time).
 func BenchmarkToyStep(b *testing.B) {
+	for _, p := range []struct {
+		name string
+		cfg  ToyConfig
+	}{{"small", smallToy(256, 128, 512, 1)}, {"large", largeToy()}} {
+		b.Run(p.name, func(b *testing.B) { benchToy(b, p.cfg) })
+	}
+}
+
+func benchToy(b *testing.B, cfg ToyConfig) {
 	d := newTestDevice(b)
-	g, err := d.NewToyGAN(smallToy(256, 128, 512, 1))
+	pc := cfg
+	pc.Profile = true
+	pg, err := d.NewToyGAN(pc)
+	require.NoError(b, err)
+	require.NoError(b, pg.Init(1))
+	require.NoError(b, pg.Step())
+	require.NoError(b, pg.Step())
+	prof, err := pg.StepProfile()
+	require.NoError(b, err)
+	pg.Release()
+	var total float64
+	for _, v := range prof {
+		total += v
+	}
+	keys := slices.SortedFunc(maps.Keys(prof), func(x, y string) int { return int(math.Copysign(1, prof[y]-prof[x])) })
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf("%s %.2f ms (%.0f%%)", k, prof[k], 100*prof[k]/total))
+	}
+	b.Logf("profile of one step, %.2f ms: %s", total, strings.Join(lines, ", "))
+	g, err := d.NewToyGAN(cfg)
 	require.NoError(b, err)
 	defer g.Release()
 	require.NoError(b, g.Init(1))
