@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"vkgan/engine"
@@ -469,6 +470,9 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 	if err != nil {
 		return nil, err
 	}
+	if err := writeSamplesCSV(filepath.Join(opt.Out, "samples.csv"), s); err != nil {
+		return nil, err
+	}
 	st := mix.MeasureModes(s)
 	res.Modes, res.ModesTotal, res.HighQualityPct, res.PerMode = st.Modes, st.ModesTotal, round2(st.HQPercent), st.PerMode
 	if !math.IsNaN(st.ReverseKL) {
@@ -505,6 +509,20 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		return nil, err
 	}
 	return res, ctx.Err()
+}
+
+// writeSamplesCSV writes the evaluated samples (x,y per line) for plots
+// and for checking the metrics elsewhere.
+func writeSamplesCSV(name string, xy []float32) error {
+	var b strings.Builder
+	b.WriteString("x,y\n")
+	for i := 0; i+1 < len(xy); i += 2 {
+		fmt.Fprintf(&b, "%g,%g\n", xy[i], xy[i+1])
+	}
+	if err := WriteFileAtomic(name, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("train: toy: %w", err)
+	}
+	return nil
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }

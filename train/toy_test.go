@@ -210,6 +210,11 @@ func TestRunToy(t *testing.T) {
 		require.NoError(t, err)
 		_, err = os.Stat(filepath.Join(dir, "toy.gif"))
 		require.NoError(t, err)
+		csv, err := os.ReadFile(filepath.Join(dir, "samples.csv"))
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+		require.Equal(t, "x,y", lines[0])
+		require.Len(t, lines, 1+res.EvalSamples)
 	}
 	require.Empty(t, msgs)
 }
