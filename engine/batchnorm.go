@@ -51,13 +51,22 @@ func bnLike(op, name string, t, x *Tensor) error {
 	return nil
 }
 
-// bnKernel picks the 64-bit-word variant when every channel plane has an
-// even length, and returns the kernel name and the plane length in words.
-func (r *Recorder) bnKernel(base string, s bnShape) (string, int) {
-	if s.hw%2 == 0 && r.d.info.Limits.ShaderInt64 {
-		return base + "_w2", s.hw / 2
+// bnColsMaxRows is the most rows the lane-per-channel variant walks; more
+// rows than that are better split across a workgroup.
+const bnColsMaxRows = 2048
+
+// bnKernel picks the lane-per-channel variant for [N,C] with few rows, the
+// 64-bit-word variant when every channel plane has an even length, and
+// returns the kernel name, the plane length in words and the workgroups.
+func (r *Recorder) bnKernel(base string, s bnShape) (string, int, [3]uint32) {
+	perChannel := [3]uint32{uint32(s.c), 1, 1}
+	switch {
+	case s.hw == 1 && s.n <= bnColsMaxRows:
+		return base + "_cols", 1, [3]uint32{uint32((s.c + 63) / 64), 1, 1}
+	case s.hw%2 == 0 && r.d.info.Limits.ShaderInt64:
+		return base + "_w2", s.hw / 2, perChannel
 	}
-	return base, s.hw
+	return base, s.hw, perChannel
 }
 
 // BatchNormTrain records training-mode batch norm over dim 1 of x ([N,C] or
@@ -87,8 +96,8 @@ func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, 
 	if err != nil {
 		return r.fail(err)
 	}
-	kernel, hw := r.bnKernel("bn_train", s)
-	return r.dispatch(kernel, nil, [3]uint32{uint32(s.c), 1, 1}, pushConstants(s.n, s.c, hw, momentum, eps),
+	kernel, hw, groups := r.bnKernel("bn_train", s)
+	return r.dispatch(kernel, nil, groups, pushConstants(s.n, s.c, hw, momentum, eps),
 		y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
 }
 
@@ -112,8 +121,8 @@ func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, 
 	if err != nil {
 		return r.fail(err)
 	}
-	kernel, hw := r.bnKernel("bn_backward", s)
-	return r.dispatch(kernel, nil, [3]uint32{uint32(s.c), 1, 1}, pushConstants(s.n, s.c, hw, float32(s.n*s.hw)),
+	kernel, hw, groups := r.bnKernel("bn_backward", s)
+	return r.dispatch(kernel, nil, groups, pushConstants(s.n, s.c, hw, float32(s.n*s.hw)),
 		dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd)
 }
 

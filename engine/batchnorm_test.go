@@ -89,6 +89,9 @@ func TestBatchNorm(t *testing.T) {
 		{"N1xC3x1x1", []int{1, 3, 1, 1}, 0, 0},
 		{"N5xC1", []int{5, 1}, 0, 0},
 		{"N7xC3", []int{7, 3}, 0, 0},
+		{"N128xC400_toy_large", []int{128, 400}, 0, 8},  // lane per channel
+		{"N200xC67_offset100", []int{200, 67}, 100, 10}, // lane per channel, 2 workgroups with a ragged end
+		{"N2100xC3", []int{2100, 3}, 0, 10},             // too many rows for a lane: workgroup per channel
 		{"N1xC1x3x5", []int{1, 1, 3, 5}, 0, 0},
 		{"N2xC3x5x5", []int{2, 3, 5, 5}, 0, 0},
 		{"N4xC3x2x2", []int{4, 3, 2, 2}, 0, 0},

@@ -2,11 +2,18 @@
 // bn_backward: batch-norm backward in training mode, one workgroup per
 // channel. Pass 1 sums dy and dy*xhat per lane, merged in a shared-memory
 // tree; pass 2 writes dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
+// The COLS variant (batch norm 1d with few rows) gives each lane a channel,
+// as in bn_train.
 // vkgan:variant w2 -DWIDE=1
+// vkgan:variant cols -DCOLS=1
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
+#ifdef COLS
+#define WG 64
+#else
 #define WG 256
+#endif
 layout(local_size_x = WG) in;
 #ifdef WIDE
 // Float pairs in 64-bit words halve the per-lane loads on lavapipe (HW even).
@@ -31,6 +38,30 @@ layout(std430, binding = 7) readonly buffer SI { float saveInvStd[]; };
 // the number of floats per channel.
 layout(push_constant) uniform P { uint n; uint c; uint hw; float count; } p;
 
+#ifdef COLS
+void main() {
+    uint ch = gl_GlobalInvocationID.x;
+    if (ch >= p.c) return;
+    float mu = saveMean[ch], invstd = saveInvStd[ch];
+    float db = 0.0, dyx = 0.0;
+    for (uint n = 0u; n < p.n; n++) {
+        uint i = n * p.c + ch;
+        float g = dy[i];
+        db += g;
+        dyx += g * (x[i] - mu);
+    }
+    float dg = dyx * invstd;
+    float k = gamma[ch] * invstd;
+    float meanDy = db / p.count, meanDyx = dg / p.count;
+    for (uint n = 0u; n < p.n; n++) {
+        uint i = n * p.c + ch;
+        float xhat = (x[i] - mu) * invstd;
+        dx[i] = k * (dy[i] - meanDy - xhat * meanDyx);
+    }
+    dgamma[ch] = dg;
+    dbeta[ch] = db;
+}
+#else
 shared float sDy[WG], sDyx[WG];
 
 void main() {
@@ -88,3 +119,4 @@ void main() {
         dbeta[ch] = db;
     }
 }
+#endif

@@ -4,11 +4,20 @@
 // triples, merged in a shared-memory tree with Chan's formula; pass 2
 // normalises. x is read twice and y written once: on lavapipe loads are the
 // cost, and a channel is too large to keep in registers.
+// The COLS variant is for [N,C] with few rows (batch norm 1d): a lane per
+// channel walks the rows, so there is no reduction tree and its barriers,
+// and one workgroup serves 64 channels (lavapipe pays per workgroup and per
+// barrier; a GPU gets coalesced rows).
 // vkgan:variant w2 -DWIDE=1
+// vkgan:variant cols -DCOLS=1
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
+#ifdef COLS
+#define WG 64
+#else
 #define WG 256
+#endif
 layout(local_size_x = WG) in;
 #ifdef WIDE
 // Two floats per 64-bit word: every load on lavapipe is a per-lane scalar
@@ -29,6 +38,35 @@ layout(std430, binding = 7) writeonly buffer SI { float saveInvStd[]; };
 // hw counts words per plane (floats, or float pairs with WIDE).
 layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float eps; } p;
 
+#ifdef COLS
+void main() {
+    uint ch = gl_GlobalInvocationID.x;
+    if (ch >= p.c) return;
+    // Shifted sums as below, with the channel's first value as the shift.
+    float k = x[ch], sum = 0.0, sumSq = 0.0;
+    for (uint n = 0u; n < p.n; n++) {
+        float v = x[n * p.c + ch] - k;
+        sum += v;
+        sumSq += v * v;
+    }
+    float total = float(p.n);
+    float m = sum / total;
+    float sq = max(sumSq - sum * m, 0.0);
+    float mu = m + k;
+    float var = sq / total;
+    float invstd = inversesqrt(var + p.eps);
+    float scale = invstd * gamma[ch], shift = beta[ch];
+    for (uint n = 0u; n < p.n; n++) {
+        uint i = n * p.c + ch;
+        y[i] = (x[i] - mu) * scale + shift;
+    }
+    saveMean[ch] = mu;
+    saveInvStd[ch] = invstd;
+    float unbiased = total > 1.0 ? sq / (total - 1.0) : var;
+    runMean[ch] = (1.0 - p.momentum) * runMean[ch] + p.momentum * mu;
+    runVar[ch] = (1.0 - p.momentum) * runVar[ch] + p.momentum * unbiased;
+}
+#else
 shared float sCnt[WG], sMean[WG], sM2[WG];
 
 void main() {
@@ -111,3 +149,4 @@ void main() {
         runVar[ch] = (1.0 - p.momentum) * runVar[ch] + p.momentum * unbiased;
     }
 }
+#endif
