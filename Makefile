@@ -2,7 +2,7 @@
 # fresh Debian/Ubuntu machine needs (plus Go, make and a C compiler for cgo).
 GO ?= go
 
-.PHONY: all deps deps-crosscheck build test test-validate shaders shaders-check bench bench-step vet clean data demo crosscheck
+.PHONY: all deps deps-crosscheck build test test-validate shaders shaders-check bench bench-step bench-toy vet clean data demo crosscheck
 
 all: build
 
@@ -87,6 +87,11 @@ bench-step: deps-crosscheck
 	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench GANStep -benchtime 3x ./engine
 	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul
 	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul --threads $$(nproc)
+
+# The toy GAN's step (both protocols) in vkgan and in PyTorch on the CPU.
+bench-toy: deps-crosscheck
+	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench ToyStep -benchtime 200x ./engine
+	for p in small large; do /usr/bin/python3 scripts/torch_toy_bench.py --protocol $$p --threads $$(nproc); done
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
