@@ -313,7 +313,8 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	}
 	steps := cmp.Or(c.Steps, defaultToySteps)
 	if c.LRDecay > 0 && steps > 0 {
-		start := steps - int(math.Round(c.LRDecay*float64(steps)))
+		// At least the last step decays, however short the run.
+		start := min(steps-int(math.Round(c.LRDecay*float64(steps))), steps-1)
 		ad.Decay = engine.LRDecay{Start: start, End: steps}
 		ag.Decay = ad.Decay
 	}

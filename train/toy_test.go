@@ -156,6 +156,9 @@ func TestToyConfigs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 0, End: 100}, e.AdamG.Decay)
 	require.Equal(t, 25, e.NoiseUntil)
+	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Steps: 3, LRDecay: 0.1})
+	require.NoError(t, err)
+	require.Equal(t, engine.LRDecay{Start: 2, End: 3}, e.AdamD.Decay, "a decay too short to round to a step still covers the last one")
 	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
 		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2}} {
 		_, _, err := ToyEngineConfig(c)
