@@ -80,15 +80,10 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		}
 		_, err := viewer.Run(viewer.Options{RunDir: opt.Out, Config: &wcfg, Device: c.Device, Context: ctx,
 			Train: func(wctx context.Context, dev *engine.Device, live func(*engine.GAN, int)) error {
+				// Training stops on Ctrl-C (ctx) or when the window closes (wctx).
 				both, cancel := context.WithCancel(ctx)
 				defer cancel()
-				go func() {
-					select {
-					case <-wctx.Done():
-						cancel()
-					case <-both.Done():
-					}
-				}()
+				defer context.AfterFunc(wctx, cancel)()
 				opt.Device, opt.OnStep = dev, live
 				return train.Run(both, c, opt)
 			}})
