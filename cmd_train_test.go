@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"image"
 	"image/color"
 	"image/png"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/internal/testimg"
 )
 
 // TestTrainSampleCLI trains a tiny DCGAN from a folder of images through
@@ -19,16 +20,12 @@ func TestTrainSampleCLI(t *testing.T) {
 	hasDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	data := t.TempDir()
-	for i := 0; i < 6; i++ {
-		img := image.NewRGBA(image.Rect(0, 0, 20, 20))
+	require.NoError(t, testimg.WritePNGs(data, 6, 20, 20, func(i int, img *image.RGBA) {
 		for p := range img.Pix {
 			img.Pix[p] = uint8(37*i + p)
 		}
 		img.Set(0, 0, color.White)
-		var b bytes.Buffer
-		require.NoError(t, png.Encode(&b, img))
-		require.NoError(t, os.WriteFile(filepath.Join(data, string(rune('a'+i))+".png"), b.Bytes(), 0o644))
-	}
+	}))
 	run := filepath.Join(t.TempDir(), "run")
 	common := []string{"-data", data, "-size", "32", "-batch", "4", "-nz", "8", "-ngf", "4", "-ndf", "4",
 		"-log-every", "1", "-sample-every", "2", "-checkpoint-every", "2"}

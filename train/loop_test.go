@@ -6,7 +6,6 @@ import (
 	"errors"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/internal/testimg"
 
 	"vkgan/engine"
 	"vkgan/vk"
@@ -37,8 +38,7 @@ func imageFolder(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < n; i++ {
-		img := image.NewRGBA(image.Rect(0, 0, 40, 36))
+	require.NoError(t, testimg.WritePNGs(dir, n, 40, 36, func(i int, img *image.RGBA) {
 		c := color.RGBA{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256)), 255}
 		for y := 0; y < 36; y++ {
 			for x := 0; x < 40; x++ {
@@ -49,10 +49,7 @@ func imageFolder(t *testing.T, n int) string {
 				}
 			}
 		}
-		var b bytes.Buffer
-		require.NoError(t, png.Encode(&b, img))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "img"+string(rune('a'+i))+".png"), b.Bytes(), 0o644))
-	}
+	}))
 	return dir
 }
 

@@ -24,6 +24,8 @@ import (
 	"github.com/go-gl/glfw/v3.3/glfw"
 	"github.com/stretchr/testify/require"
 
+	"vkgan/internal/testimg"
+
 	"vkgan/engine"
 	"vkgan/train"
 	"vkgan/vk"
@@ -99,21 +101,14 @@ func tinyRun(t *testing.T) string {
 			return
 		}
 		data := filepath.Join(base, "data")
-		if runErr = os.MkdirAll(data, 0o755); runErr != nil {
-			return
-		}
-		for i := range 8 {
-			img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+		if runErr = testimg.WritePNGs(data, 8, 32, 32, func(i int, img *image.RGBA) {
 			for y := range 32 {
 				for x := range 32 {
 					img.Set(x, y, color.RGBA{uint8(x * 8), uint8(y*8 + i*20), uint8(i * 30), 255})
 				}
 			}
-			var b bytes.Buffer
-			_ = png.Encode(&b, img)
-			if runErr = os.WriteFile(filepath.Join(data, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644); runErr != nil {
-				return
-			}
+		}); runErr != nil {
+			return
 		}
 		cfg := train.DefaultConfig()
 		cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch = data, 32, 4, 4, 8, 4
@@ -428,15 +423,11 @@ func TestLiveTraining(t *testing.T) {
 	requireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	data := t.TempDir()
-	for i := 0; i < 6; i++ {
-		img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	require.NoError(t, testimg.WritePNGs(data, 6, 32, 32, func(i int, img *image.RGBA) {
 		for p := range img.Pix {
 			img.Pix[p] = uint8(41*i + 3*p)
 		}
-		var b bytes.Buffer
-		require.NoError(t, png.Encode(&b, img))
-		require.NoError(t, os.WriteFile(filepath.Join(data, fmt.Sprintf("%d.png", i)), b.Bytes(), 0o644))
-	}
+	}))
 	cfg := train.DefaultConfig()
 	cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch, cfg.Steps = data, 32, 4, 4, 8, 4, 100000
 	cfg.LogEvery, cfg.SampleEvery, cfg.CheckpointEvery = 5, 1000, 1000
