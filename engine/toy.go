@@ -450,10 +450,10 @@ func (r *Recorder) MixSample(out, centers, counter *Tensor, holdout int, std flo
 }
 
 const (
-	toyDataSeed   = 0x6d69787475726573
-	toyNoiseSeed  = 0x6e6f697365736565
-	toyEvalSeed   = 0x6576616c75617465
-	toyNoiseSeedD = 0x696e7374616e6365
+	toyDataSeed     = 0x6d69787475726573
+	toyNoiseSeed    = 0x6e6f697365736565
+	toyEvalSeed     = 0x6576616c75617465
+	toyInstanceSeed = 0x696e7374616e6365
 )
 
 // record builds the step:
@@ -485,7 +485,7 @@ func (g *ToyGAN) record() error {
 	}
 	if c.InstanceNoise > 0 {
 		// fake is a view of xd, so the G half below sees the same noisy points.
-		r.AddAnnealedNoise(g.xd, c.Seed^toyNoiseSeedD, g.Counter, c.InstanceNoise, c.NoiseUntil)
+		r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.Counter, c.InstanceNoise, c.NoiseUntil)
 	}
 	xp, err := g.xd.Reshape(2*B/m, 2*m)
 	if err != nil {
