@@ -17,6 +17,15 @@ typedef struct {
 	PFN_vkQueuePresentKHR present;
 	PFN_vkWaitForFences wait;
 	PFN_vkResetFences reset;
+	// Recording, once per swapchain build: vulkan-go marshals the barrier
+	// and copy arrays into C memory that a finalizer can free mid-call.
+	PFN_vkAllocateCommandBuffers allocCmd;
+	PFN_vkFreeCommandBuffers freeCmd;
+	PFN_vkBeginCommandBuffer begin;
+	PFN_vkEndCommandBuffer end;
+	PFN_vkCmdPipelineBarrier barrier;
+	PFN_vkCmdCopyBufferToImage toImage;
+	PFN_vkCmdCopyImageToBuffer toBuffer;
 } vkg_wsi;
 
 // vkg_wsi_init finds the entry points through the loader, which is already
@@ -33,7 +42,106 @@ static int vkg_wsi_init(const char *so, VkInstance inst, VkDevice dev, vkg_wsi *
 	w->present = (PFN_vkQueuePresentKHR)gdpa(dev, "vkQueuePresentKHR");
 	w->wait = (PFN_vkWaitForFences)gdpa(dev, "vkWaitForFences");
 	w->reset = (PFN_vkResetFences)gdpa(dev, "vkResetFences");
-	return w->acquire && w->submit && w->present && w->wait && w->reset;
+	w->allocCmd = (PFN_vkAllocateCommandBuffers)gdpa(dev, "vkAllocateCommandBuffers");
+	w->freeCmd = (PFN_vkFreeCommandBuffers)gdpa(dev, "vkFreeCommandBuffers");
+	w->begin = (PFN_vkBeginCommandBuffer)gdpa(dev, "vkBeginCommandBuffer");
+	w->end = (PFN_vkEndCommandBuffer)gdpa(dev, "vkEndCommandBuffer");
+	w->barrier = (PFN_vkCmdPipelineBarrier)gdpa(dev, "vkCmdPipelineBarrier");
+	w->toImage = (PFN_vkCmdCopyBufferToImage)gdpa(dev, "vkCmdCopyBufferToImage");
+	w->toBuffer = (PFN_vkCmdCopyImageToBuffer)gdpa(dev, "vkCmdCopyImageToBuffer");
+	return w->acquire && w->submit && w->present && w->wait && w->reset && w->allocCmd && w->freeCmd &&
+		w->begin && w->end && w->barrier && w->toImage && w->toBuffer;
+}
+
+static VkImageMemoryBarrier vkg_image_barrier(VkImage img, VkAccessFlags src, VkAccessFlags dst, VkImageLayout from, VkImageLayout to) {
+	VkImageMemoryBarrier b;
+	memset(&b, 0, sizeof b);
+	b.sType = VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER;
+	b.srcAccessMask = src;
+	b.dstAccessMask = dst;
+	b.oldLayout = from;
+	b.newLayout = to;
+	b.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+	b.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+	b.image = img;
+	b.subresourceRange.aspectMask = VK_IMAGE_ASPECT_COLOR_BIT;
+	b.subresourceRange.levelCount = 1;
+	b.subresourceRange.layerCount = 1;
+	return b;
+}
+
+// vkg_record_frame records cb: copy the source buffer (written by compute
+// shaders in earlier submits) into img, with readBack copy img into the
+// host buffer too, and leave img ready to present. The image's old
+// contents are not needed (UNDEFINED discards them); presentation waits on
+// the frame's semaphore, which makes the writes visible, so the last
+// barrier only changes the layout.
+static VkResult vkg_record_frame(vkg_wsi *w, VkCommandBuffer cb, VkImage img, VkBuffer src, VkDeviceSize srcOff,
+		VkDeviceSize srcSize, uint32_t width, uint32_t height, int readBack, VkBuffer host, VkDeviceSize hostOff) {
+	VkCommandBufferBeginInfo bi;
+	memset(&bi, 0, sizeof bi);
+	bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+	VkResult r = w->begin(cb, &bi);
+	if (r != VK_SUCCESS) return r;
+	VkBufferMemoryBarrier bb;
+	memset(&bb, 0, sizeof bb);
+	bb.sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER;
+	bb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+	bb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
+	bb.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+	bb.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+	bb.buffer = src;
+	bb.offset = srcOff;
+	bb.size = srcSize;
+	VkImageMemoryBarrier ib = vkg_image_barrier(img, 0, VK_ACCESS_TRANSFER_WRITE_BIT,
+		VK_IMAGE_LAYOUT_UNDEFINED, VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL);
+	w->barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0,
+		0, NULL, 1, &bb, 1, &ib);
+	VkBufferImageCopy region;
+	memset(&region, 0, sizeof region);
+	region.bufferOffset = srcOff;
+	region.imageSubresource.aspectMask = VK_IMAGE_ASPECT_COLOR_BIT;
+	region.imageSubresource.layerCount = 1;
+	region.imageExtent.width = width;
+	region.imageExtent.height = height;
+	region.imageExtent.depth = 1;
+	w->toImage(cb, src, img, VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL, 1, &region);
+	VkImageLayout last = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL;
+	VkAccessFlags lastAccess = VK_ACCESS_TRANSFER_WRITE_BIT;
+	if (readBack) {
+		ib = vkg_image_barrier(img, VK_ACCESS_TRANSFER_WRITE_BIT, VK_ACCESS_TRANSFER_READ_BIT,
+			VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL);
+		w->barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, NULL, 0, NULL, 1, &ib);
+		region.bufferOffset = hostOff;
+		w->toBuffer(cb, img, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, host, 1, &region);
+		// The host reads the buffer after the frame's fence.
+		VkMemoryBarrier mb;
+		memset(&mb, 0, sizeof mb);
+		mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+		mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+		mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+		w->barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+		last = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL;
+		lastAccess = VK_ACCESS_TRANSFER_READ_BIT;
+	}
+	ib = vkg_image_barrier(img, lastAccess, 0, last, VK_IMAGE_LAYOUT_PRESENT_SRC_KHR);
+	w->barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, 0, 0, NULL, 0, NULL, 1, &ib);
+	return w->end(cb);
+}
+
+static void vkg_free_cmds(vkg_wsi *w, VkDevice dev, VkCommandPool pool, uint32_t n, VkCommandBuffer *cbs) {
+	w->freeCmd(dev, pool, n, cbs);
+}
+
+// vkg_alloc_cmds allocates n primary command buffers from pool into out.
+static VkResult vkg_alloc_cmds(vkg_wsi *w, VkDevice dev, VkCommandPool pool, uint32_t n, VkCommandBuffer *out) {
+	VkCommandBufferAllocateInfo ai;
+	memset(&ai, 0, sizeof ai);
+	ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+	ai.commandPool = pool;
+	ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+	ai.commandBufferCount = n;
+	return w->allocCmd(dev, &ai, out);
 }
 
 // vkg_frame acquires an image, submits cbs[index] (which waits for the
@@ -334,22 +442,23 @@ func (s *Swapchain) SetSource(src *Buffer) error {
 func (s *Swapchain) record(readBack bool) (*C.VkCommandBuffer, error) {
 	d := s.d
 	n := len(s.images)
-	cbs := make([]vulkan.CommandBuffer, n)
-	if err := check("vkAllocateCommandBuffers", vulkan.AllocateCommandBuffers(d.dev, &vulkan.CommandBufferAllocateInfo{
-		SType:              vulkan.StructureTypeCommandBufferAllocateInfo,
-		CommandPool:        d.pool,
-		Level:              vulkan.CommandBufferLevelPrimary,
-		CommandBufferCount: uint32(n),
-	}, cbs)); err != nil {
+	arr := (*C.VkCommandBuffer)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.VkCommandBuffer(nil)))))
+	if err := check("vkAllocateCommandBuffers", vulkan.Result(C.vkg_alloc_cmds(s.wsi, C.VkDevice(unsafe.Pointer(d.dev)),
+		C.VkCommandPool(unsafe.Pointer(d.pool)), C.uint32_t(n), arr))); err != nil {
+		C.free(unsafe.Pointer(arr))
 		return nil, err
 	}
-	arr := (*C.VkCommandBuffer)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.VkCommandBuffer(nil)))))
-	out := unsafe.Slice(arr, n)
-	for i, cb := range cbs {
-		out[i] = C.VkCommandBuffer(unsafe.Pointer(cb))
+	src := s.src
+	var host C.VkBuffer
+	var hostOff C.VkDeviceSize
+	if readBack {
+		host, hostOff = C.VkBuffer(unsafe.Pointer(s.host.blk.buf)), C.VkDeviceSize(s.host.off)
 	}
-	for i, cb := range cbs {
-		if err := s.recordOne(cb, s.images[i], readBack); err != nil {
+	for i, cb := range unsafe.Slice(arr, n) {
+		r := C.vkg_record_frame(s.wsi, cb, C.VkImage(unsafe.Pointer(s.images[i])), C.VkBuffer(unsafe.Pointer(src.blk.buf)),
+			C.VkDeviceSize(src.off), C.VkDeviceSize(src.padded), C.uint32_t(s.width), C.uint32_t(s.height),
+			boolInt(readBack), host, hostOff)
+		if err := check("recording a frame (vkBeginCommandBuffer..vkEndCommandBuffer)", vulkan.Result(r)); err != nil {
 			s.freeArray(&arr)
 			return nil, err
 		}
@@ -357,93 +466,11 @@ func (s *Swapchain) record(readBack bool) (*C.VkCommandBuffer, error) {
 	return arr, nil
 }
 
-func (s *Swapchain) recordOne(cb vulkan.CommandBuffer, img vulkan.Image, readBack bool) error {
-	if err := check("vkBeginCommandBuffer", vulkan.BeginCommandBuffer(cb, &vulkan.CommandBufferBeginInfo{
-		SType: vulkan.StructureTypeCommandBufferBeginInfo,
-	})); err != nil {
-		return err
+func boolInt(b bool) C.int {
+	if b {
+		return 1
 	}
-	colour := vulkan.ImageSubresourceRange{AspectMask: vulkan.ImageAspectFlags(vulkan.ImageAspectColorBit), LevelCount: 1, LayerCount: 1}
-	region := []vulkan.BufferImageCopy{{
-		ImageSubresource: vulkan.ImageSubresourceLayers{AspectMask: vulkan.ImageAspectFlags(vulkan.ImageAspectColorBit), LayerCount: 1},
-		ImageExtent:      vulkan.Extent3D{Width: uint32(s.width), Height: uint32(s.height), Depth: 1},
-	}}
-	src := s.src
-	// The source was written by compute shaders in earlier submits; the
-	// image's old contents are not needed (UNDEFINED discards them).
-	vulkan.CmdPipelineBarrier(cb,
-		vulkan.PipelineStageFlags(vulkan.PipelineStageComputeShaderBit|vulkan.PipelineStageTransferBit),
-		vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), 0,
-		0, nil,
-		1, []vulkan.BufferMemoryBarrier{{
-			SType:               vulkan.StructureTypeBufferMemoryBarrier,
-			SrcAccessMask:       vulkan.AccessFlags(vulkan.AccessShaderWriteBit | vulkan.AccessTransferWriteBit),
-			DstAccessMask:       vulkan.AccessFlags(vulkan.AccessTransferReadBit),
-			SrcQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			DstQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			Buffer:              src.blk.buf,
-			Offset:              vulkan.DeviceSize(src.off),
-			Size:                vulkan.DeviceSize(src.padded),
-		}},
-		1, []vulkan.ImageMemoryBarrier{{
-			SType:               vulkan.StructureTypeImageMemoryBarrier,
-			DstAccessMask:       vulkan.AccessFlags(vulkan.AccessTransferWriteBit),
-			OldLayout:           vulkan.ImageLayoutUndefined,
-			NewLayout:           vulkan.ImageLayoutTransferDstOptimal,
-			SrcQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			DstQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			Image:               img,
-			SubresourceRange:    colour,
-		}})
-	region[0].BufferOffset = vulkan.DeviceSize(src.off)
-	vulkan.CmdCopyBufferToImage(cb, src.blk.buf, img, vulkan.ImageLayoutTransferDstOptimal, 1, region)
-	last := vulkan.ImageLayoutTransferDstOptimal
-	lastAccess := vulkan.AccessFlags(vulkan.AccessTransferWriteBit)
-	if readBack {
-		vulkan.CmdPipelineBarrier(cb, vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), 0,
-			0, nil, 0, nil,
-			1, []vulkan.ImageMemoryBarrier{{
-				SType:               vulkan.StructureTypeImageMemoryBarrier,
-				SrcAccessMask:       vulkan.AccessFlags(vulkan.AccessTransferWriteBit),
-				DstAccessMask:       vulkan.AccessFlags(vulkan.AccessTransferReadBit),
-				OldLayout:           vulkan.ImageLayoutTransferDstOptimal,
-				NewLayout:           vulkan.ImageLayoutTransferSrcOptimal,
-				SrcQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-				DstQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-				Image:               img,
-				SubresourceRange:    colour,
-			}})
-		back := []vulkan.BufferImageCopy{{
-			BufferOffset:     vulkan.DeviceSize(s.host.off),
-			ImageSubresource: vulkan.ImageSubresourceLayers{AspectMask: vulkan.ImageAspectFlags(vulkan.ImageAspectColorBit), LayerCount: 1},
-			ImageExtent:      vulkan.Extent3D{Width: uint32(s.width), Height: uint32(s.height), Depth: 1},
-		}}
-		vulkan.CmdCopyImageToBuffer(cb, img, vulkan.ImageLayoutTransferSrcOptimal, s.host.blk.buf, 1, back)
-		// The host reads the buffer after the frame's fence.
-		vulkan.CmdPipelineBarrier(cb, vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), vulkan.PipelineStageFlags(vulkan.PipelineStageHostBit), 0,
-			1, []vulkan.MemoryBarrier{{
-				SType:         vulkan.StructureTypeMemoryBarrier,
-				SrcAccessMask: vulkan.AccessFlags(vulkan.AccessTransferWriteBit),
-				DstAccessMask: vulkan.AccessFlags(vulkan.AccessHostReadBit),
-			}}, 0, nil, 0, nil)
-		last = vulkan.ImageLayoutTransferSrcOptimal
-		lastAccess = vulkan.AccessFlags(vulkan.AccessTransferReadBit)
-	}
-	// Presentation waits on the frame's semaphore, which makes the writes
-	// visible; the barrier only changes the layout.
-	vulkan.CmdPipelineBarrier(cb, vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), vulkan.PipelineStageFlags(vulkan.PipelineStageBottomOfPipeBit), 0,
-		0, nil, 0, nil,
-		1, []vulkan.ImageMemoryBarrier{{
-			SType:               vulkan.StructureTypeImageMemoryBarrier,
-			SrcAccessMask:       lastAccess,
-			OldLayout:           last,
-			NewLayout:           vulkan.ImageLayoutPresentSrc,
-			SrcQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			DstQueueFamilyIndex: vulkan.QueueFamilyIgnored,
-			Image:               img,
-			SubresourceRange:    colour,
-		}})
-	return check("vkEndCommandBuffer", vulkan.EndCommandBuffer(cb))
+	return 0
 }
 
 // Present shows the source in the next image and waits until the copy is
@@ -523,12 +550,8 @@ func (s *Swapchain) freeArray(arr **C.VkCommandBuffer) {
 	if *arr == nil {
 		return
 	}
-	cbs := unsafe.Slice(*arr, len(s.images))
-	for _, cb := range cbs {
-		if cb != nil {
-			vulkan.FreeCommandBuffers(s.d.dev, s.d.pool, 1, []vulkan.CommandBuffer{vulkan.CommandBuffer(unsafe.Pointer(cb))})
-		}
-	}
+	// Null entries (none allocated) are ignored by vkFreeCommandBuffers.
+	C.vkg_free_cmds(s.wsi, C.VkDevice(unsafe.Pointer(s.d.dev)), C.VkCommandPool(unsafe.Pointer(s.d.pool)), C.uint32_t(len(s.images)), *arr)
 	C.free(unsafe.Pointer(*arr))
 	*arr = nil
 }
