@@ -10,42 +10,13 @@ import (
 // A float64 reference of the DCGAN step, written directly from the maths
 // (no shared code with the kernels), for the step test below.
 
-type refGeom struct{ n, cin, h, w, cout, k, s, p, oh, ow int }
-
-func geomOf(st stage, batch int) refGeom {
-	if st.deconv { // the conv whose backward-data this is: input = output of the deconv
-		return refGeom{batch, st.cout, st.outHW, st.outHW, st.cin, st.k, st.s, st.p, st.inHW, st.inHW}
+// geomOf is the convolution a stage computes; a deconv is the backward-
+// data pass of the conv from its output back to its input.
+func geomOf(st stage, batch int) convShape {
+	if st.deconv {
+		return convShape{N: batch, Cin: st.cout, H: st.outHW, W: st.outHW, Cout: st.cin, KH: st.k, KW: st.k, S: st.s, P: st.p}
 	}
-	return refGeom{batch, st.cin, st.inHW, st.inHW, st.cout, st.k, st.s, st.p, st.outHW, st.outHW}
-}
-
-// conv visits every (input index, weight index, output index) triple of a
-// convolution with geometry g.
-func (g refGeom) each(fn func(xi, wi, yi int)) {
-	for n := 0; n < g.n; n++ {
-		for co := 0; co < g.cout; co++ {
-			for i := 0; i < g.oh; i++ {
-				for j := 0; j < g.ow; j++ {
-					yi := ((n*g.cout+co)*g.oh+i)*g.ow + j
-					for ci := 0; ci < g.cin; ci++ {
-						for kh := 0; kh < g.k; kh++ {
-							ih := i*g.s - g.p + kh
-							if ih < 0 || ih >= g.h {
-								continue
-							}
-							for kw := 0; kw < g.k; kw++ {
-								iw := j*g.s - g.p + kw
-								if iw < 0 || iw >= g.w {
-									continue
-								}
-								fn(((n*g.cin+ci)*g.h+ih)*g.w+iw, ((co*g.cin+ci)*g.k+kh)*g.k+kw, yi)
-							}
-						}
-					}
-				}
-			}
-		}
-	}
+	return convShape{N: batch, Cin: st.cin, H: st.inHW, W: st.inHW, Cout: st.cout, KH: st.k, KW: st.k, S: st.s, P: st.p}
 }
 
 type refLayer struct {
@@ -79,10 +50,11 @@ func (r *refNet) forward(x []float64) []float64 {
 		w := r.params[st.weight]
 		L := refLayer{in: x}
 		if st.deconv {
-			L.a = make([]float64, g.n*g.cin*g.h*g.w)
+			L.a = make([]float64, g.N*g.Cin*g.H*g.W)
 			g.each(func(xi, wi, yi int) { L.a[xi] += x[yi] * w[wi] })
 		} else {
-			L.a = make([]float64, g.n*g.cout*g.oh*g.ow)
+			oh, ow := g.out()
+			L.a = make([]float64, g.N*g.Cout*oh*ow)
 			g.each(func(xi, wi, yi int) { L.a[yi] += x[xi] * w[wi] })
 		}
 		h := L.a

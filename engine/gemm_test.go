@@ -125,14 +125,16 @@ func (s convShape) String() string {
 	return fmt.Sprintf("n%d_%dx%dx%d_to%d_k%dx%ds%dp%d", s.N, s.Cin, s.H, s.W, s.Cout, s.KH, s.KW, s.S, s.P)
 }
 
-func refConv(x, w []float32, s convShape) []float64 {
+// each visits every (input index, weight index, output index) triple of
+// the convolution, NCHW input and output, OIHW weights: the one loop nest
+// the float64 references below (and the DCGAN step's) are built on.
+func (s convShape) each(fn func(xi, wi, yi int)) {
 	oh, ow := s.out()
-	y := make([]float64, s.N*s.Cout*oh*ow)
 	for n := 0; n < s.N; n++ {
 		for co := 0; co < s.Cout; co++ {
 			for i := 0; i < oh; i++ {
 				for j := 0; j < ow; j++ {
-					var acc float64
+					yi := ((n*s.Cout+co)*oh+i)*ow + j
 					for ci := 0; ci < s.Cin; ci++ {
 						for kh := 0; kh < s.KH; kh++ {
 							ih := i*s.S - s.P + kh
@@ -144,84 +146,40 @@ func refConv(x, w []float32, s convShape) []float64 {
 								if iw < 0 || iw >= s.W {
 									continue
 								}
-								acc += float64(x[((n*s.Cin+ci)*s.H+ih)*s.W+iw]) * float64(w[((co*s.Cin+ci)*s.KH+kh)*s.KW+kw])
+								fn(((n*s.Cin+ci)*s.H+ih)*s.W+iw, ((co*s.Cin+ci)*s.KH+kh)*s.KW+kw, yi)
 							}
 						}
 					}
-					y[((n*s.Cout+co)*oh+i)*ow+j] = acc
 				}
 			}
 		}
 	}
+}
+
+func refConv(x, w []float32, s convShape) []float64 {
+	oh, ow := s.out()
+	y := make([]float64, s.N*s.Cout*oh*ow)
+	s.each(func(xi, wi, yi int) { y[yi] += float64(x[xi]) * float64(w[wi]) })
 	return y
 }
 
 // refConvLoss is L = sum(conv(x, w) * r) in float64, the scalar whose
 // gradients the backward kernels compute when fed dy = r.
 func refConvLoss(x, w []float64, r []float32, s convShape) float64 {
-	oh, ow := s.out()
 	var L float64
-	for n := 0; n < s.N; n++ {
-		for co := 0; co < s.Cout; co++ {
-			for i := 0; i < oh; i++ {
-				for j := 0; j < ow; j++ {
-					var acc float64
-					for ci := 0; ci < s.Cin; ci++ {
-						for kh := 0; kh < s.KH; kh++ {
-							ih := i*s.S - s.P + kh
-							if ih < 0 || ih >= s.H {
-								continue
-							}
-							for kw := 0; kw < s.KW; kw++ {
-								iw := j*s.S - s.P + kw
-								if iw < 0 || iw >= s.W {
-									continue
-								}
-								acc += x[((n*s.Cin+ci)*s.H+ih)*s.W+iw] * w[((co*s.Cin+ci)*s.KH+kh)*s.KW+kw]
-							}
-						}
-					}
-					L += acc * float64(r[((n*s.Cout+co)*oh+i)*ow+j])
-				}
-			}
-		}
-	}
+	s.each(func(xi, wi, yi int) { L += x[xi] * w[wi] * float64(r[yi]) })
 	return L
 }
 
 // refConvGrads returns dL/dx and dL/dw of L = sum(conv(x,w)*r) computed
 // directly (the adjoint sums), used where finite differences would be slow.
 func refConvGrads(x, w, r []float32, s convShape) (dx, dw []float64) {
-	oh, ow := s.out()
 	dx = make([]float64, len(x))
 	dw = make([]float64, len(w))
-	for n := 0; n < s.N; n++ {
-		for co := 0; co < s.Cout; co++ {
-			for i := 0; i < oh; i++ {
-				for j := 0; j < ow; j++ {
-					g := float64(r[((n*s.Cout+co)*oh+i)*ow+j])
-					for ci := 0; ci < s.Cin; ci++ {
-						for kh := 0; kh < s.KH; kh++ {
-							ih := i*s.S - s.P + kh
-							if ih < 0 || ih >= s.H {
-								continue
-							}
-							for kw := 0; kw < s.KW; kw++ {
-								iw := j*s.S - s.P + kw
-								if iw < 0 || iw >= s.W {
-									continue
-								}
-								xi := ((n*s.Cin+ci)*s.H+ih)*s.W + iw
-								wi := ((co*s.Cin+ci)*s.KH+kh)*s.KW + kw
-								dx[xi] += g * float64(w[wi])
-								dw[wi] += g * float64(x[xi])
-							}
-						}
-					}
-				}
-			}
-		}
-	}
+	s.each(func(xi, wi, yi int) {
+		dx[xi] += float64(r[yi]) * float64(w[wi])
+		dw[wi] += float64(r[yi]) * float64(x[xi])
+	})
 	return dx, dw
 }
 
