@@ -1,75 +1,28 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 
+	"vkgan/internal/devtest"
 	"vkgan/vk"
 )
 
 // One device serves the whole package: opening an instance costs ~100 ms
 // (more with validation) and lavapipe already uses every core per dispatch,
 // so device tests run serially.
-var (
-	testDev     *Device
-	testDevErr  error
-	testDevOnce sync.Once
-	validMu     sync.Mutex
-	validMsgs   []string
-)
+var testDevice = devtest.New(func(onMessage func(string)) (*Device, error) {
+	return Open(vk.Options{OnMessage: onMessage})
+})
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if testDev != nil {
-		if err := testDev.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "closing test device:", err)
-			code = 1
-		}
-		if msgs := takeValidation(); len(msgs) > 0 {
-			fmt.Fprintf(os.Stderr, "validation messages at teardown:\n%s\n", strings.Join(msgs, "\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testDevice.Main(m)) }
 
-func takeValidation() []string {
-	validMu.Lock()
-	defer validMu.Unlock()
-	m := validMsgs
-	validMsgs = nil
-	return m
-}
-
-// newTestDevice returns the shared test device. Without a Vulkan device the
-// test is skipped, unless VKGAN_REQUIRE_DEVICE=1, when it fails. Any
-// validation message raised during the test fails it.
+// newTestDevice returns the shared test device (see devtest.Shared.Get).
 func newTestDevice(t testing.TB) *Device {
 	t.Helper()
-	testDevOnce.Do(func() {
-		testDev, testDevErr = Open(vk.Options{OnMessage: func(s string) {
-			validMu.Lock()
-			validMsgs = append(validMsgs, s)
-			validMu.Unlock()
-		}})
-	})
-	if testDevErr != nil {
-		if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
-			t.Fatalf("no Vulkan device and VKGAN_REQUIRE_DEVICE=1: %v", testDevErr)
-		}
-		t.Skipf("no Vulkan device: %v", testDevErr)
-	}
-	t.Cleanup(func() {
-		if msgs := takeValidation(); len(msgs) > 0 {
-			t.Errorf("validation layer reported %d message(s):\n%s", len(msgs), strings.Join(msgs, "\n"))
-		}
-	})
-	return testDev
+	return testDevice.Get(t)
 }
 
 // tensorOf uploads data as a tensor released at the end of the test.

@@ -13,80 +13,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"vkgan/internal/devtest"
 	"vkgan/shaders"
 )
 
 // One device serves the package's tests (opening one costs ~60 ms, more
 // with validation); tests that need their own, such as Close, open it.
-var (
-	testDev     *Device
-	testDevErr  error
-	testDevOnce sync.Once
-	testMsgMu   sync.Mutex
-	testMsgs    []string
-)
+var testDevice = devtest.New(func(onMessage func(string)) (*Device, error) {
+	return Open(Options{OnMessage: onMessage})
+})
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if testDev != nil {
-		if err := testDev.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "closing test device:", err)
-			code = 1
-		}
-		if msgs := takeTestMessages(); len(msgs) > 0 {
-			fmt.Fprintf(os.Stderr, "validation messages at teardown:\n%s\n", strings.Join(msgs, "\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testDevice.Main(m)) }
 
-func collectMessage(s string) {
-	testMsgMu.Lock()
-	testMsgs = append(testMsgs, s)
-	testMsgMu.Unlock()
-}
-
-func takeTestMessages() []string {
-	testMsgMu.Lock()
-	defer testMsgMu.Unlock()
-	m := testMsgs
-	testMsgs = nil
-	return m
-}
-
-// skipWithoutDevice skips (or, with VKGAN_REQUIRE_DEVICE=1, fails) a test
-// when err says there is no device.
-func skipWithoutDevice(t testing.TB, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("VKGAN_REQUIRE_DEVICE") == "1" {
-		t.Fatalf("no Vulkan device and VKGAN_REQUIRE_DEVICE=1: %v", err)
-	}
-	t.Skipf("no Vulkan device: %v", err)
-}
-
-// device returns the shared test device. With VKGAN_VALIDATE=1, any
-// validation message raised during the test fails it.
+// device returns the shared test device (see devtest.Shared.Get).
 func device(t testing.TB) *Device {
 	t.Helper()
-	testDevOnce.Do(func() { testDev, testDevErr = Open(Options{OnMessage: collectMessage}) })
-	skipWithoutDevice(t, testDevErr)
-	t.Cleanup(func() {
-		if msgs := takeTestMessages(); len(msgs) > 0 {
-			t.Errorf("validation layer reported %d message(s):\n%s", len(msgs), strings.Join(msgs, "\n"))
-		}
-	})
-	return testDev
+	return testDevice.Get(t)
 }
 
 // openOwn opens a device only this test uses; it is closed at the end.
 func openOwn(t testing.TB, opts Options) *Device {
 	t.Helper()
 	d, err := Open(opts)
-	skipWithoutDevice(t, err)
+	devtest.SkipWithout(t, err)
 	t.Cleanup(func() { _ = d.Close() })
 	return d
 }
@@ -100,7 +49,7 @@ func pattern(n int, seed byte) []byte {
 }
 
 func TestOpenClose(t *testing.T) {
-	d := openOwn(t, Options{OnMessage: collectMessage})
+	d := openOwn(t, Options{OnMessage: testDevice.Collect})
 	info := d.Info()
 	assert.NotEmpty(t, info.Name)
 	assert.NotZero(t, info.Limits.MaxStorageBufferRange)
@@ -112,11 +61,11 @@ func TestOpenClose(t *testing.T) {
 	assert.Error(t, err, "NewBuffer after Close")
 	_, err = d.NewRecorder()
 	assert.Error(t, err, "NewRecorder after Close")
-	assert.Empty(t, takeTestMessages())
+	assert.Empty(t, testDevice.Take())
 }
 
 func TestCloseReleasesOwned(t *testing.T) {
-	d := openOwn(t, Options{OnMessage: collectMessage})
+	d := openOwn(t, Options{OnMessage: testDevice.Collect})
 	b, err := d.NewBuffer(1024)
 	require.NoError(t, err)
 	r, err := d.NewRecorder()
@@ -127,7 +76,7 @@ func TestCloseReleasesOwned(t *testing.T) {
 	r.Release()
 	var nilBuf *Buffer
 	nilBuf.Release()
-	assert.Empty(t, takeTestMessages())
+	assert.Empty(t, testDevice.Take())
 }
 
 func TestDevicesListsOne(t *testing.T) {
@@ -135,7 +84,7 @@ func TestDevicesListsOne(t *testing.T) {
 	if err == nil && len(infos) == 0 {
 		err = ErrNoDevice
 	}
-	skipWithoutDevice(t, err)
+	devtest.SkipWithout(t, err)
 	for i, d := range infos {
 		assert.Equal(t, i, d.Index)
 		assert.NotEmpty(t, d.Name)
@@ -190,7 +139,7 @@ func TestOpenSelector(t *testing.T) {
 	assert.Contains(t, err.Error(), "no-such-device-name")
 	// By index and by name, the same device as the default.
 	for _, sel := range []string{fmt.Sprint(d.Info().Index), strings.ToUpper(d.Info().Name)} {
-		d2, err := Open(Options{Device: sel, OnMessage: collectMessage})
+		d2, err := Open(Options{Device: sel, OnMessage: testDevice.Collect})
 		require.NoError(t, err, "selector %q", sel)
 		assert.Equal(t, d.Info().Name, d2.Info().Name)
 		require.NoError(t, d2.Close())
