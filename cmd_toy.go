@@ -31,7 +31,6 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.Float64Var(&c.LRDecay, "lr-decay", 0, "lower both learning rates linearly to zero over this last fraction of the steps (e.g. 0.5; 0: constant)")
 	fs.Float64Var(&c.Noise, "noise", 0, "annealed instance noise: std of normal noise added to every point D sees (0: none)")
 	fs.Float64Var(&c.NoiseUntil, "noise-until", 0.5, "fraction of the steps at which the instance noise has fallen to zero")
-	fs.Float64Var(&c.LRGInput, "lr-g-input", 0, "multiplier on G's learning rate for its first layer, whose weights set how sharply G cuts between modes (0 or 1: none)")
 	fs.StringVar(&c.Device, "device", "", "Vulkan device index or name substring (default: VKGAN_DEVICE, else the best)")
 	fs.StringVar(&opt.Out, "out", "runs/toy", "directory for toy.json, frames/ and toy.gif")
 	fs.IntVar(&opt.FrameEvery, "frame-every", 500, "steps between frames")

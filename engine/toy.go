@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 )
 
 // ToyAct is a toy MLP layer's nonlinearity.
@@ -263,12 +262,6 @@ type ToyConfig struct {
 	// linearly to zero at step NoiseUntil.
 	InstanceNoise float32
 	NoiseUntil    int
-	// GInputLR, when positive, multiplies G's learning rate for its first
-	// layer (0 and 1 leave it alone). That layer cuts the latent space into
-	// the regions that go to each mode; the larger its weights, the
-	// sharper the cuts and the fewer samples fall between modes, and Adam
-	// at the protocol's rate grows them slowly.
-	GInputLR float32
 	// Profile records a timestamp per dispatch (see StepProfile).
 	Profile bool
 }
@@ -335,8 +328,6 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 		return nil, fmt.Errorf("engine: toy: holdout %d must be -1 or a mode in [0, %d) with another mode left", cfg.Holdout, k)
 	case !(cfg.Std >= 0) || math.IsInf(float64(cfg.Std), 0):
 		return nil, fmt.Errorf("engine: toy: std %g must be finite and >= 0", cfg.Std)
-	case !(cfg.GInputLR >= 0) || math.IsInf(float64(cfg.GInputLR), 0):
-		return nil, fmt.Errorf("engine: toy: G's first-layer rate multiplier %g must be finite and >= 0", cfg.GInputLR)
 	}
 	if err := cfg.G.validate("G", cfg.G.In, 2); err != nil {
 		return nil, err
@@ -537,9 +528,7 @@ func (g *ToyGAN) record() error {
 	if err := toyBackward(r, c.G, g.GP, g.GGrad, g.gA, g.z, nil); err != nil {
 		return err
 	}
-	if err := g.adamG(r); err != nil {
-		return err
-	}
+	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.Counter, c.AdamG)
 	if g.GEMA != nil {
 		r.Scale(g.GEMA.Flat, c.EMA)
 		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
@@ -548,42 +537,6 @@ func (g *ToyGAN) record() error {
 		return fmt.Errorf("engine: toy: recording the step: %w", err)
 	}
 	return nil
-}
-
-// adamG records G's Adam step: one dispatch, or two when the first layer
-// has its own rate (its tensors lead the flat buffers).
-func (g *ToyGAN) adamG(r *Recorder) error {
-	opt, mult := g.cfg.AdamG, g.cfg.GInputLR
-	if mult == 0 || mult == 1 {
-		return r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.Counter, opt)
-	}
-	split := g.GP.Flat.n
-	for i, s := range g.GP.Specs {
-		if !strings.HasPrefix(s.Name, "l0.") {
-			split = g.GP.Offsets[i]
-			break
-		}
-	}
-	for _, part := range []struct {
-		off, n int
-		lr     float32
-	}{{0, split, opt.LR * mult}, {split, g.GP.Flat.n - split, opt.LR}} {
-		if part.n == 0 {
-			continue
-		}
-		var vs [4]*Tensor
-		for i, flat := range []*Tensor{g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat} {
-			v, err := flat.View(part.off, part.n)
-			if err != nil {
-				return r.fail(fmt.Errorf("engine: toy: G's first-layer rate: %w", err))
-			}
-			vs[i] = v
-		}
-		o := opt
-		o.LR = part.lr
-		r.AdamStep(vs[0], vs[1], vs[2], vs[3], g.Counter, o)
-	}
-	return r.Err()
 }
 
 // Init sets fresh weights from seed and zeroes optimizer state and the

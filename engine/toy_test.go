@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -136,9 +135,7 @@ func TestToyStepReference(t *testing.T) {
 	relu.G.Layers[0].Act, relu.G.Layers[1].Act = ToyReLU, ToyReLU
 	relu.D.Layers[0] = ToyLayer{Out: 6, Act: ToyMaxout, Pieces: 3}
 	relu.D.Layers[1] = ToyLayer{Out: 5, Act: ToyMaxout, Pieces: 2}
-	fastIn := smallToy(8, 16, 32, 1)
-	fastIn.GInputLR = 7
-	for name, cfg := range map[string]ToyConfig{"tanh": smallToy(8, 16, 32, 1), "relu-maxout-pack2": relu, "tanh-g-input-lr": fastIn} {
+	for name, cfg := range map[string]ToyConfig{"tanh": smallToy(8, 16, 32, 1), "relu-maxout-pack2": relu} {
 		t.Run(name, func(t *testing.T) {
 			g, err := d.NewToyGAN(cfg)
 			require.NoError(t, err)
@@ -178,7 +175,7 @@ func TestToyStepReference(t *testing.T) {
 			// Adam at t = 1: the bias-corrected step is lr*g/(|g|+eps).
 			gotDP, err := g.DP.Get()
 			require.NoError(t, err)
-			adamFirstStep(t, "D", D.p, dgrad, gotDP, cfg.AdamD, nil)
+			adamFirstStep(t, "D", D.p, dgrad, gotDP, cfg.AdamD)
 			fl := D.forward(fake, B/m)
 			dfl := make([]float64, B/m)
 			for i, l := range fl {
@@ -194,12 +191,7 @@ func TestToyStepReference(t *testing.T) {
 			}
 			gotGP, err := g.GP.Get()
 			require.NoError(t, err)
-			adamFirstStep(t, "G", G.p, ggrad, gotGP, cfg.AdamG, func(k string) float64 {
-				if cfg.GInputLR != 0 && strings.HasPrefix(k, "l0.") {
-					return float64(cfg.GInputLR)
-				}
-				return 1
-			})
+			adamFirstStep(t, "G", G.p, ggrad, gotGP, cfg.AdamG)
 			l, err := g.ReadLosses()
 			require.NoError(t, err)
 			require.InDelta(t, lossD, l.D, 1e-4)
@@ -207,18 +199,13 @@ func TestToyStepReference(t *testing.T) {
 	}
 }
 
-// adamFirstStep applies Adam's first step, lr*g/(|g|+eps) with lr scaled
-// by rate(name) (nil: 1), to the reference weights p and checks the
-// device's updated weights got against them.
-func adamFirstStep(t *testing.T, net string, p, grads map[string][]float64, got map[string][]float32, opt Adam, rate func(string) float64) {
+// adamFirstStep applies Adam's first step, lr*g/(|g|+eps), to the
+// reference weights p and checks the device's updated weights got.
+func adamFirstStep(t *testing.T, net string, p, grads map[string][]float64, got map[string][]float32, opt Adam) {
 	t.Helper()
 	for k, gr := range grads {
-		lr := float64(opt.LR)
-		if rate != nil {
-			lr *= rate(k)
-		}
 		for i := range gr {
-			p[k][i] -= lr * gr[i] / (math.Abs(gr[i]) + float64(opt.Eps))
+			p[k][i] -= float64(opt.LR) * gr[i] / (math.Abs(gr[i]) + float64(opt.Eps))
 			// A gradient near zero may take either sign in float32.
 			if math.Abs(gr[i]) > 1e-2*maxAbs(gr) {
 				require.InDelta(t, p[k][i], got[k][i], 1e-6, "%s %s[%d] after Adam", net, k, i)
@@ -285,7 +272,6 @@ func TestToyConfigErrors(t *testing.T) {
 		"pack":    func(c *ToyConfig) { c.Pack = 3 },
 		"out":     func(c *ToyConfig) { c.G.Layers[2].Out = 3 },
 		"adam":    func(c *ToyConfig) { c.AdamD.Beta1 = 1 },
-		"g-input": func(c *ToyConfig) { c.GInputLR = float32(math.NaN()) },
 	} {
 		c := smallToy(8, 16, 64, 1)
 		mut(&c)

@@ -173,9 +173,6 @@ type ToyConfig struct {
 	// this std added to every point D sees, falling linearly to zero at
 	// the fraction NoiseUntil of the steps (0: 0.5).
 	Noise, NoiseUntil float64
-	// LRGInput, when positive, multiplies G's learning rate for its first
-	// layer (see engine.ToyConfig.GInputLR).
-	LRGInput float64
 }
 
 // ToyOptions say where a run's files go and how often.
@@ -212,7 +209,6 @@ type ToyResult struct {
 	LRDecay  float64 `json:"lr_decay"`             // last fraction of the steps over which both learning rates fall to 0
 	Noise    float64 `json:"instance_noise"`       // std of the instance noise at step 0
 	NoiseEnd int     `json:"instance_noise_until"` // step at which it reaches 0
-	LRGInput float64 `json:"lr_g_input_mult"`      // multiplier on G's learning rate for its first layer (1: none)
 	// With an average: the same metrics for G's own (last) weights.
 	RawModes          *int      `json:"raw_modes,omitempty"`
 	RawHighQualityPct *float64  `json:"raw_high_quality_pct,omitempty"`
@@ -326,10 +322,6 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	if !(c.Noise >= 0 && c.Noise < 100) || !(until > 0 && until <= 1) {
 		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -noise %g must be in [0, 100) and -noise-until %g in (0, 1]", c.Noise, c.NoiseUntil)
 	}
-	if !(c.LRGInput >= 0 && c.LRGInput <= 1000) {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -lr-g-input %g must be in [0, 1000]", c.LRGInput)
-	}
-	e.GInputLR = float32(c.LRGInput)
 	if c.Noise > 0 && steps > 0 {
 		e.InstanceNoise = float32(c.Noise)
 		e.NoiseUntil = max(1, int(math.Round(until*float64(steps))))
@@ -399,7 +391,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		return nil, err
 	}
 	res := &ToyResult{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
-		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay, Noise: f32(ec.InstanceNoise), NoiseEnd: ec.NoiseUntil, LRGInput: f32(cmp.Or(ec.GInputLR, 1)),
+		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay, Noise: f32(ec.InstanceNoise), NoiseEnd: ec.NoiseUntil,
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)
 	var gifFrames []*toyFrame

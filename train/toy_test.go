@@ -1,7 +1,6 @@
 package train
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"image/color"
@@ -160,12 +159,8 @@ func TestToyConfigs(t *testing.T) {
 	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Steps: 3, LRDecay: 0.1})
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 2, End: 3}, e.AdamD.Decay, "a decay too short to round to a step still covers the last one")
-	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, LRGInput: 10})
-	require.NoError(t, err)
-	require.Equal(t, float32(10), e.GInputLR)
 	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
-		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2},
-		{Data: MixRing8, LRGInput: -1}, {Data: MixRing8, LRGInput: math.Inf(1)}} {
+		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2}} {
 		_, _, err := ToyEngineConfig(c)
 		require.Error(t, err, "%+v", c)
 	}
@@ -180,7 +175,7 @@ func TestRunToy(t *testing.T) {
 		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
 		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
 		{Data: MixRing8, Steps: 30, Seed: 3, Holdout: -1, LRD: 1e-3, EMA: 0.9},
-		{Data: MixGrid25, Steps: 30, Seed: 4, Holdout: -1, LRDecay: 0.5, Noise: 0.5, LRGInput: 10},
+		{Data: MixGrid25, Steps: 30, Seed: 4, Holdout: -1, LRDecay: 0.5, Noise: 0.5},
 	} {
 		dir := t.TempDir()
 		var log strings.Builder
@@ -199,7 +194,6 @@ func TestRunToy(t *testing.T) {
 		require.EqualValues(t, c.Seed, j["seed"])
 		require.InDelta(t, c.LRDecay, j["lr_decay"], 1e-9)
 		require.InDelta(t, c.Noise, j["instance_noise"], 1e-6)
-		require.InDelta(t, cmp.Or(c.LRGInput, 1), j["lr_g_input_mult"], 1e-6)
 		if c.EMA > 0 {
 			// The averaged G is evaluated; G's own weights are reported beside it.
 			require.Contains(t, j, "raw_modes")
