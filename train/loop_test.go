@@ -14,9 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"vkgan/internal/testimg"
-
 	"vkgan/engine"
+	"vkgan/internal/testimg"
 	"vkgan/vk"
 )
 

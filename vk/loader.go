@@ -7,6 +7,7 @@ package vk
 #include <stdint.h>
 #include <string.h>
 #include <vulkan/vulkan.h>
+#include "barrier.h"
 
 static PFN_vkGetInstanceProcAddr vkg_gipa;
 
@@ -147,17 +148,6 @@ static int vkg_bind_buffers(vkg_hot *h, VkDevice dev, VkDescriptorSet set, uint3
 	}
 	if (n > 0) h->update(dev, n, writes, 0, NULL);
 	return 1;
-}
-
-// vkg_memory_barrier records one global memory barrier.
-static void vkg_memory_barrier(vkg_hot *h, VkCommandBuffer cb, VkPipelineStageFlags srcStages, VkPipelineStageFlags dstStages,
-		VkAccessFlags srcAccess, VkAccessFlags dstAccess) {
-	VkMemoryBarrier b;
-	memset(&b, 0, sizeof b);
-	b.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-	b.srcAccessMask = srcAccess;
-	b.dstAccessMask = dstAccess;
-	h->barrier(cb, srcStages, dstStages, 0, 1, &b, 0, NULL, 0, NULL);
 }
 
 // vkg_copy_buffer records one buffer-to-buffer copy.
@@ -312,7 +302,7 @@ func (h *hotPath) allocSet(dev vulkan.Device, pool vulkan.DescriptorPool, layout
 
 // memoryBarrier records one global memory barrier.
 func (h *hotPath) memoryBarrier(cb vulkan.CommandBuffer, srcStages, dstStages vulkan.PipelineStageFlags, srcAccess, dstAccess vulkan.AccessFlags) {
-	C.vkg_memory_barrier(h.fns, C.VkCommandBuffer(unsafe.Pointer(cb)), C.VkPipelineStageFlags(srcStages), C.VkPipelineStageFlags(dstStages),
+	C.vkg_global_barrier(h.fns.barrier, C.VkCommandBuffer(unsafe.Pointer(cb)), C.VkPipelineStageFlags(srcStages), C.VkPipelineStageFlags(dstStages),
 		C.VkAccessFlags(srcAccess), C.VkAccessFlags(dstAccess))
 }
 

@@ -6,6 +6,7 @@ package vk
 #include <stdlib.h>
 #include <string.h>
 #include <vulkan/vulkan.h>
+#include "barrier.h"
 
 // The frame loop (acquire, submit, present, wait) runs through these
 // pointers rather than vulkan-go, whose struct marshalling allocates C
@@ -115,12 +116,8 @@ static VkResult vkg_record_frame(vkg_wsi *w, VkCommandBuffer cb, VkImage img, Vk
 		region.bufferOffset = hostOff;
 		w->toBuffer(cb, img, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, host, 1, &region);
 		// The host reads the buffer after the frame's fence.
-		VkMemoryBarrier mb;
-		memset(&mb, 0, sizeof mb);
-		mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
-		mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-		mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-		w->barrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+		vkg_global_barrier(w->barrier, cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+			VK_ACCESS_TRANSFER_WRITE_BIT, VK_ACCESS_HOST_READ_BIT);
 		last = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL;
 		lastAccess = VK_ACCESS_TRANSFER_READ_BIT;
 	}
