@@ -31,6 +31,7 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.Float64Var(&c.LRDecay, "lr-decay", 0, "lower both learning rates linearly to zero over this last fraction of the steps (e.g. 0.5; 0: constant)")
 	fs.Float64Var(&c.Noise, "noise", 0, "annealed instance noise: std of normal noise added to every point D sees (0: none)")
 	fs.Float64Var(&c.NoiseUntil, "noise-until", 0.5, "fraction of the steps at which the instance noise has fallen to zero")
+	fs.BoolVar(&c.DRS, "drs", false, "also measure G's samples filtered by D (discriminator rejection sampling; needs -pack 1)")
 	fs.StringVar(&c.Device, "device", "", "Vulkan device index or name substring (default: VKGAN_DEVICE, else the best)")
 	fs.StringVar(&opt.Out, "out", "runs/toy", "directory for toy.json, frames/ and toy.gif")
 	fs.IntVar(&opt.FrameEvery, "frame-every", 500, "steps between frames")
@@ -69,6 +70,9 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		}
 		fmt.Fprintf(stdout, "%s seed %d: %d/%d modes, %.1f%% high quality, reverse KL %s, %.2f ms/step; %s\n",
 			res.Data, res.Seed, res.Modes, res.ModesTotal, res.HighQualityPct, kl, res.MsPerStep, opt.Out)
+		if d := res.DRS; d != nil {
+			fmt.Fprintf(stdout, "with rejection sampling (%.1f%% of %d accepted): %d/%d modes, %.1f%% high quality\n", d.AcceptPct, d.Candidates, d.Modes, res.ModesTotal, d.HighQualityPct)
+		}
 		if res.Holdout >= 0 {
 			fmt.Fprintf(stdout, "held-out mode %d: %d of %d samples within 3 std, %d nearest to it\n", res.Holdout, res.HoldoutHQ, res.EvalSamples, res.HoldoutNearest)
 		}

@@ -293,16 +293,17 @@ type ToyGAN struct {
 	step       *Recorder
 	owned      []*Tensor
 
-	sampleN   int
-	sampleRaw bool // Sample uses G's own weights even when an average is kept
-	sampleRec *Recorder
-	sampleZ   *Tensor
-	sampleOut *Tensor
-	fieldN    int
-	fieldRec  *Recorder
-	fieldIn   *Tensor
-	fieldOut  *Tensor
-	evalOwned []*Tensor
+	sampleN    int
+	sampleRaw  bool // Sample uses G's own weights even when an average is kept
+	sampleRec  *Recorder
+	sampleZ    *Tensor
+	sampleOut  *Tensor
+	fieldN     int
+	fieldRec   *Recorder
+	fieldIn    *Tensor
+	fieldOut   *Tensor // sigmoid of fieldLogit
+	fieldLogit *Tensor
+	evalOwned  []*Tensor
 }
 
 const (
@@ -633,9 +634,28 @@ func (g *ToyGAN) SampleRaw(raw bool) {
 // Field returns D's probability of "real" (sigmoid of the logit) at each
 // point of pts ([P*2]); with packing each point fills all Pack slots.
 func (g *ToyGAN) Field(pts []float32) ([]float32, error) {
+	if err := g.runField(pts); err != nil {
+		return nil, err
+	}
+	return g.fieldOut.Download()
+}
+
+// Logits returns D's logit at each point of pts ([P*2]), as Field does its
+// probability. Rejection sampling needs the logit itself: float32's
+// sigmoid rounds to 1 from a logit of about 17 on.
+func (g *ToyGAN) Logits(pts []float32) ([]float32, error) {
+	if err := g.runField(pts); err != nil {
+		return nil, err
+	}
+	return g.fieldLogit.Download()
+}
+
+// runField runs D's forward pass on pts, recording it again only when the
+// point count changes.
+func (g *ToyGAN) runField(pts []float32) error {
 	P := len(pts) / 2
 	if P < 1 || len(pts)%2 != 0 {
-		return nil, fmt.Errorf("engine: toy: field needs point pairs, got %d values", len(pts))
+		return fmt.Errorf("engine: toy: field needs point pairs, got %d values", len(pts))
 	}
 	m := g.cfg.Pack
 	if g.fieldN != P {
@@ -644,29 +664,29 @@ func (g *ToyGAN) Field(pts []float32) ([]float32, error) {
 		keep := func(t *Tensor) { g.evalOwned = append(g.evalOwned, t) }
 		in, err := g.d.NewTensor(P, 2*m)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		keep(in)
 		A, err := newToyActs(g.d, g.cfg.D, P, nil, keep)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		prob, err := g.d.NewTensor(P, 1)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		keep(prob)
 		r, err := g.d.Record()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		toyForward(r, g.cfg.D, g.DP, g.DS, A, in, 0)
 		r.Sigmoid(prob, A.out())
 		if err := r.Err(); err != nil {
 			r.Release()
-			return nil, err
+			return err
 		}
-		g.fieldRec, g.fieldN, g.fieldIn, g.fieldOut = r, P, in, prob
+		g.fieldRec, g.fieldN, g.fieldIn, g.fieldOut, g.fieldLogit = r, P, in, prob, A.out()
 	}
 	packed := make([]float32, 0, P*2*m)
 	for i := 0; i < P; i++ {
@@ -675,12 +695,9 @@ func (g *ToyGAN) Field(pts []float32) ([]float32, error) {
 		}
 	}
 	if err := g.fieldIn.Upload(packed); err != nil {
-		return nil, err
+		return err
 	}
-	if err := g.fieldRec.Submit(); err != nil {
-		return nil, err
-	}
-	return g.fieldOut.Download()
+	return g.fieldRec.Submit()
 }
 
 // RealBatch is the last step's real points ([B,2]), for tests.

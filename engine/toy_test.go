@@ -279,3 +279,41 @@ func TestToyConfigErrors(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// D's field and logits at arbitrary points match the float64 reference;
+// with packing each point fills every slot of D's input.
+func TestToyFieldLogits(t *testing.T) {
+	d := newTestDevice(t)
+	for _, pack := range []int{1, 2} {
+		cfg := smallToy(8, 16, 32, pack)
+		g, err := d.NewToyGAN(cfg)
+		require.NoError(t, err)
+		defer g.Release()
+		require.NoError(t, g.Init(5))
+		dp, err := g.DP.Get()
+		require.NoError(t, err)
+		const P = 37
+		pts := make([]float32, 2*P)
+		packed := make([]float64, 0, 2*P*pack)
+		for i := 0; i < P; i++ {
+			pts[2*i], pts[2*i+1] = float32(i%7)/3-1, float32(i%5)/2-1
+			for j := 0; j < pack; j++ {
+				packed = append(packed, float64(pts[2*i]), float64(pts[2*i+1]))
+			}
+		}
+		want := (&refMLP{net: cfg.D, p: to64Map(dp)}).forward(packed, P)
+		logits, err := g.Logits(pts)
+		require.NoError(t, err)
+		field, err := g.Field(pts)
+		require.NoError(t, err)
+		require.Len(t, logits, P)
+		for i := range P {
+			require.InDelta(t, want[i], logits[i], 1e-4, "pack %d point %d", pack, i)
+			require.InDelta(t, sigmoid(want[i]), field[i], 1e-5, "pack %d point %d", pack, i)
+		}
+		_, err = g.Logits(pts[:3])
+		require.ErrorContains(t, err, "point pairs")
+		_, err = g.Field(nil)
+		require.ErrorContains(t, err, "point pairs")
+	}
+}

@@ -173,6 +173,9 @@ type ToyConfig struct {
 	// this std added to every point D sees, falling linearly to zero at
 	// the fraction NoiseUntil of the steps (0: 0.5).
 	Noise, NoiseUntil float64
+	// DRS also evaluates G's samples filtered by D (discriminator rejection
+	// sampling): toy.json's "drs". Training is unchanged.
+	DRS bool
 }
 
 // ToyOptions say where a run's files go and how often.
@@ -233,6 +236,7 @@ type ToyResult struct {
 	ModesTimeline     []int     `json:"modes_timeline,omitempty"`
 	TimelineSteps     []int     `json:"timeline_steps,omitempty"`
 	HQTimeline        []float64 `json:"hq_timeline,omitempty"`
+	DRS               *ToyDRS   `json:"drs,omitempty"`
 }
 
 // ToyEngineConfig turns a run's configuration into the engine's, with the
@@ -260,6 +264,10 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -holdout %d must be -1 (none) or a mode in 0..%d", c.Holdout, len(mix.Centers)-1)
 	}
 	m := c.Pack
+	if c.DRS && m > 1 {
+		// A packed D scores m points at once, not one point's density ratio.
+		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -drs needs -pack 1, not %d", m)
+	}
 	ad, ag := engine.DefaultAdam(), engine.DefaultAdam()
 	var e engine.ToyConfig
 	switch c.Protocol {
@@ -493,6 +501,16 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		pct := round2(rst.HQPercent)
 		res.RawModes, res.RawHighQualityPct = &rst.Modes, &pct
 		g.SampleRaw(false)
+	}
+	if c.DRS {
+		d, kept, err := evalDRS(g, mix, drawer, c.Seed, opt.EvalSamples, opt.Out)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeSamplesCSV(filepath.Join(opt.Out, "samples_drs.csv"), kept); err != nil {
+			return nil, err
+		}
+		res.DRS = d
 	}
 	gifName := filepath.Join(opt.Out, "toy.gif")
 	if err := writeToyGIF(gifName, gifFrames); err != nil {

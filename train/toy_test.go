@@ -160,7 +160,8 @@ func TestToyConfigs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 2, End: 3}, e.AdamD.Decay, "a decay too short to round to a step still covers the last one")
 	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
-		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2}} {
+		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2},
+		{Data: MixRing8, Pack: 2, DRS: true}} {
 		_, _, err := ToyEngineConfig(c)
 		require.Error(t, err, "%+v", c)
 	}
@@ -175,7 +176,7 @@ func TestRunToy(t *testing.T) {
 		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
 		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
 		{Data: MixRing8, Steps: 30, Seed: 3, Holdout: -1, LRD: 1e-3, EMA: 0.9},
-		{Data: MixGrid25, Steps: 30, Seed: 4, Holdout: -1, LRDecay: 0.5, Noise: 0.5},
+		{Data: MixGrid25, Steps: 30, Seed: 4, Holdout: -1, LRDecay: 0.5, Noise: 0.5, DRS: true},
 	} {
 		dir := t.TempDir()
 		var log strings.Builder
@@ -202,7 +203,23 @@ func TestRunToy(t *testing.T) {
 		} else {
 			require.NotContains(t, j, "raw_modes")
 		}
-		frames, err := filepath.Glob(filepath.Join(dir, "frames", "*.png"))
+		if c.DRS {
+			d := res.DRS
+			require.NotNil(t, d)
+			require.Contains(t, j, "drs")
+			require.Equal(t, drsCandidatesPerSample*res.EvalSamples, d.Candidates)
+			require.Positive(t, d.Accepted, "the candidate at the largest logit is always kept")
+			require.Equal(t, min(d.Accepted, res.EvalSamples), d.Samples)
+			csv, err := os.ReadFile(filepath.Join(dir, "samples_drs.csv"))
+			require.NoError(t, err)
+			require.Len(t, strings.Split(strings.TrimSpace(string(csv)), "\n"), 1+d.Samples)
+			_, err = os.Stat(d.Frame)
+			require.NoError(t, err)
+		} else {
+			require.Nil(t, res.DRS)
+			require.NotContains(t, j, "drs")
+		}
+		frames, err := filepath.Glob(filepath.Join(dir, "frames", "step-*.png"))
 		require.NoError(t, err)
 		want := 2 + (c.Steps-1)/20
 		require.Len(t, frames, want)
