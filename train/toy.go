@@ -187,7 +187,8 @@ type ToyOptions struct {
 	Log          io.Writer
 	OnValidation func(string)
 	// OnFrame, if set, receives each frame as it is drawn (vkgan toy -view
-	// shows them in a window); it must not keep img past the call.
+	// shows them in a window), with DRS the kept samples' picture last; it
+	// must not keep img past the call.
 	OnFrame func(img image.Image, step int)
 	// Device, if set, is used instead of opening one (the window's: one
 	// Vulkan instance per process, since vulkan-go's function pointers are
@@ -503,9 +504,12 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 		g.SampleRaw(false)
 	}
 	if c.DRS {
-		d, kept, err := evalDRS(g, mix, drawer, c.Seed, opt.EvalSamples, opt.Out)
+		d, kept, img, err := evalDRS(g, mix, drawer, c.Seed, opt.EvalSamples, opt.Out)
 		if err != nil {
 			return nil, err
+		}
+		if opt.OnFrame != nil {
+			opt.OnFrame(img, step) // the window ends on the kept samples
 		}
 		if err := writeSamplesCSV(filepath.Join(opt.Out, "samples_drs.csv"), kept); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"image"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -59,19 +60,19 @@ func rejectionSample(xy, logits []float32, rng *rand.Rand) (kept []float32, maxL
 
 // evalDRS draws drsCandidatesPerSample x n samples from G, filters them
 // by D and measures the first n kept ones; it also draws them on D's
-// field as frames/drs.png.
-func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n int, out string) (*ToyDRS, []float32, error) {
+// field as frames/drs.png and returns that picture.
+func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n int, out string) (*ToyDRS, []float32, image.Image, error) {
 	cand, err := g.Sample(drsCandidatesPerSample * n)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	logits, err := g.Logits(cand)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	kept, maxLogit, err := rejectionSample(cand, logits, rand.New(rand.NewPCG(seed, drsSeed)))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	res := &ToyDRS{Candidates: len(logits), Accepted: len(kept) / 2, MaxLogit: math.Round(maxLogit*1e4) / 1e4}
 	res.AcceptPct = round2(100 * float64(res.Accepted) / float64(res.Candidates))
@@ -84,11 +85,12 @@ func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n in
 	}
 	field, err := g.Field(drawer.gridPoints())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	res.Frame = filepath.Join(out, "frames", "drs.png")
-	if err := writePNG(res.Frame, drawer.draw(field, kept)); err != nil {
-		return nil, nil, err
+	img := drawer.draw(field, kept)
+	if err := writePNG(res.Frame, img); err != nil {
+		return nil, nil, nil, err
 	}
-	return res, kept, nil
+	return res, kept, img, nil
 }

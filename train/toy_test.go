@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"image"
 	"image/color"
 	"image/gif"
 	"image/png"
@@ -180,8 +181,10 @@ func TestRunToy(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		var log strings.Builder
+		shown := 0
 		res, err := RunToy(context.Background(), c, ToyOptions{Out: dir, FrameEvery: 20, LogEvery: 25, Log: &log,
-			OnValidation: func(s string) { mu.Lock(); msgs = append(msgs, s); mu.Unlock() }})
+			OnValidation: func(s string) { mu.Lock(); msgs = append(msgs, s); mu.Unlock() },
+			OnFrame:      func(image.Image, int) { shown++ }})
 		require.NoError(t, err)
 		require.Equal(t, c.Steps, res.Steps)
 		require.Contains(t, log.String(), "loss D")
@@ -223,6 +226,10 @@ func TestRunToy(t *testing.T) {
 		require.NoError(t, err)
 		want := 2 + (c.Steps-1)/20
 		require.Len(t, frames, want)
+		if c.DRS {
+			want++ // the kept samples' picture
+		}
+		require.Equal(t, want, shown, "frames shown")
 		f, err := os.Open(frames[len(frames)-1])
 		require.NoError(t, err)
 		_, err = png.Decode(f)
