@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
+	"os"
 
 	"vkgan/engine"
 	"vkgan/train"
@@ -27,10 +27,19 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		if *runDir == "" || *out == "" {
 			return errors.New("sample: -run DIR and -out FILE.png are required")
 		}
+		var errs []error
 		if *n < 2 || *n > 1024 {
-			return fmt.Errorf("sample: -n %d must be in 2..1024 (batch norm needs at least 2 samples)", *n)
+			errs = append(errs, fmt.Errorf("sample: -n %d must be in 2..1024 (batch norm needs at least 2 samples)", *n))
 		}
-		cfg, err := train.LoadConfig(filepath.Join(*runDir, train.ConfigFile))
+		errs = append(errs, checkOutFile("sample", "out", *out))
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		warn := func(msg string) { fmt.Fprintf(stderr, "sample: warning: %s\n", msg) }
+		cfg, err := train.ReadRunConfig(*runDir, warn)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sample: -run %q holds no %s; give the directory of a vkgan train run", *runDir, train.ConfigFile)
+		}
 		if err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
@@ -47,7 +56,7 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 			return err
 		}
 		defer gan.Release()
-		info, err := train.LoadGenerator(*runDir, gan, *ema)
+		info, err := train.LoadGenerator(*runDir, gan, *ema, warn)
 		if err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
@@ -74,7 +83,7 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote %s: %d samples of step %d\n", *out, *n, info.Step)
+		fmt.Fprintf(stdout, "wrote %q: %d samples of step %d\n", *out, *n, info.Step)
 		return nil
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -38,6 +39,10 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.IntVar(&opt.LogEvery, "log-every", 1000, "steps between log lines")
 	view := fs.Bool("view", false, "also show the frames in a window as it trains (closing it stops training)")
 	return func() error {
+		// Every bad flag at once, and before a window opens.
+		if err := errors.Join(c.Validate(), opt.Validate()); err != nil {
+			return err
+		}
 		opt.Log = stderr
 		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
@@ -46,7 +51,7 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		if *view {
 			err = viewer.ShowImages(viewer.ImageOptions{
 				Title: fmt.Sprintf("vkgan toy %s seed %d", c.Data, c.Seed), Device: c.Device, Context: ctx,
-				NoDisplayHint: "run vkgan toy without -view: the frames and toy.gif are written to " + opt.Out,
+				NoDisplayHint: fmt.Sprintf("run vkgan toy without -view: the frames and toy.gif are written to %q", opt.Out),
 				Work: func(wctx context.Context, dev *engine.Device, show func(image.Image)) error {
 					o := opt
 					o.Device = dev

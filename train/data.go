@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -33,7 +34,7 @@ type Dataset struct {
 	N, Size         int      //
 	Files           []string // source file per image (slash path relative to the root), for reports
 	Skipped         int      // files that failed to decode
-	SkippedExamples []string // the first few "path: reason"
+	SkippedExamples []string // the first few "path: reason", raw: print each with %q (a path may hold any byte)
 	FromCache       bool     // true when the pixels came from the cache, not from decoding
 }
 
@@ -140,7 +141,7 @@ func LoadDir(dir string, opt LoadOptions) (*Dataset, error) {
 		cachePath = filepath.Join(opt.CacheDir, cacheFileName(key))
 		if ds := readCache(cachePath, key, len(files), opt.Size); ds != nil {
 			if opt.Progress != nil {
-				fmt.Fprintf(opt.Progress, "data: %d images of %dx%d from cache %s\n", ds.N, ds.Size, ds.Size, cachePath)
+				fmt.Fprintf(opt.Progress, "data: %d images of %dx%d from cache %q\n", ds.N, ds.Size, ds.Size, cachePath)
 			}
 			return ds, nil
 		}
@@ -166,7 +167,7 @@ func listImages(dir string, filter func(string) bool) ([]sourceFile, error) {
 		return nil, fmt.Errorf("train: data folder %q does not exist; pass a folder of images (or fetch the emoji set)", dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("train: data folder: %w", err)
+		return nil, fmt.Errorf("train: data folder: %w", quotePath(err))
 	}
 	if !info.IsDir() {
 		return nil, fmt.Errorf("train: data path %q is a file, not a folder; pass the folder that holds the images", dir)
@@ -174,7 +175,7 @@ func listImages(dir string, filter func(string) bool) ([]sourceFile, error) {
 	var files []sourceFile
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("train: reading data folder: %w", err)
+			return fmt.Errorf("train: reading data folder: %w", quotePath(err))
 		}
 		if d.IsDir() {
 			// Hidden folders (.git, .cache, a fetch still unpacking)
@@ -277,23 +278,47 @@ func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error
 	ds.Pixels = pixels[: ds.N*plane : ds.N*plane]
 	if ds.N == 0 {
 		return nil, fmt.Errorf("train: no usable image under %q: %d image files found, all failed to decode (first: %s); check that the files are images",
-			dir, len(files), strings.Join(ds.SkippedExamples, "; "))
+			dir, len(files), quoteAll(ds.SkippedExamples))
 	}
 	if opt.Progress != nil && ds.Skipped > 0 {
 		fmt.Fprintf(opt.Progress, "data: skipped %d of %d files that failed to decode; first: %s\n",
-			ds.Skipped, len(files), strings.Join(ds.SkippedExamples, "; "))
+			ds.Skipped, len(files), quoteAll(ds.SkippedExamples))
 	}
 	return ds, nil
+}
+
+// quoteAll joins "path: reason" entries for a message, each quoted: a file
+// name may hold a newline or invalid UTF-8.
+func quoteAll(entries []string) string {
+	q := make([]string, len(entries))
+	for i, e := range entries {
+		q[i] = strconv.Quote(e)
+	}
+	return strings.Join(q, "; ")
+}
+
+// quotePath returns err with the path of an *fs.PathError quoted, so that a
+// file name cannot garble the message; other errors unchanged.
+func quotePath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return fmt.Errorf("%s %q: %w", pe.Op, pe.Path, pe.Err)
+	}
+	return err
 }
 
 // decodeFile decodes one image into dst (3*size*size bytes, CHW). The
 // returned error is the reason shown to the user, without the file name.
 func decodeFile(src sourceFile, size int, maxPixels int64, bigMu *sync.Mutex, dst []byte) (err error) {
-	// The decoders are meant never to panic, but a bad file must cost one
-	// skipped image, never the run.
 	defer func() {
+		// The decoders are meant never to panic, but a bad file must cost
+		// one skipped image, never the run.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("decoder failed: %v", r)
+		}
+		// Opening, seeking and reading fail with the full path, which the
+		// caller already shows (relative, beside the reason).
+		if pe, ok := err.(*fs.PathError); ok {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
 		}
 	}()
 	if src.size == 0 {

@@ -13,8 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -381,6 +384,46 @@ func TestLoadDirSkippedExamplesCapped(t *testing.T) {
 	assert.Equal(t, 7, ds.Skipped)
 	assert.Len(t, ds.SkippedExamples, maxSkippedExamples)
 	assert.True(t, strings.HasPrefix(ds.SkippedExamples[0], "a.png: "))
+}
+
+// TestLoadDirOddNames checks that a file name with a newline or invalid
+// UTF-8 cannot garble LoadDir's messages: they quote each skipped file,
+// while SkippedExamples keeps the raw "path: reason" for the caller.
+func TestLoadDirOddNames(t *testing.T) {
+	dir := t.TempDir()
+	odd := "bad\n\xff.png"
+	writeTestFile(t, dir, odd, []byte("junk"))
+	writeTestFile(t, dir, "good.png", encodePNG(t, solid(2, 2, color.NRGBA{A: 255})))
+	var log bytes.Buffer
+	ds, err := LoadDir(dir, LoadOptions{Size: 2, Progress: &log})
+	require.NoError(t, err)
+	require.Equal(t, []string{odd + ": not a recognised image (unknown format)"}, ds.SkippedExamples)
+	var line string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "skipped") {
+			line = l
+		}
+	}
+	assert.Contains(t, line, `first: "bad\n\xff.png: not a recognised image (unknown format)"`)
+	assert.True(t, utf8.ValidString(log.String()), "%q", log.String())
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "good.png")))
+	_, err = LoadDir(dir, LoadOptions{Size: 2})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.True(t, utf8.ValidString(err.Error()), "%q", err.Error())
+	assert.Contains(t, err.Error(), `(first: "bad\n\xff.png: not a recognised image (unknown format)")`)
+
+	// The reason leaves out the path, which the entry already names.
+	missing := filepath.Join(t.TempDir(), "gone\n.png")
+	err = decodeFile(sourceFile{rel: "gone\n.png", path: missing, size: 1}, 2, DefaultMaxPixels, new(sync.Mutex), make([]byte, 12))
+	require.Error(t, err)
+	assert.Equal(t, "open: no such file or directory", err.Error())
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	// The walk's errors quote the path.
+	assert.Equal(t, `lstat "a\nb": no such file or directory`,
+		quotePath(&os.PathError{Op: "lstat", Path: "a\nb", Err: syscall.ENOENT}).Error())
 }
 
 // makeSet writes a few distinct images for the ordering and cache tests.

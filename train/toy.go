@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"vkgan/engine"
+	"vkgan/internal/dirlock"
 	"vkgan/vk"
 )
 
@@ -142,8 +144,17 @@ func (m Mixture) MeasureModes(samples []float32) ModeStats {
 	return s
 }
 
-// defaultToySteps is both protocols' run length.
-const defaultToySteps = 25000
+// Defaults of ToyConfig and ToyOptions.
+const (
+	defaultToySteps       = 25000 // both protocols' run length
+	defaultToyNoiseUntil  = 0.5   // fraction of the steps
+	defaultToyFrameEvery  = 500
+	defaultToyLogEvery    = 1000
+	defaultToyEvalSamples = 2500
+	// maxToyBatch bounds -batch far above what the protocols use, so that
+	// rounding it up to the pack cannot overflow.
+	maxToyBatch = 1 << 20
+)
 
 // Protocols of the toy experiments.
 const (
@@ -151,7 +162,8 @@ const (
 	ProtocolLarge = "large"
 )
 
-// ToyConfig is one toy run.
+// ToyConfig is one toy run. Zero fields other than Holdout take the
+// defaults noted; Validate names the flag of each setting that cannot work.
 type ToyConfig struct {
 	Data     string // ring8, grid25 or spiral
 	Protocol string // small (default) or large
@@ -160,9 +172,10 @@ type ToyConfig struct {
 	Seed     uint64
 	Holdout  int // mode left out of the real data; -1 none
 	Device   string
-	// Optimizer overrides; zero keeps the protocol's value (Beta1 < 0 too).
+	// Optimizer overrides; zero keeps the protocol's value. Learning
+	// rates must be positive and finite, betas in [0, 1).
 	LRD, LRG, Beta1, Beta2 float64
-	Batch                  int // zero keeps the protocol's batch
+	Batch                  int // zero keeps the protocol's batch; at most 1<<20
 	// EMA, when positive, evaluates and draws an exponential moving average
 	// of G's weights with this decay (e.g. 0.999).
 	EMA float64
@@ -178,7 +191,8 @@ type ToyConfig struct {
 	DRS bool
 }
 
-// ToyOptions say where a run's files go and how often.
+// ToyOptions say where a run's files go and how often. Zero counts take
+// the defaults noted; negative ones are an error (Validate).
 type ToyOptions struct {
 	Out          string // directory for toy.json, frames/ and toy.gif
 	FrameEvery   int    // steps between frames (0: 500); the first and last are always drawn
@@ -251,28 +265,15 @@ type ToyResult struct {
 //	       multiple of 32 and of m: 128 at m <= 2... see DefaultToyBatch);
 //	       Adam lr 1e-4 for both, betas (0.8, 0.999).
 func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
-	mix, err := ToyMixture(c.Data)
-	if err != nil {
-		return engine.ToyConfig{}, Mixture{}, err
+	mix, _ := ToyMixture(c.Data) // Validate reports an unknown name
+	if err := c.Validate(); err != nil {
+		return engine.ToyConfig{}, mix, err
 	}
-	if c.Pack == 0 {
-		c.Pack = 1
-	}
-	if c.Pack < 1 || c.Pack > 16 {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -pack %d must be in 1..16", c.Pack)
-	}
-	if c.Holdout < -1 || c.Holdout >= len(mix.Centers) {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -holdout %d must be -1 (none) or a mode in 0..%d", c.Holdout, len(mix.Centers)-1)
-	}
-	m := c.Pack
-	if c.DRS && m > 1 {
-		// A packed D scores m points at once, not one point's density ratio.
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -drs needs -pack 1, not %d", m)
-	}
+	m := cmp.Or(c.Pack, 1)
 	ad, ag := engine.DefaultAdam(), engine.DefaultAdam()
 	var e engine.ToyConfig
-	switch c.Protocol {
-	case "", ProtocolSmall:
+	switch cmp.Or(c.Protocol, ProtocolSmall) {
+	case ProtocolSmall:
 		e.G = engine.ToyNet{In: 256, Layers: []engine.ToyLayer{{Out: 128, Act: engine.ToyTanh}, {Out: 128, Act: engine.ToyTanh}, {Out: 2}}}
 		e.D = engine.ToyNet{In: 2 * m, Layers: []engine.ToyLayer{{Out: 128, Act: engine.ToyTanh}, {Out: 128, Act: engine.ToyTanh}, {Out: 1}}}
 		e.Batch = 512
@@ -292,8 +293,6 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 		e.Batch = 100
 		ad.LR, ag.LR = 1e-4, 1e-4
 		ad.Beta1, ag.Beta1 = 0.8, 0.8
-	default:
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: unknown protocol %q (want small or large)", c.Protocol)
 	}
 	if c.Batch > 0 {
 		e.Batch = c.Batch
@@ -301,37 +300,29 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	// The engine wants a multiple of 32 (aligned views) and of m.
 	unit := 32 * m / gcd(32, m)
 	e.Batch = (e.Batch + unit - 1) / unit * unit
-	if c.LRD > 0 {
+	// Validate leaves zero (the protocol's) or a value in range.
+	if c.LRD != 0 {
 		ad.LR = float32(c.LRD)
 	}
-	if c.LRG > 0 {
+	if c.LRG != 0 {
 		ag.LR = float32(c.LRG)
 	}
-	if c.Beta1 >= 0 && c.Beta1 != 0 {
+	if c.Beta1 != 0 {
 		ad.Beta1, ag.Beta1 = float32(c.Beta1), float32(c.Beta1)
 	}
-	if c.Beta2 > 0 {
+	if c.Beta2 != 0 {
 		ad.Beta2, ag.Beta2 = float32(c.Beta2), float32(c.Beta2)
 	}
-	if !(c.EMA >= 0 && c.EMA < 1) {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -ema %g must be in [0, 1)", c.EMA)
-	}
 	e.EMA = float32(c.EMA)
-	if !(c.LRDecay >= 0 && c.LRDecay <= 1) {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -lr-decay %g must be a fraction of the steps in [0, 1]", c.LRDecay)
-	}
 	steps := cmp.Or(c.Steps, defaultToySteps)
-	if c.LRDecay > 0 && steps > 0 {
+	if c.LRDecay > 0 {
 		// At least the last step decays, however short the run.
 		start := min(steps-int(math.Round(c.LRDecay*float64(steps))), steps-1)
 		ad.Decay = engine.LRDecay{Start: start, End: steps}
 		ag.Decay = ad.Decay
 	}
-	until := cmp.Or(c.NoiseUntil, 0.5)
-	if !(c.Noise >= 0 && c.Noise < 100) || !(until > 0 && until <= 1) {
-		return engine.ToyConfig{}, mix, fmt.Errorf("train: toy: -noise %g must be in [0, 100) and -noise-until %g in (0, 1]", c.Noise, c.NoiseUntil)
-	}
-	if c.Noise > 0 && steps > 0 {
+	if c.Noise > 0 {
+		until := cmp.Or(c.NoiseUntil, defaultToyNoiseUntil)
 		e.InstanceNoise = float32(c.Noise)
 		e.NoiseUntil = max(1, int(math.Round(until*float64(steps))))
 	}
@@ -340,6 +331,84 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 		e.Centers = append(e.Centers, float32(p[0]), float32(p[1]))
 	}
 	return e, mix, nil
+}
+
+// Validate reports every setting that cannot work, each naming its flag of
+// vkgan toy and the value given, joined into one error; nil if c is usable.
+// NaN is never in range, and zero is only accepted where it means a default.
+func (c ToyConfig) Validate() error {
+	var errs []error
+	bad := func(flag string, v any, why string) {
+		errs = append(errs, fmt.Errorf("train: toy: -%s %v %s", flag, v, why))
+	}
+	// !(lo <= x && x < hi) also catches NaN.
+	notIn := func(v, lo, hi float64) bool { return !(lo <= v && v < hi) }
+	mix, err := ToyMixture(c.Data)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if c.Protocol != "" && c.Protocol != ProtocolSmall && c.Protocol != ProtocolLarge {
+		errs = append(errs, fmt.Errorf("train: toy: unknown protocol %q (want small or large)", c.Protocol))
+	}
+	if c.Pack < 0 || c.Pack > 16 {
+		bad("pack", c.Pack, "must be in 1..16")
+	}
+	if c.Steps < 0 {
+		bad("steps", c.Steps, "must be positive")
+	}
+	if err == nil && (c.Holdout < -1 || c.Holdout >= len(mix.Centers)) {
+		bad("holdout", c.Holdout, fmt.Sprintf("must be -1 (none) or a mode in 0..%d", len(mix.Centers)-1))
+	}
+	for _, lr := range []struct {
+		flag string
+		v    float64
+	}{{"lr-d", c.LRD}, {"lr-g", c.LRG}} {
+		if notIn(lr.v, 0, math.Inf(1)) {
+			bad(lr.flag, lr.v, "must be a positive number (0: the protocol's)")
+		}
+	}
+	if notIn(c.Beta1, 0, 1) {
+		bad("beta1", c.Beta1, "must be in [0, 1) (0: the protocol's)")
+	}
+	if notIn(c.Beta2, 0, 1) {
+		bad("beta2", c.Beta2, "must be in [0, 1) (0: the protocol's)")
+	}
+	if c.Batch < 0 || c.Batch > maxToyBatch {
+		bad("batch", c.Batch, fmt.Sprintf("must be in 1..%d (0: the protocol's)", maxToyBatch))
+	}
+	if notIn(c.EMA, 0, 1) {
+		bad("ema", c.EMA, "must be in [0, 1) (0: off)")
+	}
+	if !(c.LRDecay >= 0 && c.LRDecay <= 1) {
+		bad("lr-decay", c.LRDecay, "must be a fraction of the steps in [0, 1] (0: constant rates)")
+	}
+	if notIn(c.Noise, 0, 100) {
+		bad("noise", c.Noise, "must be in [0, 100) (0: none)")
+	}
+	if !(c.NoiseUntil >= 0 && c.NoiseUntil <= 1) {
+		bad("noise-until", c.NoiseUntil, fmt.Sprintf("must be a fraction of the steps in (0, 1] (0: %g)", defaultToyNoiseUntil))
+	}
+	if c.DRS && c.Pack > 1 {
+		// A packed D scores m points at once, not one point's density ratio.
+		errs = append(errs, fmt.Errorf("train: toy: -drs needs -pack 1, not %d", c.Pack))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every count that cannot work, each naming its flag of
+// vkgan toy, joined into one error; nil if opt is usable.
+func (opt ToyOptions) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		flag   string
+		v, def int
+	}{{"-frame-every", opt.FrameEvery, defaultToyFrameEvery}, {"-log-every", opt.LogEvery, defaultToyLogEvery},
+		{"EvalSamples", opt.EvalSamples, defaultToyEvalSamples}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("train: toy: %s %d must be positive (0: %d)", f.flag, f.v, f.def))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func gcd(a, b int) int {
@@ -352,34 +421,26 @@ func gcd(a, b int) int {
 // RunToy trains a toy GAN, writing frames, an animated GIF and toy.json
 // into opt.Out. It stops early (with files written) when ctx is done.
 func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error) {
-	if c.Steps == 0 {
-		c.Steps = defaultToySteps
+	ec, mix, err := ToyEngineConfig(c)
+	if err := errors.Join(err, opt.Validate()); err != nil {
+		return nil, err
 	}
-	if c.Steps < 1 {
-		return nil, fmt.Errorf("train: toy: -steps %d must be positive", c.Steps)
-	}
-	if opt.FrameEvery == 0 {
-		opt.FrameEvery = 500
-	}
-	if opt.LogEvery == 0 {
-		opt.LogEvery = 1000
-	}
-	if opt.EvalSamples == 0 {
-		opt.EvalSamples = 2500
-	}
+	c.Steps = cmp.Or(c.Steps, defaultToySteps)
+	opt.FrameEvery = cmp.Or(opt.FrameEvery, defaultToyFrameEvery)
+	opt.LogEvery = cmp.Or(opt.LogEvery, defaultToyLogEvery)
+	opt.EvalSamples = cmp.Or(opt.EvalSamples, defaultToyEvalSamples)
 	if opt.Log == nil {
 		opt.Log = io.Discard
-	}
-	if opt.FrameEvery < 0 || opt.LogEvery < 0 || opt.EvalSamples < 0 {
-		return nil, fmt.Errorf("train: toy: -frame-every, log interval and sample count must be positive")
-	}
-	ec, mix, err := ToyEngineConfig(c)
-	if err != nil {
-		return nil, err
 	}
 	if c.Protocol == "" {
 		c.Protocol = ProtocolSmall
 	}
+	// One toy run writes a folder at a time; the lock goes with the process.
+	lock, err := dirlock.Acquire(opt.Out)
+	if err != nil {
+		return nil, fmt.Errorf("train: toy: %w", err)
+	}
+	defer lock.Release()
 	framesDir := filepath.Join(opt.Out, "frames")
 	if err := os.MkdirAll(framesDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: toy: %w", err)

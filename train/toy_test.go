@@ -168,6 +168,79 @@ func TestToyConfigs(t *testing.T) {
 	}
 }
 
+// TestToyConfigValidate checks that every bad number is an error naming
+// its flag and value, never a silent fall-back to the protocol's value.
+func TestToyConfigValidate(t *testing.T) {
+	t.Parallel()
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, tc := range []struct {
+		set  func(c *ToyConfig)
+		want string
+	}{
+		{func(c *ToyConfig) { c.LRD = nan }, "train: toy: -lr-d NaN must be a positive number (0: the protocol's)"},
+		{func(c *ToyConfig) { c.LRD = -1 }, "train: toy: -lr-d -1 must be a positive number (0: the protocol's)"},
+		{func(c *ToyConfig) { c.LRG = inf }, "train: toy: -lr-g +Inf must be a positive number (0: the protocol's)"},
+		{func(c *ToyConfig) { c.LRG = -1e-4 }, "train: toy: -lr-g -0.0001 must be a positive number"},
+		{func(c *ToyConfig) { c.Beta1 = -0.5 }, "train: toy: -beta1 -0.5 must be in [0, 1) (0: the protocol's)"},
+		{func(c *ToyConfig) { c.Beta1 = nan }, "train: toy: -beta1 NaN must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta2 = 1 }, "train: toy: -beta2 1 must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta2 = nan }, "train: toy: -beta2 NaN must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Batch = -1 }, "train: toy: -batch -1 must be in 1..1048576 (0: the protocol's)"},
+		{func(c *ToyConfig) { c.Batch = math.MaxInt }, "train: toy: -batch 9223372036854775807 must be in 1..1048576"},
+		{func(c *ToyConfig) { c.EMA = nan }, "train: toy: -ema NaN must be in [0, 1)"},
+		{func(c *ToyConfig) { c.EMA = 1 }, "train: toy: -ema 1 must be in [0, 1)"},
+		{func(c *ToyConfig) { c.LRDecay = nan }, "train: toy: -lr-decay NaN must be a fraction of the steps in [0, 1]"},
+		{func(c *ToyConfig) { c.Noise = nan }, "train: toy: -noise NaN must be in [0, 100)"},
+		{func(c *ToyConfig) { c.NoiseUntil = nan }, "train: toy: -noise-until NaN must be a fraction of the steps in (0, 1] (0: 0.5)"},
+		{func(c *ToyConfig) { c.NoiseUntil = -0.5 }, "train: toy: -noise-until -0.5 must be"},
+		{func(c *ToyConfig) { c.Steps = -3 }, "train: toy: -steps -3 must be positive"},
+		{func(c *ToyConfig) { c.Pack = 17 }, "train: toy: -pack 17 must be in 1..16"},
+		{func(c *ToyConfig) { c.Holdout = -2 }, "train: toy: -holdout -2 must be -1 (none) or a mode in 0..7"},
+	} {
+		c := ToyConfig{Data: MixRing8, Holdout: -1}
+		tc.set(&c)
+		err := c.Validate()
+		require.ErrorContains(t, err, tc.want)
+		_, _, err = ToyEngineConfig(c)
+		require.ErrorContains(t, err, tc.want, "ToyEngineConfig validates")
+	}
+
+	// Every bad setting at once, one line each.
+	err := ToyConfig{Data: MixRing8, Holdout: -1, LRD: nan, Beta2: -1, Batch: -2}.Validate()
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, 3, err.Error())
+	for i, flag := range []string{"-lr-d", "-beta2", "-batch"} {
+		require.Contains(t, lines[i], flag)
+	}
+
+	// Zero keeps the protocol's (and vkgan toy's defaults are valid).
+	require.NoError(t, ToyConfig{Data: MixRing8, Holdout: -1}.Validate())
+	require.NoError(t, ToyConfig{Data: MixRing8, Pack: 1, Steps: 25000, Holdout: -1, NoiseUntil: 0.5}.Validate())
+	e, _, err := ToyEngineConfig(ToyConfig{Data: MixRing8, Protocol: ProtocolLarge, Holdout: -1})
+	require.NoError(t, err)
+	require.Equal(t, float32(1e-4), e.AdamD.LR)
+	require.Equal(t, float32(0.8), e.AdamD.Beta1)
+	require.Equal(t, engine.DefaultAdam().Beta2, e.AdamD.Beta2)
+	require.Equal(t, 128, e.Batch)
+}
+
+// TestToyOptionsValidate checks the frame and log intervals.
+func TestToyOptionsValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, ToyOptions{}.Validate())
+	require.NoError(t, ToyOptions{FrameEvery: 500, LogEvery: 1000}.Validate())
+	err := ToyOptions{FrameEvery: -1, LogEvery: -5}.Validate()
+	require.ErrorContains(t, err, "train: toy: -frame-every -1 must be positive (0: 500)")
+	require.ErrorContains(t, err, "train: toy: -log-every -5 must be positive (0: 1000)")
+	// RunToy checks the options before it opens a device or writes a file.
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err = RunToy(context.Background(), ToyConfig{Data: MixRing8, Holdout: -1, LRD: math.NaN()}, ToyOptions{Out: dir, LogEvery: -1})
+	require.ErrorContains(t, err, "-lr-d NaN")
+	require.ErrorContains(t, err, "-log-every -1")
+	require.NoDirExists(t, dir)
+}
+
 // TestRunToy trains a few steps of each protocol and checks the files.
 func TestRunToy(t *testing.T) {
 	requireDevice(t)
