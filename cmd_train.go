@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"vkgan/engine"
 	"vkgan/train"
@@ -47,6 +49,24 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	return func() error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		var errs []error
+		if set["steps"] && *steps < 1 {
+			errs = append(errs, fmt.Errorf("train: -steps %d must be at least 1", *steps))
+		}
+		if *maxTime < 0 {
+			errs = append(errs, fmt.Errorf("train: -max-time %v must be positive (0: no limit)", *maxTime))
+		}
+		if *resume != "" {
+			if set["out"] && filepath.Clean(*out) != filepath.Clean(*resume) {
+				errs = append(errs, fmt.Errorf("train: -out %q with -resume %q: a resumed run stays in its directory; give it once, with -resume", *out, *resume))
+			}
+			if *demo {
+				errs = append(errs, errors.New("train: -demo starts a new run; continue a demo run with -resume alone"))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
 		if *demo {
 			if err := demoConfig(&c, set); err != nil {
 				return err
@@ -54,8 +74,9 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		}
 		opt := train.RunOptions{Out: *out, Log: stderr}
 		if *resume != "" {
-			opt.Out, opt.Resume, opt.Steps = *resume, true, *steps
-		} else if *steps > 0 {
+			delete(set, "steps") // a new total: opt.Steps
+			opt.Out, opt.Resume, opt.Steps, opt.Flags = *resume, true, *steps, set
+		} else if set["steps"] {
 			c.Steps = *steps
 		}
 		ctx, stop := interruptContext("writing a checkpoint")
@@ -72,9 +93,10 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		// beside it and stops (with a checkpoint) when the window closes.
 		wcfg := c
 		if opt.Resume {
-			saved, err := train.LoadConfig(filepath.Join(opt.Out, train.ConfigFile))
+			// Flags that would change the model are refused by Run.
+			saved, err := train.ReadRunConfig(opt.Out, func(string) {})
 			if err != nil {
-				return fmt.Errorf("train: -resume %s: %w", opt.Out, err)
+				return fmt.Errorf("train: -resume %q: %w", opt.Out, err)
 			}
 			wcfg = saved
 		}
@@ -149,24 +171,38 @@ const demoCPUSteps = 1400
 // demoCPUCategory is the emoji.json category the CPU demo learns.
 const demoCPUCategory = "Smileys & Emotion"
 
-// interruptContext is cancelled by the first Ctrl-C (or SIGTERM), so the
-// run finishes its step and then does what (a checkpoint; the toy's final
-// metrics); a second one exits at once.
+// interruptContext is cancelled by the first SIGINT (Ctrl-C) or SIGTERM,
+// so the run finishes its step and then does what (a checkpoint; the toy's
+// final metrics) and exits 0. Only a second signal more than a second
+// after the first, or SIGQUIT, quits at once: timeout(1) and some service
+// managers signal the process and then its whole group, two signals at one
+// moment that must still leave a checkpoint.
 func interruptContext(what string) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	sig := make(chan os.Signal, 4)
+	stopped := make(chan struct{})
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
 	go func() {
-		select {
-		case <-sig:
-		case <-ctx.Done():
-			return
+		var first time.Time
+		for {
+			select {
+			case s := <-sig:
+				if s == syscall.SIGQUIT {
+					fmt.Fprintln(os.Stderr, "\nvkgan: SIGQUIT: quit at once")
+					os.Exit(131)
+				}
+				if first.IsZero() {
+					first = time.Now()
+					fmt.Fprintf(os.Stderr, "\nvkgan: interrupted: finishing this step and %s (Ctrl-C again to quit at once)\n", what)
+					cancel()
+				} else if time.Since(first) > time.Second {
+					fmt.Fprintln(os.Stderr, "vkgan: quit at once")
+					os.Exit(130)
+				}
+			case <-stopped:
+				return
+			}
 		}
-		fmt.Fprintf(os.Stderr, "\nvkgan: interrupted: finishing this step and %s (Ctrl-C again to quit at once)\n", what)
-		cancel()
-		<-sig
-		fmt.Fprintln(os.Stderr, "vkgan: quit at once")
-		os.Exit(130)
 	}()
-	return ctx, func() { signal.Stop(sig); cancel() }
+	return ctx, func() { signal.Stop(sig); close(stopped); cancel() }
 }

@@ -38,6 +38,7 @@ func writeAtomic(path string, perm os.FileMode, fill func(io.Writer) error) (err
 	if dir == "" {
 		dir = "."
 	}
+	writeStep("create " + base)
 	f, err := os.CreateTemp(dir, base+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
@@ -78,6 +79,7 @@ func writeAtomic(path string, perm os.FileMode, fill func(io.Writer) error) (err
 	if err := atomicStage("rename"); err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}
+	writeStep("rename " + base)
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}
@@ -111,4 +113,15 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// testHookWriteStep, when set, is called before each step that changes a
+// run directory (a file written, renamed or removed), named by what. The
+// kill test stops the process there with SIGKILL.
+var testHookWriteStep func(what string)
+
+func writeStep(what string) {
+	if testHookWriteStep != nil {
+		testHookWriteStep(what)
+	}
 }

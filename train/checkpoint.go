@@ -1,15 +1,18 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"vkgan/engine"
 )
@@ -18,11 +21,17 @@ import (
 // holding G.safetensors and D.safetensors (PyTorch state_dict names and
 // layouts: they load into the example's Generator and Discriminator as
 // they are), G_ema.safetensors when an average is kept, and
-// optim.safetensors (Adam moments and step counters). checkpoint.json,
-// replaced atomically after the directory is complete and synced, names
-// the current one, so a crash at any moment leaves the previous checkpoint
-// whole. The run directory also gets hard links G.safetensors and
-// D.safetensors to the latest weights for users.
+// optim.safetensors (Adam moments and step counters).
+//
+// Checkpoints are only ever added. A new one is written into a temporary
+// directory, synced, and renamed to its step_ name; checkpoint.json,
+// replaced atomically after that, makes it current; only then are older
+// ones pruned (the newest checkpointsKept stay). Nothing current is ever
+// removed or rewritten in place, so a crash or a full disk at any moment
+// leaves the current checkpoint whole. The run directory also gets copies
+// (not hard links: they share no storage with a checkpoint, so editing one
+// in place cannot damage the other) G.safetensors, D.safetensors and
+// G_ema.safetensors of the latest weights for users.
 const (
 	CheckpointFile  = "checkpoint.json"
 	CheckpointsDir  = "checkpoints"
@@ -32,6 +41,13 @@ const (
 	OptimFile       = "optim.safetensors"
 	checkpointsKept = 2
 	formatVersion   = "vkgan-checkpoint-1"
+	// Names in checkpoints/ that are not checkpoints: a directory being
+	// written, one replaced by a newer write of the same step (both
+	// removed by the next prune), and a damaged one a resume moved aside
+	// (kept for the user to look at).
+	tmpPrefix     = ".tmp-"
+	oldPrefix     = ".old-"
+	damagedSuffix = ".damaged"
 )
 
 // CheckpointInfo is checkpoint.json.
@@ -83,14 +99,65 @@ func batchesTracked(net *engine.Net, step, dsteps int) int64 {
 	return int64(step * (2*dsteps + 1))
 }
 
-// SaveCheckpoint writes the GAN's whole state as of step.
+// stepDirName is a checkpoint's directory name in checkpoints/.
+func stepDirName(step int) string { return fmt.Sprintf("step_%07d", step) }
+
+// parseStepDir returns the step of a checkpoint directory name.
+func parseStepDir(name string) (int, bool) {
+	digits, ok := strings.CutPrefix(name, "step_")
+	if !ok || len(digits) < 7 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	return n, err == nil && n >= 0
+}
+
+// checkpointSteps lists the steps of the checkpoint directories in
+// checkpoints/, newest first.
+func checkpointSteps(runDir string) []int {
+	entries, err := os.ReadDir(filepath.Join(runDir, CheckpointsDir))
+	if err != nil {
+		return nil
+	}
+	var steps []int
+	for _, e := range entries {
+		if n, ok := parseStepDir(e.Name()); ok && e.IsDir() {
+			steps = append(steps, n)
+		}
+	}
+	slices.Sort(steps)
+	slices.Reverse(steps)
+	return steps
+}
+
+// SaveCheckpoint writes the GAN's whole state as of step as a new
+// checkpoint and makes it current. When step's checkpoint is already the
+// current one it writes nothing.
 func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapsed float64) error {
-	rel := filepath.Join(CheckpointsDir, fmt.Sprintf("step_%07d", step))
-	dir := filepath.Join(runDir, rel)
-	if err := os.RemoveAll(dir); err != nil { // a partial one from a crash
+	rel := filepath.Join(CheckpointsDir, stepDirName(step))
+	if cur, err := ReadCheckpointInfo(runDir); err == nil && cur.Step == step && filepath.FromSlash(cur.Dir) == rel {
+		return nil
+	}
+	files, err := checkpointFiles(gan, cfg, step)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Join(runDir, CheckpointsDir)
+	writeStep("checkpoint: mkdir")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	tmp, err := os.MkdirTemp(parent, tmpPrefix+stepDirName(step)+"-")
+	if err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = os.RemoveAll(tmp) // a failed write (a full disk) leaves nothing behind
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	cfgJSON, err := json.Marshal(cfg)
@@ -98,36 +165,103 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 		return err
 	}
 	meta := map[string]string{"format": formatVersion, "step": strconv.Itoa(step), "config": string(cfgJSON)}
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		if err := WriteSafetensors(filepath.Join(tmp, n), files[n], meta); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	final := filepath.Join(runDir, rel)
+	if _, err := os.Lstat(final); err == nil {
+		// Not current (checked above): left by a crash before checkpoint.json
+		// named it, or newer than a checkpoint a resume fell back to. The
+		// same step's state replaces it.
+		writeStep("checkpoint: move aside")
+		if err := os.Rename(final, filepath.Join(parent, fmt.Sprintf("%s%s-%d", oldPrefix, stepDirName(step), time.Now().UnixNano()))); err != nil {
+			return fmt.Errorf("train: checkpoint: %w", err)
+		}
+	}
+	writeStep("checkpoint: rename")
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	done = true
+	if err := syncDir(parent); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	if err := setCurrent(runDir, CheckpointInfo{Format: formatVersion, Step: step, Dir: filepath.ToSlash(rel), Elapsed: elapsed}); err != nil {
+		return err
+	}
+	if err := refreshRootCopies(runDir, final); err != nil {
+		return err
+	}
+	pruneCheckpoints(runDir, step)
+	return nil
+}
+
+// refreshRootCopies makes the run root's G, D and G_ema files copies of
+// the checkpoint's in dir, rewriting (atomically) only those that differ.
+func refreshRootCopies(runDir, dir string) error {
+	for _, n := range []string{GFile, DFile, GEMAFile} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if errors.Is(err, os.ErrNotExist) && n == GEMAFile {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("train: checkpoint: %w", err)
+		}
+		if old, err := os.ReadFile(filepath.Join(runDir, n)); err == nil && bytes.Equal(old, b) {
+			continue
+		}
+		if err := WriteFileAtomic(filepath.Join(runDir, n), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setCurrent makes info's checkpoint the current one.
+func setCurrent(runDir string, info CheckpointInfo) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(runDir, CheckpointFile), append(b, '\n'), 0o644)
+}
+
+// checkpointFiles downloads the GAN's state and lays it out as the
+// checkpoint's files. Non-finite weights are refused: a diverged state
+// never replaces a good checkpoint.
+func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STensor, error) {
 	get := func(ps *engine.ParamSet) (map[string][]float32, error) {
 		v, err := ps.Get()
 		if err != nil {
 			return nil, fmt.Errorf("train: checkpoint: reading device state: %w", err)
 		}
-		// Never replace a good checkpoint with diverged weights.
 		for name, vals := range v {
-			for _, x := range vals {
-				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-					return nil, fmt.Errorf("%w: %s holds %g at step %d; the previous checkpoint is kept", ErrNonFinite, name, x, step)
-				}
+			if i := nonFinite(vals); i >= 0 {
+				return nil, fmt.Errorf("%w: %s holds %g at step %d; the previous checkpoint is kept", ErrNonFinite, name, vals[i], step)
 			}
 		}
 		return v, nil
 	}
 	gp, err := get(gan.GP)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	gs, err := get(gan.GS)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dp, err := get(gan.DP)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ds, err := get(gan.DS)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files := map[string][]STensor{
 		GFile: netTensors(gan.G, gp, gs, batchesTracked(gan.G, step, cfg.DSteps)),
@@ -136,96 +270,87 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 	if gan.GEMA != nil {
 		ge, err := get(gan.GEMA)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		files[GEMAFile] = netTensors(gan.G, ge, gs, batchesTracked(gan.G, step, cfg.DSteps))
 	}
 	var opt []STensor
-	for _, s := range []struct {
-		prefix string
-		net    *engine.Net
-		ps     *engine.ParamSet
-	}{{"G.m.", gan.G, gan.GM}, {"G.v.", gan.G, gan.GV}, {"D.m.", gan.D, gan.DM}, {"D.v.", gan.D, gan.DV}} {
+	for _, s := range optimSets(gan) {
 		v, err := get(s.ps)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, p := range s.net.Params {
 			opt = append(opt, STensor{Name: s.prefix + p.Name, DType: F32, Shape: p.Shape, F32: v[p.Name]})
 		}
 	}
-	for _, c := range []struct {
-		name string
-		t    *engine.Tensor
-	}{{"G.step", gan.GCounter}, {"D.step", gan.DCounter}} {
+	for _, c := range counters(gan) {
 		v, err := c.t.CounterValue()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opt = append(opt, STensor{Name: c.name, DType: I64, Shape: []int{}, I64: []int64{int64(v)}})
 	}
 	files[OptimFile] = opt
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := WriteSafetensors(filepath.Join(dir, n), files[n], meta); err != nil {
-			return err
-		}
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	info, err := json.MarshalIndent(CheckpointInfo{Format: formatVersion, Step: step, Dir: filepath.ToSlash(rel), Elapsed: elapsed}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := WriteFileAtomic(filepath.Join(runDir, CheckpointFile), append(info, '\n'), 0o644); err != nil {
-		return err
-	}
-	// Convenience links for users; each replace is atomic on its own.
-	for _, n := range []string{GFile, DFile, GEMAFile} {
-		if _, ok := files[n]; !ok {
-			continue
-		}
-		tmp := filepath.Join(runDir, "."+n+".tmp")
-		_ = os.Remove(tmp)
-		if err := os.Link(filepath.Join(dir, n), tmp); err == nil {
-			err = os.Rename(tmp, filepath.Join(runDir, n))
-		}
-		if err != nil {
-			// File systems without hard links get a copy.
-			b, rerr := os.ReadFile(filepath.Join(dir, n))
-			if rerr != nil {
-				return fmt.Errorf("train: checkpoint: %w", rerr)
-			}
-			if err := WriteFileAtomic(filepath.Join(runDir, n), b, 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	pruneCheckpoints(runDir, step)
-	return nil
+	return files, nil
 }
 
-// pruneCheckpoints keeps the newest checkpointsKept directories.
+// optimSet is one of Adam's moment sets, by its prefix in optim.safetensors.
+type optimSet struct {
+	prefix string
+	net    *engine.Net
+	ps     *engine.ParamSet
+}
+
+func optimSets(gan *engine.GAN) []optimSet {
+	return []optimSet{{"G.m.", gan.G, gan.GM}, {"G.v.", gan.G, gan.GV}, {"D.m.", gan.D, gan.DM}, {"D.v.", gan.D, gan.DV}}
+}
+
+// stepCounter is one of Adam's step counters, by its name in
+// optim.safetensors.
+type stepCounter struct {
+	name string
+	t    *engine.Tensor
+}
+
+func counters(gan *engine.GAN) []stepCounter {
+	return []stepCounter{{"G.step", gan.GCounter}, {"D.step", gan.DCounter}}
+}
+
+// nonFinite returns the index of the first NaN or infinity in v, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
+}
+
+// pruneCheckpoints removes what a crash or a replaced write left in
+// checkpoints/ and all but the newest checkpointsKept checkpoints up to
+// current. Checkpoints after current (not yet named by checkpoint.json)
+// and damaged ones moved aside stay.
 func pruneCheckpoints(runDir string, current int) {
-	entries, err := os.ReadDir(filepath.Join(runDir, CheckpointsDir))
+	parent := filepath.Join(runDir, CheckpointsDir)
+	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
-	var steps []int
 	for _, e := range entries {
-		if n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "step_")); err == nil && e.IsDir() && n <= current {
-			steps = append(steps, n)
+		if strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), oldPrefix) {
+			writeStep("prune: leftover")
+			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
-	for i, s := range steps {
-		if i >= checkpointsKept {
-			_ = os.RemoveAll(filepath.Join(runDir, CheckpointsDir, fmt.Sprintf("step_%07d", s)))
+	kept := 0
+	for _, s := range checkpointSteps(runDir) {
+		if s > current {
+			continue
+		}
+		if kept++; kept > checkpointsKept {
+			writeStep("prune: old checkpoint")
+			_ = os.RemoveAll(filepath.Join(parent, stepDirName(s)))
 		}
 	}
 }
@@ -240,19 +365,20 @@ func ReadCheckpointInfo(runDir string) (CheckpointInfo, error) {
 		return info, err
 	}
 	if err := json.Unmarshal(b, &info); err != nil {
-		return info, fmt.Errorf("train: %s: %w", path, err)
+		return info, fmt.Errorf("train: %q: %w", path, err)
 	}
 	if info.Format != formatVersion {
-		return info, fmt.Errorf("train: %s: checkpoint format %q, this vkgan reads %q", path, info.Format, formatVersion)
+		return info, fmt.Errorf("train: %q: checkpoint format %q, this vkgan reads %q", path, info.Format, formatVersion)
 	}
-	if info.Step < 0 || info.Dir == "" || strings.Contains(info.Dir, "..") {
-		return info, fmt.Errorf("train: %s: invalid checkpoint record", path)
+	if _, ok := parseStepDir(filepath.Base(info.Dir)); !ok || info.Step < 0 || strings.Contains(info.Dir, "..") {
+		return info, fmt.Errorf("train: %q: invalid checkpoint record", path)
 	}
 	return info, nil
 }
 
 // netState checks a network file against the definition and returns its
-// parameters and statistics by name.
+// parameters and statistics by name. Missing, mis-shaped and non-finite
+// tensors are errors.
 func netState(path string, net *engine.Net) (params, stats map[string][]float32, err error) {
 	ts, _, err := ReadSafetensors(path)
 	if err != nil {
@@ -267,10 +393,13 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 		for _, s := range specs {
 			t, ok := byName[s.Name]
 			if !ok {
-				return nil, fmt.Errorf("train: %s: missing tensor %s", path, s.Name)
+				return nil, fmt.Errorf("train: %q: missing tensor %s", path, s.Name)
 			}
 			if t.DType != F32 || !slices.Equal(t.Shape, s.Shape) {
-				return nil, fmt.Errorf("train: %s: tensor %s is %s %v, want F32 %v (a checkpoint of another model size?)", path, s.Name, t.DType, t.Shape, s.Shape)
+				return nil, fmt.Errorf("train: %q: tensor %s is %s %v, want F32 %v (a checkpoint of another model size?)", path, s.Name, t.DType, t.Shape, s.Shape)
+			}
+			if i := nonFinite(t.F32); i >= 0 {
+				return nil, fmt.Errorf("train: %q: tensor %s holds %g at index %d (the weights diverged or the file is damaged)", path, s.Name, t.F32[i], i)
 			}
 			out[s.Name] = t.F32
 		}
@@ -285,66 +414,56 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 	return params, stats, nil
 }
 
-// LoadGenerator loads G's weights and statistics (averaged ones with ema,
-// when the checkpoint has them) from the run's current checkpoint.
-func LoadGenerator(runDir string, gan *engine.GAN, ema bool) (CheckpointInfo, error) {
-	info, err := ReadCheckpointInfo(runDir)
-	if err != nil {
-		return info, err
-	}
-	dir := filepath.Join(runDir, filepath.FromSlash(info.Dir))
-	file := filepath.Join(dir, GFile)
-	if ema {
-		if _, err := os.Stat(filepath.Join(dir, GEMAFile)); err == nil {
-			file = filepath.Join(dir, GEMAFile)
-		}
-	}
-	gp, gs, err := netState(file, gan.G)
-	if err != nil {
-		return info, err
-	}
-	if err := gan.GP.Set(gp); err != nil {
-		return info, err
-	}
-	return info, gan.GS.Set(gs)
+// Checkpoint is a checkpoint read whole and checked: every file there and
+// well formed, every tensor of the model's shape and finite.
+type Checkpoint struct {
+	Step int
+	Dir  string // the checkpoint's directory
+	g, d netValues
+	gEMA *netValues // nil when the checkpoint keeps no average
+	// moments by optimSet prefix, then parameter name; counters by name.
+	moments  map[string]map[string][]float32
+	counters map[string]uint32
 }
 
-// LoadCheckpoint restores the GAN's whole state from the run's current
-// checkpoint.
-func LoadCheckpoint(runDir string, gan *engine.GAN) (CheckpointInfo, error) {
-	info, err := ReadCheckpointInfo(runDir)
-	if err != nil {
-		return info, err
+// netValues are a network's parameters and statistics by name.
+type netValues struct{ params, stats map[string][]float32 }
+
+// ReadCheckpoint reads and checks the checkpoint in dir (a step_
+// directory) for the model of cfg.
+func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
+	step, ok := parseStepDir(filepath.Base(dir))
+	if !ok {
+		return nil, fmt.Errorf("train: %q is not a checkpoint directory", dir)
 	}
-	dir := filepath.Join(runDir, filepath.FromSlash(info.Dir))
-	gp, gs, err := netState(filepath.Join(dir, GFile), gan.G)
-	if err != nil {
-		return info, err
+	model := cfg.GANConfig().Model
+	if err := model.Validate(); err != nil {
+		return nil, err
 	}
-	dp, ds, err := netState(filepath.Join(dir, DFile), gan.D)
-	if err != nil {
-		return info, err
+	gNet, dNet := model.Generator(), model.Discriminator()
+	c := &Checkpoint{Step: step, Dir: dir, moments: map[string]map[string][]float32{}, counters: map[string]uint32{}}
+	var err error
+	if c.g.params, c.g.stats, err = netState(filepath.Join(dir, GFile), gNet); err != nil {
+		return nil, err
 	}
-	sets := []struct {
-		ps   *engine.ParamSet
-		vals map[string][]float32
-	}{{gan.GP, gp}, {gan.GS, gs}, {gan.DP, dp}, {gan.DS, ds}}
-	if gan.GEMA != nil {
-		ge := gp // a run that turned the average on at resume starts it from G
-		if _, err := os.Stat(filepath.Join(dir, GEMAFile)); err == nil {
-			if ge, _, err = netState(filepath.Join(dir, GEMAFile), gan.G); err != nil {
-				return info, err
+	if c.d.params, c.d.stats, err = netState(filepath.Join(dir, DFile), dNet); err != nil {
+		return nil, err
+	}
+	if _, serr := os.Stat(filepath.Join(dir, GEMAFile)); serr == nil || cfg.EMA > 0 && step > 0 {
+		var ge netValues
+		if ge.params, ge.stats, err = netState(filepath.Join(dir, GEMAFile), gNet); err != nil {
+			// A run that turned the average on at this resume has none yet.
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, err
 			}
+		} else {
+			c.gEMA = &ge
 		}
-		sets = append(sets, struct {
-			ps   *engine.ParamSet
-			vals map[string][]float32
-		}{gan.GEMA, ge})
 	}
 	optPath := filepath.Join(dir, OptimFile)
 	ts, _, err := ReadSafetensors(optPath)
 	if err != nil {
-		return info, err
+		return nil, err
 	}
 	byName := map[string]STensor{}
 	for _, t := range ts {
@@ -353,37 +472,198 @@ func LoadCheckpoint(runDir string, gan *engine.GAN) (CheckpointInfo, error) {
 	for _, s := range []struct {
 		prefix string
 		net    *engine.Net
-		ps     *engine.ParamSet
-	}{{"G.m.", gan.G, gan.GM}, {"G.v.", gan.G, gan.GV}, {"D.m.", gan.D, gan.DM}, {"D.v.", gan.D, gan.DV}} {
+	}{{"G.m.", gNet}, {"G.v.", gNet}, {"D.m.", dNet}, {"D.v.", dNet}} {
 		vals := map[string][]float32{}
 		for _, p := range s.net.Params {
 			t, ok := byName[s.prefix+p.Name]
 			if !ok || t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
-				return info, fmt.Errorf("train: %s: missing or mis-shaped tensor %s%s", optPath, s.prefix, p.Name)
+				return nil, fmt.Errorf("train: %q: missing or mis-shaped tensor %s%s", optPath, s.prefix, p.Name)
+			}
+			if i := nonFinite(t.F32); i >= 0 {
+				return nil, fmt.Errorf("train: %q: tensor %s%s holds %g at index %d", optPath, s.prefix, p.Name, t.F32[i], i)
 			}
 			vals[p.Name] = t.F32
+		}
+		c.moments[s.prefix] = vals
+	}
+	for _, name := range []string{"G.step", "D.step"} {
+		t, ok := byName[name]
+		if !ok || t.DType != I64 || len(t.I64) != 1 || t.I64[0] < 0 || t.I64[0] > 1<<32-1 {
+			return nil, fmt.Errorf("train: %q: missing or invalid counter %s", optPath, name)
+		}
+		c.counters[name] = uint32(t.I64[0])
+	}
+	return c, nil
+}
+
+// Apply loads the checkpoint's whole state into gan.
+func (c *Checkpoint) Apply(gan *engine.GAN) error {
+	sets := []struct {
+		ps   *engine.ParamSet
+		vals map[string][]float32
+	}{{gan.GP, c.g.params}, {gan.GS, c.g.stats}, {gan.DP, c.d.params}, {gan.DS, c.d.stats}}
+	if gan.GEMA != nil {
+		ge := c.g.params // a run that turned the average on at resume starts it from G
+		if c.gEMA != nil {
+			ge = c.gEMA.params
 		}
 		sets = append(sets, struct {
 			ps   *engine.ParamSet
 			vals map[string][]float32
-		}{s.ps, vals})
+		}{gan.GEMA, ge})
+	}
+	for _, s := range optimSets(gan) {
+		sets = append(sets, struct {
+			ps   *engine.ParamSet
+			vals map[string][]float32
+		}{s.ps, c.moments[s.prefix]})
 	}
 	for _, s := range sets {
 		if err := s.ps.Set(s.vals); err != nil {
-			return info, err
+			return err
 		}
 	}
-	for _, c := range []struct {
-		name string
-		t    *engine.Tensor
-	}{{"G.step", gan.GCounter}, {"D.step", gan.DCounter}} {
-		t, ok := byName[c.name]
-		if !ok || t.DType != I64 || len(t.I64) != 1 || t.I64[0] < 0 || t.I64[0] > 1<<32-1 {
-			return info, fmt.Errorf("train: %s: missing or invalid counter %s", optPath, c.name)
-		}
-		if err := c.t.SetCounter(uint32(t.I64[0])); err != nil {
-			return info, err
+	for _, k := range counters(gan) {
+		if err := k.t.SetCounter(c.counters[k.name]); err != nil {
+			return err
 		}
 	}
-	return info, nil
+	return nil
+}
+
+// candidateDirs lists the checkpoints a reader may use, best first: the
+// current one and those before it, newest first; with no readable
+// checkpoint.json (a damaged run), every checkpoint, newest first.
+func candidateDirs(runDir string) (dirs []string, current *CheckpointInfo, err error) {
+	info, ierr := ReadCheckpointInfo(runDir)
+	steps := checkpointSteps(runDir)
+	if ierr == nil {
+		current = &info
+		dirs = append(dirs, filepath.Join(runDir, filepath.FromSlash(info.Dir)))
+		for _, s := range steps {
+			if s < info.Step {
+				dirs = append(dirs, filepath.Join(runDir, CheckpointsDir, stepDirName(s)))
+			}
+		}
+		return dirs, current, nil
+	}
+	if len(steps) == 0 {
+		if errors.Is(ierr, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("train: %q has no checkpoint (no %s, no %s/step_*)", runDir, CheckpointFile, CheckpointsDir)
+		}
+		return nil, nil, ierr
+	}
+	for _, s := range steps {
+		dirs = append(dirs, filepath.Join(runDir, CheckpointsDir, stepDirName(s)))
+	}
+	return dirs, nil, nil
+}
+
+// checkpointConfig reads the configuration a checkpoint was written with,
+// from its G file's metadata.
+func checkpointConfig(dir string) (Config, error) {
+	_, meta, err := ReadSafetensors(filepath.Join(dir, GFile))
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig([]byte(meta["config"]))
+	if err != nil {
+		return Config{}, fmt.Errorf("train: %q: %w", filepath.Join(dir, GFile), err)
+	}
+	return c, nil
+}
+
+// ReadRunConfig reads a run's config.json or, when that is missing or
+// damaged, the configuration stored in its newest readable checkpoint.
+func ReadRunConfig(runDir string, warn func(string)) (Config, error) {
+	cfg, err := LoadConfig(filepath.Join(runDir, ConfigFile))
+	if err == nil {
+		return cfg, nil
+	}
+	dirs, _, derr := candidateDirs(runDir)
+	if derr != nil {
+		return Config{}, err
+	}
+	for _, d := range dirs {
+		if c, cerr := checkpointConfig(d); cerr == nil {
+			warn(fmt.Sprintf("%v; using the configuration saved in %q", err, d))
+			return c, nil
+		}
+	}
+	return Config{}, err
+}
+
+// FindCheckpoint reads the newest intact checkpoint of a run for cfg's
+// model: the current one, else the newest intact one before it, with a
+// warning naming each damaged one it passed over.
+func FindCheckpoint(runDir string, cfg Config, warn func(string)) (*Checkpoint, *CheckpointInfo, error) {
+	dirs, current, err := candidateDirs(runDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if current == nil {
+		warn(fmt.Sprintf("%q has no readable %s (a damaged run): recovering from its newest intact checkpoint", runDir, CheckpointFile))
+	}
+	var damaged []error
+	for _, d := range dirs {
+		c, err := ReadCheckpoint(d, cfg)
+		if err != nil {
+			damaged = append(damaged, err)
+			warn(fmt.Sprintf("checkpoint %q is damaged, skipped: %v", d, err))
+			continue
+		}
+		return c, current, nil
+	}
+	return nil, current, fmt.Errorf("train: no intact checkpoint in %q: %w", runDir, errors.Join(damaged...))
+}
+
+// LoadCheckpoint restores the GAN's whole state from the run's current
+// checkpoint.
+func LoadCheckpoint(runDir string, gan *engine.GAN, cfg Config) (CheckpointInfo, error) {
+	info, err := ReadCheckpointInfo(runDir)
+	if err != nil {
+		return info, err
+	}
+	c, err := ReadCheckpoint(filepath.Join(runDir, filepath.FromSlash(info.Dir)), cfg)
+	if err != nil {
+		return info, err
+	}
+	return info, c.Apply(gan)
+}
+
+// LoadGenerator loads G's weights and statistics (averaged ones with ema,
+// when the checkpoint has them) from the run's newest intact checkpoint,
+// passing over damaged ones (truncated files, non-finite weights) with a
+// warning.
+func LoadGenerator(runDir string, gan *engine.GAN, ema bool, warn func(string)) (CheckpointInfo, error) {
+	dirs, current, err := candidateDirs(runDir)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	var damaged []error
+	for _, dir := range dirs {
+		file := filepath.Join(dir, GFile)
+		if ema {
+			if _, err := os.Stat(filepath.Join(dir, GEMAFile)); err == nil {
+				file = filepath.Join(dir, GEMAFile)
+			}
+		}
+		step, _ := parseStepDir(filepath.Base(dir))
+		gp, gs, err := netState(file, gan.G)
+		if err != nil {
+			err = fmt.Errorf("checkpoint of step %d: %w", step, err)
+			damaged = append(damaged, err)
+			warn(fmt.Sprintf("%v; passed over", err))
+			continue
+		}
+		info := CheckpointInfo{Format: formatVersion, Step: step, Dir: filepath.ToSlash(filepath.Join(CheckpointsDir, filepath.Base(dir)))}
+		if current != nil && current.Step == step {
+			info = *current
+		}
+		if err := gan.GP.Set(gp); err != nil {
+			return info, err
+		}
+		return info, gan.GS.Set(gs)
+	}
+	return CheckpointInfo{}, fmt.Errorf("train: no usable checkpoint in %q: %w", runDir, errors.Join(damaged...))
 }

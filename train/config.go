@@ -41,6 +41,12 @@ const (
 // Config is a training run's configuration, saved as config.json in the run
 // directory and inside checkpoints.
 //
+// A field tagged resume:"fixed" defines the model, the loss or the order of
+// the data: a resumed run refuses a flag that changes it. The others (step
+// count, learning rates, intervals, ...) may change on resume; each change
+// is recorded in History. The flag of a field is its JSON name with "-" for
+// "_".
+//
 // Zero is a meaningful value for Beta1, Beta2, LabelSmooth, EMA and Seed
 // (Adam with beta1 = 0 is common in GAN work), so the zero Config is not the
 // default one: start from DefaultConfig and change what differs. For the
@@ -49,24 +55,24 @@ const (
 // omits a field gets that field's default; one that sets it to 0 gets 0.
 type Config struct {
 	// Data is a folder of images, or "emoji" for the fetched emoji set.
-	Data string `json:"data"`
+	Data string `json:"data" resume:"data"`
 	// Category filters the emoji set by its emoji.json category; "" is all.
-	Category string `json:"category,omitempty"`
+	Category string `json:"category,omitempty" resume:"fixed"`
 	// Size is the side of the square images and of the model: 32 or 64.
-	Size int `json:"size"`
+	Size int `json:"size" resume:"fixed"`
 	// Batch is the number of real (and of fake) images per step; 64.
-	Batch int `json:"batch"`
+	Batch int `json:"batch" resume:"fixed"`
 	// Steps is the total number of G updates of the run, resumes included.
 	Steps int `json:"steps"`
 	// NZ is the length of G's latent vector; 100.
-	NZ int `json:"nz"`
+	NZ int `json:"nz" resume:"fixed"`
 	// NGF and NDF are the base widths of G and D; 64 each.
-	NGF int `json:"ngf"`
-	NDF int `json:"ndf"`
+	NGF int `json:"ngf" resume:"fixed"`
+	NDF int `json:"ndf" resume:"fixed"`
 	// Channels of the images: 3 (RGB) or 1 (grey).
-	Channels int `json:"channels"`
+	Channels int `json:"channels" resume:"fixed"`
 	// Seed drives weight init, the data order and the latent noise.
-	Seed uint64 `json:"seed"`
+	Seed uint64 `json:"seed" resume:"fixed"`
 	// LRD and LRG are Adam's learning rates for D and G; 2e-4 each.
 	LRD float64 `json:"lr_d"`
 	LRG float64 `json:"lr_g"`
@@ -75,9 +81,9 @@ type Config struct {
 	Beta2 float64 `json:"beta2"`
 	// LabelSmooth is one-sided label smoothing: D's real target is
 	// 1 - LabelSmooth. 0 is off.
-	LabelSmooth float64 `json:"label_smooth"`
+	LabelSmooth float64 `json:"label_smooth" resume:"fixed"`
 	// DSteps is the number of D updates per G update; 1.
-	DSteps int `json:"d_steps"`
+	DSteps int `json:"d_steps" resume:"fixed"`
 	// EMA is the decay of the moving average of G's weights used for
 	// samples, e.g. 0.999. 0 is off (samples use G's weights as they are).
 	EMA float64 `json:"ema"`
@@ -88,6 +94,21 @@ type Config struct {
 	CheckpointEvery int `json:"checkpoint_every"`
 	// Device picks the Vulkan device by index or name; "" is the best one.
 	Device string `json:"device,omitempty"`
+	// DataHash is the SHA-256 of the decoded data set (every image's pixels,
+	// in order), recorded when the run begins: a resume checks that the
+	// folder, even a moved one, still holds the same images.
+	DataHash string `json:"data_hash,omitempty" resume:"-"`
+	// History records each resume that changed a setting.
+	History []ConfigChange `json:"history,omitempty" resume:"-"`
+}
+
+// ConfigChange is one resume that changed settings: at which step, when,
+// and each changed setting's old and new value by its flag's name.
+type ConfigChange struct {
+	Step int            `json:"step"`
+	Time string         `json:"time"` // RFC 3339, UTC
+	Was  map[string]any `json:"was"`
+	Set  map[string]any `json:"set"`
 }
 
 // DefaultConfig returns the configuration of a run with every default.

@@ -5,21 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"vkgan/engine"
+	"vkgan/internal/dirlock"
 	"vkgan/vk"
 )
 
 // RunOptions are how a training run is started, beside its Config.
 type RunOptions struct {
-	Out    string    // the run directory
-	Resume bool      // continue the run in Out from its checkpoint
-	Steps  int       // with Resume: a new total step count (0 keeps the saved one)
-	Log    io.Writer // progress and messages (nil: os.Stderr)
+	Out    string // the run directory
+	Resume bool   // continue the run in Out from its checkpoint
+	Steps  int    // with Resume: a new total step count, above the run's step (0 keeps the saved one)
+	// Flags names the Config settings given on the command line, by flag
+	// name (lr-d, size, ...): on Resume those are checked against the run
+	// (see Config) and applied; the others come from the run.
+	Flags map[string]bool
+	Log   io.Writer // progress and messages (nil: os.Stderr)
 	// DataRoot is where `vkgan data emoji` puts the emoji set
 	// (default data/emoji, or VKGAN_DATA).
 	DataRoot string
@@ -80,7 +87,11 @@ func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
 		return nil, err
 	}
 	if ds.Skipped > 0 {
-		fmt.Fprintf(log, "train: skipped %d files that did not decode, e.g. %v\n", ds.Skipped, ds.SkippedExamples)
+		examples := make([]string, len(ds.SkippedExamples))
+		for i, e := range ds.SkippedExamples {
+			examples[i] = fmt.Sprintf("%q", e)
+		}
+		fmt.Fprintf(log, "train: skipped %d files that did not decode, e.g. %s\n", ds.Skipped, strings.Join(examples, ", "))
 	}
 	return ds, nil
 }
@@ -142,52 +153,73 @@ func memoryHint(err error, cfg Config) error {
 
 // Run trains until cfg.Steps or until ctx is cancelled (Ctrl-C), in which
 // case it finishes the current step, writes a checkpoint and returns nil.
+//
+// It holds the run directory's lock throughout. A new run needs an empty
+// directory; a resume checks the whole run (configuration, checkpoint,
+// flags, data) before it writes anything.
 func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	log := opt.Log
 	if log == nil {
 		log = os.Stderr
 	}
+	warn := func(msg string) { fmt.Fprintf(log, "train: warning: %s\n", msg) }
 	out := opt.Out
-	start := 0
-	elapsed0 := 0.0
-	if opt.Resume {
-		saved, err := LoadConfig(filepath.Join(out, ConfigFile))
-		if err != nil {
-			return fmt.Errorf("train: -resume %s: %w", out, err)
-		}
-		info, err := ReadCheckpointInfo(out)
-		if err != nil {
-			return fmt.Errorf("train: -resume %s: no usable checkpoint: %w", out, err)
-		}
-		if opt.Steps > 0 {
-			saved.Steps = opt.Steps
-		}
-		if cfg.Device != "" {
-			saved.Device = cfg.Device
-		}
-		cfg, start, elapsed0 = saved, info.Step, info.Elapsed
-	} else {
-		if _, err := os.Stat(filepath.Join(out, CheckpointFile)); err == nil {
-			return fmt.Errorf("train: %s already holds a run with a checkpoint: continue it with -resume %s, or choose another -out", out, out)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(out, SamplesDir), 0o755); err != nil {
-		return fmt.Errorf("train: %w", err)
+	if out == "" {
+		return errors.New("train: no run directory (-out)")
 	}
 	if !opt.Resume {
-		if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil {
+		if err := cfg.Validate(); err != nil {
 			return err
 		}
-	} else if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil { // a new -steps
+		// Someone else's folder is refused before the lock puts its file
+		// there; a run's state is checked under the lock.
+		if err := checkNewRunDir(out); errors.Is(err, errForeignDir) {
+			return err
+		}
+	}
+	lock, err := dirlock.Acquire(out)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	defer lock.Release()
+	var plan *resumePlan
+	start, elapsed0 := 0, 0.0
+	if opt.Resume {
+		set := maps.Clone(opt.Flags)
+		if set == nil {
+			set = map[string]bool{}
+		}
+		if plan, err = planResume(out, cfg, set, opt.Steps, warn); err != nil {
+			return err
+		}
+		if plan.nothingNew {
+			// A kill while the last checkpoint was copied to the run root
+			// can leave those copies one checkpoint behind.
+			if err := refreshRootCopies(out, plan.ckpt.Dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(log, "train: %q is at step %d of %d already; nothing to do (give -steps above %d to train on)\n", out, plan.ckpt.Step, plan.cfg.Steps, plan.ckpt.Step)
+			return nil
+		}
+		cfg, start, elapsed0 = plan.cfg, plan.ckpt.Step, plan.elapsed
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	} else if err := checkNewRunDir(out); err != nil {
 		return err
 	}
 
 	ds, err := LoadData(cfg, opt.DataRoot, log)
 	if err != nil {
 		return err
+	}
+	if plan != nil {
+		if err := plan.checkDataHash(ds, out); err != nil {
+			return err
+		}
+		cfg = plan.cfg
+	} else {
+		cfg.DataHash = dataHash(ds)
 	}
 	dev := opt.Device
 	if dev == nil {
@@ -216,16 +248,32 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	if opt.OnStep != nil {
 		defer func() { opt.OnStep(nil, step) }() // runs before gan.Release
 	}
-	if opt.Resume {
-		if _, err := LoadCheckpoint(out, gan); err != nil {
+	began := time.Now()
+	elapsed := func() float64 { return elapsed0 + time.Since(began).Seconds() }
+	// Only now, with the device state ready, does the run directory change.
+	if plan != nil {
+		if err := plan.ckpt.Apply(gan); err != nil {
 			return err
 		}
-		if err := TruncateMetricsAfter(filepath.Join(out, MetricsFile), start); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := plan.commit(out, warn); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "train: resuming %s at step %d of %d\n", out, start, cfg.Steps)
-	} else if err := gan.Init(cfg.Seed); err != nil {
-		return err
+	} else {
+		if err := gan.Init(cfg.Seed); err != nil {
+			return err
+		}
+		if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil {
+			return err
+		}
+		// The step-0 checkpoint makes the directory a run at once: a kill
+		// before the first interval's checkpoint can still be resumed.
+		if err := SaveCheckpoint(out, gan, cfg, 0, 0); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(out, SamplesDir), 0o755); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	sampler, err := gan.NewSampler(SampleCount, true, true)
 	if err != nil {
@@ -250,8 +298,6 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		}
 		return WriteGrid(SamplePath(out, step), img, SampleCount, cfg.Channels, cfg.Size, SampleCols)
 	}
-	began := time.Now()
-	elapsed := func() float64 { return elapsed0 + time.Since(began).Seconds() }
 	lastGood := start
 	checkpoint := func(step int) error {
 		// Never replace a good checkpoint with diverged weights.
@@ -319,7 +365,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	}
 	bar.Done()
 	interrupted := step < cfg.Steps
-	if step > lastGood || step == start {
+	if step > lastGood {
 		if err := checkpoint(step); err != nil {
 			return err
 		}

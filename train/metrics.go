@@ -381,6 +381,7 @@ func (l *MetricsLog) Append(m Metric) error {
 		return fmt.Errorf("train: metrics log %s: append after Close", l.path)
 	}
 	l.buf = append(m.appendJSON(l.buf[:0]), '\n')
+	writeStep("metrics: append")
 	if _, err := l.f.Write(l.buf); err != nil {
 		l.err = fmt.Errorf("train: metrics log: %w", err)
 		return l.err
@@ -463,35 +464,45 @@ func parseMetrics(data []byte, each func(m Metric, line []byte)) (ms []Metric, t
 }
 
 // TruncateMetricsAfter drops the lines of a metrics.jsonl file whose step is
-// after step, and a torn last line, so that a run resumed from a checkpoint
-// at step does not log the steps it repeats twice. The file is rewritten
-// atomically, and only if something changes; a missing file is not an
-// error (there is nothing to drop).
-func TruncateMetricsAfter(path string, step int) error {
+// after step, so that a run resumed from a checkpoint at step does not log
+// the steps it repeats twice, and every line that does not parse (torn by a
+// crash, or by two writers before runs were locked), returning how many of
+// those it dropped. The file is rewritten atomically, and only if something
+// changes; a missing file is not an error (there is nothing to drop).
+func TruncateMetricsAfter(path string, step int) (bad int, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("train: %w", err)
+		return 0, fmt.Errorf("train: %w", err)
 	}
 	var kept bytes.Buffer
 	dropped := false
-	_, torn, err := parseMetrics(data, func(m Metric, line []byte) {
+	for rest := data; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if len(bytes.TrimSpace(line)) == 0 {
+			dropped = true
+			continue
+		}
+		var m Metric
+		if err := m.UnmarshalJSON(line); err != nil {
+			bad++
+			dropped = true
+			continue
+		}
 		if m.Step > step {
 			dropped = true
-			return
+			continue
 		}
 		kept.Write(line)
 		kept.WriteByte('\n')
-	})
-	if err != nil {
-		return fmt.Errorf("train: %s: %w", path, err)
 	}
-	if !dropped && !torn {
-		return nil
+	if !dropped {
+		return 0, nil
 	}
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return bad, writeAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(kept.Bytes())
 		return err
 	})

@@ -182,7 +182,6 @@ func TestReadMetricsErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
 	assert.Contains(t, err.Error(), "line 1")
-	assert.Error(t, TruncateMetricsAfter(path, 10))
 
 	_, err = OpenMetricsLog(filepath.Join(dir, "no", "dir", MetricsFile))
 	assert.Error(t, err)
@@ -194,8 +193,10 @@ func TestTruncateMetricsAfter(t *testing.T) {
 	path := filepath.Join(dir, MetricsFile)
 
 	// Nothing to do for a run that never logged.
-	require.NoError(t, TruncateMetricsAfter(path, 100))
-	_, err := os.Stat(path)
+	bad, err := TruncateMetricsAfter(path, 100)
+	require.NoError(t, err)
+	require.Zero(t, bad)
+	_, err = os.Stat(path)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 
 	l, err := OpenMetricsLog(path)
@@ -211,7 +212,9 @@ func TestTruncateMetricsAfter(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	require.NoError(t, TruncateMetricsAfter(path, 200))
+	bad, err = TruncateMetricsAfter(path, 200)
+	require.NoError(t, err)
+	require.Equal(t, 1, bad, "the torn line")
 	ms, err := ReadMetrics(path)
 	require.NoError(t, err)
 	assert.Equal(t, []int{50, 100, 150, 200}, steps(ms))
@@ -220,13 +223,15 @@ func TestTruncateMetricsAfter(t *testing.T) {
 	// Nothing after the step: the file is left alone.
 	st1, err := os.Stat(path)
 	require.NoError(t, err)
-	require.NoError(t, TruncateMetricsAfter(path, 1000))
+	_, err = TruncateMetricsAfter(path, 1000)
+	require.NoError(t, err)
 	st2, err := os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, st1.ModTime(), st2.ModTime())
 	assert.True(t, os.SameFile(st1, st2), "rewritten although nothing changed")
 
-	require.NoError(t, TruncateMetricsAfter(path, 0))
+	_, err = TruncateMetricsAfter(path, 0)
+	require.NoError(t, err)
 	ms, err = ReadMetrics(path)
 	require.NoError(t, err)
 	assert.Empty(t, ms)
@@ -234,6 +239,32 @@ func TestTruncateMetricsAfter(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file left behind")
+}
+
+// TestTruncateMetricsRepairsTornLines: lines torn in the middle of the file
+// (two writers before runs were locked glued one line onto another, a crash
+// left garbage) are dropped with a count, not fatal to a resume.
+func TestTruncateMetricsRepairsTornLines(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), MetricsFile)
+	line := func(step int) string {
+		b, err := json.Marshal(testMetric(step))
+		require.NoError(t, err)
+		return string(b)
+	}
+	glued := line(20)
+	glued = glued[:len(glued)-3] + line(22) // ..."elapsed":1.02{"step":22,...}
+	content := line(10) + "\n" + glued + "\n" + "garbage\n\n" + line(30) + "\n" + line(40) + "\n"
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	_, err := ReadMetrics(path)
+	require.Error(t, err, "a reader still reports the damage")
+
+	bad, err := TruncateMetricsAfter(path, 30)
+	require.NoError(t, err)
+	assert.Equal(t, 2, bad)
+	ms, err := ReadMetrics(path)
+	require.NoError(t, err)
+	assert.Equal(t, []int{10, 30}, steps(ms))
 }
 
 // assertSameMetrics compares metrics as the lines they write: float32

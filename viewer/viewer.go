@@ -176,14 +176,11 @@ func Run(opt Options) (Stats, error) {
 			return Stats{}, errors.New("viewer: live training needs its Config")
 		}
 		cfg = *opt.Config
-	} else if cfg, err = train.LoadConfig(filepath.Join(opt.RunDir, train.ConfigFile)); err != nil {
+	} else if cfg, err = train.ReadRunConfig(opt.RunDir, func(msg string) { fmt.Fprintf(logOrStderr(opt.Log), "viewer: warning: %s\n", msg) }); err != nil {
 		return Stats{}, fmt.Errorf("viewer: %w", err)
 	}
-	v := &view{opt: opt, log: opt.Log, cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1,
+	v := &view{opt: opt, log: logOrStderr(opt.Log), cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1,
 		frameTime: make([]time.Duration, 0, max(opt.Frames, 10000))}
-	if v.log == nil {
-		v.log = os.Stderr
-	}
 	v.noiseSeed = cfg.Seed
 	if opt.SeedSet {
 		v.noiseSeed = opt.Seed
@@ -289,6 +286,15 @@ func (v *view) open() error {
 	return v.resized()
 }
 
+// logOrStderr is where the viewer writes messages: the Options' Log, or
+// stderr.
+func logOrStderr(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stderr
+	}
+	return w
+}
+
 func (v *view) gridShape() engine.Grid {
 	return engine.Grid{N: v.grid * v.grid, Channels: v.cfg.Channels, Size: v.cfg.Size, Cols: v.grid}
 }
@@ -296,7 +302,7 @@ func (v *view) gridShape() engine.Grid {
 // reload loads G's weights from the run's current checkpoint and updates
 // the title.
 func (v *view) reload() error {
-	info, err := train.LoadGenerator(v.opt.RunDir, v.gan, true)
+	info, err := train.LoadGenerator(v.opt.RunDir, v.gan, true, func(msg string) { fmt.Fprintf(v.log, "viewer: warning: %s\n", msg) })
 	if err != nil {
 		return fmt.Errorf("viewer: %w", err)
 	}
@@ -589,7 +595,7 @@ func (v *view) presentShot(final bool) error {
 	if err := writePNG(path, img); err != nil {
 		return err
 	}
-	fmt.Fprintf(v.log, "viewer: wrote %s\n", path)
+	fmt.Fprintf(v.log, "viewer: wrote %q\n", path)
 	return nil
 }
 
@@ -600,7 +606,7 @@ func writePNG(path string, img image.Image) error {
 	}
 	if err := png.Encode(f, img); err != nil {
 		f.Close()
-		return fmt.Errorf("viewer: %s: %w", path, err)
+		return fmt.Errorf("viewer: %q: %w", path, err)
 	}
 	return f.Close()
 }
@@ -735,7 +741,7 @@ func (v *view) drawSaved() error {
 	img, err := png.Decode(f)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("viewer: %s: %w", files[v.timeline], err)
+		return fmt.Errorf("viewer: %q: %w", files[v.timeline], err)
 	}
 	w, h := v.sc.Extent()
 	scaled := Scale(img, w, h)

@@ -144,7 +144,7 @@ func sampleGrid(t *testing.T, dir string, grid int, seed uint64) *image.RGBA {
 	defer dev.Close()
 	gan, err := dev.NewGAN(cfg.GANConfig(), nil)
 	require.NoError(t, err)
-	_, err = train.LoadGenerator(dir, gan, true)
+	_, err = train.LoadGenerator(dir, gan, true, func(m string) { t.Errorf("unexpected warning: %s", m) })
 	require.NoError(t, err)
 	n := grid * grid
 	s, err := gan.NewSampler(n, false, true)
