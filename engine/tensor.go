@@ -58,7 +58,8 @@ func numel(shape []int) (int, error) {
 			return 0, fmt.Errorf("engine: tensor shape %v has a non-positive dimension", shape)
 		}
 		if n > math.MaxInt32/s {
-			return 0, fmt.Errorf("engine: tensor shape %v has more than 2^31 elements", shape)
+			// The kernels index elements with 32-bit integers.
+			return 0, fmt.Errorf("engine: tensor shape %v has more than 2^31 elements: %w", shape, vk.ErrTooLarge)
 		}
 		n *= s
 	}

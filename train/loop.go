@@ -143,10 +143,14 @@ func FixedNoise(seed uint64, n, nz int) []float32 {
 	return z
 }
 
-// memoryHint turns out-of-memory errors into advice.
+// memoryHint turns out-of-memory and too-large-buffer errors into advice
+// naming the flags that size the model.
 func memoryHint(err error, cfg Config) error {
-	if errors.Is(err, vk.ErrOutOfDeviceMemory) {
+	switch {
+	case errors.Is(err, vk.ErrOutOfDeviceMemory):
 		return fmt.Errorf("%w\ntrain: the device ran out of memory: lower -batch (now %d) or -ngf/-ndf (now %d/%d)", err, cfg.Batch, cfg.NGF, cfg.NDF)
+	case errors.Is(err, vk.ErrTooLarge):
+		return fmt.Errorf("%w\ntrain: one of the model's buffers is larger than the device allows: lower -ngf/-ndf (now %d/%d), -batch (now %d) or -size (now %d)", err, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Size)
 	}
 	return err
 }

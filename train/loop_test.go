@@ -228,3 +228,21 @@ func TestRunBadData(t *testing.T) {
 	bad.Size = 48
 	require.ErrorContains(t, Run(context.Background(), bad, opt), "-size 48")
 }
+
+// TestModelTooLargeSaysWhichFlag: a model whose buffers exceed the device's
+// limits fails naming the flags to lower, and leaves no config.json (the
+// folder stays free for the next try).
+func TestModelTooLargeSaysWhichFlag(t *testing.T) {
+	requireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := tinyConfig(imageFolder(t, 4))
+	cfg.Size, cfg.NGF = 64, 16384 // G's second convolution alone has 8.6e10 weights
+	opt := quiet(t)
+	opt.Out = filepath.Join(t.TempDir(), "run")
+	err := Run(context.Background(), cfg, opt)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "lower -ngf/-ndf (now 16384/4)")
+	require.NoFileExists(t, filepath.Join(opt.Out, ConfigFile))
+	cfg.NGF = 4
+	require.NoError(t, Run(context.Background(), cfg, opt), "the folder is free for the next try")
+}
