@@ -75,7 +75,7 @@ deps-crosscheck:
 # weights, batch and noise: losses, gradients, updated weights and the
 # checkpoint loaded into PyTorch must agree (scripts/crosscheck.py).
 crosscheck: deps-crosscheck
-	@set -e; for s in 32 64; do \
+	@set -e; for s in 16 32 64 128; do \
 		d=$$(mktemp -d); \
 		echo "== crosscheck $${s}x$${s}"; \
 		$(GO) run ./internal/crosscheck -out $$d -size $$s -width 16 -batch 8; \

@@ -22,7 +22,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	c := def
 	fs.StringVar(&c.Data, "data", def.Data, `folder of images (searched recursively), or "emoji"`)
 	fs.StringVar(&c.Category, "category", "", "with -data emoji: only this emoji.json category or subcategory (e.g. animal-mammal)")
-	fs.IntVar(&c.Size, "size", def.Size, "image and model size: 32 or 64")
+	fs.IntVar(&c.Size, "size", def.Size, "image and model size: 16, 32, 64, 128 or 256")
 	fs.IntVar(&c.Batch, "batch", def.Batch, "images per batch")
 	steps := fs.Int("steps", 0, fmt.Sprintf("total steps of the run (default %d; with -resume, a new total)", def.Steps))
 	fs.IntVar(&c.NZ, "nz", def.NZ, "latent vector length")

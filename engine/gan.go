@@ -63,8 +63,9 @@ type GAN struct {
 	DCounter *Tensor   // D's Adam step = batches drawn so far
 	data     *DeviceData
 	z, real  *Tensor
-	gActs    *netActs
-	dActs    *netActs
+	gBound   Bound // G's activations at the batch size
+	dBound   Bound
+	loss     Loss
 	metrics  *Tensor
 	mviews   []*Tensor
 	step     *Recorder
@@ -87,7 +88,16 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 		return nil, fmt.Errorf("engine: gan: data set has %dx%dx%d images, the model makes %dx%dx%d",
 			data.Channels, data.Size, data.Size, cfg.Model.Channels, cfg.Model.Size, cfg.Model.Size)
 	}
-	g = &GAN{d: d, cfg: cfg, G: cfg.Model.Generator(), D: cfg.Model.Discriminator(), data: data}
+	g = &GAN{d: d, cfg: cfg, data: data, loss: BCELoss{RealLabel: cfg.RealLabel}}
+	if g.loss == (BCELoss{}) {
+		g.loss = BCELoss{RealLabel: 1}
+	}
+	if g.G, err = cfg.Model.Generator(); err != nil {
+		return nil, err
+	}
+	if g.D, err = cfg.Model.Discriminator(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			g.Release()
@@ -142,11 +152,11 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 		}
 		g.mviews = append(g.mviews, v)
 	}
-	if g.gActs, err = g.G.newActs(d, cfg.Batch, keep); err != nil {
-		return nil, fmt.Errorf("engine: gan: generator activations: %w", err)
+	if g.gBound, err = g.G.Bind(d, cfg.Batch, keep); err != nil {
+		return nil, fmt.Errorf("engine: gan: %w", err)
 	}
-	if g.dActs, err = g.D.newActs(d, cfg.Batch, keep); err != nil {
-		return nil, fmt.Errorf("engine: gan: discriminator activations: %w", err)
+	if g.dBound, err = g.D.Bind(d, cfg.Batch, keep); err != nil {
+		return nil, fmt.Errorf("engine: gan: %w", err)
 	}
 	if data != nil {
 		if err = g.record(); err != nil {
@@ -166,22 +176,16 @@ func (g *GAN) Init(seed uint64) error {
 		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.GCounter, g.DCounter)
 }
 
-func (g *GAN) realLabel() float32 {
-	if g.cfg.RealLabel == 0 {
-		return 1
-	}
-	return g.cfg.RealLabel
-}
-
 // record builds the step, as PyTorch's dcgan/main.py runs it:
 //
 //	for each of DSteps: draw a real batch and z; fake = G(z) (batch-norm
-//	statistics of this pass); D on real (target RealLabel) and on fake
-//	detached (target 0), gradients summed; Adam on D.
-//	Then D on the same fake with D's new weights, target 1, backward
+//	statistics of this pass); D on real and on fake detached, each with
+//	its loss term, gradients summed; Adam on D.
+//	Then D on the same fake with D's new weights, G's loss term, backward
 //	through D into G; Adam on G; update the EMA.
 //
 // The recording reads only device state, so it is replayed unchanged.
+// Errors are the recorder's sticky one, checked once at the end.
 func (g *GAN) record() error {
 	r, err := g.d.Record()
 	if err != nil {
@@ -192,57 +196,32 @@ func (g *GAN) record() error {
 	}
 	g.step = r
 	c := g.cfg
-	B := float32(1)
 	m := g.mviews
-	fake := g.gActs.output(len(g.G.stages) - 1)
-	logits := g.dActs.a[len(g.D.stages)-1]
-	dlogits := g.dActs.dh[len(g.D.stages)-1]
-	dfake := g.gActs.dh[len(g.G.stages)-1]
+	fake, dfake := g.gBound.Out().X, g.gBound.Out().DX
+	logits, dlogits := g.dBound.Out().X, g.dBound.Out().DX
+	gTrain := &Pass{Params: g.GP, Stats: g.GS, Grads: g.GGrad, Train: true, Momentum: bnMomentum}
+	dTrain := &Pass{Params: g.DP, Stats: g.DS, Grads: g.DGrad, Train: true, Momentum: bnMomentum}
+	dAdd := *dTrain
+	dAdd.Accumulate = true
+	dThrough := *dTrain // into G: no weight gradients for D
+	dThrough.Grads = nil
 	for it := 0; it < c.DSteps; it++ {
 		r.Increment(g.DCounter)
 		r.GatherBatch(g.real, g.data, g.DCounter, c.Seed)
 		r.RandNormal(g.z, c.Seed^0xa5a5a5a5deadbeef, g.DCounter, 0, 1)
-		if err := g.G.forward(r, g.GP, g.GS, g.gActs, g.z, true, bnMomentum); err != nil {
-			return err
-		}
-		// D on real.
-		if err := g.D.forward(r, g.DP, g.DS, g.dActs, g.real, true, bnMomentum); err != nil {
-			return err
-		}
-		r.BCEWithLogitsConst(m[mLossDReal], logits, g.realLabel())
-		r.Sigmoid(g.dActs.prob, logits)
-		r.Mean(m[mDX], g.dActs.prob)
-		r.BCEWithLogitsConstBackward(dlogits, logits, g.realLabel(), B)
-		if err := g.D.backward(r, g.DP, g.DGrad, g.dActs, g.real, nil, false); err != nil {
-			return err
-		}
-		// D on fake, G detached.
-		if err := g.D.forward(r, g.DP, g.DS, g.dActs, fake, true, bnMomentum); err != nil {
-			return err
-		}
-		r.BCEWithLogitsConst(m[mLossDFake], logits, 0)
-		r.Sigmoid(g.dActs.prob, logits)
-		r.Mean(m[mDGZ1], g.dActs.prob)
-		r.BCEWithLogitsConstBackward(dlogits, logits, 0, B)
-		if err := g.D.backward(r, g.DP, g.DGrad, g.dActs, fake, nil, true); err != nil {
-			return err
-		}
+		g.gBound.Forward(r, gTrain, g.z)
+		g.dBound.Forward(r, dTrain, g.real)
+		g.loss.Record(r, TermReal, logits, dlogits, m[mLossDReal], m[mDX])
+		g.dBound.Backward(r, dTrain, g.real, nil)
+		g.dBound.Forward(r, dTrain, fake)
+		g.loss.Record(r, TermFake, logits, dlogits, m[mLossDFake], m[mDGZ1])
+		g.dBound.Backward(r, &dAdd, fake, nil)
 		r.AdamStep(g.DP.Flat, g.DGrad.Flat, g.DM.Flat, g.DV.Flat, g.DCounter, c.AdamD)
 	}
-	// G: D (updated) on the same fake, target 1, gradient into G's output.
-	if err := g.D.forward(r, g.DP, g.DS, g.dActs, fake, true, bnMomentum); err != nil {
-		return err
-	}
-	r.BCEWithLogitsConst(m[mLossG], logits, 1)
-	r.Sigmoid(g.dActs.prob, logits)
-	r.Mean(m[mDGZ2], g.dActs.prob)
-	r.BCEWithLogitsConstBackward(dlogits, logits, 1, B)
-	if err := g.D.backward(r, g.DP, nil, g.dActs, fake, dfake, false); err != nil {
-		return err
-	}
-	if err := g.G.backward(r, g.GP, g.GGrad, g.gActs, g.z, nil, false); err != nil {
-		return err
-	}
+	g.dBound.Forward(r, dTrain, fake)
+	g.loss.Record(r, TermGen, logits, dlogits, m[mLossG], m[mDGZ2])
+	g.dBound.Backward(r, &dThrough, fake, dfake)
+	g.gBound.Backward(r, gTrain, g.z, nil)
 	r.Increment(g.GCounter)
 	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.GCounter, c.AdamG)
 	if g.GEMA != nil {

@@ -10,6 +10,46 @@ import (
 // A float64 reference of the DCGAN step, written directly from the maths
 // (no shared code with the kernels), for the step test below.
 
+// stage is one conv (or transposed conv), optional batch norm and an
+// activation, read off a network's layers for the reference.
+type stage struct {
+	deconv         bool
+	cin, cout      int
+	k, s, p        int
+	inHW, outHW    int
+	bn             bool
+	act            actKind
+	weight, bnName string
+}
+
+type actKind int
+
+const (
+	actNone actKind = iota
+	actReLU
+	actLeaky
+	actTanh
+)
+
+// stagesOf groups a DCGAN network's layers into stages.
+func stagesOf(n *Net) []stage {
+	var out []stage
+	for _, l := range n.Body.(*Sequential).Layers {
+		switch l := l.(type) {
+		case *Conv2d:
+			out = append(out, stage{deconv: l.Transposed, cin: l.In, cout: l.Out, k: l.K, s: l.S, p: l.P,
+				inHW: l.inHW, outHW: l.outHW, weight: l.Name() + ".weight"})
+		case *BatchNorm:
+			out[len(out)-1].bn, out[len(out)-1].bnName = true, l.Name()
+		case *Activation:
+			out[len(out)-1].act = map[uint32]actKind{ewReLU: actReLU, ewLeakyReLU: actLeaky, ewTanh: actTanh}[l.op]
+		default:
+			panic("unexpected layer in a DCGAN")
+		}
+	}
+	return out
+}
+
 // geomOf is the convolution a stage computes; a deconv is the backward-
 // data pass of the conv from its output back to its input.
 func geomOf(st stage, batch int) convShape {
@@ -25,7 +65,7 @@ type refLayer struct {
 }
 
 type refNet struct {
-	net    *Net
+	stages []stage
 	params map[string][]float64
 	stats  map[string][]float64
 	layers []refLayer
@@ -33,7 +73,7 @@ type refNet struct {
 }
 
 func newRefNet(n *Net, params, stats map[string][]float32, batch int) *refNet {
-	r := &refNet{net: n, params: map[string][]float64{}, stats: map[string][]float64{}, batch: batch}
+	r := &refNet{stages: stagesOf(n), params: map[string][]float64{}, stats: map[string][]float64{}, batch: batch}
 	for k, v := range params {
 		r.params[k] = to64(v)
 	}
@@ -45,7 +85,7 @@ func newRefNet(n *Net, params, stats map[string][]float32, batch int) *refNet {
 
 func (r *refNet) forward(x []float64) []float64 {
 	r.layers = nil
-	for _, st := range r.net.stages {
+	for _, st := range r.stages {
 		g := geomOf(st, r.batch)
 		w := r.params[st.weight]
 		L := refLayer{in: x}
@@ -115,8 +155,8 @@ func (r *refNet) forward(x []float64) []float64 {
 func (r *refNet) backward(dOut []float64) (map[string][]float64, []float64) {
 	grads := map[string][]float64{}
 	dh := dOut
-	for li := len(r.net.stages) - 1; li >= 0; li-- {
-		st, L := r.net.stages[li], r.layers[li]
+	for li := len(r.stages) - 1; li >= 0; li-- {
+		st, L := r.stages[li], r.layers[li]
 		g := geomOf(st, r.batch)
 		d := make([]float64, len(dh))
 		for i, v := range dh {
@@ -296,7 +336,8 @@ func TestGANStepMatchesReference(t *testing.T) {
 			}
 			gotG := paramsOf(t, gan.GGrad)
 			rng := newRand(uint64(size))
-			for _, name := range []string{gan.G.stages[0].weight, gan.G.stages[1].bnName + ".weight", gan.G.stages[len(gan.G.stages)-1].weight} {
+			stg := stagesOf(gan.G)
+			for _, name := range []string{stg[0].weight, stg[1].bnName + ".weight", stg[len(stg)-1].weight} {
 				w := G.params[name]
 				for _, i := range sampleIdx(rng, len(w), 3) {
 					const h = 1e-6 // small: ReLU kinks near a pre-activation of 0 spoil larger steps

@@ -7,7 +7,7 @@ type Sampler struct {
 	g        *GAN
 	n        int
 	z        *Tensor
-	acts     *netActs
+	gBound   Bound
 	rec      *Recorder
 	owned    []*Tensor
 	ema      bool
@@ -34,7 +34,7 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 		return nil, err
 	}
 	keep(s.z)
-	if s.acts, err = g.G.newActs(g.d, n, keep); err != nil {
+	if s.gBound, err = g.G.Bind(g.d, n, keep); err != nil {
 		s.Release()
 		return nil, err
 	}
@@ -47,7 +47,8 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 		return nil, err
 	}
 	// Momentum 0: sampling never moves the running statistics.
-	if err := g.G.forward(s.rec, params, g.GS, s.acts, s.z, batchStats, 0); err != nil {
+	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.GS, Train: batchStats}, s.z)
+	if err := s.rec.Err(); err != nil {
 		s.Release()
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (s *Sampler) Sample(z []float32) ([]float32, error) {
 
 // Output is the tensor holding the last batch of images, on the device
 // (the viewer reads it there).
-func (s *Sampler) Output() *Tensor { return s.acts.output(len(s.g.G.stages) - 1) }
+func (s *Sampler) Output() *Tensor { return s.gBound.Out().X }
 
 // Release frees the sampler.
 func (s *Sampler) Release() {

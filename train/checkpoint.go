@@ -437,12 +437,15 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 		return nil, fmt.Errorf("train: %q is not a checkpoint directory", dir)
 	}
 	model := cfg.GANConfig().Model
-	if err := model.Validate(); err != nil {
+	gNet, err := model.Generator()
+	if err != nil {
 		return nil, err
 	}
-	gNet, dNet := model.Generator(), model.Discriminator()
+	dNet, err := model.Discriminator()
+	if err != nil {
+		return nil, err
+	}
 	c := &Checkpoint{Step: step, Dir: dir, moments: map[string]map[string][]float32{}, counters: map[string]uint32{}}
-	var err error
 	if c.g.params, c.g.stats, err = netState(filepath.Join(dir, GFile), gNet); err != nil {
 		return nil, err
 	}

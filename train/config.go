@@ -8,6 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
+
+	"vkgan/engine"
 )
 
 // Defaults of a training run: those of the PyTorch DCGAN example
@@ -58,7 +61,8 @@ type Config struct {
 	Data string `json:"data" resume:"data"`
 	// Category filters the emoji set by its emoji.json category; "" is all.
 	Category string `json:"category,omitempty" resume:"fixed"`
-	// Size is the side of the square images and of the model: 32 or 64.
+	// Size is the side of the square images and of the model: 16, 32, 64,
+	// 128 or 256 (engine.DCGANSizes).
 	Size int `json:"size" resume:"fixed"`
 	// Batch is the number of real (and of fake) images per step; 64.
 	Batch int `json:"batch" resume:"fixed"`
@@ -195,8 +199,8 @@ func (c *Config) Validate() error {
 	if c.Category != "" && c.Data != "emoji" {
 		bad("category", c.Category, fmt.Sprintf(`needs -data emoji, not %q`, c.Data))
 	}
-	if c.Size != 32 && c.Size != 64 {
-		bad("size", c.Size, "must be 32 or 64")
+	if !slices.Contains(engine.DCGANSizes, c.Size) {
+		bad("size", c.Size, fmt.Sprintf("must be one of %v", engine.DCGANSizes))
 	}
 	// Batch norm over one sample has zero variance: D and G learn nothing.
 	atLeast("batch", c.Batch, 2)

@@ -38,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		edit func(c *Config)
 		want string
 	}{
-		{"size", func(c *Config) { c.Size = 48 }, "train: -size 48: must be 32 or 64"},
+		{"size", func(c *Config) { c.Size = 48 }, "train: -size 48: must be one of [16 32 64 128 256]"},
 		{"batch", func(c *Config) { c.Batch = 1 }, "train: -batch 1: must be at least 2"},
 		{"steps", func(c *Config) { c.Steps = 0 }, "train: -steps 0: must be at least 1"},
 		{"nz", func(c *Config) { c.NZ = -1 }, "train: -nz -1: must be at least 1"},
@@ -79,10 +79,10 @@ func TestConfigValidate(t *testing.T) {
 	t.Run("all problems at once", func(t *testing.T) {
 		t.Parallel()
 		c := DefaultConfig()
-		c.Size, c.Batch = 16, 0
+		c.Size, c.Batch = 24, 0
 		err := c.Validate()
 		require.Error(t, err)
-		assert.Contains(t, err.Error(), "-size 16")
+		assert.Contains(t, err.Error(), "-size 24")
 		assert.Contains(t, err.Error(), "-batch 0")
 	})
 
@@ -136,7 +136,7 @@ func TestParseConfig(t *testing.T) {
 		{"not json", `size=32`, "train: config:"},
 		{"trailing", `{"size": 32} {}`, "unexpected data after the JSON object"},
 		{"empty", ``, "train: config:"},
-		{"invalid value", `{"size": 48}`, "train: -size 48: must be 32 or 64"},
+		{"invalid value", `{"size": 48}`, "train: -size 48: must be one of [16 32 64 128 256]"},
 		{"negative seed", `{"seed": -1}`, "train: config:"},
 	} {
 		_, err := ParseConfig([]byte(tc.json))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -245,4 +246,45 @@ func TestModelTooLargeSaysWhichFlag(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(opt.Out, ConfigFile))
 	cfg.NGF = 4
 	require.NoError(t, Run(context.Background(), cfg, opt), "the folder is free for the next try")
+}
+
+// TestAnyImageSize trains, checkpoints, resumes and samples the smallest
+// and the largest DCGANs (narrow, so the test stays quick).
+func TestAnyImageSize(t *testing.T) {
+	requireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := imageFolder(t, 4)
+	for _, size := range []int{16, 128, 256} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			cfg := tinyConfig(data)
+			cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch = size, 2, 2, 4, 2
+			cfg.CheckpointEvery, cfg.SampleEvery = 2, 2
+			out := trainTo(t, cfg, 2)
+			_, err := resume(t, out, 3, Config{})
+			require.NoError(t, err)
+			requireMetricSteps(t, out, 3)
+
+			dev, err := engine.Open(vk.Options{OnMessage: func(m string) { t.Errorf("validation: %s", m) }})
+			require.NoError(t, err)
+			defer dev.Close()
+			saved, err := ReadRunConfig(out, func(m string) { t.Errorf("warning: %s", m) })
+			require.NoError(t, err)
+			gan, err := dev.NewGAN(saved.GANConfig(), nil)
+			require.NoError(t, err)
+			defer gan.Release()
+			info, err := LoadGenerator(out, gan, true, func(m string) { t.Errorf("warning: %s", m) })
+			require.NoError(t, err)
+			require.Equal(t, 3, info.Step)
+			s, err := gan.NewSampler(4, false, true)
+			require.NoError(t, err)
+			defer s.Release()
+			img, err := s.Sample(FixedNoise(1, 4, cfg.NZ))
+			require.NoError(t, err)
+			require.Len(t, img, 4*3*size*size)
+			for _, v := range img {
+				require.True(t, v >= -1 && v <= 1, "tanh output %g", v)
+			}
+			require.FileExists(t, SamplePath(out, 2))
+		})
+	}
 }

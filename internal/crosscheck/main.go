@@ -19,7 +19,7 @@ import (
 
 func main() {
 	out := flag.String("out", "crosscheck", "output directory")
-	size := flag.Int("size", 32, "model size: 32 or 64")
+	size := flag.Int("size", 32, "model size: 16, 32, 64, 128 or 256")
 	width := flag.Int("width", 16, "ngf and ndf")
 	batch := flag.Int("batch", 8, "batch size")
 	flag.Parse()
