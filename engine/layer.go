@@ -123,6 +123,34 @@ func (s *Sequential) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (
 	return b, nil
 }
 
+// bindInto binds the children with out as the last one's output.
+func (s *Sequential) bindInto(d *Device, batch int, prev Port, out *Tensor, keep func(*Tensor)) (Bound, error) {
+	b := &boundSequential{}
+	for i, l := range s.Layers {
+		var lb Bound
+		var err error
+		if i < len(s.Layers)-1 {
+			lb, err = l.Bind(d, batch, prev, keep)
+		} else if in, ok := l.(intoBinder); ok {
+			lb, err = in.bindInto(d, batch, prev, out, keep)
+		} else {
+			err = fmt.Errorf("cannot write its output into a given tensor")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.Name(), err)
+		}
+		b.layers = append(b.layers, lb)
+		prev = lb.Out()
+	}
+	return b, nil
+}
+
+// intoBinder is a layer that can write its output into a tensor its
+// caller arranged (a view of a larger buffer) instead of its own.
+type intoBinder interface {
+	bindInto(d *Device, batch int, prev Port, out *Tensor, keep func(*Tensor)) (Bound, error)
+}
+
 type boundSequential struct{ layers []Bound }
 
 func (b *boundSequential) Out() Port { return b.layers[len(b.layers)-1].Out() }
@@ -209,7 +237,22 @@ func (n *Net) FLOPs() float64 {
 
 // Bind allocates the network's activations for a batch.
 func (n *Net) Bind(d *Device, batch int, keep func(*Tensor)) (Bound, error) {
-	b, err := n.Body.Bind(d, batch, Port{}, keep)
+	return n.BindInto(d, batch, nil, keep)
+}
+
+// BindInto is Bind with out ([batch, Out...]) as the network's output
+// tensor; nil allocates one. The last layer must be able to write into a
+// given tensor (Linear can).
+func (n *Net) BindInto(d *Device, batch int, out *Tensor, keep func(*Tensor)) (Bound, error) {
+	var b Bound
+	var err error
+	if out == nil {
+		b, err = n.Body.Bind(d, batch, Port{}, keep)
+	} else if in, ok := n.Body.(intoBinder); ok {
+		b, err = in.bindInto(d, batch, Port{}, out, keep)
+	} else {
+		err = fmt.Errorf("%s cannot write its output into a given tensor", n.Body.Name())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("engine: %s activations: %w", n.Name, err)
 	}

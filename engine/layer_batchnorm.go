@@ -35,7 +35,13 @@ func (b *BatchNorm) Declare(in []int) ([]int, []ParamSpec, []ParamSpec, error) {
 
 func (b *BatchNorm) Init(rng *rand.Rand, params, stats map[string][]float32) {
 	w := make([]float32, b.C)
-	normalFill(w, rng, 1, b.InitStd)
+	if b.InitStd > 0 {
+		normalFill(w, rng, 1, b.InitStd)
+	} else {
+		for i := range w {
+			w[i] = 1 // PyTorch's default; draws nothing
+		}
+	}
 	params[joinName(b.name, "weight")] = w
 	params[joinName(b.name, "bias")] = make([]float32, b.C)
 	stats[joinName(b.name, "running_mean")] = make([]float32, b.C)

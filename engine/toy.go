@@ -46,7 +46,7 @@ func (n ToyNet) validate(name string, in, out int) error {
 		return fmt.Errorf("engine: toy: %s must end in a layer of %d outputs", name, out)
 	}
 	for i, l := range n.Layers {
-		if l.Out < 1 || l.Act < ToyLinear || l.Act > ToyMaxout || (l.Act == ToyMaxout && l.Pieces < 1) {
+		if l.Out < 1 || l.Act < ToyLinear || l.Act > ToyMaxout || (l.Act == ToyMaxout && (l.Pieces < 1 || l.BN)) {
 			return fmt.Errorf("engine: toy: %s layer %d: bad layer %+v", name, i, l)
 		}
 	}
@@ -56,187 +56,28 @@ func (n ToyNet) validate(name string, in, out int) error {
 	return nil
 }
 
-func (n ToyNet) specs() (params, stats []ParamSpec) {
+// Build returns the MLP as layers: per ToyLayer a Linear (to Out*Pieces
+// units for maxout), then batch norm, then the activation, named as an
+// nn.Sequential names them ("0.weight", "1.running_mean", ...).
+func (n ToyNet) Build(name string) (*Net, error) {
+	var layers []Layer
 	in := n.In
-	for i, l := range n.Layers {
-		p := fmt.Sprintf("l%d.", i)
-		params = append(params, ParamSpec{p + "weight", []int{in, l.cols()}}, ParamSpec{p + "bias", []int{l.cols()}})
+	for _, l := range n.Layers {
+		layers = append(layers, NewLinear(in, l.cols()))
 		if l.BN {
-			params = append(params, ParamSpec{p + "bn.weight", []int{l.Out}}, ParamSpec{p + "bn.bias", []int{l.Out}})
-			stats = append(stats, ParamSpec{p + "bn.running_mean", []int{l.Out}}, ParamSpec{p + "bn.running_var", []int{l.Out}})
-		}
-		in = l.Out
-	}
-	return params, stats
-}
-
-// initToyNet draws PyTorch's nn.Linear initialisation: weight and bias
-// uniform in +-1/sqrt(fan_in); batch norm gamma 1, beta 0, running var 1.
-func initToyNet(n ToyNet, rng *rand.Rand) (params, stats map[string][]float32) {
-	params, stats = map[string][]float32{}, map[string][]float32{}
-	in := n.In
-	for i, l := range n.Layers {
-		p := fmt.Sprintf("l%d.", i)
-		k := 1 / math.Sqrt(float64(in))
-		u := func(m int) []float32 {
-			v := make([]float32, m)
-			for j := range v {
-				v[j] = float32((rng.Float64()*2 - 1) * k)
-			}
-			return v
-		}
-		params[p+"weight"], params[p+"bias"] = u(in*l.cols()), u(l.cols())
-		if l.BN {
-			ones := make([]float32, l.Out)
-			for j := range ones {
-				ones[j] = 1
-			}
-			params[p+"bn.weight"], params[p+"bn.bias"] = ones, make([]float32, l.Out)
-			stats[p+"bn.running_mean"], stats[p+"bn.running_var"] = make([]float32, l.Out), append([]float32(nil), ones...)
-		}
-		in = l.Out
-	}
-	return params, stats
-}
-
-// toyActs are one network's activations and backward buffers at one
-// batch size. Per layer i: a = x W + b; bn = BN(a) (with BN); h = act(bn
-// or a). da, dbn, dh are the gradients of a, bn, h.
-type toyActs struct {
-	a, bn, h, da, dbn, dh []*Tensor
-	mean, invstd          []*Tensor
-}
-
-func newToyActs(d *Device, n ToyNet, batch int, out *Tensor, keep func(*Tensor)) (*toyActs, error) {
-	alloc := func(shape ...int) (*Tensor, error) {
-		t, err := d.NewTensor(shape...)
-		if err == nil {
-			keep(t)
-		}
-		return t, err
-	}
-	A := &toyActs{}
-	last := len(n.Layers) - 1
-	for i, l := range n.Layers {
-		var a, bn, h, da, dbn, dh, mean, inv *Tensor
-		var err error
-		if i == last && out != nil {
-			a = out
-		} else if a, err = alloc(batch, l.cols()); err != nil {
-			return nil, err
-		}
-		if da, err = alloc(batch, l.cols()); err != nil {
-			return nil, err
-		}
-		pre, dpre := a, da
-		if l.BN {
-			if bn, err = alloc(batch, l.Out); err != nil {
-				return nil, err
-			}
-			if dbn, err = alloc(batch, l.Out); err != nil {
-				return nil, err
-			}
-			if mean, err = alloc(l.Out); err != nil {
-				return nil, err
-			}
-			if inv, err = alloc(l.Out); err != nil {
-				return nil, err
-			}
-			pre, dpre = bn, dbn
-		}
-		if l.Act == ToyLinear {
-			h, dh = pre, dpre
-		} else {
-			if h, err = alloc(batch, l.Out); err != nil {
-				return nil, err
-			}
-			if dh, err = alloc(batch, l.Out); err != nil {
-				return nil, err
-			}
-		}
-		A.a, A.bn, A.h, A.da, A.dbn, A.dh = append(A.a, a), append(A.bn, bn), append(A.h, h), append(A.da, da), append(A.dbn, dbn), append(A.dh, dh)
-		A.mean, A.invstd = append(A.mean, mean), append(A.invstd, inv)
-	}
-	return A, nil
-}
-
-func (A *toyActs) out() *Tensor { return A.h[len(A.h)-1] }
-
-// toyForward records the network on x. With batch norm, statistics are the
-// batch's; momentum 0 leaves the running estimates alone (sampling).
-func toyForward(r *Recorder, n ToyNet, P, S *ParamSet, A *toyActs, x *Tensor, momentum float32) error {
-	for i, l := range n.Layers {
-		p := fmt.Sprintf("l%d.", i)
-		r.Gemm(A.a[i], x, P.T(p+"weight"), false, false, 1, 0, P.T(p+"bias"))
-		pre := A.a[i]
-		if l.BN {
-			r.BatchNormTrain(A.bn[i], A.a[i], P.T(p+"bn.weight"), P.T(p+"bn.bias"), S.T(p+"bn.running_mean"),
-				S.T(p+"bn.running_var"), A.mean[i], A.invstd[i], momentum, bnEps)
-			pre = A.bn[i]
+			layers = append(layers, NewBatchNorm(l.Out, 0))
 		}
 		switch l.Act {
 		case ToyTanh:
-			r.Tanh(A.h[i], pre)
+			layers = append(layers, Tanh())
 		case ToyReLU:
-			r.ReLU(A.h[i], pre)
+			layers = append(layers, ReLU())
 		case ToyMaxout:
-			r.Maxout(A.h[i], pre, l.Pieces)
+			layers = append(layers, NewMaxout(l.Out, l.Pieces))
 		}
-		x = A.h[i]
+		in = l.Out
 	}
-	return r.Err()
-}
-
-// toyBackward records the backward pass from dh of the last layer (which
-// the caller has filled). grads nil skips weight gradients; dx non-nil
-// receives the gradient of the input.
-func toyBackward(r *Recorder, n ToyNet, P, grads *ParamSet, A *toyActs, x, dx *Tensor) error {
-	for i := len(n.Layers) - 1; i >= 0; i-- {
-		l := n.Layers[i]
-		p := fmt.Sprintf("l%d.", i)
-		pre, dpre := A.a[i], A.da[i]
-		if l.BN {
-			pre, dpre = A.bn[i], A.dbn[i]
-		}
-		switch l.Act {
-		case ToyTanh:
-			r.TanhBackward(dpre, A.dh[i], A.h[i])
-		case ToyReLU:
-			r.ReLUBackward(dpre, A.dh[i], pre)
-		case ToyMaxout:
-			r.MaxoutBackward(dpre, A.dh[i], pre, l.Pieces)
-		}
-		if l.BN {
-			var dg, db *Tensor
-			if grads != nil {
-				dg, db = grads.T(p+"bn.weight"), grads.T(p+"bn.bias")
-			} else {
-				// Only dx is wanted; gamma and beta gradients go to scratch.
-				var err error
-				if dg, err = r.workspace(l.Out); err != nil {
-					return r.fail(err)
-				}
-				if db, err = r.workspace(l.Out); err != nil {
-					return r.fail(err)
-				}
-			}
-			r.BatchNormBackward(A.da[i], dg, db, A.dbn[i], A.a[i], P.T(p+"bn.weight"), A.mean[i], A.invstd[i])
-		}
-		in := x
-		if i > 0 {
-			in = A.h[i-1]
-		}
-		if grads != nil {
-			r.Gemm(grads.T(p+"weight"), in, A.da[i], true, false, 1, 0, nil)
-			r.BiasGrad(grads.T(p+"bias"), A.da[i])
-		}
-		if i > 0 {
-			r.Gemm(A.dh[i-1], A.da[i], P.T(p+"weight"), false, true, 1, 0, nil)
-		} else if dx != nil {
-			r.Gemm(dx, A.da[i], P.T(p+"weight"), false, true, 1, 0, nil)
-		}
-	}
-	return r.Err()
+	return NewNet(name, "", NewSequential(layers...), []int{n.In})
 }
 
 // ToyConfig configures a GAN on a 2D Gaussian mixture.
@@ -284,10 +125,10 @@ type ToyGAN struct {
 	z          *Tensor // [B, nz]
 	xd         *Tensor // [2B, 2]: real then fake points
 	real, fake *Tensor // views of xd, [B, 2]
-	dfake      *Tensor // [B, 2]
 	targets    *Tensor // [2B/m]: 1 for real, 0 for fake
-	gA         *toyActs
-	dA, dAG    *toyActs // D at 2B/m rows (D step) and B/m rows (G step)
+	gNet, dNet *Net
+	gB         Bound // G's activations; its output is fake
+	dB, dBG    Bound // D at 2B/m rows (D step) and B/m rows (G step)
 	metrics    *Tensor
 	mviews     []*Tensor
 	step       *Recorder
@@ -349,8 +190,14 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 			g = nil
 		}
 	}()
-	gp, gs := cfg.G.specs()
-	dp, ds := cfg.D.specs()
+	if g.gNet, err = cfg.G.Build("G"); err != nil {
+		return nil, err
+	}
+	if g.dNet, err = cfg.D.Build("D"); err != nil {
+		return nil, err
+	}
+	gp, gs := g.gNet.Params, g.gNet.Stats
+	dp, ds := g.dNet.Params, g.dNet.Stats
 	for _, s := range []struct {
 		p     **ParamSet
 		specs []ParamSpec
@@ -393,9 +240,6 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 	if g.fake, err = g.xd.View(2*B, B, 2); err != nil {
 		return nil, err
 	}
-	if g.dfake, err = alloc(B, 2); err != nil {
-		return nil, err
-	}
 	if g.targets, err = alloc(2 * B / m); err != nil {
 		return nil, err
 	}
@@ -416,13 +260,13 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 		}
 		g.mviews = append(g.mviews, v)
 	}
-	if g.gA, err = newToyActs(d, cfg.G, B, g.fake, keep); err != nil {
+	if g.gB, err = g.gNet.BindInto(d, B, g.fake, keep); err != nil {
 		return nil, err
 	}
-	if g.dA, err = newToyActs(d, cfg.D, 2*B/m, nil, keep); err != nil {
+	if g.dB, err = g.dNet.Bind(d, 2*B/m, keep); err != nil {
 		return nil, err
 	}
-	if g.dAG, err = newToyActs(d, cfg.D, B/m, nil, keep); err != nil {
+	if g.dBG, err = g.dNet.Bind(d, B/m, keep); err != nil {
 		return nil, err
 	}
 	if err = g.record(); err != nil {
@@ -478,12 +322,14 @@ func (g *ToyGAN) record() error {
 	c := g.cfg
 	m := c.Pack
 	B := c.Batch
+	gPass := &Pass{Params: g.GP, Stats: g.GS, Grads: g.GGrad, Train: true, Momentum: bnMomentum}
+	dPass := &Pass{Params: g.DP, Stats: g.DS, Grads: g.DGrad, Train: true, Momentum: bnMomentum}
+	dThrough := *dPass
+	dThrough.Grads = nil
 	r.Increment(g.Counter)
 	r.mixSample(g.real, g.centers, g.Counter, c.Holdout, c.Std, c.Seed^toyDataSeed)
 	r.RandNormal(g.z, c.Seed^toyNoiseSeed, g.Counter, 0, 1)
-	if err := toyForward(r, c.G, g.GP, g.GS, g.gA, g.z, bnMomentum); err != nil {
-		return err
-	}
+	g.gB.Forward(r, gPass, g.z)
 	if c.InstanceNoise > 0 {
 		// fake is a view of xd, so the G half below sees the same noisy points.
 		r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.Counter, c.InstanceNoise, c.NoiseUntil)
@@ -492,43 +338,29 @@ func (g *ToyGAN) record() error {
 	if err != nil {
 		return err
 	}
-	if err := toyForward(r, c.D, g.DP, g.DS, g.dA, xp, bnMomentum); err != nil {
-		return err
-	}
-	logits := g.dA.out()
+	g.dB.Forward(r, dPass, xp)
+	logits := g.dB.Out().X
 	r.BCEWithLogits(g.mviews[tmLossD], logits, g.targets)
-	r.BCEWithLogitsBackward(g.dA.dh[len(g.dA.dh)-1], logits, g.targets, 2)
-	if err := toyBackward(r, c.D, g.DP, g.DGrad, g.dA, xp, nil); err != nil {
-		return err
-	}
+	r.BCEWithLogitsBackward(g.dB.Out().DX, logits, g.targets, 2)
+	g.dB.Backward(r, dPass, xp, nil)
 	r.AdamStep(g.DP.Flat, g.DGrad.Flat, g.DM.Flat, g.DV.Flat, g.Counter, c.AdamD)
 
 	fp, err := g.fake.Reshape(B/m, 2*m)
 	if err != nil {
 		return err
 	}
-	dfp, err := g.dfake.Reshape(B/m, 2*m)
+	// D's input gradient lands in G's output gradient, where G's backward
+	// pass starts.
+	dfp, err := g.gB.Out().DX.Reshape(B/m, 2*m)
 	if err != nil {
 		return err
 	}
-	if err := toyForward(r, c.D, g.DP, g.DS, g.dAG, fp, bnMomentum); err != nil {
-		return err
-	}
-	logits = g.dAG.out()
+	g.dBG.Forward(r, &dThrough, fp)
+	logits = g.dBG.Out().X
 	r.BCEWithLogitsConst(g.mviews[tmLossG], logits, 1)
-	r.BCEWithLogitsConstBackward(g.dAG.dh[len(g.dAG.dh)-1], logits, 1, 1)
-	if err := toyBackward(r, c.D, g.DP, nil, g.dAG, fp, dfp); err != nil {
-		return err
-	}
-	gl := len(c.G.Layers) - 1
-	// The fake points are G's last pre-activation output, so their gradient
-	// is that layer's dh; copy by axpy into a zeroed buffer would cost two
-	// dispatches, so the D backward above wrote dfake and G starts from it.
-	g.gA.dh[gl] = g.dfake
-	g.gA.da[gl] = g.dfake
-	if err := toyBackward(r, c.G, g.GP, g.GGrad, g.gA, g.z, nil); err != nil {
-		return err
-	}
+	r.BCEWithLogitsConstBackward(g.dBG.Out().DX, logits, 1, 1)
+	g.dBG.Backward(r, &dThrough, fp, dfp)
+	g.gB.Backward(r, gPass, g.z, nil)
 	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.Counter, c.AdamG)
 	if g.GEMA != nil {
 		r.Scale(g.GEMA.Flat, c.EMA)
@@ -544,8 +376,8 @@ func (g *ToyGAN) record() error {
 // step counter.
 func (g *ToyGAN) Init(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
-	gp, gs := initToyNet(g.cfg.G, rng)
-	dp, ds := initToyNet(g.cfg.D, rng)
+	gp, gs := g.gNet.Init(rng)
+	dp, ds := g.dNet.Init(rng)
 	return initState([]*ParamSet{g.GP, g.GS, g.DP, g.DS, g.GEMA}, []map[string][]float32{gp, gs, dp, ds, gp},
 		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.Counter)
 }
@@ -592,7 +424,7 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 			return nil, err
 		}
 		keep(out)
-		A, err := newToyActs(g.d, g.cfg.G, n, out, keep)
+		gb, err := g.gNet.BindInto(g.d, n, out, keep)
 		if err != nil {
 			return nil, err
 		}
@@ -610,7 +442,8 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 		if g.GEMA != nil && !g.sampleRaw {
 			weights = g.GEMA
 		}
-		if err := toyForward(r, g.cfg.G, weights, g.GS, A, z, 0); err != nil {
+		gb.Forward(r, &Pass{Params: weights, Stats: g.GS, Train: true}, z)
+		if err := r.Err(); err != nil {
 			r.Release()
 			return nil, err
 		}
@@ -667,7 +500,7 @@ func (g *ToyGAN) runField(pts []float32) error {
 			return err
 		}
 		keep(in)
-		A, err := newToyActs(g.d, g.cfg.D, P, nil, keep)
+		db, err := g.dNet.Bind(g.d, P, keep)
 		if err != nil {
 			return err
 		}
@@ -680,13 +513,13 @@ func (g *ToyGAN) runField(pts []float32) error {
 		if err != nil {
 			return err
 		}
-		toyForward(r, g.cfg.D, g.DP, g.DS, A, in, 0)
-		r.Sigmoid(prob, A.out())
+		db.Forward(r, &Pass{Params: g.DP, Stats: g.DS, Train: true}, in)
+		r.Sigmoid(prob, db.Out().X)
 		if err := r.Err(); err != nil {
 			r.Release()
 			return err
 		}
-		g.fieldRec, g.fieldN, g.fieldIn, g.fieldOut, g.fieldLogit = r, P, in, prob, A.out()
+		g.fieldRec, g.fieldN, g.fieldIn, g.fieldOut, g.fieldLogit = r, P, in, prob, db.Out().X
 	}
 	packed := make([]float32, 0, P*2*m)
 	for i := 0; i < P; i++ {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 // step test: tanh, ReLU and maxout layers without batch norm.
 type refMLP struct {
 	net    ToyNet
+	names  []string // each layer's Linear module, e.g. "0"
 	p      map[string][]float64
 	x      []float64   // input [n, in]
 	a, h   [][]float64 // per layer: pre-activation [n, cols], output [n, out]
@@ -23,14 +23,14 @@ func (m *refMLP) forward(x []float64, n int) []float64 {
 	m.x, m.n, m.a, m.h, m.widths = x, n, nil, nil, nil
 	in := m.net.In
 	for i, l := range m.net.Layers {
-		w, b := m.p[fmt.Sprintf("l%d.weight", i)], m.p[fmt.Sprintf("l%d.bias", i)]
+		w, b := m.p[m.names[i]+".weight"], m.p[m.names[i]+".bias"] // w is [cols, in]
 		cols := l.cols()
 		a := make([]float64, n*cols)
 		for r := 0; r < n; r++ {
 			for c := 0; c < cols; c++ {
 				s := b[c]
 				for k := 0; k < in; k++ {
-					s += x[r*in+k] * w[k*cols+c]
+					s += x[r*in+k] * w[c*in+k]
 				}
 				a[r*cols+c] = s
 			}
@@ -98,22 +98,37 @@ func (m *refMLP) backward(dout []float64) (map[string][]float64, []float64) {
 		if i > 0 {
 			xin = m.h[i-1]
 		}
-		w := m.p[fmt.Sprintf("l%d.weight", i)]
+		w := m.p[m.names[i]+".weight"]
 		dw, db, dx := make([]float64, in*cols), make([]float64, cols), make([]float64, n*in)
 		for r := 0; r < n; r++ {
 			for c := 0; c < cols; c++ {
 				g := da[r*cols+c]
 				db[c] += g
 				for k := 0; k < in; k++ {
-					dw[k*cols+c] += xin[r*in+k] * g
-					dx[r*in+k] += g * w[k*cols+c]
+					dw[c*in+k] += xin[r*in+k] * g
+					dx[r*in+k] += g * w[c*in+k]
 				}
 			}
 		}
-		grads[fmt.Sprintf("l%d.weight", i)], grads[fmt.Sprintf("l%d.bias", i)] = dw, db
+		grads[m.names[i]+".weight"], grads[m.names[i]+".bias"] = dw, db
 		dh = dx
 	}
 	return grads, dh
+}
+
+// linearNames lists the Linear modules of a toy network, one per ToyLayer.
+func linearNames(t *testing.T, n ToyNet) []string {
+	t.Helper()
+	net, err := n.Build("net")
+	require.NoError(t, err)
+	var names []string
+	walk(net.Body, func(l Layer) {
+		if _, ok := l.(*Linear); ok {
+			names = append(names, l.Name())
+		}
+	})
+	require.Len(t, names, len(n.Layers))
+	return names
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
@@ -150,8 +165,8 @@ func TestToyStepReference(t *testing.T) {
 			z := to64(download(t, g.Noise()))
 			B, m := cfg.Batch, cfg.Pack
 
-			G := &refMLP{net: cfg.G, p: to64Map(gp0)}
-			D := &refMLP{net: cfg.D, p: to64Map(dp0)}
+			G := &refMLP{net: cfg.G, names: linearNames(t, cfg.G), p: to64Map(gp0)}
+			D := &refMLP{net: cfg.D, names: linearNames(t, cfg.D), p: to64Map(dp0)}
 			fake := G.forward(z, B)
 			xd := append(append([]float64(nil), real...), fake...)
 			rows := 2 * B / m
@@ -301,7 +316,7 @@ func TestToyFieldLogits(t *testing.T) {
 				packed = append(packed, float64(pts[2*i]), float64(pts[2*i+1]))
 			}
 		}
-		want := (&refMLP{net: cfg.D, p: to64Map(dp)}).forward(packed, P)
+		want := (&refMLP{net: cfg.D, names: linearNames(t, cfg.D), p: to64Map(dp)}).forward(packed, P)
 		logits, err := g.Logits(pts)
 		require.NoError(t, err)
 		field, err := g.Field(pts)

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Linear is nn.Linear: y = x W^T + b on [N, In] rows, with the weight
+// [Out, In] and bias [Out] as PyTorch stores them. Init is nn.Linear's
+// (weight and bias uniform in +-1/sqrt(In)), drawn in input-major order.
+type Linear struct {
+	name    string
+	In, Out int
+}
+
+// NewLinear is nn.Linear(in, out).
+func NewLinear(in, out int) *Linear { return &Linear{In: in, Out: out} }
+
+func (l *Linear) Name() string        { return l.name }
+func (l *Linear) SetName(name string) { l.name = name }
+
+func (l *Linear) Declare(in []int) ([]int, []ParamSpec, []ParamSpec, error) {
+	if len(in) != 1 || in[0] != l.In {
+		return nil, nil, nil, fmt.Errorf("%s: input %v, want [%d]", l.name, in, l.In)
+	}
+	return []int{l.Out}, []ParamSpec{{joinName(l.name, "weight"), []int{l.Out, l.In}}, {joinName(l.name, "bias"), []int{l.Out}}}, nil, nil
+}
+
+// Init draws the weight in input-major order (the toy's order since its
+// first version, so its runs reproduce) and stores it [Out, In].
+func (l *Linear) Init(rng *rand.Rand, params, _ map[string][]float32) {
+	k := 1 / math.Sqrt(float64(l.In))
+	w := make([]float32, l.In*l.Out)
+	for i := 0; i < l.In; i++ {
+		for o := 0; o < l.Out; o++ {
+			w[o*l.In+i] = float32((rng.Float64()*2 - 1) * k)
+		}
+	}
+	b := make([]float32, l.Out)
+	for o := range b {
+		b[o] = float32((rng.Float64()*2 - 1) * k)
+	}
+	params[joinName(l.name, "weight")], params[joinName(l.name, "bias")] = w, b
+}
+
+// FLOPs is the multiply-add work (x2) per sample.
+func (l *Linear) FLOPs() float64 { return 2 * float64(l.In*l.Out) }
+
+func (l *Linear) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
+	return l.bindInto(d, batch, prev, nil, keep)
+}
+
+// bindInto binds with out as the output tensor (allocated when nil).
+func (l *Linear) bindInto(d *Device, batch int, _ Port, out *Tensor, keep func(*Tensor)) (Bound, error) {
+	b := &boundLinear{w: joinName(l.name, "weight"), b: joinName(l.name, "bias")}
+	var err error
+	if b.out.X = out; out == nil {
+		if b.out.X, err = alloc(d, keep, batch, l.Out); err != nil {
+			return nil, err
+		}
+	}
+	if b.out.DX, err = alloc(d, keep, batch, l.Out); err != nil {
+		return nil, err
+	}
+	if b.db, err = alloc(d, keep, l.Out); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type boundLinear struct {
+	w, b string
+	out  Port
+	db   *Tensor // scratch bias gradient when gradients are added
+}
+
+func (b *boundLinear) Out() Port { return b.out }
+
+func (b *boundLinear) Forward(r *Recorder, p *Pass, x *Tensor) {
+	r.Gemm(b.out.X, x, p.Params.T(b.w), false, true, 1, 0, p.Params.T(b.b))
+}
+
+func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
+	dy := b.out.DX
+	if p.Grads != nil {
+		beta := float32(0)
+		db := p.Grads.T(b.b)
+		if p.Accumulate {
+			beta, db = 1, b.db
+		}
+		r.Gemm(p.Grads.T(b.w), dy, x, true, false, 1, beta, nil)
+		r.BiasGrad(db, dy)
+		if p.Accumulate {
+			r.Axpy(p.Grads.T(b.b), db, 1)
+		}
+	}
+	if dx != nil {
+		r.Gemm(dx, dy, p.Params.T(b.w), false, false, 1, 0, nil)
+	}
+}
+
+// Maxout is the maximum over Pieces adjacent inputs per unit (Goodfellow
+// et al., 2013): [N, Units*Pieces] in, [N, Units] out, after a Linear of
+// Units*Pieces outputs.
+type Maxout struct {
+	name          string
+	Units, Pieces int
+}
+
+// NewMaxout is a maxout of units units with pieces pieces each.
+func NewMaxout(units, pieces int) *Maxout { return &Maxout{Units: units, Pieces: pieces} }
+
+func (m *Maxout) Name() string        { return m.name }
+func (m *Maxout) SetName(name string) { m.name = name }
+
+func (m *Maxout) Declare(in []int) ([]int, []ParamSpec, []ParamSpec, error) {
+	if m.Pieces < 1 || len(in) != 1 || in[0] != m.Units*m.Pieces {
+		return nil, nil, nil, fmt.Errorf("%s: input %v, want [%d] (%d units of %d pieces)", m.name, in, m.Units*m.Pieces, m.Units, m.Pieces)
+	}
+	return []int{m.Units}, nil, nil, nil
+}
+
+func (m *Maxout) Init(*rand.Rand, map[string][]float32, map[string][]float32) {}
+
+func (m *Maxout) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bound, error) {
+	b := &boundMaxout{pieces: m.Pieces}
+	var err error
+	if b.out.X, err = alloc(d, keep, batch, m.Units); err != nil {
+		return nil, err
+	}
+	if b.out.DX, err = alloc(d, keep, batch, m.Units); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type boundMaxout struct {
+	pieces int
+	out    Port
+}
+
+func (b *boundMaxout) Out() Port { return b.out }
+
+func (b *boundMaxout) Forward(r *Recorder, _ *Pass, x *Tensor) { r.Maxout(b.out.X, x, b.pieces) }
+
+func (b *boundMaxout) Backward(r *Recorder, _ *Pass, x, dx *Tensor) {
+	if dx != nil {
+		r.MaxoutBackward(dx, b.out.DX, x, b.pieces)
+	}
+}
