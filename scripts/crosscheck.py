@@ -58,7 +58,8 @@ class Discriminator(nn.Module):
 failures = []
 
 
-def check(name, want, got, rtol=RTOL, atol=0.0):
+def check(name, want, got, rtol=RTOL, atol=0.0, slack=None):
+    """slack, when given, is an extra per-element allowance (a tensor)."""
     want = torch.as_tensor(want, dtype=torch.float64)
     got = torch.as_tensor(got, dtype=torch.float64)
     if want.shape != got.shape:
@@ -66,10 +67,16 @@ def check(name, want, got, rtol=RTOL, atol=0.0):
         return
     err = (got - want).abs()
     bound = atol + rtol * want.abs()
+    note = ""
+    if slack is not None:
+        used = int(((err > bound) & (slack > 0)).sum())
+        bound = bound + slack
+        if used:
+            note = f"; {used} with a gradient within tolerance of 0"
     worst = (err - bound).max().item() if err.numel() else 0.0
     rel = (err.max() / want.abs().max().clamp_min(1e-30)).item() if err.numel() else 0.0
     status = "ok" if worst <= 0 else "FAIL"
-    print(f"{status:4} {name:40} max|diff| {err.max().item():.3g}  (relative to max|want| {rel:.2g})")
+    print(f"{status:4} {name:40} max|diff| {err.max().item():.3g}  (relative to max|want| {rel:.2g}){note}")
     if worst > 0:
         failures.append(name)
 
@@ -128,13 +135,20 @@ def main(d):
             # terms cancel, so tiny entries carry absolute, not relative, error.
             check("grad " + prefix + k, v, grads[prefix + k], rtol=RTOL, atol=RTOL * v.abs().max().item())
     after = load_state_dict(os.path.join(d, "after.safetensors"))
-    for prefix, net in (("D.", netD), ("G.", netG)):
+    for prefix, net, g in (("D.", netD, gradsD), ("G.", netG, gradsG)):
         for k, v in net.state_dict().items():
             if k.endswith("num_batches_tracked"):
                 continue
             # Adam's first step moves a weight by about lr*sign(grad); where a
             # gradient is ~0 its sign is noise, so allow a small absolute slack.
-            check("updated " + prefix + k, v, after[prefix + k], rtol=RTOL, atol=0.05 * lr)
+            # Where the reference gradient is within the gradient check's own
+            # tolerance of 0 (more such entries at 128x128), either sign is
+            # correct: the two updates may then differ by up to 2*lr.
+            slack = None
+            if k in g:
+                gw = g[k].to(torch.float64)
+                slack = (gw.abs() <= RTOL * gw.abs().max()).to(torch.float64) * 2 * lr
+            check("updated " + prefix + k, v, after[prefix + k], rtol=RTOL, atol=0.05 * lr, slack=slack)
 
     # vkgan's checkpoint loads into the example's models without renaming.
     G2, D2 = Generator(nz, ngf, 3, size), Discriminator(ndf, 3, size)
