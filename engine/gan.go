@@ -8,35 +8,60 @@ import (
 
 // GANConfig configures a GAN training step.
 type GANConfig struct {
+	// Model is a DCGAN's shape, used when G and D are nil.
 	Model DCGAN
+	// G and D are any other model's networks (the toy's MLPs).
+	G, D *Net
+	// Loss is the adversarial loss; nil is BCELoss{RealLabel}.
+	Loss  Loss
 	Batch int
 	Seed  uint64 // data order and noise: (Seed, step counter) reproduce a batch
 	// Optimizers for D and G (the example: lr 2e-4, betas 0.5, 0.999).
 	AdamD, AdamG Adam
-	// RealLabel is D's target for real images (1; less for one-sided label
-	// smoothing). Fake images have target 0; G's target is 1.
+	// RealLabel is BCE's target for real images (1; less for one-sided
+	// label smoothing), when Loss is nil.
 	RealLabel float32
 	// DSteps is the number of D updates per G update (1 in the example).
 	DSteps int
 	// EMA, when positive, keeps an exponential moving average of G's
 	// weights with this decay, for samples.
 	EMA float32
+	// JointD runs D's update on real and fake samples in one pass, with
+	// the loss of both terms at once, instead of one pass each (PacGAN's
+	// toy code does this). D may not have batch norm then: it would mix
+	// the two batches' statistics. G's last layer writes into the second
+	// half of D's input, so it must be one that can (Linear).
+	JointD bool
+	// Pack is PacGAN's m: D sees Pack samples concatenated (0 means 1);
+	// it needs JointD.
+	Pack int
+	// InstanceNoise, when positive, adds normal noise of this std to every
+	// sample D sees (real and fake, in both halves of the step), falling
+	// linearly to zero at step NoiseUntil; it needs JointD.
+	InstanceNoise float32
+	NoiseUntil    int
 	// Profile records a timestamp after every dispatch of the step (see
 	// StepProfile); it costs a little time per dispatch.
 	Profile bool
+	// noiseSeed is xored into Seed for the latent noise (a DCGAN's
+	// constant unless a model sets its own).
+	noiseSeed uint64
 }
+
+// dcganNoiseSeed keys a DCGAN's latent noise.
+const dcganNoiseSeed = 0xa5a5a5a5deadbeef
 
 // Metrics are a step's losses and mean discriminator outputs, as the
 // PyTorch example prints them.
 type Metrics struct {
 	LossD, LossG float64
-	DX           float64 // mean D(x) on the real batch
-	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update
+	DX           float64 // mean D(x) on the real batch (NaN with JointD: not measured)
+	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update (DGZ1 NaN with JointD)
 }
 
 // metric slots in GAN.metrics, each ViewAlign apart so each is a view.
 const (
-	mLossDReal = iota
+	mLossDReal = iota // with JointD: the joint loss, the mean of both terms
 	mLossDFake
 	mLossG
 	mDX
@@ -45,58 +70,139 @@ const (
 	numMetrics
 )
 
-// GAN owns both networks' parameters, optimizer state, activations and the
-// recorded training step. Everything lives on the device; Step submits one
-// command buffer and waits.
-type GAN struct {
-	d        *Device
-	cfg      GANConfig
-	G, D     *Net
-	GP, DP   *ParamSet // weights
-	GS, DS   *ParamSet // batch-norm running statistics
-	GGrad    *ParamSet // gradients of the last step
-	DGrad    *ParamSet
-	GM, GV   *ParamSet // Adam moments
-	DM, DV   *ParamSet
-	GEMA     *ParamSet // nil without EMA
-	GCounter *Tensor   // G's Adam step
-	DCounter *Tensor   // D's Adam step = batches drawn so far
-	data     *DeviceData
-	z, real  *Tensor
-	gBound   Bound // G's activations at the batch size
-	dBound   Bound
-	loss     Loss
-	metrics  *Tensor
-	mviews   []*Tensor
-	step     *Recorder
-	owned    []*Tensor
+// NetState is one network and its state on the device, each part a table
+// keyed by the state_dict names of Net.Params (Stats for Stats).
+type NetState struct {
+	Net                 *Net
+	Params, Grads, M, V *ParamSet
+	Stats               *ParamSet // running statistics; nil when the net has none
+	EMA                 *ParamSet // an average of Params (G, with GANConfig.EMA), else nil
+	Counter             *Tensor   // Adam's step t
+	adam                Adam
 }
 
-// NewGAN allocates everything and records the step. data may be nil for a
-// GAN used only to sample.
-func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
-	if err := cfg.Model.Validate(); err != nil {
+func (d *Device) newNetState(n *Net, adam Adam, ema bool, keep func(*Tensor)) (*NetState, error) {
+	s := &NetState{Net: n, adam: adam}
+	sets := []struct {
+		p     **ParamSet
+		specs []ParamSpec
+	}{{&s.Params, n.Params}, {&s.Grads, n.Params}, {&s.M, n.Params}, {&s.V, n.Params}, {&s.Stats, n.Stats}}
+	if ema {
+		sets = append(sets, struct {
+			p     **ParamSet
+			specs []ParamSpec
+		}{&s.EMA, n.Params})
+	}
+	for _, ps := range sets {
+		if len(ps.specs) == 0 {
+			continue
+		}
+		var err error
+		if *ps.p, err = d.NewParamSet(ps.specs); err != nil {
+			s.release()
+			return nil, fmt.Errorf("engine: %s: %w", n.Name, err)
+		}
+	}
+	var err error
+	if s.Counter, err = alloc(d, keep, 1); err != nil {
+		s.release()
 		return nil, err
+	}
+	return s, nil
+}
+
+func (s *NetState) release() {
+	if s == nil {
+		return
+	}
+	for _, ps := range []*ParamSet{s.Params, s.Grads, s.M, s.V, s.Stats, s.EMA} {
+		ps.Release()
+	}
+}
+
+// RealSource records a batch of real samples into out from (seed, the
+// value of counter): a data set on the device, or a distribution.
+type RealSource interface {
+	RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error
+}
+
+var _ RealSource = (*DeviceData)(nil)
+
+// RecordBatch gathers a random batch of the data set's images.
+func (dd *DeviceData) RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error {
+	return r.GatherBatch(out, dd, counter, seed)
+}
+
+// GAN owns both networks' state, the activations and the recorded training
+// step, for any G, D, Loss and real-data source. Everything lives on the
+// device; Step submits one command buffer and waits.
+type GAN struct {
+	d       *Device
+	cfg     GANConfig
+	G, D    *NetState
+	loss    Loss
+	source  RealSource
+	z, real *Tensor
+	fake    *Tensor // G's output
+	xd      *Tensor // with JointD: [real; fake], D's joint input
+	gBound  Bound   // G's activations at the batch size
+	dBound  Bound   // D's for its update (2*Batch/Pack rows with JointD)
+	dGBound Bound   // D's for G's update (the same as dBound without JointD)
+	metrics *Tensor
+	mviews  []*Tensor
+	step    *Recorder
+	owned   []*Tensor
+}
+
+// NewGAN allocates a DCGAN (cfg.Model) or cfg's G and D and records the
+// step. data may be nil for a GAN used only to sample.
+func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (*GAN, error) {
+	if cfg.G == nil && cfg.D == nil {
+		if data != nil && (data.Size != cfg.Model.Size || data.Channels != cfg.Model.Channels) {
+			return nil, fmt.Errorf("engine: gan: data set has %dx%dx%d images, the model makes %dx%dx%d",
+				data.Channels, data.Size, data.Size, cfg.Model.Channels, cfg.Model.Size, cfg.Model.Size)
+		}
+		var err error
+		if cfg.G, err = cfg.Model.Generator(); err != nil {
+			return nil, err
+		}
+		if cfg.D, err = cfg.Model.Discriminator(); err != nil {
+			return nil, err
+		}
+	}
+	if data == nil {
+		return d.newGAN(cfg, nil)
+	}
+	return d.newGAN(cfg, data)
+}
+
+func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
+	if cfg.G == nil || cfg.D == nil {
+		return nil, fmt.Errorf("engine: gan: needs both networks")
 	}
 	if cfg.Batch < 2 {
 		return nil, fmt.Errorf("engine: gan: batch %d must be at least 2 (batch norm needs a batch)", cfg.Batch)
 	}
-	if cfg.DSteps < 1 {
-		cfg.DSteps = 1
+	cfg.DSteps = max(cfg.DSteps, 1)
+	cfg.Pack = max(cfg.Pack, 1)
+	if cfg.noiseSeed == 0 {
+		cfg.noiseSeed = dcganNoiseSeed
 	}
-	if data != nil && (data.Size != cfg.Model.Size || data.Channels != cfg.Model.Channels) {
-		return nil, fmt.Errorf("engine: gan: data set has %dx%dx%d images, the model makes %dx%dx%d",
-			data.Channels, data.Size, data.Size, cfg.Model.Channels, cfg.Model.Size, cfg.Model.Size)
+	m, B := cfg.Pack, cfg.Batch
+	sample := prod(cfg.G.Out)
+	switch {
+	case !cfg.JointD && (m > 1 || cfg.InstanceNoise > 0):
+		return nil, fmt.Errorf("engine: gan: packing and instance noise need JointD")
+	case cfg.JointD && len(cfg.D.BatchNorms()) > 0:
+		return nil, fmt.Errorf("engine: gan: JointD with batch norm in D would mix the real and fake batches' statistics")
+	case B%m != 0:
+		return nil, fmt.Errorf("engine: gan: batch %d must be a multiple of the pack %d", B, m)
+	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !sameShape(cfg.D.In, cfg.G.Out)):
+		return nil, fmt.Errorf("engine: gan: D takes %v, G makes %v (pack %d)", cfg.D.In, cfg.G.Out, m)
 	}
-	g = &GAN{d: d, cfg: cfg, data: data, loss: BCELoss{RealLabel: cfg.RealLabel}}
-	if g.loss == (BCELoss{}) {
-		g.loss = BCELoss{RealLabel: 1}
-	}
-	if g.G, err = cfg.Model.Generator(); err != nil {
-		return nil, err
-	}
-	if g.D, err = cfg.Model.Discriminator(); err != nil {
-		return nil, err
+	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
+	if g.loss == nil {
+		g.loss = BCELoss{RealLabel: cmpOr(cfg.RealLabel, 1)}
 	}
 	defer func() {
 		if err != nil {
@@ -104,45 +210,17 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 			g = nil
 		}
 	}()
-	sets := []struct {
-		p     **ParamSet
-		specs []ParamSpec
-	}{
-		{&g.GP, g.G.Params}, {&g.GGrad, g.G.Params}, {&g.GM, g.G.Params}, {&g.GV, g.G.Params}, {&g.GS, g.G.Stats},
-		{&g.DP, g.D.Params}, {&g.DGrad, g.D.Params}, {&g.DM, g.D.Params}, {&g.DV, g.D.Params}, {&g.DS, g.D.Stats},
-	}
-	if cfg.EMA > 0 {
-		sets = append(sets, struct {
-			p     **ParamSet
-			specs []ParamSpec
-		}{&g.GEMA, g.G.Params})
-	}
-	for _, s := range sets {
-		if *s.p, err = d.NewParamSet(s.specs); err != nil {
-			return nil, fmt.Errorf("engine: gan: %w", err)
-		}
-	}
 	keep := func(t *Tensor) { g.owned = append(g.owned, t) }
-	alloc := func(shape ...int) (*Tensor, error) {
-		t, err := d.NewTensor(shape...)
-		if err == nil {
-			keep(t)
-		}
-		return t, err
-	}
-	if g.GCounter, err = alloc(1); err != nil {
+	if g.G, err = d.newNetState(cfg.G, cfg.AdamG, cfg.EMA > 0, keep); err != nil {
 		return nil, err
 	}
-	if g.DCounter, err = alloc(1); err != nil {
+	if g.D, err = d.newNetState(cfg.D, cfg.AdamD, false, keep); err != nil {
 		return nil, err
 	}
-	if g.z, err = alloc(append([]int{cfg.Batch}, g.G.In...)...); err != nil {
+	if g.z, err = alloc(d, keep, append([]int{B}, cfg.G.In...)...); err != nil {
 		return nil, err
 	}
-	if g.real, err = alloc(append([]int{cfg.Batch}, g.D.In...)...); err != nil {
-		return nil, err
-	}
-	if g.metrics, err = alloc(numMetrics * ViewAlign); err != nil {
+	if g.metrics, err = alloc(d, keep, numMetrics*ViewAlign); err != nil {
 		return nil, err
 	}
 	for i := 0; i < numMetrics; i++ {
@@ -152,13 +230,39 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 		}
 		g.mviews = append(g.mviews, v)
 	}
-	if g.gBound, err = g.G.Bind(d, cfg.Batch, keep); err != nil {
-		return nil, fmt.Errorf("engine: gan: %w", err)
+	if cfg.JointD {
+		if g.xd, err = alloc(d, keep, append([]int{2 * B}, cfg.G.Out...)...); err != nil {
+			return nil, err
+		}
+		if g.real, err = g.xd.View(0, append([]int{B}, cfg.G.Out...)...); err != nil {
+			return nil, err
+		}
+		if g.fake, err = g.xd.View(B*sample, append([]int{B}, cfg.G.Out...)...); err != nil {
+			return nil, err
+		}
+		if g.gBound, err = cfg.G.BindInto(d, B, g.fake, keep); err != nil {
+			return nil, err
+		}
+		if g.dBound, err = cfg.D.Bind(d, 2*B/m, keep); err != nil {
+			return nil, err
+		}
+		if g.dGBound, err = cfg.D.Bind(d, B/m, keep); err != nil {
+			return nil, err
+		}
+	} else {
+		if g.real, err = alloc(d, keep, append([]int{B}, cfg.D.In...)...); err != nil {
+			return nil, err
+		}
+		if g.gBound, err = cfg.G.Bind(d, B, keep); err != nil {
+			return nil, err
+		}
+		g.fake = g.gBound.Out().X
+		if g.dBound, err = cfg.D.Bind(d, B, keep); err != nil {
+			return nil, err
+		}
+		g.dGBound = g.dBound
 	}
-	if g.dBound, err = g.D.Bind(d, cfg.Batch, keep); err != nil {
-		return nil, fmt.Errorf("engine: gan: %w", err)
-	}
-	if data != nil {
+	if source != nil {
 		if err = g.record(); err != nil {
 			return nil, err
 		}
@@ -166,14 +270,33 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (g *GAN, err error) {
 	return g, nil
 }
 
-// Init sets fresh weights from seed (the example's initialisation) and
-// zeroes optimizer state and counters.
+func sameShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func cmpOr(v, def float32) float32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Init sets fresh weights from seed (each model's initialisation: the
+// example's for a DCGAN) and zeroes optimizer state and counters.
 func (g *GAN) Init(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
-	gp, gs := g.G.Init(rng)
-	dp, ds := g.D.Init(rng)
-	return initState([]*ParamSet{g.GP, g.GS, g.DP, g.DS, g.GEMA}, []map[string][]float32{gp, gs, dp, ds, gp},
-		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.GCounter, g.DCounter)
+	gp, gs := g.G.Net.Init(rng)
+	dp, ds := g.D.Net.Init(rng)
+	return initState([]*ParamSet{g.G.Params, g.G.Stats, g.D.Params, g.D.Stats, g.G.EMA}, []map[string][]float32{gp, gs, dp, ds, gp},
+		[]*ParamSet{g.G.M, g.G.V, g.D.M, g.D.V, g.G.Grads, g.D.Grads}, g.G.Counter, g.D.Counter)
 }
 
 // record builds the step, as PyTorch's dcgan/main.py runs it:
@@ -184,8 +307,10 @@ func (g *GAN) Init(seed uint64) error {
 //	Then D on the same fake with D's new weights, G's loss term, backward
 //	through D into G; Adam on G; update the EMA.
 //
-// The recording reads only device state, so it is replayed unchanged.
-// Errors are the recorder's sticky one, checked once at the end.
+// With JointD, D's update is one pass over [real; fake] (packed) with both
+// terms' loss at once. The recording reads only device state, so it is
+// replayed unchanged. Errors are the recorder's sticky one, checked once
+// at the end.
 func (g *GAN) record() error {
 	r, err := g.d.Record()
 	if err != nil {
@@ -196,37 +321,62 @@ func (g *GAN) record() error {
 	}
 	g.step = r
 	c := g.cfg
-	m := g.mviews
-	fake, dfake := g.gBound.Out().X, g.gBound.Out().DX
-	logits, dlogits := g.dBound.Out().X, g.dBound.Out().DX
-	gTrain := &Pass{Params: g.GP, Stats: g.GS, Grads: g.GGrad, Train: true, Momentum: bnMomentum}
-	dTrain := &Pass{Params: g.DP, Stats: g.DS, Grads: g.DGrad, Train: true, Momentum: bnMomentum}
+	m, B := c.Pack, c.Batch
+	mv := g.mviews
+	gTrain := &Pass{Params: g.G.Params, Stats: g.G.Stats, Grads: g.G.Grads, Train: true, Momentum: bnMomentum}
+	dTrain := &Pass{Params: g.D.Params, Stats: g.D.Stats, Grads: g.D.Grads, Train: true, Momentum: bnMomentum}
 	dAdd := *dTrain
 	dAdd.Accumulate = true
 	dThrough := *dTrain // into G: no weight gradients for D
 	dThrough.Grads = nil
-	for it := 0; it < c.DSteps; it++ {
-		r.Increment(g.DCounter)
-		r.GatherBatch(g.real, g.data, g.DCounter, c.Seed)
-		r.RandNormal(g.z, c.Seed^0xa5a5a5a5deadbeef, g.DCounter, 0, 1)
-		g.gBound.Forward(r, gTrain, g.z)
-		g.dBound.Forward(r, dTrain, g.real)
-		g.loss.Record(r, TermReal, logits, dlogits, m[mLossDReal], m[mDX])
-		g.dBound.Backward(r, dTrain, g.real, nil)
-		g.dBound.Forward(r, dTrain, fake)
-		g.loss.Record(r, TermFake, logits, dlogits, m[mLossDFake], m[mDGZ1])
-		g.dBound.Backward(r, &dAdd, fake, nil)
-		r.AdamStep(g.DP.Flat, g.DGrad.Flat, g.DM.Flat, g.DV.Flat, g.DCounter, c.AdamD)
+	// D's inputs: one sample each, or Pack concatenated.
+	packed := func(t *Tensor, rows int) *Tensor {
+		if m == 1 && !c.JointD {
+			return t
+		}
+		v, err := t.Reshape(append([]int{rows}, c.D.In...)...)
+		if err != nil {
+			r.fail(err)
+		}
+		return v
 	}
-	g.dBound.Forward(r, dTrain, fake)
-	g.loss.Record(r, TermGen, logits, dlogits, m[mLossG], m[mDGZ2])
-	g.dBound.Backward(r, &dThrough, fake, dfake)
+	fakeD, dfakeD := packed(g.fake, B/m), packed(g.gBound.Out().DX, B/m)
+	for it := 0; it < c.DSteps; it++ {
+		r.Increment(g.D.Counter)
+		if err := g.source.RecordBatch(r, g.real, g.D.Counter, c.Seed); err != nil {
+			return err
+		}
+		r.RandNormal(g.z, c.Seed^c.noiseSeed, g.D.Counter, 0, 1)
+		g.gBound.Forward(r, gTrain, g.z)
+		logits, dlogits := g.dBound.Out().X, g.dBound.Out().DX
+		if c.JointD {
+			if c.InstanceNoise > 0 {
+				// fake is a view of xd, so G's half of the step sees the same noisy samples.
+				r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.D.Counter, c.InstanceNoise, c.NoiseUntil)
+			}
+			xd := packed(g.xd, 2*B/m)
+			g.dBound.Forward(r, dTrain, xd)
+			g.loss.RecordJoint(r, logits, dlogits, B/m, mv[mLossDReal])
+			g.dBound.Backward(r, dTrain, xd, nil)
+		} else {
+			g.dBound.Forward(r, dTrain, g.real)
+			g.loss.Record(r, TermReal, logits, dlogits, mv[mLossDReal], mv[mDX])
+			g.dBound.Backward(r, dTrain, g.real, nil)
+			g.dBound.Forward(r, dTrain, g.fake)
+			g.loss.Record(r, TermFake, logits, dlogits, mv[mLossDFake], mv[mDGZ1])
+			g.dBound.Backward(r, &dAdd, g.fake, nil)
+		}
+		r.AdamStep(g.D.Params.Flat, g.D.Grads.Flat, g.D.M.Flat, g.D.V.Flat, g.D.Counter, c.AdamD)
+	}
+	g.dGBound.Forward(r, &dThrough, fakeD)
+	g.loss.Record(r, TermGen, g.dGBound.Out().X, g.dGBound.Out().DX, mv[mLossG], mv[mDGZ2])
+	g.dGBound.Backward(r, &dThrough, fakeD, dfakeD)
 	g.gBound.Backward(r, gTrain, g.z, nil)
-	r.Increment(g.GCounter)
-	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.GCounter, c.AdamG)
-	if g.GEMA != nil {
-		r.Scale(g.GEMA.Flat, c.EMA)
-		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
+	r.Increment(g.G.Counter)
+	r.AdamStep(g.G.Params.Flat, g.G.Grads.Flat, g.G.M.Flat, g.G.V.Flat, g.G.Counter, c.AdamG)
+	if g.G.EMA != nil {
+		r.Scale(g.G.EMA.Flat, c.EMA)
+		r.Axpy(g.G.EMA.Flat, g.G.Params.Flat, 1-c.EMA)
 	}
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("engine: gan: recording the step: %w", err)
@@ -254,6 +404,11 @@ func (g *GAN) ReadMetrics() (Metrics, error) {
 		return Metrics{}, err
 	}
 	at := func(i int) float64 { return float64(v[i*ViewAlign]) }
+	if g.cfg.JointD {
+		// The joint loss is the mean over both halves: twice it is the sum
+		// of the two terms' means, as the separate passes report.
+		return Metrics{LossD: 2 * at(mLossDReal), LossG: at(mLossG), DX: math.NaN(), DGZ1: math.NaN(), DGZ2: at(mDGZ2)}, nil
+	}
 	return Metrics{LossD: at(mLossDReal) + at(mLossDFake), LossG: at(mLossG), DX: at(mDX), DGZ1: at(mDGZ1), DGZ2: at(mDGZ2)}, nil
 }
 
@@ -277,9 +432,8 @@ func (g *GAN) Release() {
 	}
 	g.step.Release()
 	g.step = nil
-	for _, ps := range []*ParamSet{g.GP, g.DP, g.GS, g.DS, g.GGrad, g.DGrad, g.GM, g.GV, g.DM, g.DV, g.GEMA} {
-		ps.Release()
-	}
+	g.G.release()
+	g.D.release()
 	for _, t := range g.owned {
 		t.Release()
 	}

@@ -276,14 +276,14 @@ func TestGANStepMatchesReference(t *testing.T) {
 			require.NoError(t, err)
 			defer gan.Release()
 			require.NoError(t, gan.Init(11))
-			gp0, gs0, dp0, ds0 := paramsOf(t, gan.GP), paramsOf(t, gan.GS), paramsOf(t, gan.DP), paramsOf(t, gan.DS)
+			gp0, gs0, dp0, ds0 := paramsOf(t, gan.G.Params), paramsOf(t, gan.G.Stats), paramsOf(t, gan.D.Params), paramsOf(t, gan.D.Stats)
 			require.NoError(t, gan.Step())
 			met, err := gan.ReadMetrics()
 			require.NoError(t, err)
 			z, real := to64(download(t, gan.z)), to64(download(t, gan.real))
 
-			G := newRefNet(gan.G, gp0, gs0, batch)
-			D := newRefNet(gan.D, dp0, ds0, batch)
+			G := newRefNet(gan.G.Net, gp0, gs0, batch)
+			D := newRefNet(gan.D.Net, dp0, ds0, batch)
 			fake := G.forward(z)
 			lossReal, dx, dlr := bce(D.forward(real), 0.9)
 			dGrad, _ := D.backward(dlr)
@@ -314,29 +314,29 @@ func TestGANStepMatchesReference(t *testing.T) {
 					assertClose(t, what+" "+k, w, got[k], rtol, atolFrac*scale+1e-9)
 				}
 			}
-			checkSet("D grad", dGrad, paramsOf(t, gan.DGrad), 2e-3, 2e-3)
-			checkSet("G grad", gGrad, paramsOf(t, gan.GGrad), 2e-3, 2e-3)
-			checkSet("D stats", D.stats, paramsOf(t, gan.DS), 1e-4, 1e-5)
-			checkSet("G stats", G.stats, paramsOf(t, gan.GS), 1e-4, 1e-5)
+			checkSet("D grad", dGrad, paramsOf(t, gan.D.Grads), 2e-3, 2e-3)
+			checkSet("G grad", gGrad, paramsOf(t, gan.G.Grads), 2e-3, 2e-3)
+			checkSet("D stats", D.stats, paramsOf(t, gan.D.Stats), 1e-4, 1e-5)
+			checkSet("G stats", G.stats, paramsOf(t, gan.G.Stats), 1e-4, 1e-5)
 			// The first Adam step moves each weight by lr*sign(grad) (less for
 			// tiny gradients): compare within a fraction of lr.
-			gotDP := paramsOf(t, gan.DP)
+			gotDP := paramsOf(t, gan.D.Params)
 			for k, w := range D.params {
 				assertClose(t, "D weights "+k, w, gotDP[k], 0, 0.05*float64(ad.LR))
 			}
 
 			// d loss_G / d w_G by central differences through the updated D.
 			lossGOf := func() float64 {
-				Gc := newRefNet(gan.G, nil, gs0, batch)
+				Gc := newRefNet(gan.G.Net, nil, gs0, batch)
 				Gc.params = G.params
-				Dc := newRefNet(gan.D, nil, ds0, batch)
+				Dc := newRefNet(gan.D.Net, nil, ds0, batch)
 				Dc.params = D.params
 				l, _, _ := bce(Dc.forward(Gc.forward(z)), 1)
 				return l
 			}
-			gotG := paramsOf(t, gan.GGrad)
+			gotG := paramsOf(t, gan.G.Grads)
 			rng := newRand(uint64(size))
-			stg := stagesOf(gan.G)
+			stg := stagesOf(gan.G.Net)
 			for _, name := range []string{stg[0].weight, stg[1].bnName + ".weight", stg[len(stg)-1].weight} {
 				w := G.params[name]
 				for _, i := range sampleIdx(rng, len(w), 3) {

@@ -15,6 +15,11 @@ const (
 // to the logits into dlogits. A new loss is one type in one file.
 type Loss interface {
 	Record(r *Recorder, term LossTerm, logits, dlogits, loss, meanD *Tensor)
+	// RecordJoint records D's two terms at once, for logits whose first
+	// realRows rows are real and the rest fake (GANConfig.JointD): into
+	// loss the mean over all rows, half the sum of the terms' means, and
+	// into dlogits the gradient of that sum.
+	RecordJoint(r *Recorder, logits, dlogits *Tensor, realRows int, loss *Tensor)
 }
 
 // BCELoss is the example's loss: binary cross-entropy with logits, target
@@ -42,4 +47,22 @@ func (l BCELoss) Record(r *Recorder, term LossTerm, logits, dlogits, loss, meanD
 	r.Sigmoid(prob, logits)
 	r.Mean(meanD, prob)
 	r.BCEWithLogitsConstBackward(dlogits, logits, target, 1)
+}
+
+func (l BCELoss) RecordJoint(r *Recorder, logits, dlogits *Tensor, realRows int, loss *Tensor) {
+	targets, err := r.workspace(logits.n)
+	if err == nil {
+		t := make([]float32, logits.n)
+		for i := 0; i < realRows && i < len(t); i++ {
+			t[i] = l.RealLabel
+		}
+		err = targets.Upload(t)
+	}
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	r.BCEWithLogits(loss, logits, targets)
+	// Twice the mean over both halves is the sum of the two terms' means.
+	r.BCEWithLogitsBackward(dlogits, logits, targets, 2)
 }

@@ -27,27 +27,27 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 	if batchStats && n < 2 {
 		return nil, fmt.Errorf("engine: sampler: batch statistics need at least 2 samples")
 	}
-	s := &Sampler{g: g, n: n, ema: ema && g.GEMA != nil, batchBN: batchStats}
+	s := &Sampler{g: g, n: n, ema: ema && g.G.EMA != nil, batchBN: batchStats}
 	keep := func(t *Tensor) { s.owned = append(s.owned, t) }
 	var err error
-	if s.z, err = g.d.NewTensor(append([]int{n}, g.G.In...)...); err != nil {
+	if s.z, err = g.d.NewTensor(append([]int{n}, g.G.Net.In...)...); err != nil {
 		return nil, err
 	}
 	keep(s.z)
-	if s.gBound, err = g.G.Bind(g.d, n, keep); err != nil {
+	if s.gBound, err = g.G.Net.Bind(g.d, n, keep); err != nil {
 		s.Release()
 		return nil, err
 	}
-	params := g.GP
+	params := g.G.Params
 	if s.ema {
-		params = g.GEMA
+		params = g.G.EMA
 	}
 	if s.rec, err = g.d.Record(); err != nil {
 		s.Release()
 		return nil, err
 	}
 	// Momentum 0: sampling never moves the running statistics.
-	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.GS, Train: batchStats}, s.z)
+	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.G.Stats, Train: batchStats}, s.z)
 	if err := s.rec.Err(); err != nil {
 		s.Release()
 		return nil, err

@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 )
 
 // ToyAct is a toy MLP layer's nonlinearity.
@@ -107,32 +106,14 @@ type ToyConfig struct {
 	Profile bool
 }
 
-// ToyGAN trains G and D on the mixture. One recorded command buffer holds
-// the whole step: the real batch and the noise come from kernels keyed by
-// (seed, device counter), so the host only submits and waits.
+// ToyGAN trains G and D on the mixture: the GAN step with the toy's
+// networks, its mixture as the real data, D's update in one joint pass
+// (PacGAN's code does so) and one step counter's worth of noise. The host
+// only submits and waits.
 type ToyGAN struct {
-	d          *Device
-	cfg        ToyConfig
-	GP, GS     *ParamSet
-	GGrad      *ParamSet
-	GM, GV     *ParamSet
-	GEMA       *ParamSet // nil without ToyConfig.EMA
-	DP, DS     *ParamSet
-	DGrad      *ParamSet
-	DM, DV     *ParamSet
-	Counter    *Tensor // steps taken (Adam's t for both nets)
-	centers    *Tensor
-	z          *Tensor // [B, nz]
-	xd         *Tensor // [2B, 2]: real then fake points
-	real, fake *Tensor // views of xd, [B, 2]
-	targets    *Tensor // [2B/m]: 1 for real, 0 for fake
-	gNet, dNet *Net
-	gB         Bound // G's activations; its output is fake
-	dB, dBG    Bound // D at 2B/m rows (D step) and B/m rows (G step)
-	metrics    *Tensor
-	mviews     []*Tensor
-	step       *Recorder
-	owned      []*Tensor
+	*GAN
+	cfg     ToyConfig
+	centers *Tensor
 
 	sampleN    int
 	sampleRaw  bool // Sample uses G's own weights even when an average is kept
@@ -147,12 +128,16 @@ type ToyGAN struct {
 	evalOwned  []*Tensor
 }
 
-const (
-	tmLossD = iota // mean BCE over real and fake (x2 = the sum of the two means)
-	tmLossG
-	tmDReal // mean D(x) (sigmoid) over real and fake rows: see ReadLosses
-	numToyMetrics
-)
+// mixture is the toy's real data: points of a Gaussian mixture.
+type mixture struct {
+	centers *Tensor
+	holdout int
+	std     float32
+}
+
+func (m mixture) RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error {
+	return r.mixSample(out, m.centers, counter, m.holdout, m.std, seed^toyDataSeed)
+}
 
 // NewToyGAN allocates both networks and records the step.
 func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
@@ -183,94 +168,33 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 	if err := cfg.AdamG.validate(); err != nil {
 		return nil, fmt.Errorf("engine: toy: Adam of G: %w", err)
 	}
-	g = &ToyGAN{d: d, cfg: cfg}
+	gNet, err := cfg.G.Build("G")
+	if err != nil {
+		return nil, err
+	}
+	dNet, err := cfg.D.Build("D")
+	if err != nil {
+		return nil, err
+	}
+	g = &ToyGAN{cfg: cfg}
 	defer func() {
 		if err != nil {
 			g.Release()
 			g = nil
 		}
 	}()
-	if g.gNet, err = cfg.G.Build("G"); err != nil {
+	if g.centers, err = d.NewTensor(len(cfg.Centers)); err != nil {
 		return nil, err
 	}
-	if g.dNet, err = cfg.D.Build("D"); err != nil {
-		return nil, err
-	}
-	gp, gs := g.gNet.Params, g.gNet.Stats
-	dp, ds := g.dNet.Params, g.dNet.Stats
-	for _, s := range []struct {
-		p     **ParamSet
-		specs []ParamSpec
-	}{{&g.GP, gp}, {&g.GGrad, gp}, {&g.GM, gp}, {&g.GV, gp}, {&g.GS, gs},
-		{&g.DP, dp}, {&g.DGrad, dp}, {&g.DM, dp}, {&g.DV, dp}, {&g.DS, ds}, {&g.GEMA, emaSpecs(cfg, gp)}} {
-		if len(s.specs) == 0 {
-			continue
-		}
-		if *s.p, err = d.NewParamSet(s.specs); err != nil {
-			return nil, fmt.Errorf("engine: toy: %w", err)
-		}
-	}
-	keep := func(t *Tensor) { g.owned = append(g.owned, t) }
-	alloc := func(shape ...int) (*Tensor, error) {
-		t, err := d.NewTensor(shape...)
-		if err == nil {
-			keep(t)
-		}
-		return t, err
-	}
-	B := cfg.Batch
-	if g.Counter, err = alloc(1); err != nil {
-		return nil, err
-	}
-	if g.centers, err = alloc(len(cfg.Centers)); err != nil {
-		return nil, err
-	}
+	g.evalOwned = append(g.evalOwned, g.centers)
 	if err = g.centers.Upload(cfg.Centers); err != nil {
 		return nil, err
 	}
-	if g.z, err = alloc(B, cfg.G.In); err != nil {
-		return nil, err
-	}
-	if g.xd, err = alloc(2*B, 2); err != nil {
-		return nil, err
-	}
-	if g.real, err = g.xd.View(0, B, 2); err != nil {
-		return nil, err
-	}
-	if g.fake, err = g.xd.View(2*B, B, 2); err != nil {
-		return nil, err
-	}
-	if g.targets, err = alloc(2 * B / m); err != nil {
-		return nil, err
-	}
-	t := make([]float32, 2*B/m)
-	for i := 0; i < B/m; i++ {
-		t[i] = 1
-	}
-	if err = g.targets.Upload(t); err != nil {
-		return nil, err
-	}
-	if g.metrics, err = alloc(numToyMetrics * ViewAlign); err != nil {
-		return nil, err
-	}
-	for i := 0; i < numToyMetrics; i++ {
-		v, err := g.metrics.View(i*ViewAlign, 1)
-		if err != nil {
-			return nil, err
-		}
-		g.mviews = append(g.mviews, v)
-	}
-	if g.gB, err = g.gNet.BindInto(d, B, g.fake, keep); err != nil {
-		return nil, err
-	}
-	if g.dB, err = g.dNet.Bind(d, 2*B/m, keep); err != nil {
-		return nil, err
-	}
-	if g.dBG, err = g.dNet.Bind(d, B/m, keep); err != nil {
-		return nil, err
-	}
-	if err = g.record(); err != nil {
-		return nil, err
+	g.GAN, err = d.newGAN(GANConfig{G: gNet, D: dNet, Batch: cfg.Batch, Seed: cfg.Seed, AdamD: cfg.AdamD, AdamG: cfg.AdamG,
+		EMA: cfg.EMA, JointD: true, Pack: m, InstanceNoise: cfg.InstanceNoise, NoiseUntil: cfg.NoiseUntil,
+		Profile: cfg.Profile, noiseSeed: toyNoiseSeed}, mixture{g.centers, cfg.Holdout, cfg.Std})
+	if err != nil {
+		return nil, fmt.Errorf("engine: toy: %w", err)
 	}
 	return g, nil
 }
@@ -301,94 +225,6 @@ const (
 	toyInstanceSeed = 0x696e7374616e6365
 )
 
-// record builds the step:
-//
-//	t++; draw B real points and B latents; fake = G(z); with instance
-//	noise, add it to the real and fake points;
-//	D on [real; fake] (one pass of 2B/m packed rows): loss = mean BCE with
-//	targets 1 and 0, scaled by 2 so each half is a mean as in PyTorch's two
-//	calls; backward into D's gradients; Adam on D.
-//	D (updated) on fake, target 1 (the non-saturating loss), backward into
-//	the fake points, then through G; Adam on G.
-func (g *ToyGAN) record() error {
-	r, err := g.d.Record()
-	if err != nil {
-		return err
-	}
-	if g.cfg.Profile {
-		r.EnableProfile()
-	}
-	g.step = r
-	c := g.cfg
-	m := c.Pack
-	B := c.Batch
-	gPass := &Pass{Params: g.GP, Stats: g.GS, Grads: g.GGrad, Train: true, Momentum: bnMomentum}
-	dPass := &Pass{Params: g.DP, Stats: g.DS, Grads: g.DGrad, Train: true, Momentum: bnMomentum}
-	dThrough := *dPass
-	dThrough.Grads = nil
-	r.Increment(g.Counter)
-	r.mixSample(g.real, g.centers, g.Counter, c.Holdout, c.Std, c.Seed^toyDataSeed)
-	r.RandNormal(g.z, c.Seed^toyNoiseSeed, g.Counter, 0, 1)
-	g.gB.Forward(r, gPass, g.z)
-	if c.InstanceNoise > 0 {
-		// fake is a view of xd, so the G half below sees the same noisy points.
-		r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.Counter, c.InstanceNoise, c.NoiseUntil)
-	}
-	xp, err := g.xd.Reshape(2*B/m, 2*m)
-	if err != nil {
-		return err
-	}
-	g.dB.Forward(r, dPass, xp)
-	logits := g.dB.Out().X
-	r.BCEWithLogits(g.mviews[tmLossD], logits, g.targets)
-	r.BCEWithLogitsBackward(g.dB.Out().DX, logits, g.targets, 2)
-	g.dB.Backward(r, dPass, xp, nil)
-	r.AdamStep(g.DP.Flat, g.DGrad.Flat, g.DM.Flat, g.DV.Flat, g.Counter, c.AdamD)
-
-	fp, err := g.fake.Reshape(B/m, 2*m)
-	if err != nil {
-		return err
-	}
-	// D's input gradient lands in G's output gradient, where G's backward
-	// pass starts.
-	dfp, err := g.gB.Out().DX.Reshape(B/m, 2*m)
-	if err != nil {
-		return err
-	}
-	g.dBG.Forward(r, &dThrough, fp)
-	logits = g.dBG.Out().X
-	r.BCEWithLogitsConst(g.mviews[tmLossG], logits, 1)
-	r.BCEWithLogitsConstBackward(g.dBG.Out().DX, logits, 1, 1)
-	g.dBG.Backward(r, &dThrough, fp, dfp)
-	g.gB.Backward(r, gPass, g.z, nil)
-	r.AdamStep(g.GP.Flat, g.GGrad.Flat, g.GM.Flat, g.GV.Flat, g.Counter, c.AdamG)
-	if g.GEMA != nil {
-		r.Scale(g.GEMA.Flat, c.EMA)
-		r.Axpy(g.GEMA.Flat, g.GP.Flat, 1-c.EMA)
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("engine: toy: recording the step: %w", err)
-	}
-	return nil
-}
-
-// Init sets fresh weights from seed and zeroes optimizer state and the
-// step counter.
-func (g *ToyGAN) Init(seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
-	gp, gs := g.gNet.Init(rng)
-	dp, ds := g.dNet.Init(rng)
-	return initState([]*ParamSet{g.GP, g.GS, g.DP, g.DS, g.GEMA}, []map[string][]float32{gp, gs, dp, ds, gp},
-		[]*ParamSet{g.GM, g.GV, g.DM, g.DV, g.GGrad, g.DGrad}, g.Counter)
-}
-
-// Step runs one recorded training step and waits for it.
-func (g *ToyGAN) Step() error { return g.step.Submit() }
-
-// StepProfile is GPU milliseconds per kernel for the last step; it needs
-// ToyConfig.Profile.
-func (g *ToyGAN) StepProfile() (map[string]float64, error) { return g.step.Profile() }
-
 // ToyLosses are the last step's losses: D's is the sum of the mean BCE on
 // real and on fake points, G's the non-saturating loss.
 type ToyLosses struct{ D, G float64 }
@@ -396,11 +232,11 @@ type ToyLosses struct{ D, G float64 }
 // ReadLosses downloads the last step's losses (a host sync; call it when
 // logging).
 func (g *ToyGAN) ReadLosses() (ToyLosses, error) {
-	v, err := g.metrics.Download()
+	m, err := g.ReadMetrics()
 	if err != nil {
 		return ToyLosses{}, err
 	}
-	return ToyLosses{D: 2 * float64(v[tmLossD*ViewAlign]), G: float64(v[tmLossG*ViewAlign])}, nil
+	return ToyLosses{D: m.LossD, G: m.LossG}, nil
 }
 
 // Sample returns G's outputs ([n*2], x then y) for n latents drawn from
@@ -424,7 +260,7 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 			return nil, err
 		}
 		keep(out)
-		gb, err := g.gNet.BindInto(g.d, n, out, keep)
+		gb, err := g.G.Net.BindInto(g.d, n, out, keep)
 		if err != nil {
 			return nil, err
 		}
@@ -438,11 +274,11 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 			return nil, err
 		}
 		r.RandNormal(z, g.cfg.Seed^toyEvalSeed, zero, 0, 1)
-		weights := g.GP
-		if g.GEMA != nil && !g.sampleRaw {
-			weights = g.GEMA
+		weights := g.G.Params
+		if g.G.EMA != nil && !g.sampleRaw {
+			weights = g.G.EMA
 		}
-		gb.Forward(r, &Pass{Params: weights, Stats: g.GS, Train: true}, z)
+		gb.Forward(r, &Pass{Params: weights, Stats: g.G.Stats, Train: true}, z)
 		if err := r.Err(); err != nil {
 			r.Release()
 			return nil, err
@@ -500,7 +336,7 @@ func (g *ToyGAN) runField(pts []float32) error {
 			return err
 		}
 		keep(in)
-		db, err := g.dNet.Bind(g.d, P, keep)
+		db, err := g.D.Net.Bind(g.d, P, keep)
 		if err != nil {
 			return err
 		}
@@ -513,7 +349,7 @@ func (g *ToyGAN) runField(pts []float32) error {
 		if err != nil {
 			return err
 		}
-		db.Forward(r, &Pass{Params: g.DP, Stats: g.DS, Train: true}, in)
+		db.Forward(r, &Pass{Params: g.D.Params, Stats: g.D.Stats, Train: true}, in)
 		r.Sigmoid(prob, db.Out().X)
 		if err := r.Err(); err != nil {
 			r.Release()
@@ -547,23 +383,12 @@ func (g *ToyGAN) Release() {
 	if g == nil {
 		return
 	}
-	g.step.Release()
+	g.GAN.Release()
 	g.sampleRec.Release()
 	g.fieldRec.Release()
-	g.step, g.sampleRec, g.fieldRec = nil, nil, nil
-	for _, ps := range []*ParamSet{g.GP, g.GS, g.GGrad, g.GM, g.GV, g.GEMA, g.DP, g.DS, g.DGrad, g.DM, g.DV} {
-		ps.Release()
-	}
-	for _, t := range append(g.owned, g.evalOwned...) {
+	g.sampleRec, g.fieldRec = nil, nil
+	for _, t := range g.evalOwned {
 		t.Release()
 	}
-	g.owned, g.evalOwned = nil, nil
-}
-
-// emaSpecs is G's layout when the config keeps an average, else nothing.
-func emaSpecs(cfg ToyConfig, gp []ParamSpec) []ParamSpec {
-	if cfg.EMA > 0 {
-		return gp
-	}
-	return nil
+	g.evalOwned = nil
 }

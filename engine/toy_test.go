@@ -156,9 +156,9 @@ func TestToyStepReference(t *testing.T) {
 			require.NoError(t, err)
 			defer g.Release()
 			require.NoError(t, g.Init(3))
-			gp0, err := g.GP.Get()
+			gp0, err := g.G.Params.Get()
 			require.NoError(t, err)
-			dp0, err := g.DP.Get()
+			dp0, err := g.D.Params.Get()
 			require.NoError(t, err)
 			require.NoError(t, g.Step())
 			real := to64(download(t, g.RealBatch()))
@@ -182,13 +182,13 @@ func TestToyStepReference(t *testing.T) {
 				lossD += 2 * (math.Max(l, 0) - l*tgt + math.Log1p(math.Exp(-math.Abs(l)))) / float64(rows)
 			}
 			dgrad, _ := D.backward(dl)
-			gotD, err := g.DGrad.Get()
+			gotD, err := g.D.Grads.Get()
 			require.NoError(t, err)
 			for k, want := range dgrad {
 				assertClose(t, "D grad "+k, want, gotD[k], 1e-3, 1e-4*maxAbs(want)+1e-7)
 			}
 			// Adam at t = 1: the bias-corrected step is lr*g/(|g|+eps).
-			gotDP, err := g.DP.Get()
+			gotDP, err := g.D.Params.Get()
 			require.NoError(t, err)
 			adamFirstStep(t, "D", D.p, dgrad, gotDP, cfg.AdamD)
 			fl := D.forward(fake, B/m)
@@ -199,12 +199,12 @@ func TestToyStepReference(t *testing.T) {
 			_, dfake := D.backward(dfl)
 			G.forward(z, B)
 			ggrad, _ := G.backward(dfake)
-			gotG, err := g.GGrad.Get()
+			gotG, err := g.G.Grads.Get()
 			require.NoError(t, err)
 			for k, want := range ggrad {
 				assertClose(t, "G grad "+k, want, gotG[k], 2e-3, 2e-3*maxAbs(want)+1e-7)
 			}
-			gotGP, err := g.GP.Get()
+			gotGP, err := g.G.Params.Get()
 			require.NoError(t, err)
 			adamFirstStep(t, "G", G.p, ggrad, gotGP, cfg.AdamG)
 			l, err := g.ReadLosses()
@@ -305,7 +305,7 @@ func TestToyFieldLogits(t *testing.T) {
 		require.NoError(t, err)
 		defer g.Release()
 		require.NoError(t, g.Init(5))
-		dp, err := g.DP.Get()
+		dp, err := g.D.Params.Get()
 		require.NoError(t, err)
 		const P = 37
 		pts := make([]float32, 2*P)

@@ -236,6 +236,9 @@ func setCurrent(runDir string, info CheckpointInfo) error {
 // never replaces a good checkpoint.
 func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STensor, error) {
 	get := func(ps *engine.ParamSet) (map[string][]float32, error) {
+		if ps == nil {
+			return map[string][]float32{}, nil // a net without running statistics
+		}
 		v, err := ps.Get()
 		if err != nil {
 			return nil, fmt.Errorf("train: checkpoint: reading device state: %w", err)
@@ -247,75 +250,53 @@ func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STenso
 		}
 		return v, nil
 	}
-	gp, err := get(gan.GP)
-	if err != nil {
-		return nil, err
-	}
-	gs, err := get(gan.GS)
-	if err != nil {
-		return nil, err
-	}
-	dp, err := get(gan.DP)
-	if err != nil {
-		return nil, err
-	}
-	ds, err := get(gan.DS)
-	if err != nil {
-		return nil, err
-	}
-	files := map[string][]STensor{
-		GFile: netTensors(gan.G, gp, gs, batchesTracked(gan.G, step, cfg.DSteps)),
-		DFile: netTensors(gan.D, dp, ds, batchesTracked(gan.D, step, cfg.DSteps)),
-	}
-	if gan.GEMA != nil {
-		ge, err := get(gan.GEMA)
+	files := map[string][]STensor{}
+	var opt, steps []STensor
+	for _, ns := range []*engine.NetState{gan.G, gan.D} {
+		name := ns.Net.Name
+		params, err := get(ns.Params)
 		if err != nil {
 			return nil, err
 		}
-		files[GEMAFile] = netTensors(gan.G, ge, gs, batchesTracked(gan.G, step, cfg.DSteps))
-	}
-	var opt []STensor
-	for _, s := range optimSets(gan) {
-		v, err := get(s.ps)
+		stats, err := get(ns.Stats)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range s.net.Params {
-			opt = append(opt, STensor{Name: s.prefix + p.Name, DType: F32, Shape: p.Shape, F32: v[p.Name]})
+		tracked := batchesTracked(ns.Net, step, cfg.DSteps)
+		files[netFile(name)] = netTensors(ns.Net, params, stats, tracked)
+		if ns.EMA != nil {
+			avg, err := get(ns.EMA)
+			if err != nil {
+				return nil, err
+			}
+			files[emaFile(name)] = netTensors(ns.Net, avg, stats, tracked)
 		}
-	}
-	for _, c := range counters(gan) {
-		v, err := c.t.CounterValue()
+		for _, mom := range []struct {
+			infix string
+			ps    *engine.ParamSet
+		}{{".m.", ns.M}, {".v.", ns.V}} {
+			v, err := get(mom.ps)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range ns.Net.Params {
+				opt = append(opt, STensor{Name: name + mom.infix + p.Name, DType: F32, Shape: p.Shape, F32: v[p.Name]})
+			}
+		}
+		t, err := ns.Counter.CounterValue()
 		if err != nil {
 			return nil, err
 		}
-		opt = append(opt, STensor{Name: c.name, DType: I64, Shape: []int{}, I64: []int64{int64(v)}})
+		steps = append(steps, STensor{Name: name + ".step", DType: I64, Shape: []int{}, I64: []int64{int64(t)}})
 	}
-	files[OptimFile] = opt
+	files[OptimFile] = append(opt, steps...)
 	return files, nil
 }
 
-// optimSet is one of Adam's moment sets, by its prefix in optim.safetensors.
-type optimSet struct {
-	prefix string
-	net    *engine.Net
-	ps     *engine.ParamSet
-}
-
-func optimSets(gan *engine.GAN) []optimSet {
-	return []optimSet{{"G.m.", gan.G, gan.GM}, {"G.v.", gan.G, gan.GV}, {"D.m.", gan.D, gan.DM}, {"D.v.", gan.D, gan.DV}}
-}
-
-// stepCounter is one of Adam's step counters, by its name in
-// optim.safetensors.
-type stepCounter struct {
-	name string
-	t    *engine.Tensor
-}
-
-func counters(gan *engine.GAN) []stepCounter {
-	return []stepCounter{{"G.step", gan.GCounter}, {"D.step", gan.DCounter}}
-}
+// netFile and emaFile name a network's weights and their average in a
+// checkpoint: G.safetensors, D.safetensors, G_ema.safetensors.
+func netFile(net string) string { return net + ".safetensors" }
+func emaFile(net string) string { return net + "_ema.safetensors" }
 
 // nonFinite returns the index of the first NaN or infinity in v, or -1.
 func nonFinite(v []float32) int {
@@ -418,16 +399,17 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 // well formed, every tensor of the model's shape and finite.
 type Checkpoint struct {
 	Step int
-	Dir  string // the checkpoint's directory
-	g, d netValues
-	gEMA *netValues // nil when the checkpoint keeps no average
-	// moments by optimSet prefix, then parameter name; counters by name.
-	moments  map[string]map[string][]float32
-	counters map[string]uint32
+	Dir  string                    // the checkpoint's directory
+	nets map[string]*netCheckpoint // by network name: G, D
 }
 
-// netValues are a network's parameters and statistics by name.
-type netValues struct{ params, stats map[string][]float32 }
+// netCheckpoint is one network's saved state, each part by tensor name.
+type netCheckpoint struct {
+	params, stats map[string][]float32
+	ema           map[string][]float32 // nil when the checkpoint keeps no average
+	m, v          map[string][]float32 // Adam's moments
+	step          uint32               // Adam's t
+}
 
 // ReadCheckpoint reads and checks the checkpoint in dir (a step_
 // directory) for the model of cfg.
@@ -445,24 +427,6 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Checkpoint{Step: step, Dir: dir, moments: map[string]map[string][]float32{}, counters: map[string]uint32{}}
-	if c.g.params, c.g.stats, err = netState(filepath.Join(dir, GFile), gNet); err != nil {
-		return nil, err
-	}
-	if c.d.params, c.d.stats, err = netState(filepath.Join(dir, DFile), dNet); err != nil {
-		return nil, err
-	}
-	if _, serr := os.Stat(filepath.Join(dir, GEMAFile)); serr == nil || cfg.EMA > 0 && step > 0 {
-		var ge netValues
-		if ge.params, ge.stats, err = netState(filepath.Join(dir, GEMAFile), gNet); err != nil {
-			// A run that turned the average on at this resume has none yet.
-			if !errors.Is(err, os.ErrNotExist) {
-				return nil, err
-			}
-		} else {
-			c.gEMA = &ge
-		}
-	}
 	optPath := filepath.Join(dir, OptimFile)
 	ts, _, err := ReadSafetensors(optPath)
 	if err != nil {
@@ -472,62 +436,69 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 	for _, t := range ts {
 		byName[t.Name] = t
 	}
-	for _, s := range []struct {
-		prefix string
-		net    *engine.Net
-	}{{"G.m.", gNet}, {"G.v.", gNet}, {"D.m.", dNet}, {"D.v.", dNet}} {
-		vals := map[string][]float32{}
-		for _, p := range s.net.Params {
-			t, ok := byName[s.prefix+p.Name]
-			if !ok || t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
-				return nil, fmt.Errorf("train: %q: missing or mis-shaped tensor %s%s", optPath, s.prefix, p.Name)
-			}
-			if i := nonFinite(t.F32); i >= 0 {
-				return nil, fmt.Errorf("train: %q: tensor %s%s holds %g at index %d", optPath, s.prefix, p.Name, t.F32[i], i)
-			}
-			vals[p.Name] = t.F32
+	c := &Checkpoint{Step: step, Dir: dir, nets: map[string]*netCheckpoint{}}
+	for _, net := range []*engine.Net{gNet, dNet} {
+		nc := &netCheckpoint{}
+		if nc.params, nc.stats, err = netState(filepath.Join(dir, netFile(net.Name)), net); err != nil {
+			return nil, err
 		}
-		c.moments[s.prefix] = vals
-	}
-	for _, name := range []string{"G.step", "D.step"} {
-		t, ok := byName[name]
+		// A run that turned the average on at this resume has none yet.
+		if _, serr := os.Stat(filepath.Join(dir, emaFile(net.Name))); serr == nil {
+			if nc.ema, _, err = netState(filepath.Join(dir, emaFile(net.Name)), net); err != nil {
+				return nil, err
+			}
+		}
+		for _, mom := range []struct {
+			infix string
+			dst   *map[string][]float32
+		}{{".m.", &nc.m}, {".v.", &nc.v}} {
+			vals := map[string][]float32{}
+			for _, p := range net.Params {
+				name := net.Name + mom.infix + p.Name
+				t, ok := byName[name]
+				if !ok || t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
+					return nil, fmt.Errorf("train: %q: missing or mis-shaped tensor %s", optPath, name)
+				}
+				if i := nonFinite(t.F32); i >= 0 {
+					return nil, fmt.Errorf("train: %q: tensor %s holds %g at index %d", optPath, name, t.F32[i], i)
+				}
+				vals[p.Name] = t.F32
+			}
+			*mom.dst = vals
+		}
+		t, ok := byName[net.Name+".step"]
 		if !ok || t.DType != I64 || len(t.I64) != 1 || t.I64[0] < 0 || t.I64[0] > 1<<32-1 {
-			return nil, fmt.Errorf("train: %q: missing or invalid counter %s", optPath, name)
+			return nil, fmt.Errorf("train: %q: missing or invalid counter %s.step", optPath, net.Name)
 		}
-		c.counters[name] = uint32(t.I64[0])
+		nc.step = uint32(t.I64[0])
+		c.nets[net.Name] = nc
 	}
 	return c, nil
 }
 
 // Apply loads the checkpoint's whole state into gan.
 func (c *Checkpoint) Apply(gan *engine.GAN) error {
-	sets := []struct {
-		ps   *engine.ParamSet
-		vals map[string][]float32
-	}{{gan.GP, c.g.params}, {gan.GS, c.g.stats}, {gan.DP, c.d.params}, {gan.DS, c.d.stats}}
-	if gan.GEMA != nil {
-		ge := c.g.params // a run that turned the average on at resume starts it from G
-		if c.gEMA != nil {
-			ge = c.gEMA.params
+	for _, ns := range []*engine.NetState{gan.G, gan.D} {
+		nc, ok := c.nets[ns.Net.Name]
+		if !ok {
+			return fmt.Errorf("train: checkpoint %q has no network %s", c.Dir, ns.Net.Name)
 		}
-		sets = append(sets, struct {
+		avg := nc.ema
+		if avg == nil {
+			avg = nc.params // a run that turned the average on at resume starts it from the weights
+		}
+		for _, s := range []struct {
 			ps   *engine.ParamSet
 			vals map[string][]float32
-		}{gan.GEMA, ge})
-	}
-	for _, s := range optimSets(gan) {
-		sets = append(sets, struct {
-			ps   *engine.ParamSet
-			vals map[string][]float32
-		}{s.ps, c.moments[s.prefix]})
-	}
-	for _, s := range sets {
-		if err := s.ps.Set(s.vals); err != nil {
-			return err
+		}{{ns.Params, nc.params}, {ns.Stats, nc.stats}, {ns.EMA, avg}, {ns.M, nc.m}, {ns.V, nc.v}} {
+			if s.ps == nil {
+				continue
+			}
+			if err := s.ps.Set(s.vals); err != nil {
+				return err
+			}
 		}
-	}
-	for _, k := range counters(gan) {
-		if err := k.t.SetCounter(c.counters[k.name]); err != nil {
+		if err := ns.Counter.SetCounter(nc.step); err != nil {
 			return err
 		}
 	}
@@ -652,7 +623,7 @@ func LoadGenerator(runDir string, gan *engine.GAN, ema bool, warn func(string)) 
 			}
 		}
 		step, _ := parseStepDir(filepath.Base(dir))
-		gp, gs, err := netState(file, gan.G)
+		gp, gs, err := netState(file, gan.G.Net)
 		if err != nil {
 			err = fmt.Errorf("checkpoint of step %d: %w", step, err)
 			damaged = append(damaged, err)
@@ -663,10 +634,10 @@ func LoadGenerator(runDir string, gan *engine.GAN, ema bool, warn func(string)) 
 		if current != nil && current.Step == step {
 			info = *current
 		}
-		if err := gan.GP.Set(gp); err != nil {
+		if err := gan.G.Params.Set(gp); err != nil {
 			return info, err
 		}
-		return info, gan.GS.Set(gs)
+		return info, gan.G.Stats.Set(gs)
 	}
 	return CheckpointInfo{}, fmt.Errorf("train: no usable checkpoint in %q: %w", runDir, errors.Join(damaged...))
 }

@@ -135,15 +135,15 @@ func TestCheckpointRoundTripExact(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, info.Step)
 	require.Equal(t, 1.5, info.Elapsed)
-	for _, p := range [][2]*engine.ParamSet{{g1.GP, g2.GP}, {g1.GS, g2.GS}, {g1.DP, g2.DP}, {g1.DS, g2.DS},
-		{g1.GM, g2.GM}, {g1.GV, g2.GV}, {g1.DM, g2.DM}, {g1.DV, g2.DV}, {g1.GEMA, g2.GEMA}} {
+	for _, p := range [][2]*engine.ParamSet{{g1.G.Params, g2.G.Params}, {g1.G.Stats, g2.G.Stats}, {g1.D.Params, g2.D.Params}, {g1.D.Stats, g2.D.Stats},
+		{g1.G.M, g2.G.M}, {g1.G.V, g2.G.V}, {g1.D.M, g2.D.M}, {g1.D.V, g2.D.V}, {g1.G.EMA, g2.G.EMA}} {
 		a, err := p[0].Flat.Bytes()
 		require.NoError(t, err)
 		b, err := p[1].Flat.Bytes()
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(a, b), "state differs after a round trip")
 	}
-	for _, c := range [][2]*engine.Tensor{{g1.GCounter, g2.GCounter}, {g1.DCounter, g2.DCounter}} {
+	for _, c := range [][2]*engine.Tensor{{g1.G.Counter, g2.G.Counter}, {g1.D.Counter, g2.D.Counter}} {
 		a, _ := c[0].CounterValue()
 		b, _ := c[1].CounterValue()
 		require.Equal(t, a, b)
@@ -200,12 +200,12 @@ func TestNonFiniteKeepsLastGoodCheckpoint(t *testing.T) {
 	opt.Out = t.TempDir()
 	opt.OnStep = func(g *engine.GAN, step int) {
 		if g != nil && step == 2 { // poison D: the next losses are NaN
-			n := g.DP.Flat.Len()
+			n := g.D.Params.Flat.Len()
 			bad := make([]float32, n)
 			for i := range bad {
 				bad[i] = float32(math.NaN())
 			}
-			require.NoError(t, g.DP.Flat.Upload(bad))
+			require.NoError(t, g.D.Params.Flat.Upload(bad))
 		}
 	}
 	err := Run(context.Background(), cfg, opt)

@@ -85,7 +85,7 @@ func run(out string, size, width, batch int) error {
 			prefix string
 			net    *engine.Net
 			ps     *engine.ParamSet
-		}{{"G.", gan.G, gan.GP}, {"G.", gan.G, gan.GS}, {"D.", gan.D, gan.DP}, {"D.", gan.D, gan.DS}} {
+		}{{"G.", gan.G.Net, gan.G.Params}, {"G.", gan.G.Net, gan.G.Stats}, {"D.", gan.D.Net, gan.D.Params}, {"D.", gan.D.Net, gan.D.Stats}} {
 			ts, err := set(s.prefix, s.net, s.ps)
 			if err != nil {
 				return err
@@ -107,7 +107,7 @@ func run(out string, size, width, batch int) error {
 	for _, s := range []struct {
 		prefix string
 		ps     *engine.ParamSet
-	}{{"G.", gan.GGrad}, {"D.", gan.DGrad}} {
+	}{{"G.", gan.G.Grads}, {"D.", gan.D.Grads}} {
 		ts, err := set(s.prefix, nil, s.ps)
 		if err != nil {
 			return err
