@@ -91,6 +91,12 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 	return &Tensor{d: t.d, buf: t.buf, shape: append([]int(nil), shape...), n: n}, nil
 }
 
+// shares reports whether t and u overlap in device memory: the same
+// tensor, or overlapping views (View, Reshape) of one storage. Checks that
+// forbid aliasing use it rather than comparing buffers with ==, since a
+// view has a Buffer of its own.
+func (t *Tensor) shares(u *Tensor) bool { return t.buf.Overlaps(u.buf) }
+
 // Upload copies data (len == Len) to the device. It must not overlap a
 // submit that uses t.
 func (t *Tensor) Upload(data []float32) error {
