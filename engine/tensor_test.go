@@ -7,6 +7,39 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestReshapeRelease: a reshaped tensor is a view, so releasing it leaves
+// its parent's storage alone; the parent's own Release still frees it.
+func TestReshapeRelease(t *testing.T) {
+	d := newTestDevice(t)
+	x, err := d.FromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	require.NoError(t, err)
+	defer x.Release()
+	v, err := x.Reshape(3, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []int{3, 2}, v.Shape())
+	assert.Equal(t, []float32{1, 2, 3, 4, 5, 6}, download(t, v), "the view reads the parent's storage")
+	require.NoError(t, v.Upload([]float32{6, 5, 4, 3, 2, 1}))
+	assert.Equal(t, []float32{6, 5, 4, 3, 2, 1}, download(t, x), "a write through the view lands in the parent")
+
+	v.Release()
+	v.Release()
+	require.NoError(t, x.Upload([]float32{7, 8, 9, 10, 11, 12}), "parent after its reshape's Release")
+	assert.Equal(t, []float32{7, 8, 9, 10, 11, 12}, download(t, x))
+
+	// A reshape of a reshape is a view too.
+	w, err := x.Reshape(6)
+	require.NoError(t, err)
+	w2, err := w.Reshape(1, 6)
+	require.NoError(t, err)
+	w2.Release()
+	w.Release()
+	assert.Equal(t, []float32{7, 8, 9, 10, 11, 12}, download(t, x))
+
+	x.Release()
+	assert.Error(t, x.Upload(make([]float32, 6)), "the parent's Release freed the storage")
+	x.Release() // idempotent: the storage is freed once
+}
+
 // TestAliasChecksSeeViews: the checks that forbid an output aliasing an
 // input compare storage, so a reshape or an overlapping view of the input
 // is caught, while a disjoint view of the same storage is not.
