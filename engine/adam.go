@@ -101,7 +101,7 @@ func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
 			return r.fail(fmt.Errorf("engine: %s: %s has %d elements, param has %d", op, names[i], t.n, param.n))
 		}
 		for j := 0; j < i; j++ {
-			if ts[j].buf == t.buf {
+			if ts[j].shares(t) {
 				return r.fail(fmt.Errorf("engine: %s: %s and %s share storage", op, names[j], names[i]))
 			}
 		}

@@ -45,7 +45,7 @@ func bnLike(op, name string, t, x *Tensor) error {
 	if !slices.Equal(t.shape, x.shape) {
 		return fmt.Errorf("engine: %s: %s has shape %v, want %v like x", op, name, t.shape, x.shape)
 	}
-	if t.buf == x.buf {
+	if t.shares(x) {
 		return fmt.Errorf("engine: %s: %s may not alias x", op, name)
 	}
 	return nil
@@ -115,7 +115,7 @@ func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, 
 	if err == nil {
 		err = bnLike(op, "dy", dy, x)
 	}
-	if err == nil && dx.buf == dy.buf {
+	if err == nil && dx.shares(dy) {
 		err = fmt.Errorf("engine: %s: dx may not alias dy", op)
 	}
 	if err != nil {

@@ -150,7 +150,7 @@ func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float3
 	if bias != nil && bias.n != N {
 		return r.fail(fmt.Errorf("engine: gemm: bias has %d elements, want %d", bias.n, N))
 	}
-	if c.buf == a.buf || c.buf == b.buf {
+	if c.shares(a) || c.shares(b) {
 		return r.fail(fmt.Errorf("engine: gemm: c must not alias a or b"))
 	}
 	if isNaN32(alpha) || isNaN32(beta) {
@@ -208,7 +208,7 @@ func convGeom(op string, x, w, y *Tensor, p ConvParams) (gemmArgs, error) {
 
 func distinct(op string, out *Tensor, ins ...*Tensor) error {
 	for _, in := range ins {
-		if in.buf == out.buf {
+		if in.shares(out) {
 			return fmt.Errorf("engine: %s: output must not alias an input", op)
 		}
 	}

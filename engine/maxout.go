@@ -16,7 +16,7 @@ func maxoutCheck(op string, y, x *Tensor, pieces int) error {
 	if len(x.shape) != 2 || len(y.shape) != 2 || x.shape[0] != y.shape[0] || x.shape[1] != y.shape[1]*pieces {
 		return fmt.Errorf("engine: %s: x %v must be [N, U*%d] for y %v = [N, U]", op, x.shape, pieces, y.shape)
 	}
-	if y.buf == x.buf {
+	if y.shares(x) {
 		return fmt.Errorf("engine: %s: output may not alias x", op)
 	}
 	return nil
@@ -42,7 +42,7 @@ func (r *Recorder) MaxoutBackward(dx, dy, x *Tensor, pieces int) error {
 	if err == nil && !slices.Equal(dx.shape, x.shape) {
 		err = fmt.Errorf("engine: maxout backward: dx %v must be shaped like x %v", dx.shape, x.shape)
 	}
-	if err == nil && (dx.buf == x.buf || dx.buf == dy.buf) {
+	if err == nil && (dx.shares(x) || dx.shares(dy)) {
 		err = fmt.Errorf("engine: maxout backward: dx may not alias x or dy")
 	}
 	if err != nil {

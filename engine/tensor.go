@@ -78,8 +78,9 @@ func (t *Tensor) Dim(i int) int { return t.shape[i] }
 // Buffer is the tensor's device buffer.
 func (t *Tensor) Buffer() *vk.Buffer { return t.buf }
 
-// Reshape returns a tensor sharing t's storage with another shape of the
-// same size.
+// Reshape returns a view of t's storage with another shape of the same
+// size. Like a View, it does not own the storage: its Release does nothing,
+// and it must not outlive t.
 func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 	n, err := numel(shape)
 	if err != nil {
@@ -88,8 +89,14 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 	if n != t.n {
 		return nil, fmt.Errorf("engine: cannot reshape %v (%d elements) to %v", t.shape, t.n, shape)
 	}
-	return &Tensor{d: t.d, buf: t.buf, shape: append([]int(nil), shape...), n: n}, nil
+	return &Tensor{d: t.d, buf: t.buf.Alias(), shape: append([]int(nil), shape...), n: n}, nil
 }
+
+// shares reports whether t and u overlap in device memory: the same
+// tensor, or overlapping views (View, Reshape) of one storage. Checks that
+// forbid aliasing use it rather than comparing buffers with ==, since a
+// view has a Buffer of its own.
+func (t *Tensor) shares(u *Tensor) bool { return t.buf.Overlaps(u.buf) }
 
 // Upload copies data (len == Len) to the device. It must not overlap a
 // submit that uses t.
@@ -117,7 +124,8 @@ func (t *Tensor) Download() ([]float32, error) {
 	return out, nil
 }
 
-// Release frees the tensor's memory; views made by Reshape become invalid.
+// Release frees the tensor's memory; its views (View, Reshape) become
+// invalid. Releasing a view does nothing.
 func (t *Tensor) Release() {
 	if t == nil {
 		return

@@ -1,9 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -331,6 +333,78 @@ func BenchmarkReadMetrics(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/line")
+		})
+	}
+}
+
+// longRunMetrics returns the lines of a 10M-step run logged every 50 steps
+// (DefaultLogEvery), 200,000 lines, with values shaped like a real log's:
+// float32 losses and D outputs that print short, a float64 epoch and
+// elapsed time that print long, a little seeded noise.
+func longRunMetrics() (data []byte, lines int) {
+	const steps, every = 10_000_000, DefaultLogEvery
+	rng := rand.New(rand.NewPCG(1, 2))
+	f32 := func(v float64) float64 { return float64(float32(v)) }
+	for step := every; step <= steps; step += every {
+		data = append(Metric{
+			Step:         step,
+			Epoch:        float64(step*64) / 60_000,
+			LossD:        f32(0.6 + 0.4*rng.Float64()),
+			LossG:        f32(1.5 + 2*rng.Float64()),
+			DX:           f32(0.4 + 0.4*rng.Float64()),
+			DGZ1:         f32(0.1 + 0.4*rng.Float64()),
+			DGZ2:         f32(0.05 + 0.4*rng.Float64()),
+			ImagesPerSec: 800 + 50*rng.Float64(),
+			Elapsed:      float64(step) * 0.0789 * (1 + 0.01*rng.Float64()),
+		}.appendJSON(data), '\n')
+		lines++
+	}
+	return data, lines
+}
+
+// BenchmarkReadMetricsLongRun times the largest log a user waits on: the
+// loss plot at the end of a run and the viewer's title reread the whole
+// metrics.jsonl, and a resume decodes every line of it. s/read is the
+// wait. ReadMetrics is the real reader; encoding-json is the same read
+// with encoding/json decoding every line (the reference decoder), which is
+// what ReadMetrics would cost without parseMetricFast.
+func BenchmarkReadMetricsLongRun(b *testing.B) {
+	path := filepath.Join(b.TempDir(), MetricsFile)
+	data, lines := longRunMetrics()
+	require.NoError(b, os.WriteFile(path, data, 0o644))
+	for _, bc := range []struct {
+		name string
+		read func() ([]Metric, error)
+	}{
+		{"ReadMetrics", func() ([]Metric, error) { return ReadMetrics(path) }},
+		{"encoding-json", func() ([]Metric, error) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			ms := make([]Metric, 0, lines)
+			for line := range bytes.Lines(data) {
+				var m Metric
+				if err := m.unmarshalSlow(line); err != nil {
+					return nil, err
+				}
+				ms = append(ms, m)
+			}
+			return ms, nil
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				ms, err := bc.read()
+				if err != nil || len(ms) != lines {
+					b.Fatalf("%d of %d lines: %v", len(ms), lines, err)
+				}
+			}
+			perRead := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(perRead/float64(lines), "ns/line")
+			b.ReportMetric(perRead/1e9, "s/read")
 		})
 	}
 }

@@ -354,6 +354,29 @@ func (d *Device) copyNow(dst *Buffer, dstOff uint64, src *Buffer, srcOff uint64,
 	return d.Submit(r)
 }
 
+// Alias returns a buffer for all of b, bound with the same range as b,
+// that does not own it: releasing the alias does nothing, and it must not
+// outlive b. It is View(0, b.Size()) without narrowing the bound range to
+// the requested size, so kernels see exactly what they see through b.
+func (b *Buffer) Alias() *Buffer {
+	if b == nil {
+		return nil
+	}
+	a := *b
+	a.own, a.view = false, true
+	return &a
+}
+
+// Overlaps reports whether b and c share any byte of device memory, as a
+// buffer, its views and its aliases do. Compare buffers with it, not with
+// ==: a view or alias is a Buffer of its own.
+func (b *Buffer) Overlaps(c *Buffer) bool {
+	if b == nil || c == nil || b.blk == nil || b.blk != c.blk {
+		return false
+	}
+	return b.off < c.off+c.size && c.off < b.off+b.size
+}
+
 // View returns a buffer that aliases size bytes of b from byte offset off.
 // off must be a multiple of 256 so the view can be bound as a storage
 // buffer. Releasing a view does nothing; it must not outlive b.

@@ -219,6 +219,70 @@ func TestBufferView(t *testing.T) {
 	assert.Equal(t, data, got)
 }
 
+// TestBufferAlias: releasing an alias leaves the parent usable, and the
+// parent's Release frees its region once.
+func TestBufferAlias(t *testing.T) {
+	d := device(t)
+	b, err := d.NewBuffer(1000)
+	require.NoError(t, err)
+	defer b.Release()
+	require.False(t, b.own, "a small buffer shares a block")
+	a := b.Alias()
+	assert.Equal(t, b.Size(), a.Size())
+	assert.Equal(t, b.padded, a.padded, "bound with the parent's range")
+	data := pattern(1000, 5)
+	require.NoError(t, a.Write(0, data))
+	got := make([]byte, 1000)
+	require.NoError(t, b.Read(0, got))
+	assert.Equal(t, data, got, "write through the alias lands in the parent")
+
+	blk := b.blk
+	used := blk.used
+	a.Release()
+	a.Release()
+	assert.Equal(t, used, blk.used, "releasing the alias freed the parent's region")
+	require.NoError(t, b.Write(0, data), "parent after the alias's Release")
+	require.NoError(t, b.Read(0, got))
+	assert.Equal(t, data, got)
+	b.Release()
+	b.Release()
+	assert.Equal(t, used-1, blk.used, "the parent's region is freed once")
+	assert.Nil(t, (*Buffer)(nil).Alias())
+}
+
+func TestBufferOverlaps(t *testing.T) {
+	d := device(t)
+	b, err := d.NewBuffer(4096)
+	require.NoError(t, err)
+	defer b.Release()
+	c, err := d.NewBuffer(4096)
+	require.NoError(t, err)
+	defer c.Release()
+	v1, err := b.View(0, 1024)
+	require.NoError(t, err)
+	v2, err := b.View(1024, 1024)
+	require.NoError(t, err)
+	v3, err := b.View(768, 512)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		x, y *Buffer
+		want bool
+	}{
+		{"itself", b, b, true},
+		{"alias", b, b.Alias(), true},
+		{"view", b, v2, true},
+		{"adjacent views", v1, v2, false},
+		{"straddling view", v1, v3, true},
+		{"straddling view 2", v3, v2, true},
+		{"another buffer", b, c, false},
+		{"nil", b, nil, false},
+	} {
+		assert.Equal(t, tc.want, tc.x.Overlaps(tc.y), tc.name)
+		assert.Equal(t, tc.want, tc.y.Overlaps(tc.x), tc.name+", swapped")
+	}
+}
+
 func TestBufferTooLarge(t *testing.T) {
 	d := device(t)
 	max := int64(d.Info().Limits.MaxStorageBufferRange)
