@@ -1,7 +1,12 @@
 #!/usr/bin/python3
-"""Times one training step of PyTorch's DCGAN example (dcgan/main.py) on the CPU.
+"""Times one training step of PyTorch's DCGAN example (dcgan/main.py).
 
-Usage: torch_dcgan_bench.py [--sizes 32,64] [--batch 64] [--steps 5] [--matmul] [--threads N] [--json]
+Usage: torch_dcgan_bench.py [--sizes 32,64] [--batch 64] [--steps 5] [--matmul] [--threads N]
+                            [--device cpu|cuda] [--tf32] [--json]
+On CUDA, cuDNN picks its fastest algorithms (benchmark mode) and the clock
+stops after the GPU has finished (synchronize). TF32 is off unless --tf32:
+vkgan computes in plain fp32; --tf32 is what PyTorch does by default for
+convolutions.
 The models come from crosscheck.py (the example's architecture). Random
 data stands in for the data set; the step is the example's loop body.
 Prints seconds per step (median of --steps after one warm-up).
@@ -20,21 +25,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crosscheck import Discriminator, Generator  # noqa: E402
 
 
-def step_time(size, batch, steps, nz=100, ngf=64, ndf=64):
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def step_time(size, batch, steps, nz=100, ngf=64, ndf=64, dev=torch.device("cpu")):
     torch.manual_seed(1)
-    netG, netD = Generator(nz, ngf, 3, size), Discriminator(ndf, 3, size)
+    netG, netD = Generator(nz, ngf, 3, size).to(dev), Discriminator(ndf, 3, size).to(dev)
     optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
     crit = nn.BCELoss()
-    real = torch.rand(batch, 3, size, size) * 2 - 1
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    real = torch.rand(batch, 3, size, size, device=dev) * 2 - 1
+    ones, zeros = torch.ones(batch, device=dev), torch.zeros(batch, device=dev)
     times = []
-    for i in range(steps + 1):
+    warm = 1 if dev.type == "cpu" else 5
+    for i in range(steps + warm):
+        sync(dev)
         t0 = time.perf_counter()
         netD.zero_grad()
         errD_real = crit(netD(real), ones)
         errD_real.backward()
-        fake = netG(torch.randn(batch, nz, 1, 1))
+        fake = netG(torch.randn(batch, nz, 1, 1, device=dev))
         errD_fake = crit(netD(fake.detach()), zeros)
         errD_fake.backward()
         optD.step()
@@ -42,18 +54,21 @@ def step_time(size, batch, steps, nz=100, ngf=64, ndf=64):
         errG = crit(netD(fake), ones)
         errG.backward()
         optG.step()
-        if i > 0:
+        sync(dev)
+        if i >= warm:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def matmul_gflops(n=1024, reps=5):
-    a, b = torch.rand(n, n), torch.rand(n, n)
+def matmul_gflops(n=1024, reps=5, dev=torch.device("cpu")):
+    a, b = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev)
     torch.mm(a, b)
     times = []
     for _ in range(reps):
+        sync(dev)
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync(dev)
         times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
@@ -67,21 +82,31 @@ def main():
     ap.add_argument("--matmul", action="store_true", help="also time a 1024^3 fp32 matmul")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch.set_num_threads (0: as installed; Debian's build picks 1 on some machines)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--tf32", action="store_true", help="on CUDA, allow TF32 (PyTorch's default for convolutions)")
+    ap.add_argument("--matmul-n", type=int, default=1024)
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    where = f"{torch.get_num_threads()} threads"
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = a.tf32
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        where = f"{torch.cuda.get_device_name()}, {'TF32' if a.tf32 else 'fp32'}"
     out = []
     if a.matmul:
-        g = matmul_gflops()
-        out.append({"matmul_1024_gflops": g, "threads": torch.get_num_threads(), "torch": torch.__version__})
+        n = a.matmul_n
+        g = matmul_gflops(n, dev=dev)
+        out.append({f"matmul_{n}_gflops": g, "where": where, "torch": torch.__version__})
         if not a.json:
-            print(f"pytorch {torch.__version__} ({torch.get_num_threads()} threads): matmul 1024^3: {g:.1f} GFLOP/s")
+            print(f"pytorch {torch.__version__} ({where}): matmul {n}^3: {g:.1f} GFLOP/s")
     for s in (int(x) for x in a.sizes.split(",")):
-        sec = step_time(s, a.batch, a.steps)
-        out.append({"size": s, "batch": a.batch, "s_per_step": sec, "threads": torch.get_num_threads(),
-                    "torch": torch.__version__})
+        sec = step_time(s, a.batch, a.steps, dev=dev)
+        out.append({"size": s, "batch": a.batch, "s_per_step": sec, "where": where, "torch": torch.__version__})
         if not a.json:
-            print(f"pytorch {torch.__version__} ({torch.get_num_threads()} threads): {s}x{s} batch {a.batch}: {sec:.3f} s/step")
+            print(f"pytorch {torch.__version__} ({where}): {s}x{s} batch {a.batch}: {1e3 * sec:.2f} ms/step")
     if a.json:
         print(json.dumps(out))
 

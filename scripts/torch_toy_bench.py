@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Times one step of the 2D toy GAN's small or large protocol in PyTorch on the CPU.
+"""Times one step of the 2D toy GAN's small or large protocol in PyTorch.
 
-Usage: torch_toy_bench.py [--protocol small|large] [--steps 50] [--threads N]
+Usage: torch_toy_bench.py [--protocol small|large] [--steps 50] [--threads N] [--device cpu|cuda]
 The networks, batch and optimizers are those of `vkgan toy` (docs/TOY.md);
 the step is the same: D on the real and the detached fake batch, Adam on D,
 D on the fake batch with target 1 into G, Adam on G. Real points come from
@@ -41,23 +41,26 @@ def nets(protocol):
     return g, d, 128, (1e-4, 1e-4), 0.8
 
 
-def ring8(batch):
-    k = torch.randint(0, 8, (batch,)).float() * (2 * math.pi / 8)
-    return torch.stack([k.cos(), k.sin()], dim=1) + 0.01 * torch.randn(batch, 2)
+def ring8(batch, dev):
+    k = torch.randint(0, 8, (batch,), device=dev).float() * (2 * math.pi / 8)
+    return torch.stack([k.cos(), k.sin()], dim=1) + 0.01 * torch.randn(batch, 2, device=dev)
 
 
-def step_ms(protocol, steps):
+def step_ms(protocol, steps, dev=torch.device("cpu")):
     torch.manual_seed(1)
     g, d, batch, (lr_d, lr_g), beta1 = nets(protocol)
+    g, d = g.to(dev), d.to(dev)
     opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=(beta1, 0.999))
     opt_g = torch.optim.Adam(g.parameters(), lr=lr_g, betas=(beta1, 0.999))
     bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    ones, zeros = torch.ones(batch, 1, device=dev), torch.zeros(batch, 1, device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
     for i in range(steps + 5):
+        sync()
         t0 = time.perf_counter()
-        real = ring8(batch)
-        fake = g(torch.randn(batch, 256))
+        real = ring8(batch, dev)
+        fake = g(torch.randn(batch, 256, device=dev))
         d.zero_grad()
         loss_d = bce(d(real), ones) + bce(d(fake.detach()), zeros)
         loss_d.backward()
@@ -65,6 +68,7 @@ def step_ms(protocol, steps):
         g.zero_grad()
         bce(d(fake), ones).backward()
         opt_g.step()
+        sync()
         if i >= 5:
             times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
@@ -75,10 +79,13 @@ def main():
     ap.add_argument("--protocol", default="small", choices=["small", "large"])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    print(f"{a.protocol}: {step_ms(a.protocol, a.steps):.2f} ms/step (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    dev = torch.device(a.device)
+    where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"{a.protocol}: {step_ms(a.protocol, a.steps, dev):.2f} ms/step (torch {torch.__version__}, {where})")
 
 
 if __name__ == "__main__":
