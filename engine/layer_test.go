@@ -173,6 +173,9 @@ func TestLayers(t *testing.T) {
 		{"sequential (in-place activations)", func() Layer {
 			return NewSequential(NewLinear(6, 8), NewBatchNorm(8, 0), ReLU(), NewLinear(8, 6), NewMaxout(2, 3), Tanh())
 		}, []int{6}, 5},
+		{"flatten between a convolution and a linear layer", func() Layer {
+			return NewSequential(NewConv2d(2, 3, 4, 2, 1, 0.3), NewFlatten(), NewLinear(12, 2))
+		}, []int{2, 4, 4}, 3},
 		{"sequential of convolutions", func() Layer {
 			return NewSequential(NewConv2d(2, 4, 4, 2, 1, 0.3), NewBatchNorm(4, 0.02), LeakyReLU(0.2), NewConv2d(4, 1, 4, 1, 0, 0.3))
 		}, []int{2, 8, 8}, 3},
