@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"vkgan/vk"
 )
 
 // GANConfig configures a GAN training step.
@@ -200,6 +202,10 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !sameShape(cfg.D.In, cfg.G.Out)):
 		return nil, fmt.Errorf("engine: gan: D takes %v, G makes %v (pack %d)", cfg.D.In, cfg.G.Out, m)
 	}
+	if need, have := memoryNeed(cfg), d.info.Limits.DeviceLocalBytes; have > 0 && need > have {
+		return nil, fmt.Errorf("engine: gan: the networks' state and activations need about %.1f GiB, the device has %.1f GiB: %w",
+			float64(need)/(1<<30), float64(have)/(1<<30), vk.ErrOutOfDeviceMemory)
+	}
 	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
 	if g.loss == nil {
 		g.loss = BCELoss{RealLabel: cmpOr(cfg.RealLabel, 1)}
@@ -268,6 +274,64 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		}
 	}
 	return g, nil
+}
+
+// memoryNeed is about the bytes a GAN allocates, counted from the
+// networks' declarations before anything is allocated: each network's
+// parameters four times (weights, gradients, Adam's two moments), the
+// average and the statistics, and every layer's output and gradient at
+// the batch size (D's twice with JointD). Recording workspace (padding,
+// loss scratch) comes on top.
+func memoryNeed(cfg GANConfig) uint64 {
+	var floats uint64
+	state := func(n *Net, ema bool) {
+		p := uint64(0)
+		for _, s := range n.Params {
+			p += uint64(prod(s.Shape))
+		}
+		sets := uint64(4)
+		if ema {
+			sets++
+		}
+		floats += sets * p
+		for _, s := range n.Stats {
+			floats += uint64(prod(s.Shape))
+		}
+	}
+	acts := func(n *Net, batch int) {
+		leafOutputs(n.Body, n.In, func(l Layer, out []int) {
+			switch l.(type) {
+			case *Activation, *Flatten: // in place, or views
+			default:
+				floats += 2 * uint64(batch) * uint64(prod(out))
+			}
+		})
+	}
+	state(cfg.G, cfg.EMA > 0)
+	state(cfg.D, false)
+	acts(cfg.G, cfg.Batch)
+	acts(cfg.D, cfg.Batch)
+	if cfg.JointD {
+		acts(cfg.D, 2*cfg.Batch)
+	}
+	return 4 * floats
+}
+
+// leafOutputs calls fn with every leaf layer under l and its output shape
+// for inputs of shape in, and returns l's output shape.
+func leafOutputs(l Layer, in []int, fn func(Layer, []int)) []int {
+	if s, ok := l.(*Sequential); ok {
+		for _, c := range s.Layers {
+			in = leafOutputs(c, in, fn)
+		}
+		return in
+	}
+	out, _, _, err := l.Declare(in) // declared before: the same shapes again
+	if err != nil {
+		return in
+	}
+	fn(l, out)
+	return out
 }
 
 func sameShape(a, b []int) bool {

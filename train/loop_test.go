@@ -242,7 +242,7 @@ func TestModelTooLargeSaysWhichFlag(t *testing.T) {
 	opt.Out = filepath.Join(t.TempDir(), "run")
 	err := Run(context.Background(), cfg, opt)
 	require.Error(t, err)
-	require.ErrorContains(t, err, "lower -ngf/-ndf (now 16384/4)")
+	require.ErrorContains(t, err, "-ngf/-ndf (now 16384/4)")
 	require.NoFileExists(t, filepath.Join(opt.Out, ConfigFile))
 	cfg.NGF = 4
 	require.NoError(t, Run(context.Background(), cfg, opt), "the folder is free for the next try")
@@ -287,4 +287,23 @@ func TestAnyImageSize(t *testing.T) {
 			require.FileExists(t, SamplePath(out, 2))
 		})
 	}
+}
+
+// TestModelTooLargeForMemory: a model whose activations cannot fit in the
+// device's memory is refused before anything is allocated, naming the
+// flags to lower.
+func TestModelTooLargeForMemory(t *testing.T) {
+	requireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := tinyConfig(imageFolder(t, 4))
+	// 256x256 with G's last layers 64 and 128 channels wide: tens of MiB
+	// of activations per image, terabytes at this batch.
+	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch = 256, 64, 64, 1<<20
+	opt := quiet(t)
+	opt.Out = filepath.Join(t.TempDir(), "run")
+	err := Run(context.Background(), cfg, opt)
+	require.ErrorIs(t, err, vk.ErrOutOfDeviceMemory)
+	require.ErrorContains(t, err, "GiB, the device has")
+	require.ErrorContains(t, err, "lower -batch (now 1048576)")
+	require.NoFileExists(t, filepath.Join(opt.Out, ConfigFile))
 }
