@@ -22,12 +22,16 @@ test:
 test-validate:
 	VKGAN_REQUIRE_DEVICE=1 VKGAN_VALIDATE=1 $(GO) test -count=1 ./...
 
+# SPIR-V into shaders/spv, and the Go kernel table (descriptors and
+# push-constant structs read from the same GLSL) into shaders/zkernels.go.
 shaders:
-	cd shaders && $(GO) run gen.go -out spv
+	cd shaders && $(GO) run gen.go -out spv -go zkernels.go
 
-# Regenerates the SPIR-V into a temporary directory and compares it byte
-# for byte with the committed shaders/spv/*.spv (stale, missing and extra
-# files all fail), then runs spirv-val on each committed module.
+# Regenerates the SPIR-V and the Go kernel table into a temporary directory
+# and compares them byte for byte with the committed shaders/spv/*.spv and
+# shaders/zkernels.go (stale, missing and extra files all fail; a GLSL
+# interface edited without make shaders fails on both), then runs spirv-val
+# on each committed module.
 #
 # SPIR-V bytes depend on the glslc version: the committed modules come from
 # Debian bookworm's glslc (shaderc 2023.2). Another glslc may emit different
@@ -36,8 +40,9 @@ shaders:
 shaders-check:
 	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "shaders-check: $$(glslc --version 2>&1 | head -n1) (committed SPIR-V is from shaderc 2023.2)"; \
-	(cd shaders && $(GO) run gen.go -out "$$tmp"); \
+	(cd shaders && $(GO) run gen.go -out "$$tmp" -go "$$tmp/zkernels.go"); \
 	bad=0; \
+	if ! cmp -s "$$tmp/zkernels.go" shaders/zkernels.go; then echo "shaders-check: stale shaders/zkernels.go (run make shaders and commit it)"; bad=1; fi; \
 	for f in "$$tmp"/*.spv; do \
 		n=$$(basename "$$f"); \
 		if [ ! -f "shaders/spv/$$n" ]; then echo "shaders-check: missing shaders/spv/$$n (run make shaders and commit it)"; bad=1; \
@@ -49,7 +54,7 @@ shaders-check:
 		spirv-val --target-env vulkan1.1 "$$f" || { echo "shaders-check: spirv-val rejects $$f"; bad=1; }; \
 	done; \
 	if [ $$bad -ne 0 ]; then exit 1; fi; \
-	echo "shaders-check: $$(ls shaders/spv/*.spv | wc -l) modules up to date and valid"
+	echo "shaders-check: $$(ls shaders/spv/*.spv | wc -l) modules and shaders/zkernels.go up to date and valid"
 
 bench:
 	$(GO) run . bench

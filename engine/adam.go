@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"vkgan/shaders"
 )
 
 // Adam defaults, as in torch.optim.Adam.
@@ -115,7 +117,11 @@ func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
 	// About 8 elements per invocation: the step and bias corrections are
 	// computed once per invocation, not once per element.
 	groups := r.gridGroups((param.n+7)/8, 256)
-	push := pushConstants(param.n, opt.LR, opt.Beta1, opt.Beta2, opt.Eps, opt.WeightDecay, opt.Decoupled,
-		logBeta(opt.Beta1), logBeta(opt.Beta2), uint32(opt.Decay.Start), uint32(opt.Decay.End), opt.Decay.To)
-	return r.dispatch("adam", nil, groups, push, param, grad, m, v, step)
+	push := shaders.AdamPush{
+		N: uint32(param.n), Lr: opt.LR, Beta1: opt.Beta1, Beta2: opt.Beta2, Eps: opt.Eps,
+		Wd: opt.WeightDecay, Decoupled: b2u(opt.Decoupled),
+		LogBeta1: logBeta(opt.Beta1), LogBeta2: logBeta(opt.Beta2),
+		DecayStart: uint32(opt.Decay.Start), DecayEnd: uint32(opt.Decay.End), DecayTo: opt.Decay.To,
+	}
+	return dispatch(r, shaders.Adam, nil, groups, push, param, grad, m, v, step)
 }

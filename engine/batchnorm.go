@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"vkgan/shaders"
 )
 
 // bnShape is the layout batch norm sees: n samples of c channels of hw
@@ -57,14 +59,14 @@ const bnColsMaxRows = 2048
 
 // bnKernel picks the lane-per-channel variant for [N,C] with few rows, the
 // 64-bit-word variant when every channel plane has an even length, and
-// returns the kernel name, the plane length in words and the workgroups.
-func (r *Recorder) bnKernel(base string, s bnShape) (string, int, [3]uint32) {
+// returns the kernel, the plane length in words and the workgroups.
+func bnKernel[P shaders.Push](r *Recorder, s bnShape, base, w2, cols *shaders.Kernel[P]) (*shaders.Kernel[P], int, [3]uint32) {
 	perChannel := [3]uint32{uint32(s.c), 1, 1}
 	switch {
 	case s.hw == 1 && s.n <= bnColsMaxRows:
-		return base + "_cols", 1, [3]uint32{uint32((s.c + 63) / 64), 1, 1}
+		return cols, 1, [3]uint32{uint32((s.c + 63) / 64), 1, 1}
 	case s.hw%2 == 0 && r.d.info.Limits.ShaderInt64:
-		return base + "_w2", s.hw / 2, perChannel
+		return w2, s.hw / 2, perChannel
 	}
 	return base, s.hw, perChannel
 }
@@ -96,9 +98,9 @@ func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, 
 	if err != nil {
 		return r.fail(err)
 	}
-	kernel, hw, groups := r.bnKernel("bn_train", s)
-	return r.dispatch(kernel, nil, groups, pushConstants(s.n, s.c, hw, momentum, eps),
-		y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
+	k, hw, groups := bnKernel(r, s, shaders.BnTrain, shaders.BnTrainW2, shaders.BnTrainCols)
+	push := shaders.BnTrainPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Momentum: momentum, Eps: eps}
+	return dispatch(r, k, nil, groups, push, y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
 }
 
 // BatchNormBackward records the training-mode batch-norm backward for
@@ -121,9 +123,9 @@ func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, 
 	if err != nil {
 		return r.fail(err)
 	}
-	kernel, hw, groups := r.bnKernel("bn_backward", s)
-	return r.dispatch(kernel, nil, groups, pushConstants(s.n, s.c, hw, float32(s.n*s.hw)),
-		dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd)
+	k, hw, groups := bnKernel(r, s, shaders.BnBackward, shaders.BnBackwardW2, shaders.BnBackwardCols)
+	push := shaders.BnBackwardPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Count: float32(s.n * s.hw)}
+	return dispatch(r, k, nil, groups, push, dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd)
 }
 
 // BatchNormInference records batch norm with the running statistics:
@@ -144,6 +146,6 @@ func (r *Recorder) BatchNormInference(y, x, gamma, beta, runMean, runVar *Tensor
 	if err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("bn_infer", nil, r.gridGroups(x.n, 256), pushConstants(x.n, s.c, s.hw, eps),
-		y, x, gamma, beta, runMean, runVar)
+	push := shaders.BnInferPush{Total: uint32(x.n), C: uint32(s.c), Hw: uint32(s.hw), Eps: eps}
+	return dispatch(r, shaders.BnInfer, nil, r.gridGroups(x.n, 256), push, y, x, gamma, beta, runMean, runVar)
 }

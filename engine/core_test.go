@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"vkgan/shaders"
 	"vkgan/vk"
 )
 
@@ -53,4 +54,33 @@ func TestBadTensors(t *testing.T) {
 	require.Error(t, x.Upload(make([]float32, 3)))
 	_, err = x.Reshape(3)
 	require.Error(t, err)
+}
+
+// TestDispatchChecks checks that a dispatch whose tensors or
+// specialization constants do not match the kernel's descriptor fails when
+// it is recorded, and that the error sticks.
+func TestDispatchChecks(t *testing.T) {
+	d := newTestDevice(t)
+	x := zeros(t, d, 4)
+	one := [3]uint32{1, 1, 1}
+	for _, tc := range []struct {
+		name string
+		rec  func(r *Recorder) error
+		want string
+	}{
+		{"tensors", func(r *Recorder) error {
+			return dispatch(r, shaders.Fill, nil, one, shaders.FillPush{N: 4}, x, x)
+		}, "engine: fill: 2 tensors for the kernel's 1 bindings"},
+		{"spec", func(r *Recorder) error {
+			return dispatch(r, shaders.ActFwd, nil, one, shaders.ActFwdPush{N: 4}, x, x)
+		}, "engine: act_fwd: 0 specialization constants for the kernel's 1"},
+	} {
+		r, err := d.Record()
+		require.NoError(t, err)
+		err = tc.rec(r)
+		require.ErrorContains(t, err, tc.want, tc.name)
+		require.Equal(t, err, r.Fill(x, 1), "%s: the error is sticky", tc.name)
+		require.Equal(t, err, r.Submit(), tc.name)
+		r.Release()
+	}
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math/bits"
+
+	"vkgan/shaders"
 )
 
 // maxDataChunks is the number of data-set buffers gather_u8.comp binds.
@@ -87,6 +89,9 @@ func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Tensor, see
 	for i := 0; i < maxDataChunks; i++ {
 		ts = append(ts, dd.chunks[min(i, len(dd.chunks)-1)]) // unused slots repeat the last chunk
 	}
-	push := pushConstants(out.shape[0], dd.N, img, dd.perChunk, uint32(seed), uint32(seed>>32), half)
-	return r.dispatch("gather_u8", nil, r.ewGroups(out.n), push, ts...)
+	push := shaders.GatherU8Push{
+		Batch: uint32(out.shape[0]), N: uint32(dd.N), ImgBytes: uint32(img), PerChunk: uint32(dd.perChunk),
+		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), HalfBits: uint32(half),
+	}
+	return dispatch(r, shaders.GatherU8, nil, r.ewGroups(out.n), push, ts...)
 }

@@ -80,11 +80,11 @@ func (d *Device) ValidationMessages() []string {
 	return d.vk.ValidationMessages()
 }
 
-// pipeline returns the (cached) pipeline for kernel with the given interface
-// and specialization constants.
-func (d *Device) pipeline(kernel string, bindings, pushSize int, spec []uint32) (*vk.Pipeline, error) {
+// pipeline returns the (cached) pipeline for kernel k with the given
+// specialization constants.
+func (d *Device) pipeline(k *shaders.Desc, spec []uint32) (*vk.Pipeline, error) {
 	var key strings.Builder
-	key.WriteString(kernel)
+	key.WriteString(k.Name)
 	for _, s := range spec {
 		fmt.Fprintf(&key, ":%d", s)
 	}
@@ -93,11 +93,11 @@ func (d *Device) pipeline(kernel string, bindings, pushSize int, spec []uint32) 
 	if p, ok := d.pipes[key.String()]; ok {
 		return p, nil
 	}
-	code, err := shaders.SPIRV(kernel)
+	code, err := shaders.SPIRV(k.Name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := d.vk.NewPipeline(vk.PipelineDesc{Name: kernel, SPIRV: code, Bindings: bindings, PushSize: pushSize, Spec: spec})
+	p, err := d.vk.NewPipeline(vk.PipelineDesc{Name: k.Name, SPIRV: code, Bindings: len(k.Bindings), PushSize: k.PushSize, Spec: spec})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"vkgan/shaders"
 )
 
 // Elementwise kernels (scale, axpy, bias, activations) are grid-stride
@@ -43,7 +45,7 @@ func (r *Recorder) Scale(x *Tensor, a float32) error {
 	if err := ewFinite("scale", "factor", a); err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("scale", nil, r.ewGroups(x.n), pushConstants(x.n, a), x)
+	return dispatch(r, shaders.Scale, nil, r.ewGroups(x.n), shaders.ScalePush{N: uint32(x.n), A: a}, x)
 }
 
 // Axpy records y += a*x; x and y have the same number of elements (their
@@ -58,7 +60,7 @@ func (r *Recorder) Axpy(y, x *Tensor, a float32) error {
 	if err := ewFinite("axpy", "factor", a); err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("axpy", nil, r.ewGroups(y.n), pushConstants(y.n, a), y, x)
+	return dispatch(r, shaders.Axpy, nil, r.ewGroups(y.n), shaders.AxpyPush{N: uint32(y.n), A: a}, y, x)
 }
 
 // biasShape checks that t has rank >= 2 and bias has t's dim-1 size, and
@@ -84,7 +86,8 @@ func (r *Recorder) BiasAdd(y, bias *Tensor) error {
 	if err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("bias_add", nil, r.ewGroups(y.n), pushConstants(y.n, c, inner), y, bias)
+	push := shaders.BiasAddPush{N: uint32(y.n), C: uint32(c), Inner: uint32(inner)}
+	return dispatch(r, shaders.BiasAdd, nil, r.ewGroups(y.n), push, y, bias)
 }
 
 // BiasGrad records db[c] = sum of dy over every dimension but 1,
@@ -101,16 +104,16 @@ func (r *Recorder) BiasGrad(db, dy *Tensor) error {
 	if lim := int(r.d.info.Limits.MaxWorkGroupCount[0]); c > lim {
 		return r.fail(fmt.Errorf("engine: bias grad: %d channels exceed the device's %d workgroups", c, lim))
 	}
-	push := pushConstants(batch, c, inner)
+	push := shaders.BiasGradPush{Batch: uint32(batch), C: uint32(c), Inner: uint32(inner)}
 	// On a CPU device, workgroups and barriers cost more than the sums
 	// when there are many channels, so each invocation sums one channel
 	// (bias_grad_lane, 32 per workgroup). Few channels with much work each
 	// keep the parallel tree. Measured on lavapipe (2 cores, noisy): [64,1024]
 	// 16 -> 0.18 ms, [64,512,4,4] 7.4 -> 0.57 ms, [64,128,16,16] about equal.
 	if r.d.class == ClassCPU && (c >= 32 || batch*inner <= 4096) {
-		return r.dispatch("bias_grad_lane", nil, [3]uint32{uint32((c + 31) / 32), 1, 1}, push, db, dy)
+		return dispatch(r, shaders.BiasGradLane, nil, [3]uint32{uint32((c + 31) / 32), 1, 1}, shaders.BiasGradLanePush(push), db, dy)
 	}
-	return r.dispatch("bias_grad", nil, [3]uint32{uint32(c), 1, 1}, push, db, dy)
+	return dispatch(r, shaders.BiasGrad, nil, [3]uint32{uint32(c), 1, 1}, push, db, dy)
 }
 
 // Activation selectors: specialization constant 0 of act_fwd and act_bwd.
@@ -134,7 +137,7 @@ func (r *Recorder) actForward(op uint32, y, x *Tensor, slope float32) error {
 	if err := ewFinite(name, "slope", slope); err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("act_fwd", []uint32{op}, r.ewGroups(y.n), pushConstants(y.n, slope), y, x)
+	return dispatch(r, shaders.ActFwd, []uint32{op}, r.ewGroups(y.n), shaders.ActFwdPush{N: uint32(y.n), Slope: slope}, y, x)
 }
 
 func (r *Recorder) actBackward(op uint32, dx, dy, v *Tensor, vn string, slope float32) error {
@@ -151,7 +154,7 @@ func (r *Recorder) actBackward(op uint32, dx, dy, v *Tensor, vn string, slope fl
 	if err := ewFinite(name, "slope", slope); err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("act_bwd", []uint32{op}, r.ewGroups(dx.n), pushConstants(dx.n, slope), dx, dy, v)
+	return dispatch(r, shaders.ActBwd, []uint32{op}, r.ewGroups(dx.n), shaders.ActBwdPush{N: uint32(dx.n), Slope: slope}, dx, dy, v)
 }
 
 // ReLU records y = max(x, 0). y may be x (in place).

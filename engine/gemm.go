@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"vkgan/shaders"
 )
 
 // ConvParams are a 2D convolution's stride and zero padding. Zero strides
@@ -43,7 +45,8 @@ const (
 	modeConvBackwardWeightsPadded
 )
 
-// gemmArgs is igemm.comp's push-constant block, in order.
+// gemmArgs is igemm.comp's push-constant block in the engine's terms (ints
+// and a bool); push converts it to the generated shaders.IgemmPush.
 type gemmArgs struct {
 	M, N, K                                             int
 	sAm, sAk, sBk, sBn, ldc                             int
@@ -53,10 +56,15 @@ type gemmArgs struct {
 	hp, wp                                              int
 }
 
-func (g gemmArgs) push() []byte {
-	return pushConstants(g.M, g.N, g.K, g.sAm, g.sAk, g.sBk, g.sBn, g.ldc,
-		g.nb, g.cin, g.h, g.w, g.cout, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
-		g.alpha, g.beta, g.hasBias, g.hp, g.wp)
+func (g gemmArgs) push() shaders.IgemmPush {
+	u := func(v int) uint32 { return uint32(v) }
+	return shaders.IgemmPush{
+		M: u(g.M), N: u(g.N), K: u(g.K),
+		SAm: u(g.sAm), SAk: u(g.sAk), SBk: u(g.sBk), SBn: u(g.sBn), Ldc: u(g.ldc),
+		Nb: u(g.nb), Cin: u(g.cin), H: u(g.h), W: u(g.w), Cout: u(g.cout), Oh: u(g.oh), Ow: u(g.ow),
+		Kh: u(g.kh), Kw: u(g.kw), Sh: u(g.sh), Sw: u(g.sw), Ph: u(g.ph), Pw: u(g.pw),
+		Alpha: g.alpha, Beta: g.beta, HasBias: b2u(g.hasBias), Hp: u(g.hp), Wp: u(g.wp),
+	}
 }
 
 // igemm records one dispatch of the implicit-GEMM core. ncols is the number
@@ -82,9 +90,9 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	if uint32(wg) > lim.MaxWorkGroupSize {
 		wg = int(lim.MaxWorkGroupSize)
 	}
-	kernel := "igemm"
+	kernel := shaders.Igemm
 	if lim.ShaderInt64 {
-		kernel = "igemm_i64"
+		kernel = shaders.IgemmI64
 	}
 	// Few output rows (an RGB image, one logit): a shorter tile wastes
 	// fewer lanes on rows past M.
@@ -101,7 +109,7 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
-	return r.dispatch(kernel, spec, groups, g.push(), a, b, c, bias)
+	return dispatch(r, kernel, spec, groups, g.push(), a, b, c, bias)
 }
 
 func b2u(b bool) uint32 {
@@ -276,7 +284,9 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	planes, maxZ := g.nb*g.cin, int(r.d.info.Limits.MaxWorkGroupCount[2])
 	for base := 0; base < planes && err == nil; base += maxZ {
 		z := min(maxZ, planes-base)
-		err = r.dispatch("pad", nil, [3]uint32{1, uint32(g.hp), uint32(z)}, pushConstants(g.h, g.w, g.hp, g.wp, g.ph, g.pw, base), x, xp)
+		push := shaders.PadPush{H: uint32(g.h), W: uint32(g.w), Hp: uint32(g.hp), Wp: uint32(g.wp),
+			Ph: uint32(g.ph), Pw: uint32(g.pw), PlaneBase: uint32(base)}
+		err = dispatch(r, shaders.Pad, nil, [3]uint32{1, uint32(g.hp), uint32(z)}, push, x, xp)
 	}
 	return xp, err
 }

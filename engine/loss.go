@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"vkgan/shaders"
 )
 
 func finite32(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
@@ -42,7 +44,8 @@ func (r *Recorder) bceLoss(op string, loss, logits, targets *Tensor, constant bo
 		spec[0], targets = 1, logits // binding 2 is not read
 	}
 	invN := float32(1 / float64(logits.n))
-	return r.dispatch("bce_loss", spec, [3]uint32{1, 1, 1}, pushConstants(logits.n, target, invN), loss, logits, targets)
+	push := shaders.BceLossPush{N: uint32(logits.n), Target: target, InvN: invN}
+	return dispatch(r, shaders.BceLoss, spec, [3]uint32{1, 1, 1}, push, loss, logits, targets)
 }
 
 // bceBackward records dlogits = scale*(sigmoid(x) - t)/n, with the
@@ -63,7 +66,8 @@ func (r *Recorder) bceBackward(op string, dlogits, logits, targets *Tensor, cons
 		spec[0], targets = 1, logits
 	}
 	k := float32(float64(scale) / float64(logits.n))
-	return r.dispatch("bce_backward", spec, r.gridGroups(logits.n, 256), pushConstants(logits.n, target, k), dlogits, logits, targets)
+	push := shaders.BceBackwardPush{N: uint32(logits.n), Target: target, K: k}
+	return dispatch(r, shaders.BceBackward, spec, r.gridGroups(logits.n, 256), push, dlogits, logits, targets)
 }
 
 // BCEWithLogits records loss (one element) = the mean over all elements of

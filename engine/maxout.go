@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"slices"
+
+	"vkgan/shaders"
 )
 
 // maxoutCheck validates x [N, U*pieces] against y (or dy) [N, U].
@@ -29,7 +31,8 @@ func (r *Recorder) Maxout(y, x *Tensor, pieces int) error {
 	if err := maxoutCheck("maxout", y, x, pieces); err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("maxout_fwd", nil, r.gridGroups(y.n, 256), pushConstants(y.n, pieces), y, x)
+	push := shaders.MaxoutFwdPush{Rows: uint32(y.n), Pieces: uint32(pieces)}
+	return dispatch(r, shaders.MaxoutFwd, nil, r.gridGroups(y.n, 256), push, y, x)
 }
 
 // MaxoutBackward records dx for Maxout: dy[n,u] goes to the first piece
@@ -48,5 +51,6 @@ func (r *Recorder) MaxoutBackward(dx, dy, x *Tensor, pieces int) error {
 	if err != nil {
 		return r.fail(err)
 	}
-	return r.dispatch("maxout_bwd", nil, r.gridGroups(dy.n, 256), pushConstants(dy.n, pieces), dx, dy, x)
+	push := shaders.MaxoutBwdPush{Rows: uint32(dy.n), Pieces: uint32(pieces)}
+	return dispatch(r, shaders.MaxoutBwd, nil, r.gridGroups(dy.n, 256), push, dx, dy, x)
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"vkgan/shaders"
 )
 
 // GridBorder is the black border, in pixels, around and between the cells
@@ -135,9 +137,13 @@ func (p *Painter) Paint(r *Recorder, dst, src *Tensor, g Grid, width, height int
 	cols := min(g.Cols, g.N)
 	gw, gh := g.Pixels()
 	x, y, dw, dh := Fit(gw, gh, width, height)
-	push := pushConstants(width, height, g.N, g.Channels, g.Size, cols, gw, gh, x, y, dw, dh)
+	u := func(v int) uint32 { return uint32(v) }
+	push := shaders.ToBgraPush{
+		Width: u(width), Height: u(height), N: u(g.N), Channels: u(g.Channels), Size: u(g.Size), Cols: u(cols),
+		Gw: u(gw), Gh: u(gh), Dx: u(x), Dy: u(y), Dw: u(dw), Dh: u(dh),
+	}
 	groups := [3]uint32{uint32((width + 15) / 16), uint32((height + 15) / 16), 1}
-	return r.dispatch("to_bgra", nil, groups, push, src, p.table, dst)
+	return dispatch(r, shaders.ToBgra, nil, groups, push, src, p.table, dst)
 }
 
 // Generate maps z (n x NZ values) to n images and leaves them on the

@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 
+	"vkgan/shaders"
 	"vkgan/vk"
 )
 
@@ -105,38 +105,55 @@ func (r *Recorder) Timestamps() ([]float64, error) { return r.r.Timestamps() }
 // copies or dispatches between engine ops.
 func (r *Recorder) Raw() *vk.Recorder { return r.r }
 
-// dispatch records kernel over groups, followed by a barrier so the next
-// command sees its writes. Kernels that only read a tensor still get the
-// barrier: on every device measured so far it costs microseconds.
-func (r *Recorder) dispatch(kernel string, spec []uint32, groups [3]uint32, push []byte, ts ...*Tensor) error {
+// dispatch records kernel k over groups with the specialization constants
+// spec (constant_id i at index i) and the push constants push, binding
+// ts[i] to binding i, followed by a barrier so the next command sees its
+// writes. Kernels that only read a tensor still get the barrier: on every
+// device measured so far it costs microseconds.
+//
+// k and push come from the GLSL (shaders/zkernels.go), so the push
+// constants are the ones the kernel declares, in its layout; the tensor
+// and constant counts are checked here, before anything is recorded. A Go
+// method cannot have type parameters, hence a function.
+func dispatch[P shaders.Push](r *Recorder, k *shaders.Kernel[P], spec []uint32, groups [3]uint32, push P, ts ...*Tensor) error {
 	if r.err != nil {
 		return r.err
 	}
-	p, err := r.d.pipeline(kernel, len(ts), len(push), spec)
+	if len(ts) != len(k.Bindings) {
+		return r.fail(fmt.Errorf("engine: %s: %d tensors for the kernel's %d bindings", k.Name, len(ts), len(k.Bindings)))
+	}
+	if len(spec) != len(k.Spec) {
+		return r.fail(fmt.Errorf("engine: %s: %d specialization constants for the kernel's %d", k.Name, len(spec), len(k.Spec)))
+	}
+	pb := push.Bytes()
+	if len(pb) != k.PushSize {
+		return r.fail(fmt.Errorf("engine: %s: %d bytes of push constants for the kernel's %d", k.Name, len(pb), k.PushSize))
+	}
+	p, err := r.d.pipeline(&k.Desc, spec)
 	if err != nil {
 		return r.fail(err)
 	}
 	bufs := make([]*vk.Buffer, len(ts))
 	for i, t := range ts {
 		if t == nil || t.buf == nil {
-			return r.fail(fmt.Errorf("engine: %s: tensor argument %d is nil", kernel, i))
+			return r.fail(fmt.Errorf("engine: %s: tensor argument %d is nil", k.Name, i))
 		}
 		if t.d != r.d {
-			return r.fail(fmt.Errorf("engine: %s: tensor argument %d belongs to another device", kernel, i))
+			return r.fail(fmt.Errorf("engine: %s: tensor argument %d belongs to another device", k.Name, i))
 		}
 		bufs[i] = t.buf
 	}
 	if r.profile && r.profStart < 0 {
 		r.profStart = r.r.Timestamp()
 	}
-	r.r.Dispatch(p, groups, push, bufs...)
+	r.r.Dispatch(p, groups, pb, bufs...)
 	r.r.Barrier()
 	if r.profile {
-		r.profNames = append(r.profNames, kernel)
+		r.profNames = append(r.profNames, k.Name)
 		r.profStamp = append(r.profStamp, r.r.Timestamp())
 	}
 	if err := r.r.Err(); err != nil {
-		return r.fail(fmt.Errorf("engine: %s: %w", kernel, err))
+		return r.fail(fmt.Errorf("engine: %s: %w", k.Name, err))
 	}
 	return nil
 }
@@ -158,41 +175,12 @@ func (r *Recorder) gridGroups(n, wg int) [3]uint32 {
 	return [3]uint32{uint32(g), 1, 1}
 }
 
-// pushConstants packs int, uint32, float32 and float64 (as float32) values
-// as 32-bit little-endian words, the std430 layout of a block of scalars.
-func pushConstants(vals ...any) []byte {
-	b := make([]byte, 4*len(vals))
-	for i, v := range vals {
-		var w uint32
-		switch x := v.(type) {
-		case int:
-			w = uint32(int32(x))
-		case uint32:
-			w = x
-		case int32:
-			w = uint32(x)
-		case float32:
-			w = math.Float32bits(x)
-		case float64:
-			w = math.Float32bits(float32(x))
-		case bool:
-			if x {
-				w = 1
-			}
-		default:
-			panic(fmt.Sprintf("engine: push constant of type %T", v))
-		}
-		binary.LittleEndian.PutUint32(b[4*i:], w)
-	}
-	return b
-}
-
 // Fill sets every element of x to v.
 func (r *Recorder) Fill(x *Tensor, v float32) error {
 	if x == nil {
 		return r.fail(fmt.Errorf("engine: fill: nil tensor"))
 	}
-	return r.dispatch("fill", nil, r.gridGroups(x.n, 256), pushConstants(x.n, v), x)
+	return dispatch(r, shaders.Fill, nil, r.gridGroups(x.n, 256), shaders.FillPush{N: uint32(x.n), Value: v}, x)
 }
 
 // NewCounter allocates a device-resident step counter (one uint32, zero).
@@ -205,7 +193,7 @@ func (r *Recorder) Increment(counter *Tensor) error {
 	if counter == nil || counter.n != 1 {
 		return r.fail(fmt.Errorf("engine: increment: want a one-element counter tensor"))
 	}
-	return r.dispatch("counter", nil, [3]uint32{1, 1, 1}, nil, counter)
+	return dispatch(r, shaders.Counter, nil, [3]uint32{1, 1, 1}, shaders.NoPush{}, counter)
 }
 
 // CounterValue reads a counter made by NewCounter.

@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"vkgan/shaders"
+)
 
 // Sum and Mean run as ONE dispatch of ONE workgroup (256 lanes): each lane
 // keeps a Kahan-compensated sum of a strided slice of x, then the lanes
@@ -35,5 +39,5 @@ func (r *Recorder) reduce(op string, out, x *Tensor, scale float32) error {
 	if out.n != 1 {
 		return r.fail(fmt.Errorf("engine: %s: out %v has %d elements, want 1", op, out.shape, out.n))
 	}
-	return r.dispatch("reduce_sum", nil, [3]uint32{1, 1, 1}, pushConstants(x.n, scale), out, x)
+	return dispatch(r, shaders.ReduceSum, nil, [3]uint32{1, 1, 1}, shaders.ReduceSumPush{N: uint32(x.n), Scale: scale}, out, x)
 }

@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"vkgan/shaders"
+)
 
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., "Parallel
 // random numbers: as easy as 1, 2, 3", SC 2011) keyed by the 64-bit seed,
@@ -76,6 +80,6 @@ func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Te
 		return r.fail(fmt.Errorf("engine: %s: step %v has %d elements, want a one-element counter", op, step.shape, step.n))
 	}
 	quads := (x.n + 3) / 4
-	push := pushConstants(x.n, uint32(seed), uint32(seed>>32), a, b)
-	return r.dispatch("rng", []uint32{dist}, r.ewGroups(quads), push, x, step)
+	push := shaders.RngPush{N: uint32(x.n), SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), A: a, B: b}
+	return dispatch(r, shaders.Rng, []uint32{dist}, r.ewGroups(quads), push, x, step)
 }

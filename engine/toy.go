@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"vkgan/shaders"
 )
 
 // ToyAct is a toy MLP layer's nonlinearity.
@@ -204,8 +206,11 @@ func (r *Recorder) mixSample(out, centers, counter *Tensor, holdout int, std flo
 	if out == nil || centers == nil || counter == nil || len(out.shape) != 2 || out.shape[1] != 2 {
 		return r.fail(fmt.Errorf("engine: toy mixture: want out [N,2], centres and a counter"))
 	}
-	push := pushConstants(out.shape[0], centers.n/2, holdout, std, uint32(seed), uint32(seed>>32))
-	return r.dispatch("toy_mix", nil, r.ewGroups(out.shape[0]), push, out, centers, counter)
+	push := shaders.ToyMixPush{
+		N: uint32(out.shape[0]), K: uint32(centers.n / 2), Holdout: int32(holdout), Stdev: std,
+		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32),
+	}
+	return dispatch(r, shaders.ToyMix, nil, r.ewGroups(out.shape[0]), push, out, centers, counter)
 }
 
 // MixSample records out ([N,2]) = N points of the mixture with the given

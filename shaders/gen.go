@@ -4,9 +4,13 @@
 //
 //	// vkgan:variant SUFFIX -DNAME=VALUE ...
 //
-// also builds NAME_SUFFIX.spv with those defines. Usage (from shaders/):
+// also builds NAME_SUFFIX.spv with those defines. It then writes the Go
+// side of each build's interface, read from the same preprocessed source
+// and checked against the module (internal/kernelgen): a descriptor (name,
+// bindings, specialization constants) and a push-constant struct, into one
+// gofmt-ed file. Usage (from shaders/):
 //
-//	go run gen.go [-out DIR] [-validate]
+//	go run gen.go [-out DIR] [-go FILE] [-validate]
 package main
 
 import (
@@ -18,10 +22,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"vkgan/shaders/internal/kernelgen"
 )
 
 func main() {
 	out := flag.String("out", "spv", "output directory")
+	goOut := flag.String("go", "zkernels.go", "the generated Go kernel table")
 	validate := flag.Bool("validate", false, "run spirv-val on each output")
 	flag.Parse()
 	srcs, err := filepath.Glob("*.comp")
@@ -32,6 +39,7 @@ func main() {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fatal("%v", err)
 	}
+	var all []*kernelgen.Shader
 	for _, src := range srcs {
 		base := strings.TrimSuffix(src, ".comp")
 		builds := map[string][]string{base: nil}
@@ -42,9 +50,14 @@ func main() {
 		for suffix, defs := range variants {
 			builds[base+"_"+suffix] = defs
 		}
-		for name, defs := range builds {
+		names := make([]string, 0, len(builds))
+		for name := range builds {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
 			dst := filepath.Join(*out, name+".spv")
-			args := append([]string{"--target-env=vulkan1.1", "-O", "-I", "."}, defs...)
+			args := append([]string{"--target-env=vulkan1.1", "-O", "-I", "."}, builds[name]...)
 			args = append(args, "-o", dst, src)
 			if b, err := exec.Command("glslc", args...).CombinedOutput(); err != nil {
 				fatal("glslc %s: %v\n%s", strings.Join(args, " "), err, b)
@@ -54,7 +67,36 @@ func main() {
 					fatal("spirv-val %s: %v\n%s", dst, err, b)
 				}
 			}
+			// The interface is read after the preprocessor, with the
+			// build's defines, so #ifdef variants and macros are resolved.
+			pre := append([]string{"--target-env=vulkan1.1", "-E", "-I", "."}, builds[name]...)
+			pre = append(pre, src)
+			cmd := exec.Command("glslc", pre...)
+			cmd.Stderr = os.Stderr
+			text, err := cmd.Output()
+			if err != nil {
+				fatal("glslc %s: %v", strings.Join(pre, " "), err)
+			}
+			sh, err := kernelgen.Parse(name, src, string(text))
+			if err != nil {
+				fatal("%v", err)
+			}
+			module, err := os.ReadFile(dst)
+			if err != nil {
+				fatal("%v", err)
+			}
+			if err := kernelgen.CheckSPIRV(sh, module); err != nil {
+				fatal("%v", err)
+			}
+			all = append(all, sh)
 		}
+	}
+	code, err := kernelgen.Generate(all)
+	if err != nil {
+		fatal("%v", err)
+	}
+	if err := os.WriteFile(*goOut, code, 0o644); err != nil {
+		fatal("%v", err)
 	}
 }
 
