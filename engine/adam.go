@@ -86,12 +86,12 @@ func logBeta(beta float32) float32 {
 
 // AdamStep records one Adam (or AdamW, opt.Decoupled) step over the flat
 // buffers param, grad and the moments m and v, all of one length, with the
-// semantics of torch.optim.Adam/AdamW. step is a counter from NewCounter
+// semantics of torch.optim.Adam/AdamW. step is a Counter
 // holding the step number t >= 1, used for the bias corrections 1 - beta^t:
 // record r.Increment(step) before AdamStep, so that a recording replayed N
 // times makes N correct steps (a counter of 0 is treated as 1). m and v
 // start at zero for a fresh optimizer.
-func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
+func (r *Recorder) AdamStep(param, grad, m, v *Tensor, step *Counter, opt Adam) error {
 	const op = "adam"
 	ts := []*Tensor{param, grad, m, v}
 	names := []string{"param", "grad", "m", "v"}
@@ -108,8 +108,8 @@ func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
 			}
 		}
 	}
-	if step == nil || step.n != 1 {
-		return r.fail(fmt.Errorf("engine: %s: step must be a one-element counter from NewCounter", op))
+	if step.tensor() == nil {
+		return r.fail(fmt.Errorf("engine: %s: nil step counter", op))
 	}
 	if err := opt.validate(); err != nil {
 		return r.fail(fmt.Errorf("engine: %s: %w", op, err))
@@ -123,5 +123,5 @@ func (r *Recorder) AdamStep(param, grad, m, v, step *Tensor, opt Adam) error {
 		LogBeta1: logBeta(opt.Beta1), LogBeta2: logBeta(opt.Beta2),
 		DecayStart: uint32(opt.Decay.Start), DecayEnd: uint32(opt.Decay.End), DecayTo: opt.Decay.To,
 	}
-	return dispatch(r, shaders.Adam, nil, groups, push, param, grad, m, v, step)
+	return dispatch(r, shaders.Adam, nil, groups, push, param, grad, m, v, step.t)
 }

@@ -83,7 +83,7 @@ func TestAdam(t *testing.T) {
 					require.NoError(t, r.Submit())
 					adamRef(p, mr, vr, g, k, opt.o)
 				}
-				c, err := step.CounterValue()
+				c, err := step.Value()
 				require.NoError(t, err)
 				require.Equal(t, uint32(steps), c)
 				// Each step moves a parameter by about lr; fp32 rounding over
@@ -110,7 +110,6 @@ func TestAdamBadInput(t *testing.T) {
 	require.Error(t, r.AdamStep(p, short, m, v, step, o), "grad length")
 	require.Error(t, r.AdamStep(p, g, m, m, step, o), "m aliases v")
 	require.Error(t, r.AdamStep(p, g, m, v, nil, o), "nil step")
-	require.Error(t, r.AdamStep(p, g, m, v, short, o), "step size")
 	for _, bad := range []Adam{
 		{LR: -1, Beta1: 0.9, Beta2: 0.999},
 		{LR: 1e-3, Beta1: 1, Beta2: 0.999},

@@ -63,7 +63,7 @@ func BenchmarkAdam(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer step.Release()
-			if err := step.SetCounter(1); err != nil {
+			if err := step.Set(1); err != nil {
 				b.Fatal(err)
 			}
 			// param, m, v read and written, grad read.

@@ -36,7 +36,7 @@ func TestCounterReplay(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, r.Submit())
 	}
-	v, err := c.CounterValue()
+	v, err := c.Value()
 	require.NoError(t, err)
 	require.Equal(t, uint32(5), v)
 }

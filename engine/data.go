@@ -70,22 +70,19 @@ func (dd *DeviceData) Release() {
 // GatherBatch records out = batch number counter of the data set, scaled
 // to [-1, 1]: images at positions counter*B .. counter*B+B-1 of a
 // per-epoch permutation determined by seed (see gather_u8.comp).
-func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Tensor, seed uint64) error {
-	if out == nil || dd == nil || counter == nil || len(dd.chunks) == 0 {
+func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Counter, seed uint64) error {
+	if out == nil || dd == nil || counter.tensor() == nil || len(dd.chunks) == 0 {
 		return r.fail(fmt.Errorf("engine: gather batch: nil argument or released data set"))
 	}
 	img := dd.Channels * dd.Size * dd.Size
 	if len(out.shape) != 4 || out.shape[1] != dd.Channels || out.shape[2] != dd.Size || out.shape[3] != dd.Size {
 		return r.fail(fmt.Errorf("engine: gather batch: output %v does not hold [B,%d,%d,%d] images", out.shape, dd.Channels, dd.Size, dd.Size))
 	}
-	if counter.n != 1 {
-		return r.fail(fmt.Errorf("engine: gather batch: counter must have one element"))
-	}
 	half := (bits.Len(uint(dd.N-1)) + 1) / 2
 	if half == 0 {
 		half = 1
 	}
-	ts := []*Tensor{out, counter}
+	ts := []*Tensor{out, counter.t}
 	for i := 0; i < maxDataChunks; i++ {
 		ts = append(ts, dd.chunks[min(i, len(dd.chunks)-1)]) // unused slots repeat the last chunk
 	}

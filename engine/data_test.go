@@ -35,7 +35,7 @@ func TestGatherBatch(t *testing.T) {
 
 	var order []int // image index at each position
 	for step := 0; step < 5; step++ {
-		require.NoError(t, counter.SetCounter(uint32(step)))
+		require.NoError(t, counter.Set(uint32(step)))
 		require.NoError(t, r.Submit())
 		got := download(t, out)
 		for b := 0; b < batch; b++ {

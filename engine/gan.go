@@ -79,7 +79,7 @@ type NetState struct {
 	Params, Grads, M, V *ParamSet
 	Stats               *ParamSet // running statistics; nil when the net has none
 	EMA                 *ParamSet // an average of Params (G, with GANConfig.EMA), else nil
-	Counter             *Tensor   // Adam's step t
+	Counter             *Counter  // Adam's step t
 	adam                Adam
 }
 
@@ -106,7 +106,7 @@ func (d *Device) newNetState(n *Net, adam Adam, ema bool, keep func(*Tensor)) (*
 		}
 	}
 	var err error
-	if s.Counter, err = alloc(d, keep, 1); err != nil {
+	if s.Counter, err = d.NewCounter(); err != nil {
 		s.release()
 		return nil, err
 	}
@@ -120,18 +120,19 @@ func (s *NetState) release() {
 	for _, ps := range []*ParamSet{s.Params, s.Grads, s.M, s.V, s.Stats, s.EMA} {
 		ps.Release()
 	}
+	s.Counter.Release()
 }
 
 // RealSource records a batch of real samples into out from (seed, the
 // value of counter): a data set on the device, or a distribution.
 type RealSource interface {
-	RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error
+	RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error
 }
 
 var _ RealSource = (*DeviceData)(nil)
 
 // RecordBatch gathers a random batch of the data set's images.
-func (dd *DeviceData) RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error {
+func (dd *DeviceData) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error {
 	return r.GatherBatch(out, dd, counter, seed)
 }
 

@@ -117,7 +117,7 @@ func (ps *ParamSet) Release() {
 // initState uploads fresh values into weight sets (a nil set is skipped),
 // zeroes optimizer and gradient sets and sets step counters to 0: the
 // common start of a GAN's Init.
-func initState(sets []*ParamSet, vals []map[string][]float32, zero []*ParamSet, counters ...*Tensor) error {
+func initState(sets []*ParamSet, vals []map[string][]float32, zero []*ParamSet, counters ...*Counter) error {
 	for i, ps := range sets {
 		if ps == nil {
 			continue
@@ -135,7 +135,7 @@ func initState(sets []*ParamSet, vals []map[string][]float32, zero []*ParamSet, 
 		}
 	}
 	for _, c := range counters {
-		if err := c.SetCounter(0); err != nil {
+		if err := c.Set(0); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"math"
 
 	"vkgan/shaders"
 	"vkgan/vk"
@@ -183,31 +182,12 @@ func (r *Recorder) Fill(x *Tensor, v float32) error {
 	return dispatch(r, shaders.Fill, nil, r.gridGroups(x.n, 256), shaders.FillPush{N: uint32(x.n), Value: v}, x)
 }
 
-// NewCounter allocates a device-resident step counter (one uint32, zero).
-// Kernels such as Adam and the RNG read it, so a recorded step that
-// increments it is the same command buffer every time it is submitted.
-func (d *Device) NewCounter() (*Tensor, error) { return d.NewTensor(1) }
-
-// Increment adds one to a counter made by NewCounter.
-func (r *Recorder) Increment(counter *Tensor) error {
-	if counter == nil || counter.n != 1 {
-		return r.fail(fmt.Errorf("engine: increment: want a one-element counter tensor"))
+// Increment adds one to a counter.
+func (r *Recorder) Increment(c *Counter) error {
+	if c == nil || c.t == nil {
+		return r.fail(fmt.Errorf("engine: increment: nil counter"))
 	}
-	return dispatch(r, shaders.Counter, nil, [3]uint32{1, 1, 1}, shaders.NoPush{}, counter)
-}
-
-// CounterValue reads a counter made by NewCounter.
-func (c *Tensor) CounterValue() (uint32, error) {
-	v, err := c.Download()
-	if err != nil {
-		return 0, err
-	}
-	return math.Float32bits(v[0]), nil
-}
-
-// SetCounter sets a counter made by NewCounter.
-func (c *Tensor) SetCounter(v uint32) error {
-	return c.Upload([]float32{math.Float32frombits(v)})
+	return dispatch(r, shaders.Counter, nil, [3]uint32{1, 1, 1}, shaders.NoPush{}, c.t)
 }
 
 // EnableProfile makes every later dispatch record a timestamp; Profile

@@ -28,7 +28,7 @@ const (
 // RandUniform fills x with values uniform in [lo, hi] drawn from (seed,
 // the value of the device counter step). step is a counter made by
 // NewCounter.
-func (r *Recorder) RandUniform(x *Tensor, seed uint64, step *Tensor, lo, hi float32) error {
+func (r *Recorder) RandUniform(x *Tensor, seed uint64, step *Counter, lo, hi float32) error {
 	if err := ewFinite("rand uniform", "lo", lo); err != nil {
 		return r.fail(err)
 	}
@@ -43,7 +43,7 @@ func (r *Recorder) RandUniform(x *Tensor, seed uint64, step *Tensor, lo, hi floa
 
 // RandNormal fills x with normal values of the given mean and standard
 // deviation (std >= 0) drawn from (seed, the value of counter step).
-func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Tensor, mean, std float32) error {
+func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Counter, mean, std float32) error {
 	if err := ewFinite("rand normal", "mean", mean); err != nil {
 		return r.fail(err)
 	}
@@ -61,7 +61,7 @@ func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Tensor, mean, std fl
 // the counter's value: annealed instance noise (Sønderby et al. 2016), which
 // smooths D's view of the data early in training. The draws are those of
 // RandNormal with the same seed and step.
-func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Tensor, std float32, until int) error {
+func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Counter, std float32, until int) error {
 	const op = "annealed noise"
 	if err := ewFinite(op, "std", std); err != nil {
 		return r.fail(err)
@@ -72,14 +72,11 @@ func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Tensor, std fl
 	return r.rand(op, rngAddAnnealed, x, seed, step, std, float32(until))
 }
 
-func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Tensor, a, b float32) error {
-	if err := ewCheck(op, []string{"x", "step"}, x, step); err != nil {
+func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Counter, a, b float32) error {
+	if err := ewCheck(op, []string{"x", "step"}, x, step.tensor()); err != nil {
 		return r.fail(err)
-	}
-	if step.n != 1 {
-		return r.fail(fmt.Errorf("engine: %s: step %v has %d elements, want a one-element counter", op, step.shape, step.n))
 	}
 	quads := (x.n + 3) / 4
 	push := shaders.RngPush{N: uint32(x.n), SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), A: a, B: b}
-	return dispatch(r, shaders.Rng, []uint32{dist}, r.ewGroups(quads), push, x, step)
+	return dispatch(r, shaders.Rng, []uint32{dist}, r.ewGroups(quads), push, x, step.t)
 }

@@ -59,7 +59,7 @@ func TestAliasChecksSeeViews(t *testing.T) {
 	x := zeros(t, d, 2, 128)
 	p := zeros(t, d, 512)
 	m := zeros(t, d, 25)
-	step := zeros(t, d, 1)
+	step := newCounterT(t, d, 1)
 	for _, tc := range []struct {
 		name string
 		rec  func(r *Recorder) error

@@ -137,7 +137,7 @@ type mixture struct {
 	std     float32
 }
 
-func (m mixture) RecordBatch(r *Recorder, out, counter *Tensor, seed uint64) error {
+func (m mixture) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error {
 	return r.mixSample(out, m.centers, counter, m.holdout, m.std, seed^toyDataSeed)
 }
 
@@ -202,21 +202,21 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 }
 
 // mixSample records out = n points of the mixture from (seed, counter).
-func (r *Recorder) mixSample(out, centers, counter *Tensor, holdout int, std float32, seed uint64) error {
-	if out == nil || centers == nil || counter == nil || len(out.shape) != 2 || out.shape[1] != 2 {
+func (r *Recorder) mixSample(out, centers *Tensor, counter *Counter, holdout int, std float32, seed uint64) error {
+	if out == nil || centers == nil || counter.tensor() == nil || len(out.shape) != 2 || out.shape[1] != 2 {
 		return r.fail(fmt.Errorf("engine: toy mixture: want out [N,2], centres and a counter"))
 	}
 	push := shaders.ToyMixPush{
 		N: uint32(out.shape[0]), K: uint32(centers.n / 2), Holdout: int32(holdout), Stdev: std,
 		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32),
 	}
-	return dispatch(r, shaders.ToyMix, nil, r.ewGroups(out.shape[0]), push, out, centers, counter)
+	return dispatch(r, shaders.ToyMix, nil, r.ewGroups(out.shape[0]), push, out, centers, counter.t)
 }
 
 // MixSample records out ([N,2]) = N points of the mixture with the given
 // centres ([K*2]) and std, excluding mode holdout (-1: none), from (seed,
 // the value of counter): the toy's real-data kernel.
-func (r *Recorder) MixSample(out, centers, counter *Tensor, holdout int, std float32, seed uint64) error {
+func (r *Recorder) MixSample(out, centers *Tensor, counter *Counter, holdout int, std float32, seed uint64) error {
 	if holdout < -1 || (centers != nil && holdout >= centers.n/2) {
 		return r.fail(fmt.Errorf("engine: toy mixture: holdout %d out of range", holdout))
 	}
@@ -273,7 +273,7 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 		if err != nil {
 			return nil, err
 		}
-		keep(zero)
+		keep(zero.t)
 		r, err := g.d.Record()
 		if err != nil {
 			return nil, err

@@ -237,7 +237,7 @@ func TestToyMixSample(t *testing.T) {
 	const n, k = 16000, 8
 	centers := ringCenters(k, 1)
 	ct := tensorOf(t, d, centers, k*2)
-	counter := zeros(t, d, 1)
+	counter := newCounterT(t, d, 0)
 	for _, holdout := range []int{-1, 3} {
 		out := zeros(t, d, n, 2)
 		out2 := zeros(t, d, n, 2)

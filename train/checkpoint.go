@@ -283,7 +283,7 @@ func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STenso
 				opt = append(opt, STensor{Name: name + mom.infix + p.Name, DType: F32, Shape: p.Shape, F32: v[p.Name]})
 			}
 		}
-		t, err := ns.Counter.CounterValue()
+		t, err := ns.Counter.Value()
 		if err != nil {
 			return nil, err
 		}
@@ -498,7 +498,7 @@ func (c *Checkpoint) Apply(gan *engine.GAN) error {
 				return err
 			}
 		}
-		if err := ns.Counter.SetCounter(nc.step); err != nil {
+		if err := ns.Counter.Set(nc.step); err != nil {
 			return err
 		}
 	}

@@ -143,9 +143,9 @@ func TestCheckpointRoundTripExact(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(a, b), "state differs after a round trip")
 	}
-	for _, c := range [][2]*engine.Tensor{{g1.G.Counter, g2.G.Counter}, {g1.D.Counter, g2.D.Counter}} {
-		a, _ := c[0].CounterValue()
-		b, _ := c[1].CounterValue()
+	for _, c := range [][2]*engine.Counter{{g1.G.Counter, g2.G.Counter}, {g1.D.Counter, g2.D.Counter}} {
+		a, _ := c[0].Value()
+		b, _ := c[1].Value()
 		require.Equal(t, a, b)
 	}
 	// The user-facing files carry PyTorch's state_dict names and dtypes.

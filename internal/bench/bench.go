@@ -21,7 +21,9 @@ type Case struct {
 	Shape   string  // human-readable problem size, e.g. "1024x1024x1024"
 	Tensors [][]int // shapes of every tensor Op reads or writes, in Op's order
 	Flops   float64 // floating-point operations per run; 0 for pure data movement
-	Op      func(r *engine.Recorder, t []*engine.Tensor) error
+	// Op records the case on t; step is a counter at 1, for the kernels
+	// that read Adam's or the RNG's step.
+	Op func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error
 }
 
 // Name is "kernel shape".
@@ -100,13 +102,21 @@ func Run(d *engine.Device, c Case, repeat int, seed uint64, peak float64) (Resul
 		}
 		ts = append(ts, t)
 	}
+	step, err := d.NewCounter()
+	if err != nil {
+		return Result{}, err
+	}
+	defer step.Release()
+	if err := step.Set(1); err != nil {
+		return Result{}, err
+	}
 	rec, err := d.Record()
 	if err != nil {
 		return Result{}, err
 	}
 	defer rec.Release()
 	t0 := rec.Timestamp()
-	if err := c.Op(rec, ts); err != nil {
+	if err := c.Op(rec, ts, step); err != nil {
 		return Result{}, err
 	}
 	t1 := rec.Timestamp()

@@ -128,7 +128,7 @@ func TestRunOnDevice(t *testing.T) {
 		require.NoError(t, d.Close())
 	}()
 	fill := Case{Kernel: "fill", Shape: "1000", Tensors: [][]int{{1000}}, Flops: 1000,
-		Op: func(r *engine.Recorder, ts []*engine.Tensor) error { return r.Fill(ts[0], 1) }}
+		Op: func(r *engine.Recorder, ts []*engine.Tensor, _ *engine.Counter) error { return r.Fill(ts[0], 1) }}
 	res, err := Run(d, fill, 3, 1, 100)
 	require.NoError(t, err)
 	assert.Equal(t, "fill", res.Kernel)
@@ -140,7 +140,7 @@ func TestRunOnDevice(t *testing.T) {
 
 	// A failing op is an error for that case, not a panic.
 	broken := Case{Kernel: "broken", Shape: "1", Tensors: [][]int{{1}},
-		Op: func(r *engine.Recorder, ts []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, ts []*engine.Tensor, _ *engine.Counter) error {
 			return errors.New("engine: broken: not implemented")
 		}}
 	_, err = Run(d, broken, 1, 1, 0)

@@ -36,27 +36,33 @@ func Cases() []Case {
 // one row: the tensors it touches (random-filled), its FLOPs per run (0 for
 // pure data movement) and the op.
 var small = []Case{
-	{Kernel: "fill", Shape: "16M", Tensors: [][]int{{16 << 20}}, Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.Fill(t[0], 1) }},
+	{Kernel: "fill", Shape: "16M", Tensors: [][]int{{16 << 20}}, Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error { return r.Fill(t[0], 1) }},
 	{Kernel: "axpy", Shape: "16M", Tensors: [][]int{{16 << 20}, {16 << 20}}, Flops: 2 * 16 << 20,
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.Axpy(t[0], t[1], 0.5) }},
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
+			return r.Axpy(t[0], t[1], 0.5)
+		}},
 	{Kernel: "leaky_relu", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {64, 128, 16, 16}},
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.LeakyReLU(t[0], t[1], 0.2) }},
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
+			return r.LeakyReLU(t[0], t[1], 0.2)
+		}},
 	{Kernel: "batchnorm_train", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {64, 128, 16, 16}, {128}, {128}, {128}, {128}, {128}, {128}},
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.BatchNormTrain(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0.1, 1e-5)
 		}},
 	{Kernel: "batchnorm_backward", Shape: "64x128x16x16", Tensors: [][]int{{64, 128, 16, 16}, {128}, {128}, {64, 128, 16, 16}, {64, 128, 16, 16}, {128}, {128}, {128}},
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.BatchNormBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7])
 		}},
-	{Kernel: "adam", Shape: "3.5M", Tensors: [][]int{{3576704}, {3576704}, {3576704}, {3576704}, {1}}, Flops: 3576704 * 14,
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+	{Kernel: "adam", Shape: "3.5M", Tensors: [][]int{{3576704}, {3576704}, {3576704}, {3576704}}, Flops: 3576704 * 14,
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			// t[4] is a step counter holding a random float's bits; Adam
 			// treats any value as a step number, which is all timing needs.
-			return r.AdamStep(t[0], t[1], t[2], t[3], t[4], engine.DefaultAdam())
+			return r.AdamStep(t[0], t[1], t[2], t[3], step, engine.DefaultAdam())
 		}},
-	{Kernel: "rand_normal", Shape: "16M", Tensors: [][]int{{16 << 20}, {1}},
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error { return r.RandNormal(t[0], 1, t[1], 0, 1) }},
+	{Kernel: "rand_normal", Shape: "16M", Tensors: [][]int{{16 << 20}},
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
+			return r.RandNormal(t[0], 1, step, 0, 1)
+		}},
 }
 
 // gemm is C[m,n] = op(A)*op(B) with op(A) m x k and op(B) k x n; 2mnk FLOPs.
@@ -73,7 +79,7 @@ func gemm(kernel string, m, n, k int, transA, transB bool) Case {
 		Shape:   fmt.Sprintf("%dx%dx%d", m, n, k),
 		Tensors: [][]int{{m, n}, as, bs},
 		Flops:   2 * float64(m) * float64(n) * float64(k),
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			if !transA && !transB {
 				return r.MatMul(t[0], t[1], t[2])
 			}
@@ -131,7 +137,7 @@ func (l convLayer) forward() Case {
 		Shape:   l.shape(),
 		Tensors: [][]int{{l.n, l.cout, o, o}, {l.n, l.cin, l.h, l.h}, {l.cout, l.cin, l.k, l.k}},
 		Flops:   convFlops(l.n, l.cin, l.cout, o, l.k),
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.Conv2D(t[0], t[1], t[2], l.params())
 		},
 	}
@@ -144,7 +150,7 @@ func (l convLayer) backwardData() Case {
 		Shape:   l.shape(),
 		Tensors: [][]int{{l.n, l.cin, l.h, l.h}, {l.n, l.cout, o, o}, {l.cout, l.cin, l.k, l.k}},
 		Flops:   convFlops(l.n, l.cin, l.cout, o, l.k),
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.Conv2DBackwardData(t[0], t[1], t[2], l.params())
 		},
 	}
@@ -157,7 +163,7 @@ func (l convLayer) backwardWeights() Case {
 		Shape:   l.shape(),
 		Tensors: [][]int{{l.cout, l.cin, l.k, l.k}, {l.n, l.cout, o, o}, {l.n, l.cin, l.h, l.h}},
 		Flops:   convFlops(l.n, l.cin, l.cout, o, l.k),
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.Conv2DBackwardWeights(t[0], t[1], t[2], l.params())
 		},
 	}
@@ -174,7 +180,7 @@ func (l convLayer) transposed() Case {
 		Shape:   l.shape(),
 		Tensors: [][]int{{l.n, l.cout, o, o}, {l.n, l.cin, l.h, l.h}, {l.cin, l.cout, l.k, l.k}},
 		Flops:   convFlops(l.n, l.cout, l.cin, l.h, l.k),
-		Op: func(r *engine.Recorder, t []*engine.Tensor) error {
+		Op: func(r *engine.Recorder, t []*engine.Tensor, step *engine.Counter) error {
 			return r.ConvTranspose2D(t[0], t[1], t[2], l.params())
 		},
 	}
