@@ -22,8 +22,8 @@ func TestToyBadFlags(t *testing.T) {
 	for _, want := range []string{
 		"train: toy: -lr-d NaN must be a positive number (0: the protocol's)",
 		"train: toy: -lr-g -1 must be a positive number (0: the protocol's)",
-		"train: toy: -beta1 -0.5 must be in [0, 1) (0: the protocol's)",
-		"train: toy: -beta2 1 must be in [0, 1) (0: the protocol's)",
+		"train: toy: -beta1 -0.5 must be in [0, 1)",
+		"train: toy: -beta2 1 must be in [0, 1)",
 		"train: toy: -batch -1 must be in 1..1048576 (0: the protocol's)",
 		"train: toy: -ema NaN must be in [0, 1) (0: off)",
 		"train: toy: -lr-decay NaN must be a fraction of the steps in [0, 1]",

@@ -25,8 +25,8 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.IntVar(&c.Holdout, "holdout", -1, "leave this mode out of the real data (-1: none)")
 	fs.Float64Var(&c.LRD, "lr-d", 0, "override D's Adam learning rate (0: the protocol's)")
 	fs.Float64Var(&c.LRG, "lr-g", 0, "override G's Adam learning rate (0: the protocol's)")
-	fs.Float64Var(&c.Beta1, "beta1", 0, "override Adam beta1 of both nets (0: the protocol's)")
-	fs.Float64Var(&c.Beta2, "beta2", 0, "override Adam beta2 of both nets (0: the protocol's)")
+	beta1 := fs.Float64("beta1", 0, "Adam beta1 of both nets, in [0, 1) (default: the protocol's, 0.5 small, 0.8 large)")
+	beta2 := fs.Float64("beta2", 0, "Adam beta2 of both nets, in [0, 1) (default: the protocol's, 0.999)")
 	fs.IntVar(&c.Batch, "batch", 0, "override the batch size (0: the protocol's)")
 	fs.Float64Var(&c.EMA, "ema", 0, "evaluate and draw an average of G's weights with this decay (e.g. 0.999; 0: off)")
 	fs.Float64Var(&c.LRDecay, "lr-decay", 0, "lower both learning rates linearly to zero over this last fraction of the steps (e.g. 0.5; 0: constant)")
@@ -39,6 +39,14 @@ func toyCmd(fs *flag.FlagSet) func() error {
 	fs.IntVar(&opt.LogEvery, "log-every", 1000, "steps between log lines")
 	view := fs.Bool("view", false, "also show the frames in a window as it trains (closing it stops training)")
 	return func() error {
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "beta1":
+				c.Beta1 = beta1
+			case "beta2":
+				c.Beta2 = beta2
+			}
+		})
 		// Every bad flag at once, and before a window opens.
 		if err := errors.Join(c.Validate(), opt.Validate()); err != nil {
 			return err

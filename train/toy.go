@@ -172,10 +172,13 @@ type ToyConfig struct {
 	Seed     uint64
 	Holdout  int // mode left out of the real data; -1 none
 	Device   string
-	// Optimizer overrides; zero keeps the protocol's value. Learning
-	// rates must be positive and finite, betas in [0, 1).
-	LRD, LRG, Beta1, Beta2 float64
-	Batch                  int // zero keeps the protocol's batch; at most 1<<20
+	// Learning-rate overrides; zero keeps the protocol's. They must be
+	// positive and finite.
+	LRD, LRG float64
+	// Adam's betas for both nets, in [0, 1); nil keeps the protocol's
+	// (beta1 = 0 is a setting of its own, common in GAN work).
+	Beta1, Beta2 *float64
+	Batch        int // zero keeps the protocol's batch; at most 1<<20
 	// EMA, when positive, evaluates and draws an exponential moving average
 	// of G's weights with this decay (e.g. 0.999).
 	EMA float64
@@ -307,11 +310,11 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 	if c.LRG != 0 {
 		ag.LR = float32(c.LRG)
 	}
-	if c.Beta1 != 0 {
-		ad.Beta1, ag.Beta1 = float32(c.Beta1), float32(c.Beta1)
+	if c.Beta1 != nil {
+		ad.Beta1, ag.Beta1 = float32(*c.Beta1), float32(*c.Beta1)
 	}
-	if c.Beta2 != 0 {
-		ad.Beta2, ag.Beta2 = float32(c.Beta2), float32(c.Beta2)
+	if c.Beta2 != nil {
+		ad.Beta2, ag.Beta2 = float32(*c.Beta2), float32(*c.Beta2)
 	}
 	e.EMA = float32(c.EMA)
 	steps := cmp.Or(c.Steps, defaultToySteps)
@@ -367,11 +370,13 @@ func (c ToyConfig) Validate() error {
 			bad(lr.flag, lr.v, "must be a positive number (0: the protocol's)")
 		}
 	}
-	if notIn(c.Beta1, 0, 1) {
-		bad("beta1", c.Beta1, "must be in [0, 1) (0: the protocol's)")
-	}
-	if notIn(c.Beta2, 0, 1) {
-		bad("beta2", c.Beta2, "must be in [0, 1) (0: the protocol's)")
+	for _, b := range []struct {
+		flag string
+		v    *float64
+	}{{"beta1", c.Beta1}, {"beta2", c.Beta2}} {
+		if b.v != nil && notIn(*b.v, 0, 1) {
+			bad(b.flag, *b.v, "must be in [0, 1)")
+		}
 	}
 	if c.Batch < 0 || c.Batch > maxToyBatch {
 		bad("batch", c.Batch, fmt.Sprintf("must be in 1..%d (0: the protocol's)", maxToyBatch))

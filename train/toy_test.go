@@ -181,10 +181,10 @@ func TestToyConfigValidate(t *testing.T) {
 		{func(c *ToyConfig) { c.LRD = -1 }, "train: toy: -lr-d -1 must be a positive number (0: the protocol's)"},
 		{func(c *ToyConfig) { c.LRG = inf }, "train: toy: -lr-g +Inf must be a positive number (0: the protocol's)"},
 		{func(c *ToyConfig) { c.LRG = -1e-4 }, "train: toy: -lr-g -0.0001 must be a positive number"},
-		{func(c *ToyConfig) { c.Beta1 = -0.5 }, "train: toy: -beta1 -0.5 must be in [0, 1) (0: the protocol's)"},
-		{func(c *ToyConfig) { c.Beta1 = nan }, "train: toy: -beta1 NaN must be in [0, 1)"},
-		{func(c *ToyConfig) { c.Beta2 = 1 }, "train: toy: -beta2 1 must be in [0, 1)"},
-		{func(c *ToyConfig) { c.Beta2 = nan }, "train: toy: -beta2 NaN must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta1 = new(-0.5) }, "train: toy: -beta1 -0.5 must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta1 = new(nan) }, "train: toy: -beta1 NaN must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta2 = new(1.0) }, "train: toy: -beta2 1 must be in [0, 1)"},
+		{func(c *ToyConfig) { c.Beta2 = new(nan) }, "train: toy: -beta2 NaN must be in [0, 1)"},
 		{func(c *ToyConfig) { c.Batch = -1 }, "train: toy: -batch -1 must be in 1..1048576 (0: the protocol's)"},
 		{func(c *ToyConfig) { c.Batch = math.MaxInt }, "train: toy: -batch 9223372036854775807 must be in 1..1048576"},
 		{func(c *ToyConfig) { c.EMA = nan }, "train: toy: -ema NaN must be in [0, 1)"},
@@ -206,7 +206,7 @@ func TestToyConfigValidate(t *testing.T) {
 	}
 
 	// Every bad setting at once, one line each.
-	err := ToyConfig{Data: MixRing8, Holdout: -1, LRD: nan, Beta2: -1, Batch: -2}.Validate()
+	err := ToyConfig{Data: MixRing8, Holdout: -1, LRD: nan, Beta2: new(-1.0), Batch: -2}.Validate()
 	require.Error(t, err)
 	lines := strings.Split(err.Error(), "\n")
 	require.Len(t, lines, 3, err.Error())
@@ -223,6 +223,13 @@ func TestToyConfigValidate(t *testing.T) {
 	require.Equal(t, float32(0.8), e.AdamD.Beta1)
 	require.Equal(t, engine.DefaultAdam().Beta2, e.AdamD.Beta2)
 	require.Equal(t, 128, e.Batch)
+
+	// An explicit beta1 of 0 is 0, not the protocol's.
+	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Protocol: ProtocolLarge, Holdout: -1, Beta1: new(0.0), Beta2: new(0.9)})
+	require.NoError(t, err)
+	require.Zero(t, e.AdamD.Beta1)
+	require.Zero(t, e.AdamG.Beta1)
+	require.Equal(t, float32(0.9), e.AdamG.Beta2)
 }
 
 // TestToyOptionsValidate checks the frame and log intervals.
