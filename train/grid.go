@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"image"
+	"image/draw"
 	"image/png"
 	"io"
 	"math"
@@ -98,12 +99,17 @@ func toByte(v float32) uint8 {
 	return uint8(math.Round((f + 1) * 127.5))
 }
 
-// WriteGrid writes GridImage's grid as a PNG file, atomically. The folder
-// must exist.
+// WriteGrid writes GridImage's grid as a PNG file, atomically: a
+// grayscale PNG for one channel. The folder must exist.
 func WriteGrid(path string, pix []float32, n, channels, size, cols int) error {
 	img, err := GridImage(pix, n, channels, size, cols)
 	if err != nil {
 		return err
+	}
+	if channels == 1 {
+		gray := image.NewGray(img.Bounds())
+		draw.Draw(gray, gray.Bounds(), img, img.Bounds().Min, draw.Src)
+		return writePNG(path, gray)
 	}
 	return writePNG(path, img)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -306,4 +307,35 @@ func TestModelTooLargeForMemory(t *testing.T) {
 	require.ErrorContains(t, err, "GiB, the device has")
 	require.ErrorContains(t, err, "lower -batch (now 1048576)")
 	require.NoFileExists(t, filepath.Join(opt.Out, ConfigFile))
+}
+
+// TestGrayscaleRun trains on a folder of grayscale images with -channels 1:
+// the model is one channel deep and the sample grids are grayscale PNGs.
+func TestGrayscaleRun(t *testing.T) {
+	requireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := t.TempDir()
+	for i := range 4 {
+		img := image.NewGray(image.Rect(0, 0, 24, 24))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(11*i + 7*p)
+		}
+		f, err := os.Create(filepath.Join(data, fmt.Sprintf("%d.png", i)))
+		require.NoError(t, err)
+		require.NoError(t, png.Encode(f, img))
+		require.NoError(t, f.Close())
+	}
+	cfg := tinyConfig(data)
+	cfg.Channels, cfg.SampleEvery = 1, 2
+	out := trainTo(t, cfg, 2)
+	f, err := os.Open(SamplePath(out, 2))
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	_, gray := img.(*image.Gray)
+	require.True(t, gray, "a -channels 1 run's samples are grayscale, got %T", img)
+	ts, _, err := ReadSafetensors(filepath.Join(out, GFile))
+	require.NoError(t, err)
+	require.Equal(t, []int{4, 1, 4, 4}, ts[len(ts)-1].Shape, "G's last layer makes one channel")
 }
