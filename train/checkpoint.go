@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vkgan/engine"
+	"vkgan/internal/atomicfile"
 )
 
 // Checkpoint files. A checkpoint is a directory checkpoints/step_NNNNNNN
@@ -143,7 +144,7 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 		return err
 	}
 	parent := filepath.Join(runDir, CheckpointsDir)
-	writeStep("checkpoint: mkdir")
+	atomicfile.BeforeChange("checkpoint: mkdir")
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
@@ -170,7 +171,7 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 			return err
 		}
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	final := filepath.Join(runDir, rel)
@@ -178,17 +179,17 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 		// Not current (checked above): left by a crash before checkpoint.json
 		// named it, or newer than a checkpoint a resume fell back to. The
 		// same step's state replaces it.
-		writeStep("checkpoint: move aside")
+		atomicfile.BeforeChange("checkpoint: move aside")
 		if err := os.Rename(final, filepath.Join(parent, fmt.Sprintf("%s%s-%d", oldPrefix, stepDirName(step), time.Now().UnixNano()))); err != nil {
 			return fmt.Errorf("train: checkpoint: %w", err)
 		}
 	}
-	writeStep("checkpoint: rename")
+	atomicfile.BeforeChange("checkpoint: rename")
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	done = true
-	if err := syncDir(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	if err := setCurrent(runDir, CheckpointInfo{Format: formatVersion, Step: step, Dir: filepath.ToSlash(rel), Elapsed: elapsed}); err != nil {
@@ -215,7 +216,7 @@ func refreshRootCopies(runDir, dir string) error {
 		if old, err := os.ReadFile(filepath.Join(runDir, n)); err == nil && bytes.Equal(old, b) {
 			continue
 		}
-		if err := WriteFileAtomic(filepath.Join(runDir, n), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(runDir, n), b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -228,7 +229,7 @@ func setCurrent(runDir string, info CheckpointInfo) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(runDir, CheckpointFile), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(runDir, CheckpointFile), append(b, '\n'), 0o644)
 }
 
 // checkpointFiles downloads the GAN's state and lays it out as the
@@ -320,7 +321,7 @@ func pruneCheckpoints(runDir string, current int) {
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), oldPrefix) {
-			writeStep("prune: leftover")
+			atomicfile.BeforeChange("prune: leftover")
 			_ = os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
@@ -330,7 +331,7 @@ func pruneCheckpoints(runDir string, current int) {
 			continue
 		}
 		if kept++; kept > checkpointsKept {
-			writeStep("prune: old checkpoint")
+			atomicfile.BeforeChange("prune: old checkpoint")
 			_ = os.RemoveAll(filepath.Join(parent, stepDirName(s)))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"vkgan/engine"
+	"vkgan/internal/atomicfile"
 )
 
 // Defaults of a training run: those of the PyTorch DCGAN example
@@ -271,7 +272,7 @@ func (c Config) Save(path string) error {
 		return fmt.Errorf("train: config: %w", err)
 	}
 	data = append(data, '\n')
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+
+	"vkgan/internal/atomicfile"
 )
 
 // GridBorder is the width in pixels of the black border around and between
@@ -114,7 +116,7 @@ func WriteStrip(path string, pix []float32, n, channels, size int) error {
 }
 
 func writePNG(path string, img image.Image) error {
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		return png.Encode(w, img)
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/internal/atomicfile"
 )
 
 // killEnv names the run a TestKillHelper child resumes, and killAtEnv the
@@ -39,7 +41,7 @@ func TestKillHelper(t *testing.T) {
 	at, err := strconv.Atoi(os.Getenv(killAtEnv))
 	require.NoError(t, err)
 	n := 0
-	testHookWriteStep = func(what string) {
+	atomicfile.TestHooks.BeforeChange = func(what string) {
 		n++
 		if n == at {
 			fmt.Fprintf(os.Stderr, "killed before write step %d: %s\n", n, what)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+
+	"vkgan/internal/atomicfile"
 )
 
 // Metric is one logged step, one line of metrics.jsonl:
@@ -391,7 +393,7 @@ func (l *MetricsLog) Append(m Metric) error {
 		return fmt.Errorf("train: metrics log %s: append after Close", l.path)
 	}
 	l.buf = append(m.appendJSON(l.buf[:0]), '\n')
-	writeStep("metrics: append")
+	atomicfile.BeforeChange("metrics: append")
 	if _, err := l.f.Write(l.buf); err != nil {
 		l.err = fmt.Errorf("train: metrics log: %w", err)
 		return l.err
@@ -512,7 +514,7 @@ func TruncateMetricsAfter(path string, step int) (bad int, err error) {
 	if !dropped {
 		return 0, nil
 	}
-	return bad, writeAtomic(path, 0o644, func(w io.Writer) error {
+	return bad, atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(kept.Bytes())
 		return err
 	})

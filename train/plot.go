@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"vkgan/internal/atomicfile"
 )
 
 // Size of losses.png.
@@ -47,7 +49,7 @@ func PlotLosses(path string, ms []Metric) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
 	})

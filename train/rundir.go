@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"vkgan/internal/atomicfile"
 	"vkgan/internal/dirlock"
 )
 
@@ -215,7 +216,7 @@ func (p *resumePlan) commit(out string, warn func(string)) error {
 			if _, err := os.Lstat(to); err == nil {
 				to = fmt.Sprintf("%s-%d", to, time.Now().UnixNano())
 			}
-			writeStep("resume: move damaged aside")
+			atomicfile.BeforeChange("resume: move damaged aside")
 			if err := os.Rename(from, to); err != nil {
 				return fmt.Errorf("train: %w", err)
 			}

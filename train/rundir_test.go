@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vkgan/engine"
+	"vkgan/internal/atomicfile"
 	"vkgan/internal/dirlock"
 )
 
@@ -363,12 +364,12 @@ func TestDiskFullDuringCheckpoint(t *testing.T) {
 			opt.Out, opt.Resume, opt.Steps = out, true, 6
 			opt.OnStep = func(_ *engine.GAN, step int) {
 				if step == 4 {
-					testHookWriter = func(w io.Writer) io.Writer { return &failAfter{w: w, n: fail} }
+					atomicfile.TestHooks.Writer = func(w io.Writer) io.Writer { return &failAfter{w: w, n: fail} }
 				}
 			}
-			t.Cleanup(func() { testHookWriter = nil })
+			t.Cleanup(func() { atomicfile.TestHooks = atomicfile.Hooks{} })
 			err := Run(context.Background(), Config{}, opt)
-			testHookWriter = nil
+			atomicfile.TestHooks = atomicfile.Hooks{}
 			require.ErrorIs(t, err, errNoSpace)
 			info, err := ReadCheckpointInfo(out)
 			require.NoError(t, err)

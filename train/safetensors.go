@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"vkgan/internal/atomicfile"
 )
 
 // Safetensors is the checkpoint format: an 8-byte little-endian header
@@ -94,7 +96,7 @@ func WriteSafetensors(path string, tensors []STensor, metadata map[string]string
 	if err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		return writeSafetensors(w, header, tensors)
 	})
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"vkgan/internal/atomicfile"
 )
 
 // specialTensors covers the values a float or int round trip can get wrong.
@@ -428,18 +430,18 @@ func TestWriteSafetensorsFailureKeepsOldFile(t *testing.T) {
 
 			switch stage {
 			case "write header":
-				testHookWriter = func(w io.Writer) io.Writer { return &failingWriter{w: w, n: 20} }
+				atomicfile.TestHooks.Writer = func(w io.Writer) io.Writer { return &failingWriter{w: w, n: 20} }
 			case "write data":
-				testHookWriter = func(w io.Writer) io.Writer { return &failingWriter{w: w, n: 3 << 20} }
+				atomicfile.TestHooks.Writer = func(w io.Writer) io.Writer { return &failingWriter{w: w, n: 3 << 20} }
 			default:
-				testHookAtomic = func(s string) error {
+				atomicfile.TestHooks.Stage = func(s string) error {
 					if s == stage {
 						return errInjected
 					}
 					return nil
 				}
 			}
-			t.Cleanup(func() { testHookWriter, testHookAtomic = nil, nil })
+			t.Cleanup(func() { atomicfile.TestHooks = atomicfile.Hooks{} })
 
 			err = WriteSafetensors(path, v2, map[string]string{"v": "2"})
 			require.ErrorIs(t, err, errInjected)
@@ -490,36 +492,6 @@ func TestWriteSafetensorsStaleTemp(t *testing.T) {
 	got, _, err = ReadSafetensors(path)
 	require.NoError(t, err)
 	requireSameTensors(t, specialTensors()[:2], got)
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.json")
-	require.NoError(t, WriteFileAtomic(path, []byte("one"), 0o600))
-	require.NoError(t, WriteFileAtomic(path, []byte("two"), 0o644))
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "two", string(b))
-	if runtime.GOOS != "windows" {
-		fi, err := os.Stat(path)
-		require.NoError(t, err)
-		assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
-	}
-	assert.Equal(t, []string{"config.json"}, dirNames(t, dir))
-
-	err = WriteFileAtomic(filepath.Join(dir, "no", "such", "dir"), []byte("x"), 0o644)
-	require.ErrorIs(t, err, os.ErrNotExist)
-	assert.Contains(t, err.Error(), "train: write ")
-}
-
-// A bare file name writes into the working directory.
-func TestWriteFileAtomicRelative(t *testing.T) {
-	t.Chdir(t.TempDir())
-	require.NoError(t, WriteFileAtomic("rel.txt", []byte("r"), 0o644))
-	b, err := os.ReadFile("rel.txt")
-	require.NoError(t, err)
-	assert.Equal(t, "r", string(b))
 }
 
 // TestSafetensorsPythonReader runs scripts/safetensors_check.py, the reader

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"vkgan/engine"
+	"vkgan/internal/atomicfile"
 	"vkgan/internal/dirlock"
 	"vkgan/vk"
 )
@@ -589,7 +590,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(filepath.Join(opt.Out, "toy.json"), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(opt.Out, "toy.json"), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return res, ctx.Err()
@@ -603,7 +604,7 @@ func writeSamplesCSV(name string, xy []float32) error {
 	for i := 0; i+1 < len(xy); i += 2 {
 		fmt.Fprintf(&b, "%g,%g\n", xy[i], xy[i+1])
 	}
-	if err := WriteFileAtomic(name, []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(name, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("train: toy: %w", err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+
+	"vkgan/internal/atomicfile"
 )
 
 // The talk's picture: D's probability of "real" as a blue field over the
@@ -200,5 +202,5 @@ func writeToyGIF(path string, frames []*toyFrame) error {
 		}
 		anim.Delay = append(anim.Delay, d)
 	}
-	return writeAtomic(path, 0o644, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
 }
