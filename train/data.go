@@ -24,6 +24,8 @@ import (
 
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/webp"
+
+	"vkgan/internal/progress"
 )
 
 // Dataset is a decoded image set: N square RGB images of Size x Size,
@@ -221,7 +223,7 @@ func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error
 	pixels := make([]byte, len(files)*plane)
 	reasons := make([]string, len(files)) // "" = decoded
 
-	prog := NewProgress(opt.Progress, "data: decoding", len(files))
+	prog := progress.New(opt.Progress, "data: decoding", len(files))
 	var (
 		mu            sync.Mutex // guards done and skipped, for the status line
 		done, skipped int

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"vkgan/internal/progress"
 )
 
 // emojiSet is one npm package of emoji images, pinned by version and by the
@@ -220,7 +222,7 @@ func installEmojiSet(tgz string, s emojiSet, root string, progress io.Writer) (i
 // from tgz into dir, flat. Every other entry is skipped; an entry whose
 // path would leave the package is an error, since a pinned tarball never
 // has one.
-func extractEmoji(tgz string, s emojiSet, dir string, progress io.Writer) (int, error) {
+func extractEmoji(tgz string, s emojiSet, dir string, log io.Writer) (int, error) {
 	f, err := os.Open(tgz)
 	if err != nil {
 		return 0, fmt.Errorf("train: emoji: %w", err)
@@ -232,7 +234,7 @@ func extractEmoji(tgz string, s emojiSet, dir string, progress io.Writer) (int, 
 	}
 	tr := tar.NewReader(zr)
 	imgDir := "package/img/" + s.name + "/64/"
-	prog := NewProgress(progress, "emoji: unpacking "+s.name, s.images)
+	prog := progress.New(log, "emoji: unpacking "+s.name, s.images)
 	defer prog.Done()
 	images, sawJSON := 0, false
 	for {

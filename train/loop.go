@@ -14,6 +14,7 @@ import (
 
 	"vkgan/engine"
 	"vkgan/internal/dirlock"
+	"vkgan/internal/progress"
 	"vkgan/vk"
 )
 
@@ -319,7 +320,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		return nil
 	}
 
-	bar := NewProgress(log, "train", cfg.Steps)
+	bar := progress.New(log, "train", cfg.Steps)
 	bar.Set(start, "")
 	lastLog, lastLogTime := start, time.Now()
 	status := "" // the last logged losses, shown until the next log line

@@ -1,4 +1,4 @@
-package train
+package progress
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeClock is a settable clock for Progress.
+// fakeClock is a settable clock for a Bar.
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-func newTestProgress(buf *bytes.Buffer, label string, total int) (*Progress, *fakeClock) {
+func newTestProgress(buf *bytes.Buffer, label string, total int) (*Bar, *fakeClock) {
 	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	p := NewProgress(buf, label, total)
+	p := New(buf, label, total)
 	p.now = clk.now
 	p.start, p.last = clk.t, clk.t
 	return p, clk
@@ -63,7 +63,7 @@ func TestProgressUnknownTotal(t *testing.T) {
 }
 
 func TestProgressNil(t *testing.T) {
-	p := NewProgress(nil, "x", 10)
+	p := New(nil, "x", 10)
 	assert.Nil(t, p)
 	// None of these may panic.
 	p.Add(1)
@@ -73,7 +73,7 @@ func TestProgressNil(t *testing.T) {
 
 func TestProgressConcurrentAdd(t *testing.T) {
 	var buf bytes.Buffer
-	p := NewProgress(&buf, "work", 800)
+	p := New(&buf, "work", 800)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)

@@ -1,4 +1,4 @@
-package train
+package progress
 
 import (
 	"fmt"
@@ -15,18 +15,18 @@ import (
 // redrawn on every Add; a log file wants a line every few seconds, not one
 // per image.
 const (
-	progressTTYInterval   = 100 * time.Millisecond
-	progressPlainInterval = 5 * time.Second
+	ttyInterval   = 100 * time.Millisecond
+	plainInterval = 5 * time.Second
 )
 
-// Progress reports progress of n units of work: on a terminal a bar redrawn in
+// Bar reports progress of n units of work: on a terminal a bar redrawn in
 // place (with count, rate and ETA, plus an extra caller-provided status string),
 // elsewhere plain log lines at most every few seconds and at the end.
 //
-// All methods are safe for concurrent use, and a nil *Progress does nothing,
-// so callers that want silence pass a nil writer to NewProgress and keep
+// All methods are safe for concurrent use, and a nil *Bar does nothing,
+// so callers that want silence pass a nil writer to New and keep
 // calling the methods unconditionally.
-type Progress struct {
+type Bar struct {
 	mu       sync.Mutex
 	w        io.Writer
 	tty      bool
@@ -42,18 +42,18 @@ type Progress struct {
 	now      func() time.Time // the clock; replaced in tests
 }
 
-// NewProgress starts reporting to w. A nil w gives a nil *Progress, whose
+// New starts reporting to w. A nil w gives a nil *Bar, whose
 // methods are no-ops. total <= 0 means the amount of work is unknown: the
 // report then shows the count and rate but no bar or ETA.
-func NewProgress(w io.Writer, label string, total int) *Progress {
+func New(w io.Writer, label string, total int) *Bar {
 	if w == nil {
 		return nil
 	}
-	p := &Progress{w: w, label: label, total: total, now: time.Now, interval: progressPlainInterval}
+	p := &Bar{w: w, label: label, total: total, now: time.Now, interval: plainInterval}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty = true
 		p.fd = int(f.Fd())
-		p.interval = progressTTYInterval
+		p.interval = ttyInterval
 	}
 	p.start = p.now()
 	p.last = p.start
@@ -61,7 +61,7 @@ func NewProgress(w io.Writer, label string, total int) *Progress {
 }
 
 // Add records n more units done.
-func (p *Progress) Add(n int) {
+func (p *Bar) Add(n int) {
 	if p == nil {
 		return
 	}
@@ -73,7 +73,7 @@ func (p *Progress) Add(n int) {
 
 // Set records that done units are done in all and replaces the status
 // string shown after the numbers (for example the current losses).
-func (p *Progress) Set(done int, status string) {
+func (p *Bar) Set(done int, status string) {
 	if p == nil {
 		return
 	}
@@ -85,7 +85,7 @@ func (p *Progress) Set(done int, status string) {
 }
 
 // Done writes the final report. Later calls do nothing.
-func (p *Progress) Done() {
+func (p *Bar) Done() {
 	if p == nil {
 		return
 	}
@@ -105,7 +105,7 @@ func (p *Progress) Done() {
 
 // maybeDraw redraws the bar or writes a log line when the interval has
 // passed. The caller holds p.mu.
-func (p *Progress) maybeDraw() {
+func (p *Bar) maybeDraw() {
 	if p.finished {
 		return
 	}
@@ -125,7 +125,7 @@ func (p *Progress) maybeDraw() {
 
 // line formats the current state: label, optional bar, count, percentage,
 // rate, ETA (or total time at the end) and status.
-func (p *Progress) line(now time.Time, final bool) string {
+func (p *Bar) line(now time.Time, final bool) string {
 	elapsed := now.Sub(p.start)
 	var rate float64
 	if s := elapsed.Seconds(); s > 0 {
@@ -138,7 +138,7 @@ func (p *Progress) line(now time.Time, final bool) string {
 		frac = min(max(frac, 0), 1)
 		if p.tty {
 			b.WriteString(" ")
-			b.WriteString(progressBar(frac, p.barWidth()))
+			b.WriteString(drawBar(frac, p.barWidth()))
 		}
 		fmt.Fprintf(&b, " %d/%d (%.0f%%)", p.done, p.total, 100*frac)
 	} else {
@@ -171,7 +171,7 @@ func (p *Progress) line(now time.Time, final bool) string {
 
 // barWidth is the bar's width in cells: a quarter of the terminal, within
 // [10, 40].
-func (p *Progress) barWidth() int {
+func (p *Bar) barWidth() int {
 	w, _, err := term.GetSize(p.fd)
 	if err != nil || w <= 0 {
 		return 20
@@ -179,7 +179,7 @@ func (p *Progress) barWidth() int {
 	return min(max(w/4, 10), 40)
 }
 
-func progressBar(frac float64, width int) string {
+func drawBar(frac float64, width int) string {
 	n := int(frac * float64(width))
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
 }
