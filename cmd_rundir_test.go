@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"vkgan/internal/safetensors"
 	"vkgan/internal/testimg"
 	"vkgan/train"
 )
@@ -213,10 +214,10 @@ func TestSampleRefusesNaNCheckpoint(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	poison := func(step int) {
 		p := filepath.Join(run, train.CheckpointsDir, fmt.Sprintf("step_%07d", step), train.GFile)
-		ts, meta, err := train.ReadSafetensors(p)
+		ts, meta, err := safetensors.ReadFile(p)
 		require.NoError(t, err)
 		ts[0].F32[0] = float32(math.NaN())
-		require.NoError(t, train.WriteSafetensors(p, ts, meta))
+		require.NoError(t, safetensors.WriteFile(p, ts, meta))
 	}
 	grid := filepath.Join(t.TempDir(), "grid.png")
 	poison(4)

@@ -16,6 +16,7 @@ import (
 
 	"vkgan/engine"
 	"vkgan/internal/atomicfile"
+	"vkgan/internal/safetensors"
 )
 
 // Checkpoint files. A checkpoint is a directory checkpoints/step_NNNNNNN
@@ -60,8 +61,8 @@ type CheckpointInfo struct {
 }
 
 // netTensors lists a network's state in PyTorch state_dict order.
-func netTensors(net *engine.Net, params, stats map[string][]float32, batchesTracked int64) []STensor {
-	var out []STensor
+func netTensors(net *engine.Net, params, stats map[string][]float32, batchesTracked int64) []safetensors.Tensor {
+	var out []safetensors.Tensor
 	bn := map[string]bool{}
 	for _, b := range net.BatchNorms() {
 		bn[b] = true
@@ -76,16 +77,16 @@ func netTensors(net *engine.Net, params, stats map[string][]float32, batchesTrac
 		}
 		mod := strings.TrimSuffix(p.Name, ".weight")
 		if !bn[mod] {
-			out = append(out, STensor{Name: p.Name, DType: F32, Shape: p.Shape, F32: params[p.Name]})
+			out = append(out, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: p.Shape, F32: params[p.Name]})
 			continue
 		}
 		for _, n := range []string{mod + ".weight", mod + ".bias"} {
-			out = append(out, STensor{Name: n, DType: F32, Shape: shapes[n], F32: params[n]})
+			out = append(out, safetensors.Tensor{Name: n, DType: safetensors.F32, Shape: shapes[n], F32: params[n]})
 		}
 		for _, n := range []string{mod + ".running_mean", mod + ".running_var"} {
-			out = append(out, STensor{Name: n, DType: F32, Shape: shapes[n], F32: stats[n]})
+			out = append(out, safetensors.Tensor{Name: n, DType: safetensors.F32, Shape: shapes[n], F32: stats[n]})
 		}
-		out = append(out, STensor{Name: mod + ".num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{batchesTracked}})
+		out = append(out, safetensors.Tensor{Name: mod + ".num_batches_tracked", DType: safetensors.I64, Shape: []int{}, I64: []int64{batchesTracked}})
 	}
 	return out
 }
@@ -167,7 +168,7 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 	}
 	meta := map[string]string{"format": formatVersion, "step": strconv.Itoa(step), "config": string(cfgJSON)}
 	for _, n := range slices.Sorted(maps.Keys(files)) {
-		if err := WriteSafetensors(filepath.Join(tmp, n), files[n], meta); err != nil {
+		if err := safetensors.WriteFile(filepath.Join(tmp, n), files[n], meta); err != nil {
 			return err
 		}
 	}
@@ -235,7 +236,7 @@ func setCurrent(runDir string, info CheckpointInfo) error {
 // checkpointFiles downloads the GAN's state and lays it out as the
 // checkpoint's files. Non-finite weights are refused: a diverged state
 // never replaces a good checkpoint.
-func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STensor, error) {
+func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]safetensors.Tensor, error) {
 	get := func(ps *engine.ParamSet) (map[string][]float32, error) {
 		if ps == nil {
 			return map[string][]float32{}, nil // a net without running statistics
@@ -251,8 +252,8 @@ func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STenso
 		}
 		return v, nil
 	}
-	files := map[string][]STensor{}
-	var opt, steps []STensor
+	files := map[string][]safetensors.Tensor{}
+	var opt, steps []safetensors.Tensor
 	for _, ns := range []*engine.NetState{gan.G, gan.D} {
 		name := ns.Net.Name
 		params, err := get(ns.Params)
@@ -281,14 +282,14 @@ func checkpointFiles(gan *engine.GAN, cfg Config, step int) (map[string][]STenso
 				return nil, err
 			}
 			for _, p := range ns.Net.Params {
-				opt = append(opt, STensor{Name: name + mom.infix + p.Name, DType: F32, Shape: p.Shape, F32: v[p.Name]})
+				opt = append(opt, safetensors.Tensor{Name: name + mom.infix + p.Name, DType: safetensors.F32, Shape: p.Shape, F32: v[p.Name]})
 			}
 		}
 		t, err := ns.Counter.CounterValue()
 		if err != nil {
 			return nil, err
 		}
-		steps = append(steps, STensor{Name: name + ".step", DType: I64, Shape: []int{}, I64: []int64{int64(t)}})
+		steps = append(steps, safetensors.Tensor{Name: name + ".step", DType: safetensors.I64, Shape: []int{}, I64: []int64{int64(t)}})
 	}
 	files[OptimFile] = append(opt, steps...)
 	return files, nil
@@ -362,11 +363,11 @@ func ReadCheckpointInfo(runDir string) (CheckpointInfo, error) {
 // parameters and statistics by name. Missing, mis-shaped and non-finite
 // tensors are errors.
 func netState(path string, net *engine.Net) (params, stats map[string][]float32, err error) {
-	ts, _, err := ReadSafetensors(path)
+	ts, _, err := safetensors.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	byName := map[string]STensor{}
+	byName := map[string]safetensors.Tensor{}
 	for _, t := range ts {
 		byName[t.Name] = t
 	}
@@ -377,7 +378,7 @@ func netState(path string, net *engine.Net) (params, stats map[string][]float32,
 			if !ok {
 				return nil, fmt.Errorf("train: %q: missing tensor %s", path, s.Name)
 			}
-			if t.DType != F32 || !slices.Equal(t.Shape, s.Shape) {
+			if t.DType != safetensors.F32 || !slices.Equal(t.Shape, s.Shape) {
 				return nil, fmt.Errorf("train: %q: tensor %s is %s %v, want F32 %v (a checkpoint of another model size?)", path, s.Name, t.DType, t.Shape, s.Shape)
 			}
 			if i := nonFinite(t.F32); i >= 0 {
@@ -429,11 +430,11 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 		return nil, err
 	}
 	optPath := filepath.Join(dir, OptimFile)
-	ts, _, err := ReadSafetensors(optPath)
+	ts, _, err := safetensors.ReadFile(optPath)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]STensor{}
+	byName := map[string]safetensors.Tensor{}
 	for _, t := range ts {
 		byName[t.Name] = t
 	}
@@ -457,7 +458,7 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 			for _, p := range net.Params {
 				name := net.Name + mom.infix + p.Name
 				t, ok := byName[name]
-				if !ok || t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
+				if !ok || t.DType != safetensors.F32 || !slices.Equal(t.Shape, p.Shape) {
 					return nil, fmt.Errorf("train: %q: missing or mis-shaped tensor %s", optPath, name)
 				}
 				if i := nonFinite(t.F32); i >= 0 {
@@ -468,7 +469,7 @@ func ReadCheckpoint(dir string, cfg Config) (*Checkpoint, error) {
 			*mom.dst = vals
 		}
 		t, ok := byName[net.Name+".step"]
-		if !ok || t.DType != I64 || len(t.I64) != 1 || t.I64[0] < 0 || t.I64[0] > 1<<32-1 {
+		if !ok || t.DType != safetensors.I64 || len(t.I64) != 1 || t.I64[0] < 0 || t.I64[0] > 1<<32-1 {
 			return nil, fmt.Errorf("train: %q: missing or invalid counter %s.step", optPath, net.Name)
 		}
 		nc.step = uint32(t.I64[0])
@@ -537,7 +538,7 @@ func candidateDirs(runDir string) (dirs []string, current *CheckpointInfo, err e
 // checkpointConfig reads the configuration a checkpoint was written with,
 // from its G file's metadata.
 func checkpointConfig(dir string) (Config, error) {
-	_, meta, err := ReadSafetensors(filepath.Join(dir, GFile))
+	_, meta, err := safetensors.ReadFile(filepath.Join(dir, GFile))
 	if err != nil {
 		return Config{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vkgan/engine"
+	"vkgan/internal/safetensors"
 	"vkgan/internal/testimg"
 	"vkgan/vk"
 )
@@ -149,15 +150,15 @@ func TestCheckpointRoundTripExact(t *testing.T) {
 		require.Equal(t, a, b)
 	}
 	// The user-facing files carry PyTorch's state_dict names and dtypes.
-	ts, _, err := ReadSafetensors(filepath.Join(dir, GFile))
+	ts, _, err := safetensors.ReadFile(filepath.Join(dir, GFile))
 	require.NoError(t, err)
-	names := map[string]DType{}
+	names := map[string]safetensors.DType{}
 	for _, t := range ts {
 		names[t.Name] = t.DType
 	}
-	require.Equal(t, F32, names["main.0.weight"])
-	require.Equal(t, F32, names["main.1.running_var"])
-	require.Equal(t, I64, names["main.1.num_batches_tracked"])
+	require.Equal(t, safetensors.F32, names["main.0.weight"])
+	require.Equal(t, safetensors.F32, names["main.1.running_var"])
+	require.Equal(t, safetensors.I64, names["main.1.num_batches_tracked"])
 
 	// Damaged checkpoints are refused with the file named.
 	gpath := filepath.Join(dir, CheckpointsDir, "step_0000002", GFile)
@@ -165,7 +166,7 @@ func TestCheckpointRoundTripExact(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(gpath, raw[:len(raw)-5], 0o644))
 	_, err = LoadCheckpoint(dir, g2, cfg)
-	var fe *FormatError
+	var fe *safetensors.FormatError
 	require.True(t, errors.As(err, &fe), "got %v", err)
 	require.ErrorContains(t, err, gpath)
 }

@@ -18,6 +18,7 @@ import (
 	"vkgan/engine"
 	"vkgan/internal/atomicfile"
 	"vkgan/internal/dirlock"
+	"vkgan/internal/safetensors"
 )
 
 // trainTo runs a new tiny run to steps in a fresh directory.
@@ -47,9 +48,9 @@ func resume(t *testing.T, out string, steps int, given Config, flags ...string) 
 
 // tensorsOf reads a safetensors file's tensors (not its metadata, which
 // records the configuration and so a resume's history).
-func tensorsOf(t *testing.T, path string) []STensor {
+func tensorsOf(t *testing.T, path string) []safetensors.Tensor {
 	t.Helper()
-	ts, _, err := ReadSafetensors(path)
+	ts, _, err := safetensors.ReadFile(path)
 	require.NoError(t, err)
 	return ts
 }
@@ -196,10 +197,10 @@ func TestResumeFallsBackToIntactCheckpoint(t *testing.T) {
 		}, GFile},
 		{"NaN in D", func(t *testing.T, ckpt string) {
 			p := filepath.Join(ckpt, DFile)
-			ts, meta, err := ReadSafetensors(p)
+			ts, meta, err := safetensors.ReadFile(p)
 			require.NoError(t, err)
 			ts[0].F32[3] = float32(math.NaN())
-			require.NoError(t, WriteSafetensors(p, ts, meta))
+			require.NoError(t, safetensors.WriteFile(p, ts, meta))
 		}, "NaN"},
 		{"missing optimizer state", func(t *testing.T, ckpt string) {
 			require.NoError(t, os.Remove(filepath.Join(ckpt, OptimFile)))

@@ -1,4 +1,4 @@
-package train
+package safetensors
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 // FuzzDecodeSafetensors: the decoder never panics, and whatever it accepts
 // survives re-encoding unchanged.
 func FuzzDecodeSafetensors(f *testing.F) {
-	seeds := [][]STensor{
+	seeds := [][]Tensor{
 		specialTensors(),
 		nil,
 		{{Name: "x", DType: F32, Shape: []int{2, 1}, F32: []float32{1, 2}}},
@@ -18,7 +18,7 @@ func FuzzDecodeSafetensors(f *testing.F) {
 		if i%2 == 0 {
 			md["step"] = "12"
 		}
-		b, err := EncodeSafetensors(ts, md)
+		b, err := Encode(ts, md)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -28,18 +28,18 @@ func FuzzDecodeSafetensors(f *testing.F) {
 		f.Add(c.file)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ts, md, err := DecodeSafetensors(data)
+		ts, md, err := Decode(data)
 		if err != nil {
 			if ts != nil || md != nil {
 				t.Fatalf("error %v with results", err)
 			}
 			return
 		}
-		again, err := EncodeSafetensors(ts, md)
+		again, err := Encode(ts, md)
 		if err != nil {
 			t.Fatalf("accepted file does not re-encode: %v", err)
 		}
-		ts2, md2, err := DecodeSafetensors(again)
+		ts2, md2, err := Decode(again)
 		if err != nil {
 			t.Fatalf("re-encoded file rejected: %v", err)
 		}

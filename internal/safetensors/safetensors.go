@@ -1,4 +1,4 @@
-package train
+package safetensors
 
 import (
 	"bytes"
@@ -18,12 +18,6 @@ import (
 	"vkgan/internal/atomicfile"
 )
 
-// Safetensors is the checkpoint format: an 8-byte little-endian header
-// length N, N bytes of JSON describing each tensor (dtype, shape and byte
-// offsets into the data section) plus optional string metadata, then the raw
-// little-endian tensor data. PyTorch loads it without conversion.
-// Reference: https://huggingface.co/docs/safetensors
-
 // DType of a stored tensor. We write F32 and I64 (PyTorch's BatchNorm
 // num_batches_tracked is an int64 scalar).
 type DType string
@@ -34,9 +28,9 @@ const (
 	I64 DType = "I64"
 )
 
-// STensor is one named tensor of a safetensors file. Exactly one of F32 and
+// Tensor is one named tensor of a safetensors file. Exactly one of F32 and
 // I64 is set, per DType.
-type STensor struct {
+type Tensor struct {
 	Name  string
 	DType DType
 	Shape []int // [] for a scalar; never nil after reading
@@ -44,38 +38,12 @@ type STensor struct {
 	I64   []int64
 }
 
-// MaxSafetensorsHeader is the largest JSON header accepted, as in the
+// MaxHeader is the largest JSON header accepted, as in the
 // reference implementation: a bound on what a corrupt length can make us
 // allocate.
-const MaxSafetensorsHeader = 100 << 20
+const MaxHeader = 100 << 20
 
 const metadataKey = "__metadata__"
-
-// FormatError reports a file that is not valid safetensors.
-type FormatError struct{ File, Problem string }
-
-func (e *FormatError) Error() string {
-	if e.File == "" {
-		return "train: invalid safetensors: " + e.Problem
-	}
-	return "train: " + e.File + ": invalid safetensors: " + e.Problem
-}
-
-// UnsupportedError reports a valid safetensors file that uses something this
-// package does not handle, such as a BF16 tensor.
-type UnsupportedError struct{ File, Problem string }
-
-func (e *UnsupportedError) Error() string {
-	if e.File == "" {
-		return "train: unsupported safetensors: " + e.Problem
-	}
-	return "train: " + e.File + ": unsupported safetensors: " + e.Problem
-}
-
-var (
-	_ error = (*FormatError)(nil)
-	_ error = (*UnsupportedError)(nil)
-)
 
 // dtypeBits holds the element size in bits of every dtype the format
 // defines, so that a file with one we do not support is still fully checked
@@ -88,35 +56,35 @@ var dtypeBits = map[string]uint64{
 	"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
 
-// WriteSafetensors writes tensors, in the given order, and metadata to path
-// atomically (see WriteFileAtomic) with permissions 0644. Nothing is written
+// WriteFile writes tensors, in the given order, and metadata to path
+// atomically (see atomicfile.Write) with permissions 0644. Nothing is written
 // if a tensor is inconsistent (shape against data, dtype, duplicate name).
-func WriteSafetensors(path string, tensors []STensor, metadata map[string]string) error {
-	header, err := safetensorsHeader(tensors, metadata)
+func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
+	header, err := encodeHeader(tensors, metadata)
 	if err != nil {
 		return fmt.Errorf("train: write %s: %w", path, err)
 	}
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		return writeSafetensors(w, header, tensors)
+		return encodeTo(w, header, tensors)
 	})
 }
 
-// EncodeSafetensors returns the bytes WriteSafetensors would write.
-func EncodeSafetensors(tensors []STensor, metadata map[string]string) ([]byte, error) {
-	header, err := safetensorsHeader(tensors, metadata)
+// Encode returns the bytes WriteFile would write.
+func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
+	header, err := encodeHeader(tensors, metadata)
 	if err != nil {
 		return nil, fmt.Errorf("train: encode safetensors: %w", err)
 	}
 	var buf bytes.Buffer
-	if err := writeSafetensors(&buf, header, tensors); err != nil {
+	if err := encodeTo(&buf, header, tensors); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// safetensorsHeader checks tensors and builds the header, padded with spaces
+// encodeHeader checks tensors and builds the header, padded with spaces
 // to a multiple of 8 bytes so that the data section is 8-byte aligned.
-func safetensorsHeader(tensors []STensor, metadata map[string]string) ([]byte, error) {
+func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 	var h bytes.Buffer
 	h.WriteByte('{')
 	sep := func() {
@@ -176,15 +144,15 @@ func safetensorsHeader(tensors []STensor, metadata map[string]string) ([]byte, e
 	for h.Len()%8 != 0 {
 		h.WriteByte(' ')
 	}
-	if h.Len() > MaxSafetensorsHeader {
-		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit: too many tensors or too much metadata", h.Len(), MaxSafetensorsHeader)
+	if h.Len() > MaxHeader {
+		return nil, fmt.Errorf("header of %d bytes is over the %d-byte limit: too many tensors or too much metadata", h.Len(), MaxHeader)
 	}
 	return h.Bytes(), nil
 }
 
 // elements checks that t's shape, dtype and data agree and returns the
 // number of elements.
-func (t *STensor) elements() (int, error) {
+func (t *Tensor) elements() (int, error) {
 	n := 1
 	for _, d := range t.Shape {
 		if d < 0 {
@@ -227,7 +195,7 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.Truncate(b.Len() - 1) // Encode's newline
 }
 
-func writeSafetensors(w io.Writer, header []byte, tensors []STensor) error {
+func encodeTo(w io.Writer, header []byte, tensors []Tensor) error {
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
 	if _, err := w.Write(n[:]); err != nil {
@@ -265,11 +233,11 @@ func writeSafetensors(w io.Writer, header []byte, tensors []STensor) error {
 	return flush()
 }
 
-// ReadSafetensors reads and fully checks a safetensors file. A file that is
+// ReadFile reads and fully checks a safetensors file. A file that is
 // not valid gives a *FormatError naming the file and the problem; a valid file
 // with a dtype other than F32 and I64 gives an *UnsupportedError. Tensors come
 // in the order of their data in the file. Metadata is never nil.
-func ReadSafetensors(path string) ([]STensor, map[string]string, error) {
+func ReadFile(path string) ([]Tensor, map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: read checkpoint: %w", err)
@@ -282,16 +250,16 @@ func ReadSafetensors(path string) ([]STensor, map[string]string, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("train: read checkpoint %s: not a regular file", path)
 	}
-	ts, md, err := decodeSafetensors(f, fi.Size(), path)
+	ts, md, err := decode(f, fi.Size(), path)
 	if err != nil {
 		return nil, nil, err
 	}
 	return ts, md, nil
 }
 
-// DecodeSafetensors is ReadSafetensors on bytes in memory.
-func DecodeSafetensors(data []byte) ([]STensor, map[string]string, error) {
-	return decodeSafetensors(bytes.NewReader(data), int64(len(data)), "")
+// Decode is ReadFile on bytes in memory.
+func Decode(data []byte) ([]Tensor, map[string]string, error) {
+	return decode(bytes.NewReader(data), int64(len(data)), "")
 }
 
 // entry is one tensor's header record, checked against the data section.
@@ -303,15 +271,15 @@ type entry struct {
 	begin, end int64
 }
 
-// stDecoder carries the file name into every error.
-type stDecoder struct{ file string }
+// decoder carries the file name into every error.
+type decoder struct{ file string }
 
-func (d *stDecoder) bad(format string, args ...any) error {
+func (d *decoder) bad(format string, args ...any) error {
 	return &FormatError{File: d.file, Problem: fmt.Sprintf(format, args...)}
 }
 
-func decodeSafetensors(r io.ReaderAt, size int64, file string) ([]STensor, map[string]string, error) {
-	d := &stDecoder{file: file}
+func decode(r io.ReaderAt, size int64, file string) ([]Tensor, map[string]string, error) {
+	d := &decoder{file: file}
 	if size < 8 {
 		return nil, nil, d.bad("file is %d bytes, too short for the 8-byte header length", size)
 	}
@@ -325,8 +293,8 @@ func decodeSafetensors(r io.ReaderAt, size int64, file string) ([]STensor, map[s
 		return nil, nil, d.bad("header length %d is too small for a JSON object", hlen)
 	case hlen > uint64(size-8):
 		return nil, nil, d.bad("header length %d is beyond the end of the file (%d bytes after the length): truncated or not safetensors", hlen, size-8)
-	case hlen > MaxSafetensorsHeader:
-		return nil, nil, d.bad("header length %d is over the %d-byte limit", hlen, MaxSafetensorsHeader)
+	case hlen > MaxHeader:
+		return nil, nil, d.bad("header length %d is over the %d-byte limit", hlen, MaxHeader)
 	}
 	header := make([]byte, hlen)
 	if err := readFull(r, header, 8); err != nil {
@@ -345,10 +313,10 @@ func decodeSafetensors(r io.ReaderAt, size int64, file string) ([]STensor, map[s
 
 	// Sizes are now checked against the file: every allocation below is
 	// bounded by its size, and data is converted straight into the tensors.
-	ts := make([]STensor, len(entries))
+	ts := make([]Tensor, len(entries))
 	buf := make([]byte, min(64<<10, size-dataStart))
 	for i, e := range entries {
-		t := STensor{Name: e.name, DType: DType(e.dtype), Shape: e.shape}
+		t := Tensor{Name: e.name, DType: DType(e.dtype), Shape: e.shape}
 		var put func(b []byte, at int)
 		var esize int
 		if t.DType == F32 {
@@ -393,7 +361,7 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-func (d *stDecoder) readErr(err error) error {
+func (d *decoder) readErr(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return d.bad("file ends early (changed while reading?)")
 	}
@@ -403,7 +371,7 @@ func (d *stDecoder) readErr(err error) error {
 // parseHeader walks the header's JSON tokens rather than unmarshalling it,
 // because encoding/json silently keeps the last of duplicate keys and a
 // duplicate tensor name must be an error.
-func (d *stDecoder) parseHeader(header []byte, dataLen int64) ([]entry, map[string]string, error) {
+func (d *decoder) parseHeader(header []byte, dataLen int64) ([]entry, map[string]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(header))
 	dec.UseNumber()
 	if err := d.expectDelim(dec, '{', "header"); err != nil {
@@ -480,7 +448,7 @@ func cmpInt64(a, b int64) int {
 	return 0
 }
 
-func (d *stDecoder) expectDelim(dec *json.Decoder, want json.Delim, what string) error {
+func (d *decoder) expectDelim(dec *json.Decoder, want json.Delim, what string) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return d.bad("%s is not valid JSON: %v", what, err)
@@ -491,7 +459,7 @@ func (d *stDecoder) expectDelim(dec *json.Decoder, want json.Delim, what string)
 	return nil
 }
 
-func (d *stDecoder) key(dec *json.Decoder, what string) (string, error) {
+func (d *decoder) key(dec *json.Decoder, what string) (string, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return "", d.bad("%s is not valid JSON: %v", what, err)
@@ -503,7 +471,7 @@ func (d *stDecoder) key(dec *json.Decoder, what string) (string, error) {
 	return k, nil
 }
 
-func (d *stDecoder) str(dec *json.Decoder, what string) (string, error) {
+func (d *decoder) str(dec *json.Decoder, what string) (string, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return "", d.bad("%s is not valid JSON: %v", what, err)
@@ -515,7 +483,7 @@ func (d *stDecoder) str(dec *json.Decoder, what string) (string, error) {
 	return s, nil
 }
 
-func (d *stDecoder) metadata(dec *json.Decoder) (map[string]string, error) {
+func (d *decoder) metadata(dec *json.Decoder) (map[string]string, error) {
 	if err := d.expectDelim(dec, '{', "__metadata__"); err != nil {
 		return nil, err
 	}
@@ -543,7 +511,7 @@ func (d *stDecoder) metadata(dec *json.Decoder) (map[string]string, error) {
 
 // tensorInfo reads {"dtype": ..., "shape": [...], "data_offsets": [b, e]}
 // and checks it against itself and the data section's length.
-func (d *stDecoder) tensorInfo(dec *json.Decoder, name string, dataLen int64) (entry, error) {
+func (d *decoder) tensorInfo(dec *json.Decoder, name string, dataLen int64) (entry, error) {
 	e := entry{name: name}
 	what := fmt.Sprintf("tensor %q", name)
 	if err := d.expectDelim(dec, '{', what); err != nil {
@@ -659,7 +627,7 @@ func (d *stDecoder) tensorInfo(dec *json.Decoder, name string, dataLen int64) (e
 }
 
 // uints reads an array of non-negative integers; want < 0 means any length.
-func (d *stDecoder) uints(dec *json.Decoder, what string, want int) ([]uint64, error) {
+func (d *decoder) uints(dec *json.Decoder, what string, want int) ([]uint64, error) {
 	if err := d.expectDelim(dec, '[', what); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package train
+package safetensors
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 )
 
 // specialTensors covers the values a float or int round trip can get wrong.
-func specialTensors() []STensor {
+func specialTensors() []Tensor {
 	bits := []uint32{
 		0x80000000, // -0
 		0x7f800000, // +Inf
@@ -44,7 +44,7 @@ func specialTensors() []STensor {
 		f[i] = math.Float32frombits(b)
 	}
 	f[len(bits)] = 0.1
-	return []STensor{
+	return []Tensor{
 		{Name: "main.0.weight", DType: F32, Shape: []int{3, 4}, F32: f},
 		{Name: "main.1.num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{7}},
 		{Name: "extremes", DType: I64, Shape: []int{5}, I64: []int64{math.MinInt64, math.MaxInt64, -1, 0, 1}},
@@ -55,7 +55,7 @@ func specialTensors() []STensor {
 }
 
 // requireSameTensors compares bit for bit, so NaN payloads count.
-func requireSameTensors(t testing.TB, want, got []STensor) {
+func requireSameTensors(t testing.TB, want, got []Tensor) {
 	t.Helper()
 	require.Len(t, got, len(want))
 	for i := range want {
@@ -83,8 +83,8 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "G.safetensors")
 	want := specialTensors()
 	md := map[string]string{"step": "1200", "config": `{"nz":100}`, "unicode": "ünï"}
-	require.NoError(t, WriteSafetensors(path, want, md))
-	got, gotMD, err := ReadSafetensors(path)
+	require.NoError(t, WriteFile(path, want, md))
+	got, gotMD, err := ReadFile(path)
 	require.NoError(t, err)
 	requireSameTensors(t, want, got)
 	assert.Equal(t, md, gotMD)
@@ -92,29 +92,29 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	// The in-memory encoder writes the same bytes.
 	file, err := os.ReadFile(path)
 	require.NoError(t, err)
-	enc, err := EncodeSafetensors(want, md)
+	enc, err := Encode(want, md)
 	require.NoError(t, err)
 	assert.Equal(t, file, enc)
 }
 
 func TestSafetensorsRoundTripManyNoMetadata(t *testing.T) {
 	t.Parallel()
-	var want []STensor
+	var want []Tensor
 	for i := range 500 {
 		n := i % 7 // includes empty tensors between others
 		f := make([]float32, n)
 		for j := range f {
 			f[j] = float32(i*10 + j)
 		}
-		want = append(want, STensor{Name: fmt.Sprintf("t%03d", i), DType: F32, Shape: []int{n}, F32: f})
+		want = append(want, Tensor{Name: fmt.Sprintf("t%03d", i), DType: F32, Shape: []int{n}, F32: f})
 		if i%50 == 0 {
-			want = append(want, STensor{Name: fmt.Sprintf("n%03d", i), DType: I64, Shape: []int{}, I64: []int64{int64(i)}})
+			want = append(want, Tensor{Name: fmt.Sprintf("n%03d", i), DType: I64, Shape: []int{}, I64: []int64{int64(i)}})
 		}
 	}
 	for _, md := range []map[string]string{nil, {}} {
 		path := filepath.Join(t.TempDir(), "D.safetensors")
-		require.NoError(t, WriteSafetensors(path, want, md))
-		got, gotMD, err := ReadSafetensors(path)
+		require.NoError(t, WriteFile(path, want, md))
+		got, gotMD, err := ReadFile(path)
 		require.NoError(t, err)
 		requireSameTensors(t, want, got)
 		assert.NotNil(t, gotMD)
@@ -127,7 +127,7 @@ func TestSafetensorsRoundTripManyNoMetadata(t *testing.T) {
 // to the data section in write order, and space padding to 8 bytes.
 func TestSafetensorsHeaderLayout(t *testing.T) {
 	t.Parallel()
-	enc, err := EncodeSafetensors([]STensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}}}, nil)
+	enc, err := Encode([]Tensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}}}, nil)
 	require.NoError(t, err)
 	header := `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`
 	header += strings.Repeat(" ", (8-len(header)%8)%8)
@@ -137,7 +137,7 @@ func TestSafetensorsHeaderLayout(t *testing.T) {
 	assert.Equal(t, want, enc)
 
 	ts := specialTensors()
-	enc, err = EncodeSafetensors(ts, map[string]string{"k": "v"})
+	enc, err = Encode(ts, map[string]string{"k": "v"})
 	require.NoError(t, err)
 	n := binary.LittleEndian.Uint64(enc)
 	require.Zero(t, n%8, "header length %d is not a multiple of 8", n)
@@ -200,7 +200,7 @@ func badSafetensors() []badCase {
 		{"header length beyond file", withLength(1000, `{}`), false, "beyond the end"},
 		{"huge header length", withLength(1<<62, `{}`), false, "beyond the end"},
 		{"header length too small", withLength(1, `{`), false, "too small"},
-		{"header over limit", withLength(MaxSafetensorsHeader+1, ""), false, "beyond the end"},
+		{"header over limit", withLength(MaxHeader+1, ""), false, "beyond the end"},
 		{"truncated data", stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f4), false, "past the data section"},
 		{"bad json", stFile(`{"a":{"dtype":"F32",}}`, nil), false, "not valid JSON"},
 		{"not an object", stFile(`[1, 2]`, nil), false, "should start with"},
@@ -251,7 +251,7 @@ func TestDecodeSafetensorsRejects(t *testing.T) {
 	t.Parallel()
 	for _, c := range badSafetensors() {
 		t.Run(c.name, func(t *testing.T) {
-			ts, md, err := DecodeSafetensors(c.file)
+			ts, md, err := Decode(c.file)
 			require.Error(t, err)
 			assert.Nil(t, ts)
 			assert.Nil(t, md)
@@ -274,17 +274,17 @@ func TestDecodeSafetensorsAccepts(t *testing.T) {
 	// any order, header order unlike data order, padding after the object.
 	b := make([]byte, 12)
 	binary.LittleEndian.PutUint32(b[8:], math.Float32bits(3))
-	ts, md, err := DecodeSafetensors(stFile(
+	ts, md, err := Decode(stFile(
 		"{\n \"b\": {\"data_offsets\":[8,12],\"shape\":[],\"dtype\":\"F32\"},\t\"__metadata__\":{\"format\":\"pt\"},"+
 			"\"a\":{\"shape\":[1],\"dtype\":\"I64\",\"data_offsets\":[0,8]}}   ", b))
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"format": "pt"}, md)
-	requireSameTensors(t, []STensor{
+	requireSameTensors(t, []Tensor{
 		{Name: "a", DType: I64, Shape: []int{1}, I64: []int64{0}},
 		{Name: "b", DType: F32, Shape: []int{}, F32: []float32{3}},
 	}, ts)
 
-	ts, md, err = DecodeSafetensors(stFile("{}", nil))
+	ts, md, err = Decode(stFile("{}", nil))
 	require.NoError(t, err)
 	assert.Empty(t, ts)
 	assert.Equal(t, map[string]string{}, md)
@@ -302,12 +302,12 @@ func TestDecodeSafetensorsNoHugeAllocation(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	for _, f := range files {
-		_, _, err := DecodeSafetensors(f)
+		_, _, err := Decode(f)
 		require.Error(t, err)
 	}
 	// A 1 GiB file whose header length is over the limit: refused before
 	// the header is read.
-	_, _, err := decodeSafetensors(lengthOnly(MaxSafetensorsHeader+8), 1<<30, "big")
+	_, _, err := decode(lengthOnly(MaxHeader+8), 1<<30, "big")
 	require.ErrorContains(t, err, "over the 104857600-byte limit")
 	runtime.ReadMemStats(&after)
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "bytes allocated")
@@ -332,24 +332,24 @@ func TestReadSafetensorsNamesFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "G.safetensors")
 	require.NoError(t, os.WriteFile(path, stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 4)), 0o644))
-	_, _, err := ReadSafetensors(path)
+	_, _, err := ReadFile(path)
 	var fe *FormatError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, path, fe.File)
 	assert.Equal(t, "train: "+path+": invalid safetensors: "+fe.Problem, err.Error())
 
 	// A valid file cut short anywhere is a format error, never a panic.
-	good, err := EncodeSafetensors(specialTensors(), map[string]string{"a": "b"})
+	good, err := Encode(specialTensors(), map[string]string{"a": "b"})
 	require.NoError(t, err)
 	for n := 0; n < len(good); n += 7 {
 		require.NoError(t, os.WriteFile(path, good[:n], 0o644))
-		_, _, err := ReadSafetensors(path)
+		_, _, err := ReadFile(path)
 		require.ErrorAs(t, err, &fe, "cut at %d", n)
 	}
 
-	_, _, err = ReadSafetensors(filepath.Join(dir, "missing.safetensors"))
+	_, _, err = ReadFile(filepath.Join(dir, "missing.safetensors"))
 	require.ErrorIs(t, err, os.ErrNotExist)
-	_, _, err = ReadSafetensors(dir)
+	_, _, err = ReadFile(dir)
 	require.ErrorContains(t, err, "not a regular file")
 }
 
@@ -357,24 +357,24 @@ func TestWriteSafetensorsRejectsBadTensors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		ts      []STensor
+		ts      []Tensor
 		problem string
 	}{
-		{"shape mismatch", []STensor{{Name: "a", DType: F32, Shape: []int{2, 2}, F32: []float32{1, 2, 3}}}, "4 elements"},
-		{"scalar without value", []STensor{{Name: "a", DType: I64, Shape: []int{}}}, "1 elements"},
-		{"negative dim", []STensor{{Name: "a", DType: F32, Shape: []int{-1}}}, "negative"},
-		{"overflowing shape", []STensor{{Name: "a", DType: F32, Shape: []int{math.MaxInt, 3}}}, "too many"},
-		{"duplicate", []STensor{{Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}, {Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}}, "twice"},
-		{"reserved name", []STensor{{Name: "__metadata__", DType: F32, Shape: []int{}, F32: []float32{1}}}, "reserved"},
-		{"unsupported dtype", []STensor{{Name: "a", DType: "BF16", Shape: []int{}}}, "only F32 and I64"},
-		{"F32 with int data", []STensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "int64 data"},
-		{"I64 with float data", []STensor{{Name: "a", DType: I64, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "float32 data"},
+		{"shape mismatch", []Tensor{{Name: "a", DType: F32, Shape: []int{2, 2}, F32: []float32{1, 2, 3}}}, "4 elements"},
+		{"scalar without value", []Tensor{{Name: "a", DType: I64, Shape: []int{}}}, "1 elements"},
+		{"negative dim", []Tensor{{Name: "a", DType: F32, Shape: []int{-1}}}, "negative"},
+		{"overflowing shape", []Tensor{{Name: "a", DType: F32, Shape: []int{math.MaxInt, 3}}}, "too many"},
+		{"duplicate", []Tensor{{Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}, {Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}}, "twice"},
+		{"reserved name", []Tensor{{Name: "__metadata__", DType: F32, Shape: []int{}, F32: []float32{1}}}, "reserved"},
+		{"unsupported dtype", []Tensor{{Name: "a", DType: "BF16", Shape: []int{}}}, "only F32 and I64"},
+		{"F32 with int data", []Tensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "int64 data"},
+		{"I64 with float data", []Tensor{{Name: "a", DType: I64, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "float32 data"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "x.safetensors")
-			err := WriteSafetensors(path, c.ts, nil)
+			err := WriteFile(path, c.ts, nil)
 			require.ErrorContains(t, err, c.problem)
 			assert.True(t, strings.HasPrefix(err.Error(), "train: write "+path), err.Error())
 			assert.Empty(t, dirNames(t, dir), "nothing written")
@@ -418,13 +418,13 @@ func TestWriteSafetensorsFailureKeepsOldFile(t *testing.T) {
 	for i := range big {
 		big[i] = float32(i)
 	}
-	v2 := []STensor{{Name: "w", DType: F32, Shape: []int{len(big)}, F32: big}}
+	v2 := []Tensor{{Name: "w", DType: F32, Shape: []int{len(big)}, F32: big}}
 	for _, stage := range []string{"write header", "write data", "sync", "rename"} {
 		t.Run(stage, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "G.safetensors")
 			v1 := specialTensors()
-			require.NoError(t, WriteSafetensors(path, v1, map[string]string{"v": "1"}))
+			require.NoError(t, WriteFile(path, v1, map[string]string{"v": "1"}))
 			old, err := os.ReadFile(path)
 			require.NoError(t, err)
 
@@ -443,14 +443,14 @@ func TestWriteSafetensorsFailureKeepsOldFile(t *testing.T) {
 			}
 			t.Cleanup(func() { atomicfile.TestHooks = atomicfile.Hooks{} })
 
-			err = WriteSafetensors(path, v2, map[string]string{"v": "2"})
+			err = WriteFile(path, v2, map[string]string{"v": "2"})
 			require.ErrorIs(t, err, errInjected)
 			assert.Contains(t, err.Error(), path)
 			now, err := os.ReadFile(path)
 			require.NoError(t, err)
 			assert.Equal(t, old, now, "previous file intact")
 			assert.Equal(t, []string{"G.safetensors"}, dirNames(t, dir), "no temporary file left")
-			got, md, err := ReadSafetensors(path)
+			got, md, err := ReadFile(path)
 			require.NoError(t, err)
 			requireSameTensors(t, v1, got)
 			assert.Equal(t, "1", md["v"])
@@ -464,12 +464,12 @@ func TestWriteSafetensorsReadOnlyDir(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "G.safetensors")
-	require.NoError(t, WriteSafetensors(path, specialTensors(), nil))
+	require.NoError(t, WriteFile(path, specialTensors(), nil))
 	old, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(dir, 0o555))
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
-	err = WriteSafetensors(path, specialTensors()[:1], nil)
+	err = WriteFile(path, specialTensors()[:1], nil)
 	require.ErrorIs(t, err, os.ErrPermission)
 	now, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -484,12 +484,12 @@ func TestWriteSafetensorsStaleTemp(t *testing.T) {
 	// What a killed run leaves: half-written temporaries, one unwritable.
 	require.NoError(t, os.WriteFile(path+".tmp", []byte("half"), 0o644))
 	require.NoError(t, os.WriteFile(path+".123456.tmp", []byte("half"), 0o400))
-	require.NoError(t, WriteSafetensors(path, specialTensors(), nil))
-	got, _, err := ReadSafetensors(path)
+	require.NoError(t, WriteFile(path, specialTensors(), nil))
+	got, _, err := ReadFile(path)
 	require.NoError(t, err)
 	requireSameTensors(t, specialTensors(), got)
-	require.NoError(t, WriteSafetensors(path, specialTensors()[:2], nil))
-	got, _, err = ReadSafetensors(path)
+	require.NoError(t, WriteFile(path, specialTensors()[:2], nil))
+	got, _, err = ReadFile(path)
 	require.NoError(t, err)
 	requireSameTensors(t, specialTensors()[:2], got)
 }
@@ -502,7 +502,7 @@ func TestSafetensorsPythonReader(t *testing.T) {
 		t.Skipf("%s with numpy not available: %v", py, err)
 	}
 	t.Parallel()
-	ts := []STensor{
+	ts := []Tensor{
 		{Name: "main.0.weight", DType: F32, Shape: []int{4, 3, 4, 4}, F32: make([]float32, 4*3*4*4)},
 		{Name: "main.1.weight", DType: F32, Shape: []int{4}, F32: []float32{1, -0.5, 0.25, math.SmallestNonzeroFloat32}},
 		{Name: "main.1.running_mean", DType: F32, Shape: []int{0}, F32: []float32{}},
@@ -513,7 +513,7 @@ func TestSafetensorsPythonReader(t *testing.T) {
 		ts[0].F32[i] = float32(math.Sin(float64(i))) * 0.02
 	}
 	path := filepath.Join(t.TempDir(), "G.safetensors")
-	require.NoError(t, WriteSafetensors(path, ts, map[string]string{"format": "pt"}))
+	require.NoError(t, WriteFile(path, ts, map[string]string{"format": "pt"}))
 
 	args := [][]string{{"scripts/safetensors_check.py", path}}
 	if exec.Command(py, "-c", "import torch").Run() == nil {
@@ -521,7 +521,7 @@ func TestSafetensorsPythonReader(t *testing.T) {
 	}
 	for _, a := range args {
 		cmd := exec.Command(py, a...)
-		cmd.Dir = ".."
+		cmd.Dir = filepath.Join("..", "..")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -556,19 +556,19 @@ func TestSafetensorsPythonReader(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.safetensors")
 	require.NoError(t, os.WriteFile(bad, badSafetensors()[6].file, 0o644))
 	cmd := exec.Command(py, "scripts/safetensors_check.py", bad)
-	cmd.Dir = ".."
+	cmd.Dir = filepath.Join("..", "..")
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "safetensors_check: ")
 }
 
 // bigTensors is a 16 MiB checkpoint-like set of tensors.
-func bigTensors() []STensor {
+func bigTensors() []Tensor {
 	w := make([]float32, 4<<20)
 	for i := range w {
 		w[i] = float32(i) * 1e-3
 	}
-	return []STensor{
+	return []Tensor{
 		{Name: "main.0.weight", DType: F32, Shape: []int{1024, 4096}, F32: w},
 		{Name: "main.1.num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{3}},
 	}
@@ -580,12 +580,12 @@ func bigTensors() []STensor {
 func TestReadSafetensorsMemory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big.safetensors")
 	want := bigTensors()
-	require.NoError(t, WriteSafetensors(path, want, nil))
+	require.NoError(t, WriteFile(path, want, nil))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	got, _, err := ReadSafetensors(path)
+	got, _, err := ReadFile(path)
 	runtime.ReadMemStats(&after)
 	require.NoError(t, err)
 	requireSameTensors(t, want, got)
@@ -594,13 +594,13 @@ func TestReadSafetensorsMemory(t *testing.T) {
 
 func BenchmarkReadSafetensors(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.safetensors")
-	require.NoError(b, WriteSafetensors(path, bigTensors(), nil))
+	require.NoError(b, WriteFile(path, bigTensors(), nil))
 	fi, err := os.Stat(path)
 	require.NoError(b, err)
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := ReadSafetensors(path); err != nil {
+		if _, _, err := ReadFile(path); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -612,7 +612,7 @@ func BenchmarkWriteSafetensors(b *testing.B) {
 	b.SetBytes(int64(len(ts[0].F32)) * 4)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := WriteSafetensors(path, ts, nil); err != nil {
+		if err := WriteFile(path, ts, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
