@@ -15,6 +15,7 @@ import (
 	"vkgan/engine"
 	"vkgan/internal/dirlock"
 	"vkgan/internal/progress"
+	"vkgan/train/data"
 	"vkgan/vk"
 )
 
@@ -52,38 +53,14 @@ const (
 	SampleCols  = 8
 )
 
-// EmojiRoot is the emoji data set's directory.
-func EmojiRoot(opt string) string {
-	if opt != "" {
-		return opt
-	}
-	if v := os.Getenv("VKGAN_DATA"); v != "" {
-		return v
-	}
-	return filepath.Join("data", "emoji")
-}
-
-// LoadData decodes the configured data set (fetching the emoji set first
+// loadData decodes the configured data set (fetching the emoji set first
 // if needed), using the user cache directory for decoded pixels.
-func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
-	dir, opt := cfg.Data, LoadOptions{Size: cfg.Size, Progress: log}
+func loadData(cfg Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
+	opt := data.LoadOptions{Size: cfg.Size, Progress: log}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
 	}
-	if cfg.Data == "emoji" {
-		dir = EmojiRoot(dataRoot)
-		if err := FetchEmoji(dir, log); err != nil {
-			return nil, err
-		}
-		if cfg.Category != "" {
-			f, err := EmojiFilter(dir, cfg.Category)
-			if err != nil {
-				return nil, err
-			}
-			opt.Filter = f
-		}
-	}
-	ds, err := LoadDir(dir, opt)
+	ds, err := data.Open(cfg.Data, cfg.Category, dataRoot).Load(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +75,7 @@ func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
 }
 
 // pixelsFor converts the RGB data set to the model's channel count.
-func pixelsFor(ds *Dataset, channels int) []byte {
+func pixelsFor(ds *data.Dataset, channels int) []byte {
 	if channels == 3 {
 		return ds.Pixels
 	}
@@ -214,17 +191,17 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		return err
 	}
 
-	ds, err := LoadData(cfg, opt.DataRoot, log)
+	ds, err := loadData(cfg, opt.DataRoot, log)
 	if err != nil {
 		return err
 	}
 	if plan != nil {
-		if err := plan.checkDataHash(ds, out); err != nil {
+		if err := plan.checkDataHash(ds.Hash(), ds.N, out); err != nil {
 			return err
 		}
 		cfg = plan.cfg
 	} else {
-		cfg.DataHash = dataHash(ds)
+		cfg.DataHash = ds.Hash()
 	}
 	dev := opt.Device
 	if dev == nil {
@@ -239,12 +216,12 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	}
 	info := dev.Info()
 	fmt.Fprintf(log, "train: %d images of %dx%d on %s (%s)\n", ds.N, cfg.Size, cfg.Size, info.Name, info.Type)
-	data, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
+	images, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}
-	defer data.Release()
-	gan, err := dev.NewGAN(cfg.GANConfig(), data)
+	defer images.Release()
+	gan, err := dev.NewGAN(cfg.GANConfig(), images)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}

@@ -1,9 +1,6 @@
 package train
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -159,29 +156,17 @@ func applyResumeFlags(saved, given Config, set map[string]bool, step int) (Confi
 	return cfg, ch, nil
 }
 
-// dataHash identifies a decoded data set: its size and every pixel, in
-// order.
-func dataHash(ds *Dataset) string {
-	h := sha256.New()
-	var hdr [16]byte
-	binary.LittleEndian.PutUint64(hdr[:8], uint64(ds.N))
-	binary.LittleEndian.PutUint64(hdr[8:], uint64(ds.Size))
-	h.Write(hdr[:])
-	h.Write(ds.Pixels)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// checkDataHash compares a resumed run's data with the set it began with.
-func (p *resumePlan) checkDataHash(ds *Dataset, out string) error {
-	got := dataHash(ds)
+// checkDataHash compares a resumed run's data, n images with hash got
+// (data.Dataset.Hash), with the set it began with.
+func (p *resumePlan) checkDataHash(got string, n int, out string) error {
 	switch {
 	case p.cfg.DataHash == "":
 		p.cfg.DataHash = got // a run from before data hashes: this set is its set from now on
 	case got == p.cfg.DataHash:
 	case p.dataMoved:
-		return fmt.Errorf("train: -data %q holds other images than the run was trained on (%d images; hash %.12s, the run's %.12s): give the folder the run began with", p.cfg.Data, ds.N, got, p.cfg.DataHash)
+		return fmt.Errorf("train: -data %q holds other images than the run was trained on (%d images; hash %.12s, the run's %.12s): give the folder the run began with", p.cfg.Data, n, got, p.cfg.DataHash)
 	default:
-		return fmt.Errorf("train: the images in %q changed since the run began (%d images; hash %.12s, the run's %.12s): restore them to continue %q, or start a new run", p.cfg.Data, ds.N, got, p.cfg.DataHash, out)
+		return fmt.Errorf("train: the images in %q changed since the run began (%d images; hash %.12s, the run's %.12s): restore them to continue %q, or start a new run", p.cfg.Data, n, got, p.cfg.DataHash, out)
 	}
 	return nil
 }

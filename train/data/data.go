@@ -1,6 +1,9 @@
-package train
+package data
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -52,6 +55,19 @@ func (d *Dataset) Image(i int) *image.RGBA {
 		img.Pix[4*p+3] = 255
 	}
 	return img
+}
+
+// Hash identifies the decoded set: the SHA-256 of its size and every
+// pixel, in order. A run records it, so that a resume can tell that a
+// folder, even a moved one, still holds the images it began with.
+func (d *Dataset) Hash() string {
+	h := sha256.New()
+	var hdr [16]byte
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(d.N))
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(d.Size))
+	h.Write(hdr[:])
+	h.Write(d.Pixels)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // LoadOptions configures LoadDir. The zero value (apart from Size) is the
