@@ -10,8 +10,4 @@
 // atomically (temporary file, fsync, rename), and a checkpoint becomes
 // current only when checkpoint.json is replaced after its directory is
 // complete, so a crash at any moment leaves the previous checkpoint whole.
-//
-// The 2D toy mode (toy*.go) trains small MLP GANs on Gaussian mixtures and
-// measures mode coverage, drawing the talk's picture of D's region and G's
-// samples.
 package train

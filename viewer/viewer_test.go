@@ -24,10 +24,10 @@ import (
 	"github.com/go-gl/glfw/v3.3/glfw"
 	"github.com/stretchr/testify/require"
 
-	"vkgan/internal/testimg"
-
 	"vkgan/engine"
+	"vkgan/internal/testimg"
 	"vkgan/train"
+	"vkgan/train/toy"
 	"vkgan/vk"
 )
 
@@ -462,8 +462,8 @@ func TestShowImages(t *testing.T) {
 	out := t.TempDir()
 	err := ShowImages(ImageOptions{Title: "toy", OnMessage: noValidation(t), Frames: 5,
 		Work: func(ctx context.Context, dev *engine.Device, show func(image.Image)) error {
-			_, err := train.RunToy(ctx, train.ToyConfig{Data: train.MixRing8, Steps: 20, Seed: 1, Holdout: -1},
-				train.ToyOptions{Out: out, FrameEvery: 10, Log: &bytes.Buffer{}, Device: dev, OnValidation: noValidation(t),
+			_, err := toy.Run(ctx, toy.Config{Data: toy.MixRing8, Steps: 20, Seed: 1, Holdout: -1},
+				toy.Options{Out: out, FrameEvery: 10, Log: &bytes.Buffer{}, Device: dev, OnValidation: noValidation(t),
 					OnFrame: func(img image.Image, _ int) {
 						shown.Add(1)
 						show(img)

@@ -1,4 +1,4 @@
-package train
+package toy
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package train
+package toy
 
 import (
 	"cmp"
@@ -31,21 +31,21 @@ type Mixture struct {
 	Extent float64
 }
 
-// Mixture names accepted by ToyMixture.
+// Mixture names accepted by NewMixture.
 const (
 	MixRing8  = "ring8"
 	MixGrid25 = "grid25"
 	MixSpiral = "spiral"
 )
 
-// ToyMixture returns a named mixture:
+// NewMixture returns a named mixture:
 //
 //	ring8:  8 modes at (cos 2 pi i/8, sin 2 pi i/8), std 0.01;
 //	grid25: 25 modes at {-4,-2,0,2,4}^2, std 0.05;
 //	spiral: 16 modes along an Archimedean spiral, mode i at radius
 //	        0.3 + 1.7 i/15 and angle 3 pi i/15 (one and a half turns),
 //	        std 0.02 (neighbours are at least 0.19 apart, over 9 std).
-func ToyMixture(name string) (Mixture, error) {
+func NewMixture(name string) (Mixture, error) {
 	switch name {
 	case MixRing8:
 		m := Mixture{Name: name, Std: 0.01, Extent: 1.5}
@@ -145,7 +145,7 @@ func (m Mixture) MeasureModes(samples []float32) ModeStats {
 	return s
 }
 
-// Defaults of ToyConfig and ToyOptions.
+// Defaults of Config and Options.
 const (
 	defaultToySteps       = 25000 // both protocols' run length
 	defaultToyNoiseUntil  = 0.5   // fraction of the steps
@@ -163,9 +163,9 @@ const (
 	ProtocolLarge = "large"
 )
 
-// ToyConfig is one toy run. Zero fields other than Holdout take the
+// Config is one toy run. Zero fields other than Holdout take the
 // defaults noted; Validate names the flag of each setting that cannot work.
-type ToyConfig struct {
+type Config struct {
 	Data     string // ring8, grid25 or spiral
 	Protocol string // small (default) or large
 	Pack     int    // PacGAN's m (default 1)
@@ -192,9 +192,9 @@ type ToyConfig struct {
 	DRS bool
 }
 
-// ToyOptions say where a run's files go and how often. Zero counts take
+// Options say where a run's files go and how often. Zero counts take
 // the defaults noted; negative ones are an error (Validate).
-type ToyOptions struct {
+type Options struct {
 	Out          string // directory for toy.json, frames/ and toy.gif
 	FrameEvery   int    // steps between frames (0: 500); the first and last are always drawn
 	LogEvery     int    // steps between log lines (0: 1000)
@@ -212,8 +212,8 @@ type ToyOptions struct {
 	Device *engine.Device
 }
 
-// ToyResult is toy.json.
-type ToyResult struct {
+// Result is toy.json.
+type Result struct {
 	Data     string  `json:"data"`
 	Protocol string  `json:"protocol"`
 	Pack     int     `json:"pack"`
@@ -252,10 +252,10 @@ type ToyResult struct {
 	ModesTimeline     []int     `json:"modes_timeline,omitempty"`
 	TimelineSteps     []int     `json:"timeline_steps,omitempty"`
 	HQTimeline        []float64 `json:"hq_timeline,omitempty"`
-	DRS               *ToyDRS   `json:"drs,omitempty"`
+	DRS               *DRS      `json:"drs,omitempty"`
 }
 
-// ToyEngineConfig turns a run's configuration into the engine's, with the
+// EngineConfig turns a run's configuration into the engine's, with the
 // protocol's networks and optimizers:
 //
 //	small: G z(256, N(0,1)) -> 128 tanh -> 128 tanh -> 2; D 2m -> 128 tanh
@@ -265,8 +265,8 @@ type ToyResult struct {
 //	       maxout(200 units, 5 pieces) -> 1; batch 100 (rounded up to a
 //	       multiple of 32 and of m: 128 at m <= 2... see DefaultToyBatch);
 //	       Adam lr 1e-4 for both, betas (0.8, 0.999).
-func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
-	mix, _ := ToyMixture(c.Data) // Validate reports an unknown name
+func EngineConfig(c Config) (engine.ToyConfig, Mixture, error) {
+	mix, _ := NewMixture(c.Data) // Validate reports an unknown name
 	if err := c.Validate(); err != nil {
 		return engine.ToyConfig{}, mix, err
 	}
@@ -337,14 +337,14 @@ func ToyEngineConfig(c ToyConfig) (engine.ToyConfig, Mixture, error) {
 // Validate reports every setting that cannot work, each naming its flag of
 // vkgan toy and the value given, joined into one error; nil if c is usable.
 // NaN is never in range, and zero is only accepted where it means a default.
-func (c ToyConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	bad := func(flag string, v any, why string) {
 		errs = append(errs, fmt.Errorf("train: toy: -%s %v %s", flag, v, why))
 	}
 	// !(lo <= x && x < hi) also catches NaN.
 	notIn := func(v, lo, hi float64) bool { return !(lo <= v && v < hi) }
-	mix, err := ToyMixture(c.Data)
+	mix, err := NewMixture(c.Data)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -398,7 +398,7 @@ func (c ToyConfig) Validate() error {
 
 // Validate reports every count that cannot work, each naming its flag of
 // vkgan toy, joined into one error; nil if opt is usable.
-func (opt ToyOptions) Validate() error {
+func (opt Options) Validate() error {
 	var errs []error
 	for _, f := range []struct {
 		flag   string
@@ -419,10 +419,10 @@ func gcd(a, b int) int {
 	return a
 }
 
-// RunToy trains a toy GAN, writing frames, an animated GIF and toy.json
+// Run trains a toy GAN, writing frames, an animated GIF and toy.json
 // into opt.Out. It stops early (with files written) when ctx is done.
-func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error) {
-	ec, mix, err := ToyEngineConfig(c)
+func Run(ctx context.Context, c Config, opt Options) (*Result, error) {
+	ec, mix, err := EngineConfig(c)
 	if err := errors.Join(err, opt.Validate()); err != nil {
 		return nil, err
 	}
@@ -461,7 +461,7 @@ func RunToy(ctx context.Context, c ToyConfig, opt ToyOptions) (*ToyResult, error
 	if err := g.Init(c.Seed); err != nil {
 		return nil, err
 	}
-	res := &ToyResult{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
+	res := &Result{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
 		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay, Noise: f32(ec.InstanceNoise), NoiseEnd: ec.NoiseUntil,
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)

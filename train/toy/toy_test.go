@@ -1,4 +1,4 @@
-package train
+package toy
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vkgan/engine"
+	"vkgan/internal/devtest"
+	"vkgan/vk"
 )
 
 func TestToyMixtures(t *testing.T) {
@@ -25,7 +27,7 @@ func TestToyMixtures(t *testing.T) {
 		k    int
 		std  float64
 	}{{MixRing8, 8, 0.01}, {MixGrid25, 25, 0.05}, {MixSpiral, 16, 0.02}} {
-		m, err := ToyMixture(c.name)
+		m, err := NewMixture(c.name)
 		require.NoError(t, err)
 		require.Len(t, m.Centers, c.k)
 		require.Equal(t, c.std, m.Std)
@@ -39,18 +41,18 @@ func TestToyMixtures(t *testing.T) {
 			}
 		}
 	}
-	m, _ := ToyMixture(MixRing8)
+	m, _ := NewMixture(MixRing8)
 	require.InDelta(t, 0, m.Centers[2][0], 1e-12)
 	require.InDelta(t, 1, m.Centers[2][1], 1e-12)
-	g, _ := ToyMixture(MixGrid25)
+	g, _ := NewMixture(MixGrid25)
 	require.Equal(t, [2]float64{-4, -4}, g.Centers[0])
 	require.Equal(t, [2]float64{4, 4}, g.Centers[24])
-	_, err := ToyMixture("moons")
+	_, err := NewMixture("moons")
 	require.ErrorContains(t, err, "ring8")
 }
 
 func TestMeasureModes(t *testing.T) {
-	m, _ := ToyMixture(MixRing8)
+	m, _ := NewMixture(MixRing8)
 	var s []float32
 	add := func(mode int, dx float64, n int) {
 		for i := 0; i < n; i++ {
@@ -90,7 +92,7 @@ func TestMeasureModes(t *testing.T) {
 }
 
 func TestToyFrame(t *testing.T) {
-	m, _ := ToyMixture(MixRing8)
+	m, _ := NewMixture(MixRing8)
 	dr := newToyDrawer(m, 2, 1)
 	pts := dr.gridPoints()
 	require.Len(t, pts, 2*toyFieldGrid*toyFieldGrid)
@@ -134,36 +136,36 @@ func TestToyFrame(t *testing.T) {
 }
 
 func TestToyConfigs(t *testing.T) {
-	e, _, err := ToyEngineConfig(ToyConfig{Data: MixGrid25})
+	e, _, err := EngineConfig(Config{Data: MixGrid25})
 	require.NoError(t, err)
 	require.Equal(t, 512, e.Batch)
 	require.Equal(t, 256, e.G.In)
 	require.Equal(t, 2, e.D.In)
 	require.Len(t, e.Centers, 50)
-	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Protocol: ProtocolLarge, Pack: 3, Holdout: 2})
+	e, _, err = EngineConfig(Config{Data: MixRing8, Protocol: ProtocolLarge, Pack: 3, Holdout: 2})
 	require.NoError(t, err)
 	require.Equal(t, 6, e.D.In)
 	require.Equal(t, 0, e.Batch%96) // batch 100 rounded to a multiple of 32 and 3
 	require.Equal(t, float32(0.8), e.AdamG.Beta1)
 	// -lr-decay 0.4 of 25,000 steps: both rates fall to zero over steps
 	// (15000, 25000]; -noise anneals to zero at half the run by default.
-	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, LRDecay: 0.4, Noise: 0.3})
+	e, _, err = EngineConfig(Config{Data: MixRing8, LRDecay: 0.4, Noise: 0.3})
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 15000, End: 25000}, e.AdamD.Decay)
 	require.Equal(t, e.AdamD.Decay, e.AdamG.Decay)
 	require.Equal(t, float32(0.3), e.InstanceNoise)
 	require.Equal(t, 12500, e.NoiseUntil)
-	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Steps: 100, LRDecay: 1, Noise: 1, NoiseUntil: 0.25})
+	e, _, err = EngineConfig(Config{Data: MixRing8, Steps: 100, LRDecay: 1, Noise: 1, NoiseUntil: 0.25})
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 0, End: 100}, e.AdamG.Decay)
 	require.Equal(t, 25, e.NoiseUntil)
-	e, _, err = ToyEngineConfig(ToyConfig{Data: MixRing8, Steps: 3, LRDecay: 0.1})
+	e, _, err = EngineConfig(Config{Data: MixRing8, Steps: 3, LRDecay: 0.1})
 	require.NoError(t, err)
 	require.Equal(t, engine.LRDecay{Start: 2, End: 3}, e.AdamD.Decay, "a decay too short to round to a step still covers the last one")
-	for _, c := range []ToyConfig{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
+	for _, c := range []Config{{Data: "x"}, {Data: MixRing8, Protocol: "huge"}, {Data: MixRing8, Pack: -1}, {Data: MixRing8, Holdout: 8},
 		{Data: MixRing8, LRDecay: 1.5}, {Data: MixRing8, LRDecay: -0.1}, {Data: MixRing8, Noise: -1}, {Data: MixRing8, Noise: 1, NoiseUntil: 2},
 		{Data: MixRing8, Pack: 2, DRS: true}} {
-		_, _, err := ToyEngineConfig(c)
+		_, _, err := EngineConfig(c)
 		require.Error(t, err, "%+v", c)
 	}
 }
@@ -174,39 +176,39 @@ func TestToyConfigValidate(t *testing.T) {
 	t.Parallel()
 	nan, inf := math.NaN(), math.Inf(1)
 	for _, tc := range []struct {
-		set  func(c *ToyConfig)
+		set  func(c *Config)
 		want string
 	}{
-		{func(c *ToyConfig) { c.LRD = nan }, "train: toy: -lr-d NaN must be a positive number (0: the protocol's)"},
-		{func(c *ToyConfig) { c.LRD = -1 }, "train: toy: -lr-d -1 must be a positive number (0: the protocol's)"},
-		{func(c *ToyConfig) { c.LRG = inf }, "train: toy: -lr-g +Inf must be a positive number (0: the protocol's)"},
-		{func(c *ToyConfig) { c.LRG = -1e-4 }, "train: toy: -lr-g -0.0001 must be a positive number"},
-		{func(c *ToyConfig) { c.Beta1 = -0.5 }, "train: toy: -beta1 -0.5 must be in [0, 1) (0: the protocol's)"},
-		{func(c *ToyConfig) { c.Beta1 = nan }, "train: toy: -beta1 NaN must be in [0, 1)"},
-		{func(c *ToyConfig) { c.Beta2 = 1 }, "train: toy: -beta2 1 must be in [0, 1)"},
-		{func(c *ToyConfig) { c.Beta2 = nan }, "train: toy: -beta2 NaN must be in [0, 1)"},
-		{func(c *ToyConfig) { c.Batch = -1 }, "train: toy: -batch -1 must be in 1..1048576 (0: the protocol's)"},
-		{func(c *ToyConfig) { c.Batch = math.MaxInt }, "train: toy: -batch 9223372036854775807 must be in 1..1048576"},
-		{func(c *ToyConfig) { c.EMA = nan }, "train: toy: -ema NaN must be in [0, 1)"},
-		{func(c *ToyConfig) { c.EMA = 1 }, "train: toy: -ema 1 must be in [0, 1)"},
-		{func(c *ToyConfig) { c.LRDecay = nan }, "train: toy: -lr-decay NaN must be a fraction of the steps in [0, 1]"},
-		{func(c *ToyConfig) { c.Noise = nan }, "train: toy: -noise NaN must be in [0, 100)"},
-		{func(c *ToyConfig) { c.NoiseUntil = nan }, "train: toy: -noise-until NaN must be a fraction of the steps in (0, 1] (0: 0.5)"},
-		{func(c *ToyConfig) { c.NoiseUntil = -0.5 }, "train: toy: -noise-until -0.5 must be"},
-		{func(c *ToyConfig) { c.Steps = -3 }, "train: toy: -steps -3 must be positive"},
-		{func(c *ToyConfig) { c.Pack = 17 }, "train: toy: -pack 17 must be in 1..16"},
-		{func(c *ToyConfig) { c.Holdout = -2 }, "train: toy: -holdout -2 must be -1 (none) or a mode in 0..7"},
+		{func(c *Config) { c.LRD = nan }, "train: toy: -lr-d NaN must be a positive number (0: the protocol's)"},
+		{func(c *Config) { c.LRD = -1 }, "train: toy: -lr-d -1 must be a positive number (0: the protocol's)"},
+		{func(c *Config) { c.LRG = inf }, "train: toy: -lr-g +Inf must be a positive number (0: the protocol's)"},
+		{func(c *Config) { c.LRG = -1e-4 }, "train: toy: -lr-g -0.0001 must be a positive number"},
+		{func(c *Config) { c.Beta1 = -0.5 }, "train: toy: -beta1 -0.5 must be in [0, 1) (0: the protocol's)"},
+		{func(c *Config) { c.Beta1 = nan }, "train: toy: -beta1 NaN must be in [0, 1)"},
+		{func(c *Config) { c.Beta2 = 1 }, "train: toy: -beta2 1 must be in [0, 1)"},
+		{func(c *Config) { c.Beta2 = nan }, "train: toy: -beta2 NaN must be in [0, 1)"},
+		{func(c *Config) { c.Batch = -1 }, "train: toy: -batch -1 must be in 1..1048576 (0: the protocol's)"},
+		{func(c *Config) { c.Batch = math.MaxInt }, "train: toy: -batch 9223372036854775807 must be in 1..1048576"},
+		{func(c *Config) { c.EMA = nan }, "train: toy: -ema NaN must be in [0, 1)"},
+		{func(c *Config) { c.EMA = 1 }, "train: toy: -ema 1 must be in [0, 1)"},
+		{func(c *Config) { c.LRDecay = nan }, "train: toy: -lr-decay NaN must be a fraction of the steps in [0, 1]"},
+		{func(c *Config) { c.Noise = nan }, "train: toy: -noise NaN must be in [0, 100)"},
+		{func(c *Config) { c.NoiseUntil = nan }, "train: toy: -noise-until NaN must be a fraction of the steps in (0, 1] (0: 0.5)"},
+		{func(c *Config) { c.NoiseUntil = -0.5 }, "train: toy: -noise-until -0.5 must be"},
+		{func(c *Config) { c.Steps = -3 }, "train: toy: -steps -3 must be positive"},
+		{func(c *Config) { c.Pack = 17 }, "train: toy: -pack 17 must be in 1..16"},
+		{func(c *Config) { c.Holdout = -2 }, "train: toy: -holdout -2 must be -1 (none) or a mode in 0..7"},
 	} {
-		c := ToyConfig{Data: MixRing8, Holdout: -1}
+		c := Config{Data: MixRing8, Holdout: -1}
 		tc.set(&c)
 		err := c.Validate()
 		require.ErrorContains(t, err, tc.want)
-		_, _, err = ToyEngineConfig(c)
+		_, _, err = EngineConfig(c)
 		require.ErrorContains(t, err, tc.want, "ToyEngineConfig validates")
 	}
 
 	// Every bad setting at once, one line each.
-	err := ToyConfig{Data: MixRing8, Holdout: -1, LRD: nan, Beta2: -1, Batch: -2}.Validate()
+	err := Config{Data: MixRing8, Holdout: -1, LRD: nan, Beta2: -1, Batch: -2}.Validate()
 	require.Error(t, err)
 	lines := strings.Split(err.Error(), "\n")
 	require.Len(t, lines, 3, err.Error())
@@ -215,9 +217,9 @@ func TestToyConfigValidate(t *testing.T) {
 	}
 
 	// Zero keeps the protocol's (and vkgan toy's defaults are valid).
-	require.NoError(t, ToyConfig{Data: MixRing8, Holdout: -1}.Validate())
-	require.NoError(t, ToyConfig{Data: MixRing8, Pack: 1, Steps: 25000, Holdout: -1, NoiseUntil: 0.5}.Validate())
-	e, _, err := ToyEngineConfig(ToyConfig{Data: MixRing8, Protocol: ProtocolLarge, Holdout: -1})
+	require.NoError(t, Config{Data: MixRing8, Holdout: -1}.Validate())
+	require.NoError(t, Config{Data: MixRing8, Pack: 1, Steps: 25000, Holdout: -1, NoiseUntil: 0.5}.Validate())
+	e, _, err := EngineConfig(Config{Data: MixRing8, Protocol: ProtocolLarge, Holdout: -1})
 	require.NoError(t, err)
 	require.Equal(t, float32(1e-4), e.AdamD.LR)
 	require.Equal(t, float32(0.8), e.AdamD.Beta1)
@@ -228,14 +230,14 @@ func TestToyConfigValidate(t *testing.T) {
 // TestToyOptionsValidate checks the frame and log intervals.
 func TestToyOptionsValidate(t *testing.T) {
 	t.Parallel()
-	require.NoError(t, ToyOptions{}.Validate())
-	require.NoError(t, ToyOptions{FrameEvery: 500, LogEvery: 1000}.Validate())
-	err := ToyOptions{FrameEvery: -1, LogEvery: -5}.Validate()
+	require.NoError(t, Options{}.Validate())
+	require.NoError(t, Options{FrameEvery: 500, LogEvery: 1000}.Validate())
+	err := Options{FrameEvery: -1, LogEvery: -5}.Validate()
 	require.ErrorContains(t, err, "train: toy: -frame-every -1 must be positive (0: 500)")
 	require.ErrorContains(t, err, "train: toy: -log-every -5 must be positive (0: 1000)")
-	// RunToy checks the options before it opens a device or writes a file.
+	// Run checks the options before it opens a device or writes a file.
 	dir := filepath.Join(t.TempDir(), "out")
-	_, err = RunToy(context.Background(), ToyConfig{Data: MixRing8, Holdout: -1, LRD: math.NaN()}, ToyOptions{Out: dir, LogEvery: -1})
+	_, err = Run(context.Background(), Config{Data: MixRing8, Holdout: -1, LRD: math.NaN()}, Options{Out: dir, LogEvery: -1})
 	require.ErrorContains(t, err, "-lr-d NaN")
 	require.ErrorContains(t, err, "-log-every -1")
 	require.NoDirExists(t, dir)
@@ -246,7 +248,7 @@ func TestRunToy(t *testing.T) {
 	requireDevice(t)
 	var mu sync.Mutex
 	var msgs []string
-	for _, c := range []ToyConfig{
+	for _, c := range []Config{
 		{Data: MixRing8, Steps: 50, Seed: 7, Holdout: -1},
 		{Data: MixGrid25, Protocol: ProtocolLarge, Pack: 2, Steps: 4, Seed: 2, Holdout: 3},
 		{Data: MixRing8, Steps: 30, Seed: 3, Holdout: -1, LRD: 1e-3, EMA: 0.9},
@@ -255,7 +257,7 @@ func TestRunToy(t *testing.T) {
 		dir := t.TempDir()
 		var log strings.Builder
 		shown := 0
-		res, err := RunToy(context.Background(), c, ToyOptions{Out: dir, FrameEvery: 20, LogEvery: 25, Log: &log,
+		res, err := Run(context.Background(), c, Options{Out: dir, FrameEvery: 20, LogEvery: 25, Log: &log,
 			OnValidation: func(s string) { mu.Lock(); msgs = append(msgs, s); mu.Unlock() },
 			OnFrame:      func(image.Image, int) { shown++ }})
 		require.NoError(t, err)
@@ -317,4 +319,12 @@ func TestRunToy(t *testing.T) {
 		require.Len(t, lines, 1+res.EvalSamples)
 	}
 	require.Empty(t, msgs)
+}
+
+// requireDevice skips without a Vulkan device unless VKGAN_REQUIRE_DEVICE=1.
+func requireDevice(t *testing.T) {
+	t.Helper()
+	d, err := engine.Open(vk.Options{OnMessage: func(m string) { t.Errorf("validation: %s", m) }})
+	devtest.SkipWithout(t, err)
+	require.NoError(t, d.Close())
 }

@@ -1,4 +1,4 @@
-package train
+package toy
 
 import (
 	"fmt"
@@ -18,9 +18,9 @@ const drsCandidatesPerSample = 10
 // drsSeed keys the acceptance draws apart from every other stream of a run.
 const drsSeed = 0x6472732d746f7921
 
-// ToyDRS is toy.json's "drs": the metrics of G's samples filtered by
+// DRS is toy.json's "drs": the metrics of G's samples filtered by
 // discriminator rejection sampling.
-type ToyDRS struct {
+type DRS struct {
 	Candidates     int      `json:"candidates"`
 	Accepted       int      `json:"accepted"`     // of all candidates
 	AcceptPct      float64  `json:"accept_pct"`   // 100 x accepted / candidates
@@ -61,7 +61,7 @@ func rejectionSample(xy, logits []float32, rng *rand.Rand) (kept []float32, maxL
 // evalDRS draws drsCandidatesPerSample x n samples from G, filters them
 // by D and measures the first n kept ones; it also draws them on D's
 // field as frames/drs.png and returns that picture.
-func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n int, out string) (*ToyDRS, []float32, image.Image, error) {
+func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n int, out string) (*DRS, []float32, image.Image, error) {
 	cand, err := g.Sample(drsCandidatesPerSample * n)
 	if err != nil {
 		return nil, nil, nil, err
@@ -74,7 +74,7 @@ func evalDRS(g *engine.ToyGAN, mix Mixture, drawer *toyDrawer, seed uint64, n in
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res := &ToyDRS{Candidates: len(logits), Accepted: len(kept) / 2, MaxLogit: math.Round(maxLogit*1e4) / 1e4}
+	res := &DRS{Candidates: len(logits), Accepted: len(kept) / 2, MaxLogit: math.Round(maxLogit*1e4) / 1e4}
 	res.AcceptPct = round2(100 * float64(res.Accepted) / float64(res.Candidates))
 	kept = kept[:2*min(n, res.Accepted)]
 	st := mix.MeasureModes(kept)

@@ -1,10 +1,11 @@
-package train
+package toy
 
 import (
 	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
+	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -203,4 +204,9 @@ func writeToyGIF(path string, frames []*toyFrame) error {
 		anim.Delay = append(anim.Delay, d)
 	}
 	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return gif.EncodeAll(w, anim) })
+}
+
+// writePNG writes a frame as a PNG file, atomically.
+func writePNG(path string, img image.Image) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return png.Encode(w, img) })
 }
