@@ -6,7 +6,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"path/filepath"
 
 	"vkgan/internal/atomicfile"
 )
@@ -22,12 +21,6 @@ const (
 	maxGridSide   = 1 << 12 // of one image
 	maxGridPixels = 1 << 28 // of the whole grid
 )
-
-// SamplePath is the file of the sample grid of a step in run directory dir:
-// samples/step_NNNNNNN.png, zero-padded so names sort by step.
-func SamplePath(dir string, step int) string {
-	return filepath.Join(dir, SamplesDir, fmt.Sprintf("step_%07d.png", step))
-}
 
 // GridImage lays out n images as a grid with cols columns (fewer if n is
 // smaller), a GridBorder-pixel black border around and between them, and

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"vkgan/train/rundir"
 )
 
 func TestToByte(t *testing.T) {
@@ -146,8 +148,8 @@ func TestGridImageErrors(t *testing.T) {
 func TestWriteGrid(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	require.NoError(t, os.Mkdir(filepath.Join(dir, SamplesDir), 0o755))
-	path := SamplePath(dir, 500)
+	require.NoError(t, os.Mkdir(filepath.Join(dir, rundir.SamplesDir), 0o755))
+	path := rundir.SamplePath(dir, 500)
 	assert.Equal(t, filepath.Join(dir, "samples", "step_0000500.png"), path)
 
 	const n, size = 64, 8
@@ -179,7 +181,7 @@ func TestWriteGrid(t *testing.T) {
 	_, err = os.Stat(bad)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	assert.Error(t, WriteGrid(filepath.Join(dir, "nope", "x.png"), pix, n, 3, size, 8))
-	entries, err := os.ReadDir(filepath.Join(dir, SamplesDir))
+	entries, err := os.ReadDir(filepath.Join(dir, rundir.SamplesDir))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file left behind")
 }

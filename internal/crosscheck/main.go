@@ -14,7 +14,7 @@ import (
 
 	"vkgan/engine"
 	"vkgan/internal/safetensors"
-	"vkgan/train"
+	"vkgan/train/rundir"
 	"vkgan/vk"
 )
 
@@ -39,7 +39,7 @@ func run(out string, size, width, batch int) error {
 		return err
 	}
 	defer dev.Close()
-	cfg := train.DefaultConfig()
+	cfg := rundir.DefaultConfig()
 	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed = size, width, width, batch, 5
 	// A small synthetic data set: smooth colour gradients, like images.
 	n := 3 * batch
@@ -136,7 +136,7 @@ func run(out string, size, width, batch int) error {
 		return err
 	}
 	defer s.Release()
-	fixed := train.FixedNoise(99, batch, cfg.NZ)
+	fixed := rundir.FixedNoise(99, batch, cfg.NZ)
 	img, err := s.Sample(fixed)
 	if err != nil {
 		return err
@@ -156,10 +156,10 @@ func run(out string, size, width, batch int) error {
 		return err
 	}
 	// The user-facing checkpoint files, to load with load_state_dict.
-	if err := cfg.Save(filepath.Join(out, train.ConfigFile)); err != nil {
+	if err := cfg.Save(filepath.Join(out, rundir.ConfigFile)); err != nil {
 		return err
 	}
-	return train.SaveCheckpoint(out, gan, cfg, 1, 0)
+	return rundir.SaveCheckpoint(out, gan, cfg, 1, 0)
 }
 
 func f(v float64) string { return strconv.FormatFloat(v, 'g', 17, 64) }

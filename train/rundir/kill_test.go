@@ -1,6 +1,6 @@
 //go:build unix
 
-package train
+package rundir_test
 
 import (
 	"context"
@@ -19,6 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vkgan/internal/atomicfile"
+	"vkgan/train"
+	"vkgan/train/internal/traintest"
+	"vkgan/train/rundir"
 )
 
 // killEnv names the run a TestKillHelper child resumes, and killAtEnv the
@@ -49,7 +52,7 @@ func TestKillHelper(t *testing.T) {
 			time.Sleep(time.Minute) // the signal arrives before this ends
 		}
 	}
-	require.NoError(t, Run(context.Background(), Config{}, RunOptions{Out: run, Resume: true, Steps: killSteps, Log: io.Discard}))
+	require.NoError(t, train.Run(context.Background(), rundir.Config{}, train.RunOptions{Out: run, Resume: true, Steps: killSteps, Log: io.Discard}))
 	fmt.Printf("write steps: %d\n", n)
 }
 
@@ -60,12 +63,12 @@ func TestKillHelper(t *testing.T) {
 // After each, the run must resume and end in the same state, bit for bit,
 // as a run never interrupted, with every step logged once.
 func TestKillAtWriteSteps(t *testing.T) {
-	requireDevice(t)
+	traintest.RequireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	cfg := tinyConfig(imageFolder(t, 6))
+	cfg := traintest.TinyConfig(traintest.ImageFolder(t, 6))
 	cfg.CheckpointEvery, cfg.SampleEvery, cfg.LogEvery = 1, 2, 1
-	ref := trainTo(t, cfg, killSteps)
-	base := trainTo(t, cfg, 4)
+	ref := traintest.TrainTo(t, cfg, killSteps)
+	base := traintest.TrainTo(t, cfg, 4)
 
 	child := func(at int, run string) (string, error) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$", "-test.count=1")
@@ -97,10 +100,10 @@ func TestKillAtWriteSteps(t *testing.T) {
 		ws, ok := ee.Sys().(syscall.WaitStatus)
 		require.True(t, ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL, "child at %d was not killed: %v\n%s", at, err, out)
 
-		log, err := resume(t, run, killSteps, Config{})
+		log, err := traintest.Resume(t, run, killSteps, rundir.Config{})
 		require.NoError(t, err, "resume after a kill before write step %d (%s)\n%s", at, strings.TrimSpace(out), log)
-		requireSameState(t, filepath.Join(ref, CheckpointsDir, stepDirName(killSteps)), filepath.Join(run, CheckpointsDir, stepDirName(killSteps)))
-		requireMetricSteps(t, run, killSteps)
+		traintest.RequireSameState(t, filepath.Join(ref, rundir.CheckpointsDir, rundir.StepDirName(killSteps)), filepath.Join(run, rundir.CheckpointsDir, rundir.StepDirName(killSteps)))
+		traintest.RequireMetricSteps(t, run, killSteps)
 		requireNoLeftovers(t, run)
 		require.NoError(t, os.RemoveAll(filepath.Dir(run)))
 	}

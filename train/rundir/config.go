@@ -1,4 +1,4 @@
-package train
+package rundir
 
 import (
 	"bytes"
@@ -276,4 +276,23 @@ func (c Config) Save(path string) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// GANConfig maps a run's Config to the engine's.
+func (c Config) GANConfig() engine.GANConfig {
+	adam := func(lr float64) engine.Adam {
+		a := engine.DefaultAdam()
+		a.LR, a.Beta1, a.Beta2 = float32(lr), float32(c.Beta1), float32(c.Beta2)
+		return a
+	}
+	return engine.GANConfig{
+		Model:     engine.DCGAN{Size: c.Size, NZ: c.NZ, NGF: c.NGF, NDF: c.NDF, Channels: c.Channels},
+		Batch:     c.Batch,
+		Seed:      c.Seed,
+		AdamD:     adam(c.LRD),
+		AdamG:     adam(c.LRG),
+		RealLabel: float32(1 - c.LabelSmooth),
+		DSteps:    c.DSteps,
+		EMA:       float32(c.EMA),
+	}
 }

@@ -1,4 +1,4 @@
-package train
+package rundir
 
 import (
 	"errors"
@@ -19,9 +19,11 @@ import (
 // checkpoint.json is a damaged run: -resume recovers it, a new run is
 // refused. Anything else that is not empty is someone else's folder.
 
-// checkNewRunDir refuses a directory that is not free for a new run, with
-// what is in it and what to do instead.
-func checkNewRunDir(out string) error {
+// CheckNew refuses a directory that is not free for a new run, with what
+// is in it and what to do instead. Someone else's folder gives an error
+// that is ErrNotRunDir; a run, or a damaged one, an error that says to
+// resume it.
+func CheckNew(out string) error {
 	entries, err := os.ReadDir(out)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -59,28 +61,26 @@ func checkNewRunDir(out string) error {
 			quoted[i] = n
 		}
 	}
-	return fmt.Errorf("%w: -out %q is not empty and holds no run (%s): choose another -out, or -resume a run", errForeignDir, out, strings.Join(quoted, ", "))
+	return fmt.Errorf("%w: -out %q is not empty and holds no run (%s): choose another -out, or -resume a run", ErrNotRunDir, out, strings.Join(quoted, ", "))
 }
 
-// errForeignDir marks a directory that holds something other than a run.
-var errForeignDir = errors.New("train: not a run directory")
+// Resume is a resume checked in full before anything is written.
+type Resume struct {
+	Config     Config      // the run's configuration with the flags of this resume applied
+	Checkpoint *Checkpoint // the newest intact checkpoint, read whole: the state to go on from
+	Elapsed    float64     // seconds of training up to the checkpoint's step
+	NothingNew bool        // the run is at its step count and no more steps were asked for
 
-// resumePlan is a resume checked in full before anything is written.
-type resumePlan struct {
-	cfg        Config
-	ckpt       *Checkpoint
-	current    *CheckpointInfo // checkpoint.json, nil when missing or damaged
-	change     *ConfigChange   // the settings this resume changes, nil for none
-	dataMoved  bool            // -data names another folder, which must hold the same images
-	elapsed    float64
-	nothingNew bool // the run is at its step count and no more steps were asked for
+	current   *CheckpointInfo // checkpoint.json, nil when missing or damaged
+	change    *ConfigChange   // the settings this resume changes, nil for none
+	dataMoved bool            // -data names another folder, which must hold the same images
 }
 
-// planResume reads and checks a run for a resume: its configuration, its
+// PlanResume reads and checks a run for a resume: its configuration, its
 // newest intact checkpoint, and the flags given on the command line (set
 // names them; given holds their values; steps > 0 is a new total). It
 // writes nothing.
-func planResume(out string, given Config, set map[string]bool, steps int, warn func(string)) (*resumePlan, error) {
+func PlanResume(out string, given Config, set map[string]bool, steps int, warn func(string)) (*Resume, error) {
 	if _, err := os.Stat(out); err != nil {
 		return nil, fmt.Errorf("train: -resume %q: %w", out, err)
 	}
@@ -92,9 +92,9 @@ func planResume(out string, given Config, set map[string]bool, steps int, warn f
 	if err != nil {
 		return nil, fmt.Errorf("train: -resume %q: %w", out, err)
 	}
-	p := &resumePlan{ckpt: ckpt, current: current}
+	p := &Resume{Checkpoint: ckpt, current: current}
 	if current != nil && current.Step == ckpt.Step {
-		p.elapsed = current.Elapsed
+		p.Elapsed = current.Elapsed
 	}
 	if steps != 0 {
 		if steps < ckpt.Step {
@@ -107,9 +107,9 @@ func planResume(out string, given Config, set map[string]bool, steps int, warn f
 	if err != nil {
 		return nil, err
 	}
-	p.cfg, p.change = cfg, change
+	p.Config, p.change = cfg, change
 	p.dataMoved = set["data"] && given.Data != saved.Data
-	p.nothingNew = ckpt.Step >= cfg.Steps
+	p.NothingNew = ckpt.Step >= cfg.Steps
 	if !p.dataMoved && cfg.Data != "emoji" {
 		if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("train: the run's data folder %q is gone (moved or deleted): give its new place with -resume %q -data DIR; it must hold the same images", cfg.Data, out)
@@ -156,44 +156,45 @@ func applyResumeFlags(saved, given Config, set map[string]bool, step int) (Confi
 	return cfg, ch, nil
 }
 
-// checkDataHash compares a resumed run's data, n images with hash got
-// (data.Dataset.Hash), with the set it began with.
-func (p *resumePlan) checkDataHash(got string, n int, out string) error {
+// CheckData compares a resumed run's data, n images with hash got
+// (data.Dataset.Hash), with the set it began with. A run from before data
+// hashes takes this set as its own from now on.
+func (p *Resume) CheckData(got string, n int, out string) error {
 	switch {
-	case p.cfg.DataHash == "":
-		p.cfg.DataHash = got // a run from before data hashes: this set is its set from now on
-	case got == p.cfg.DataHash:
+	case p.Config.DataHash == "":
+		p.Config.DataHash = got // a run from before data hashes: this set is its set from now on
+	case got == p.Config.DataHash:
 	case p.dataMoved:
-		return fmt.Errorf("train: -data %q holds other images than the run was trained on (%d images; hash %.12s, the run's %.12s): give the folder the run began with", p.cfg.Data, n, got, p.cfg.DataHash)
+		return fmt.Errorf("train: -data %q holds other images than the run was trained on (%d images; hash %.12s, the run's %.12s): give the folder the run began with", p.Config.Data, n, got, p.Config.DataHash)
 	default:
-		return fmt.Errorf("train: the images in %q changed since the run began (%d images; hash %.12s, the run's %.12s): restore them to continue %q, or start a new run", p.cfg.Data, n, got, p.cfg.DataHash, out)
+		return fmt.Errorf("train: the images in %q changed since the run began (%d images; hash %.12s, the run's %.12s): restore them to continue %q, or start a new run", p.Config.Data, n, got, p.Config.DataHash, out)
 	}
 	return nil
 }
 
-// commit makes the resume's state on disk agree with the checkpoint it
+// Commit makes the resume's state on disk agree with the checkpoint it
 // loaded, once loading has succeeded: metrics after its step are dropped,
 // a checkpoint.json that named a damaged checkpoint names the intact one
 // (the damaged one is moved aside to step_N.damaged), and config.json gets
 // the configuration with this resume's changes.
-func (p *resumePlan) commit(out string, warn func(string)) error {
-	bad, err := TruncateMetricsAfter(filepath.Join(out, MetricsFile), p.ckpt.Step)
+func (p *Resume) Commit(out string, warn func(string)) error {
+	bad, err := TruncateMetricsAfter(filepath.Join(out, MetricsFile), p.Checkpoint.Step)
 	if err != nil {
 		return err
 	}
 	if bad > 0 {
 		warn(fmt.Sprintf("dropped %d damaged lines from %q", bad, filepath.Join(out, MetricsFile)))
 	}
-	if p.current == nil || p.current.Step != p.ckpt.Step {
-		rel, err := filepath.Rel(out, p.ckpt.Dir)
+	if p.current == nil || p.current.Step != p.Checkpoint.Step {
+		rel, err := filepath.Rel(out, p.Checkpoint.Dir)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
-		if err := setCurrent(out, CheckpointInfo{Format: formatVersion, Step: p.ckpt.Step, Dir: filepath.ToSlash(rel), Elapsed: p.elapsed}); err != nil {
+		if err := setCurrent(out, CheckpointInfo{Format: formatVersion, Step: p.Checkpoint.Step, Dir: filepath.ToSlash(rel), Elapsed: p.Elapsed}); err != nil {
 			return err
 		}
 		for _, s := range checkpointSteps(out) {
-			if s <= p.ckpt.Step {
+			if s <= p.Checkpoint.Step {
 				continue
 			}
 			from := filepath.Join(out, CheckpointsDir, stepDirName(s))
@@ -205,8 +206,8 @@ func (p *resumePlan) commit(out string, warn func(string)) error {
 			if err := os.Rename(from, to); err != nil {
 				return fmt.Errorf("train: %w", err)
 			}
-			warn(fmt.Sprintf("moved the checkpoint after step %d aside to %q", p.ckpt.Step, to))
+			warn(fmt.Sprintf("moved the checkpoint after step %d aside to %q", p.Checkpoint.Step, to))
 		}
 	}
-	return p.cfg.Save(filepath.Join(out, ConfigFile))
+	return p.Config.Save(filepath.Join(out, ConfigFile))
 }

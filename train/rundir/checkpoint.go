@@ -1,4 +1,4 @@
-package train
+package rundir
 
 import (
 	"bytes"
@@ -196,16 +196,16 @@ func SaveCheckpoint(runDir string, gan *engine.GAN, cfg Config, step int, elapse
 	if err := setCurrent(runDir, CheckpointInfo{Format: formatVersion, Step: step, Dir: filepath.ToSlash(rel), Elapsed: elapsed}); err != nil {
 		return err
 	}
-	if err := refreshRootCopies(runDir, final); err != nil {
+	if err := RefreshRootCopies(runDir, final); err != nil {
 		return err
 	}
 	pruneCheckpoints(runDir, step)
 	return nil
 }
 
-// refreshRootCopies makes the run root's G, D and G_ema files copies of
+// RefreshRootCopies makes the run root's G, D and G_ema files copies of
 // the checkpoint's in dir, rewriting (atomically) only those that differ.
-func refreshRootCopies(runDir, dir string) error {
+func RefreshRootCopies(runDir, dir string) error {
 	for _, n := range []string{GFile, DFile, GEMAFile} {
 		b, err := os.ReadFile(filepath.Join(dir, n))
 		if errors.Is(err, os.ErrNotExist) && n == GEMAFile {
