@@ -9,7 +9,7 @@ import (
 	"os"
 
 	"vkgan/engine"
-	"vkgan/train"
+	"vkgan/train/grid"
 	"vkgan/train/rundir"
 	"vkgan/vk"
 )
@@ -77,9 +77,9 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 			return err
 		}
 		if *interp {
-			err = train.WriteStrip(*out, img, *n, cfg.Channels, cfg.Size)
+			err = grid.WriteStrip(*out, img, *n, cfg.Channels, cfg.Size)
 		} else {
-			err = train.WriteGrid(*out, img, *n, cfg.Channels, cfg.Size, gridCols(*n))
+			err = grid.Write(*out, img, *n, cfg.Channels, cfg.Size, gridCols(*n))
 		}
 		if err != nil {
 			return err

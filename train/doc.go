@@ -2,7 +2,7 @@
 // (or the emoji set) into a trained generator. It loads the data set
 // (package data) and uploads it to the device once, runs engine's
 // recorded GAN step in a loop, and leaves behind what package rundir
-// describes: config.json, metrics.jsonl, 8x8 sample grids,
+// describes: config.json, metrics.jsonl, 8x8 sample grids (package grid),
 // losses.png, and checkpoints as PyTorch-compatible safetensors files.
 //
 // Costs: per step the host submits one command buffer and waits; it reads

@@ -14,6 +14,7 @@ import (
 	"vkgan/engine"
 	"vkgan/internal/progress"
 	"vkgan/train/data"
+	"vkgan/train/grid"
 	"vkgan/train/rundir"
 	"vkgan/vk"
 )
@@ -238,7 +239,7 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		if err != nil {
 			return err
 		}
-		return WriteGrid(rundir.SamplePath(out, step), img, rundir.SampleCount, cfg.Channels, cfg.Size, rundir.SampleCols)
+		return grid.Write(rundir.SamplePath(out, step), img, rundir.SampleCount, cfg.Channels, cfg.Size, rundir.SampleCols)
 	}
 	lastGood := start
 	checkpoint := func(step int) error {

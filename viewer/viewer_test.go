@@ -27,6 +27,7 @@ import (
 	"vkgan/engine"
 	"vkgan/internal/testimg"
 	"vkgan/train"
+	"vkgan/train/grid"
 	"vkgan/train/rundir"
 	"vkgan/train/toy"
 	"vkgan/vk"
@@ -134,9 +135,9 @@ func noValidation(t *testing.T) func(string) {
 	return func(m string) { t.Errorf("validation: %s", m) }
 }
 
-// sampleGrid is what `vkgan sample -run dir -n grid*grid -seed seed`
+// sampleGrid is what `vkgan sample -run dir -n side*side -seed seed`
 // draws, before scaling.
-func sampleGrid(t *testing.T, dir string, grid int, seed uint64) *image.RGBA {
+func sampleGrid(t *testing.T, dir string, side int, seed uint64) *image.RGBA {
 	t.Helper()
 	cfg, err := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 	require.NoError(t, err)
@@ -147,12 +148,12 @@ func sampleGrid(t *testing.T, dir string, grid int, seed uint64) *image.RGBA {
 	require.NoError(t, err)
 	_, err = rundir.LoadGenerator(dir, gan, true, func(m string) { t.Errorf("unexpected warning: %s", m) })
 	require.NoError(t, err)
-	n := grid * grid
+	n := side * side
 	s, err := gan.NewSampler(n, false, true)
 	require.NoError(t, err)
 	pix, err := s.Sample(rundir.FixedNoise(seed, n, cfg.NZ))
 	require.NoError(t, err)
-	img, err := train.GridImage(pix, n, cfg.Channels, cfg.Size, grid)
+	img, err := grid.Image(pix, n, cfg.Channels, cfg.Size, side)
 	require.NoError(t, err)
 	return img
 }

@@ -1,4 +1,4 @@
-package train
+package grid
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 	"vkgan/internal/atomicfile"
 )
 
-// GridBorder is the width in pixels of the black border around and between
+// Border is the width in pixels of the black border around and between
 // the images of a grid, as torchvision's save_image draws it.
-const GridBorder = 2
+const Border = 2
 
 // Limits that keep a grid's arithmetic and memory sane; a sample grid is
 // 64 images of 64x64.
@@ -22,14 +22,14 @@ const (
 	maxGridPixels = 1 << 28 // of the whole grid
 )
 
-// GridImage lays out n images as a grid with cols columns (fewer if n is
-// smaller), a GridBorder-pixel black border around and between them, and
+// Image lays out n images as a grid with cols columns (fewer if n is
+// smaller), a Border-pixel black border around and between them, and
 // black cells after the last image. pix holds the images as NCHW float32 in
 // [-1, 1], G's tanh output: n*channels*size*size values, channels 1 (grey)
 // or 3 (RGB). A value v becomes uint8(round((v+1)*127.5)) after clamping to
 // [-1, 1]; NaN becomes 0 (black), like -1, so a diverged G shows as black
 // rather than as a plausible colour.
-func GridImage(pix []float32, n, channels, size, cols int) (*image.RGBA, error) {
+func Image(pix []float32, n, channels, size, cols int) (*image.RGBA, error) {
 	switch {
 	case n < 1 || n > maxGridImages:
 		return nil, fmt.Errorf("train: grid: %d images: need 1 to %d", n, maxGridImages)
@@ -43,8 +43,8 @@ func GridImage(pix []float32, n, channels, size, cols int) (*image.RGBA, error) 
 	// n and size are bounded above, so none of this can overflow.
 	cols = min(cols, n)
 	rows := (n + cols - 1) / cols
-	w := cols*(size+GridBorder) + GridBorder
-	h := rows*(size+GridBorder) + GridBorder
+	w := cols*(size+Border) + Border
+	h := rows*(size+Border) + Border
 	if w*h > maxGridPixels {
 		return nil, fmt.Errorf("train: grid: %dx%d pixels is too large (at most %d)", w, h, maxGridPixels)
 	}
@@ -59,8 +59,8 @@ func GridImage(pix []float32, n, channels, size, cols int) (*image.RGBA, error) 
 		img.Pix[i] = 0xff
 	}
 	for k := range n {
-		x0 := GridBorder + (k%cols)*(size+GridBorder)
-		y0 := GridBorder + (k/cols)*(size+GridBorder)
+		x0 := Border + (k%cols)*(size+Border)
+		y0 := Border + (k/cols)*(size+Border)
 		src := pix[k*channels*plane : (k+1)*channels*plane]
 		for y := range size {
 			row := img.Pix[img.PixOffset(x0, y0+y):]
@@ -81,7 +81,7 @@ func GridImage(pix []float32, n, channels, size, cols int) (*image.RGBA, error) 
 	return img, nil
 }
 
-// toByte maps a tanh output in [-1, 1] to 0..255; see GridImage.
+// toByte maps a tanh output in [-1, 1] to 0..255; see Image.
 func toByte(v float32) uint8 {
 	f := float64(v)
 	switch {
@@ -93,10 +93,10 @@ func toByte(v float32) uint8 {
 	return uint8(math.Round((f + 1) * 127.5))
 }
 
-// WriteGrid writes GridImage's grid as a PNG file, atomically. The folder
+// Write writes Image's grid as a PNG file, atomically. The folder
 // must exist.
-func WriteGrid(path string, pix []float32, n, channels, size, cols int) error {
-	img, err := GridImage(pix, n, channels, size, cols)
+func Write(path string, pix []float32, n, channels, size, cols int) error {
+	img, err := Image(pix, n, channels, size, cols)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func WriteGrid(path string, pix []float32, n, channels, size, cols int) error {
 
 // WriteStrip writes n images in one row, as for a latent interpolation.
 func WriteStrip(path string, pix []float32, n, channels, size int) error {
-	return WriteGrid(path, pix, n, channels, size, n)
+	return Write(path, pix, n, channels, size, n)
 }
 
 func writePNG(path string, img image.Image) error {

@@ -1,4 +1,4 @@
-package train
+package grid
 
 import (
 	"image"
@@ -50,7 +50,7 @@ func TestGridImageRGB(t *testing.T) {
 		// image 2: all mid-grey
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	}
-	img, err := GridImage(pix, 3, 3, 2, 2)
+	img, err := Image(pix, 3, 3, 2, 2)
 	require.NoError(t, err)
 	// 2 columns and 2 rows of 2 px with 2 px borders: 2+2+2+2+2 = 10.
 	require.Equal(t, image.Rect(0, 0, 10, 10), img.Bounds())
@@ -87,7 +87,7 @@ func TestGridImageGrey(t *testing.T) {
 			pix = append(pix, float32(k)/4-float32(i)/8)
 		}
 	}
-	img, err := GridImage(pix, 4, 1, 2, 2)
+	img, err := Image(pix, 4, 1, 2, 2)
 	require.NoError(t, err)
 	require.Equal(t, image.Rect(0, 0, 10, 10), img.Bounds())
 	for k := range 4 {
@@ -114,7 +114,7 @@ func TestGridImageShapes(t *testing.T) {
 		{1, 1, 1, 5, 5},
 	} {
 		pix := make([]float32, tc.n*3*tc.size*tc.size)
-		img, err := GridImage(pix, tc.n, 3, tc.size, tc.cols)
+		img, err := Image(pix, tc.n, 3, tc.size, tc.cols)
 		require.NoError(t, err)
 		assert.Equal(t, image.Rect(0, 0, tc.w, tc.h), img.Bounds(), "%+v", tc)
 	}
@@ -138,7 +138,7 @@ func TestGridImageErrors(t *testing.T) {
 		{"long", 13, 1, 3, 2, 1, "want 12"},
 		{"grid too large", 12, 1 << 16, 3, 64, 1 << 16, "too large"},
 	} {
-		_, err := GridImage(make([]float32, tc.len), tc.n, tc.ch, tc.size, tc.cols)
+		_, err := Image(make([]float32, tc.len), tc.n, tc.ch, tc.size, tc.cols)
 		require.Error(t, err, tc.name)
 		assert.Contains(t, err.Error(), "train: grid: ", tc.name)
 		assert.Contains(t, err.Error(), tc.want, tc.name)
@@ -157,8 +157,8 @@ func TestWriteGrid(t *testing.T) {
 	for i := range pix {
 		pix[i] = float32(math.Sin(float64(i)))
 	}
-	require.NoError(t, WriteGrid(path, pix, n, 3, size, 8))
-	want, err := GridImage(pix, n, 3, size, 8)
+	require.NoError(t, Write(path, pix, n, 3, size, 8))
+	want, err := Image(pix, n, 3, size, 8)
 	require.NoError(t, err)
 
 	f, err := os.Open(path)
@@ -177,10 +177,10 @@ func TestWriteGrid(t *testing.T) {
 
 	// Bad arguments write nothing; a missing folder is an error.
 	bad := filepath.Join(dir, "bad.png")
-	assert.Error(t, WriteGrid(bad, pix[:10], n, 3, size, 8))
+	assert.Error(t, Write(bad, pix[:10], n, 3, size, 8))
 	_, err = os.Stat(bad)
 	assert.ErrorIs(t, err, os.ErrNotExist)
-	assert.Error(t, WriteGrid(filepath.Join(dir, "nope", "x.png"), pix, n, 3, size, 8))
+	assert.Error(t, Write(filepath.Join(dir, "nope", "x.png"), pix, n, 3, size, 8))
 	entries, err := os.ReadDir(filepath.Join(dir, rundir.SamplesDir))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file left behind")
@@ -209,7 +209,7 @@ func BenchmarkWriteGrid(b *testing.B) {
 	}
 	path := filepath.Join(b.TempDir(), "grid.png")
 	for b.Loop() {
-		if err := WriteGrid(path, pix, n, 3, size, 8); err != nil {
+		if err := Write(path, pix, n, 3, size, 8); err != nil {
 			b.Fatal(err)
 		}
 	}
