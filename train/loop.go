@@ -19,14 +19,16 @@ import (
 	"vkgan/vk"
 )
 
-// RunOptions are how a training run is started, beside its rundir.Config.
+// RunOptions are how a training run is started, beside its
+// rundir.Config.
 type RunOptions struct {
 	Out    string // the run directory
 	Resume bool   // continue the run in Out from its checkpoint
 	Steps  int    // with Resume: a new total step count, above the run's step (0 keeps the saved one)
-	// Flags names the rundir.Config settings given on the command line, by flag
-	// name (lr-d, size, ...): on Resume those are checked against the run
-	// (see rundir.Config) and applied; the others come from the run.
+	// Flags names the Config settings given on the command line, by
+	// flag name (lr-d, size, ...): on Resume those are checked against
+	// the run (see rundir.Config) and applied; the others come from the
+	// run.
 	Flags map[string]bool
 	Log   io.Writer // progress and messages (nil: os.Stderr)
 	// DataRoot is where `vkgan data emoji` puts the emoji set
