@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"vkgan/train"
+	"vkgan/train/data"
 )
 
 func dataCmd(fs *flag.FlagSet) func() error {
@@ -16,12 +16,12 @@ func dataCmd(fs *flag.FlagSet) func() error {
 		if len(cmdArgs) != 1 || cmdArgs[0] != "emoji" {
 			return errors.New(`data: the only data set is "emoji": vkgan data emoji`)
 		}
-		dir := train.EmojiRoot(*root)
-		if err := train.FetchEmoji(dir, stderr); err != nil {
+		dir := data.EmojiRoot(*root)
+		if err := data.FetchEmoji(dir, stderr); err != nil {
 			return err
 		}
 		if *list {
-			cats, err := train.EmojiCategories(dir)
+			cats, err := data.EmojiCategories(dir)
 			if err != nil {
 				return err
 			}

@@ -19,8 +19,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"vkgan/internal/safetensors"
 	"vkgan/internal/testimg"
-	"vkgan/train"
+	"vkgan/train/rundir"
 )
 
 // TestCLIProcess is vkgan itself when run as a child by the tests below:
@@ -86,7 +87,7 @@ func TestSecondTrainerRefused(t *testing.T) {
 	r := bufio.NewReader(stderrPipe)
 	waitForLine(t, r, "train: ")
 	require.Eventually(t, func() bool {
-		ms, err := train.ReadMetrics(filepath.Join(out, train.MetricsFile))
+		ms, err := rundir.ReadMetrics(filepath.Join(out, rundir.MetricsFile))
 		return err == nil && len(ms) >= 2
 	}, time.Minute, 20*time.Millisecond)
 
@@ -103,9 +104,9 @@ func TestSecondTrainerRefused(t *testing.T) {
 	require.NoError(t, first.Process.Signal(os.Interrupt))
 	go func() { _, _ = r.WriteTo(new(strings.Builder)) }()
 	require.NoError(t, first.Wait(), "SIGINT: finish the step, checkpoint, exit 0")
-	ms, err := train.ReadMetrics(filepath.Join(out, train.MetricsFile))
+	ms, err := rundir.ReadMetrics(filepath.Join(out, rundir.MetricsFile))
 	require.NoError(t, err)
-	info, err := train.ReadCheckpointInfo(out)
+	info, err := rundir.ReadCheckpointInfo(out)
 	require.NoError(t, err)
 	require.Equal(t, ms[len(ms)-1].Step, info.Step)
 	for i, m := range ms {
@@ -130,7 +131,7 @@ func TestTimeoutLeavesCheckpoint(t *testing.T) {
 	require.NoError(t, err, "vkgan's own exit status is 0:\n%s", log)
 	require.Contains(t, string(log), "interrupted")
 	require.NotContains(t, string(log), "vkgan: quit at once")
-	info, err := train.ReadCheckpointInfo(out)
+	info, err := rundir.ReadCheckpointInfo(out)
 	require.NoError(t, err)
 	code, _, errOut := runCLI("train", "-resume", out, "-steps", fmt.Sprint(info.Step+2))
 	require.Equal(t, 0, code, errOut)
@@ -151,7 +152,7 @@ func TestSecondSignalWithinASecond(t *testing.T) {
 		cmd.Stderr = &log
 		require.NoError(t, cmd.Start())
 		require.Eventually(t, func() bool {
-			ms, err := train.ReadMetrics(filepath.Join(out, train.MetricsFile))
+			ms, err := rundir.ReadMetrics(filepath.Join(out, rundir.MetricsFile))
 			return err == nil && len(ms) >= 1
 		}, time.Minute, 20*time.Millisecond)
 		return cmd, &log
@@ -163,9 +164,9 @@ func TestSecondSignalWithinASecond(t *testing.T) {
 	require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), log.String())
 	require.Contains(t, log.String(), "checkpoint written")
-	ms, err := train.ReadMetrics(filepath.Join(out, train.MetricsFile))
+	ms, err := rundir.ReadMetrics(filepath.Join(out, rundir.MetricsFile))
 	require.NoError(t, err)
-	info, err := train.ReadCheckpointInfo(out)
+	info, err := rundir.ReadCheckpointInfo(out)
 	require.NoError(t, err)
 	require.Equal(t, ms[len(ms)-1].Step, info.Step, "the checkpoint is of the last step")
 
@@ -212,11 +213,11 @@ func TestSampleRefusesNaNCheckpoint(t *testing.T) {
 	code, _, errOut := runCLI(args...)
 	require.Equal(t, 0, code, errOut)
 	poison := func(step int) {
-		p := filepath.Join(run, train.CheckpointsDir, fmt.Sprintf("step_%07d", step), train.GFile)
-		ts, meta, err := train.ReadSafetensors(p)
+		p := filepath.Join(run, rundir.CheckpointsDir, fmt.Sprintf("step_%07d", step), rundir.GFile)
+		ts, meta, err := safetensors.ReadFile(p)
 		require.NoError(t, err)
 		ts[0].F32[0] = float32(math.NaN())
-		require.NoError(t, train.WriteSafetensors(p, ts, meta))
+		require.NoError(t, safetensors.WriteFile(p, ts, meta))
 	}
 	grid := filepath.Join(t.TempDir(), "grid.png")
 	poison(4)

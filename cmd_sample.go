@@ -9,13 +9,14 @@ import (
 	"os"
 
 	"vkgan/engine"
-	"vkgan/train"
+	"vkgan/train/grid"
+	"vkgan/train/rundir"
 	"vkgan/vk"
 )
 
 func sampleCmd(fs *flag.FlagSet) func() error {
 	runDir := fs.String("run", "", "run directory (required)")
-	n := fs.Int("n", train.SampleCount, "number of samples")
+	n := fs.Int("n", rundir.SampleCount, "number of samples")
 	seed := fs.Uint64("seed", 0, "noise seed (default: the run's seed, which reproduces its sample grids)")
 	seedSet := false
 	interp := fs.Bool("interp", false, "write a latent interpolation strip (spherical, between two random points) instead of a grid")
@@ -36,9 +37,9 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 			return err
 		}
 		warn := func(msg string) { fmt.Fprintf(stderr, "sample: warning: %s\n", msg) }
-		cfg, err := train.ReadRunConfig(*runDir, warn)
+		cfg, err := rundir.ReadRunConfig(*runDir, warn)
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sample: -run %q holds no %s; give the directory of a vkgan train run", *runDir, train.ConfigFile)
+			return fmt.Errorf("sample: -run %q holds no %s; give the directory of a vkgan train run", *runDir, rundir.ConfigFile)
 		}
 		if err != nil {
 			return fmt.Errorf("sample: %w", err)
@@ -56,7 +57,7 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 			return err
 		}
 		defer gan.Release()
-		info, err := train.LoadGenerator(*runDir, gan, *ema, warn)
+		info, err := rundir.LoadGenerator(*runDir, gan, *ema, warn)
 		if err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
@@ -69,16 +70,16 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		if *interp {
 			z = slerpStrip(*seed, *n, cfg.NZ)
 		} else {
-			z = train.FixedNoise(*seed, *n, cfg.NZ)
+			z = rundir.FixedNoise(*seed, *n, cfg.NZ)
 		}
 		img, err := s.Sample(z)
 		if err != nil {
 			return err
 		}
 		if *interp {
-			err = train.WriteStrip(*out, img, *n, cfg.Channels, cfg.Size)
+			err = grid.WriteStrip(*out, img, *n, cfg.Channels, cfg.Size)
 		} else {
-			err = train.WriteGrid(*out, img, *n, cfg.Channels, cfg.Size, gridCols(*n))
+			err = grid.Write(*out, img, *n, cfg.Channels, cfg.Size, gridCols(*n))
 		}
 		if err != nil {
 			return err

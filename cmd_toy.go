@@ -9,16 +9,16 @@ import (
 	"image/draw"
 
 	"vkgan/engine"
-	"vkgan/train"
+	"vkgan/train/toy"
 	"vkgan/viewer"
 )
 
 // toyCmd is `vkgan toy`: a GAN on a 2D mixture, drawn as the talk draws it.
 func toyCmd(fs *flag.FlagSet) func() error {
-	var c train.ToyConfig
-	var opt train.ToyOptions
-	fs.StringVar(&c.Data, "data", train.MixRing8, "mixture: ring8, grid25 or spiral")
-	fs.StringVar(&c.Protocol, "protocol", train.ProtocolSmall, "networks and optimizer: small (2x128 tanh MLPs, batch 512) or large (4x400 BN-ReLU G, 3 maxout layers D, batch 100)")
+	var c toy.Config
+	var opt toy.Options
+	fs.StringVar(&c.Data, "data", toy.MixRing8, "mixture: ring8, grid25 or spiral")
+	fs.StringVar(&c.Protocol, "protocol", toy.ProtocolSmall, "networks and optimizer: small (2x128 tanh MLPs, batch 512) or large (4x400 BN-ReLU G, 3 maxout layers D, batch 100)")
 	fs.IntVar(&c.Pack, "pack", 1, "PacGAN packing: D sees this many samples at once")
 	fs.IntVar(&c.Steps, "steps", 25000, "training steps")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed for weights, data and noise")
@@ -54,7 +54,7 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		opt.Log = stderr
 		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
-		var res *train.ToyResult
+		var res *toy.Result
 		var err error
 		if *view {
 			err = viewer.ShowImages(viewer.ImageOptions{
@@ -65,14 +65,14 @@ func toyCmd(fs *flag.FlagSet) func() error {
 					o.Device = dev
 					o.OnFrame = func(img image.Image, _ int) { show(cloneImage(img)) }
 					var rerr error
-					res, rerr = train.RunToy(wctx, c, o)
+					res, rerr = toy.Run(wctx, c, o)
 					return rerr
 				}})
 			if res == nil && err == nil {
 				return nil // the window closed before training began
 			}
 		} else {
-			res, err = train.RunToy(ctx, c, opt)
+			res, err = toy.Run(ctx, c, opt)
 		}
 		if err != nil && res == nil {
 			return err

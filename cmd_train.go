@@ -13,12 +13,13 @@ import (
 
 	"vkgan/engine"
 	"vkgan/train"
+	"vkgan/train/rundir"
 	"vkgan/viewer"
 	"vkgan/vk"
 )
 
 func trainCmd(fs *flag.FlagSet) func() error {
-	def := train.DefaultConfig()
+	def := rundir.DefaultConfig()
 	c := def
 	fs.StringVar(&c.Data, "data", def.Data, `folder of images (searched recursively), or "emoji"`)
 	fs.StringVar(&c.Category, "category", "", "with -data emoji: only this emoji.json category or subcategory (e.g. animal-mammal)")
@@ -94,7 +95,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 		wcfg := c
 		if opt.Resume {
 			// Flags that would change the model are refused by Run.
-			saved, err := train.ReadRunConfig(opt.Out, func(string) {})
+			saved, err := rundir.ReadRunConfig(opt.Out, func(string) {})
 			if err != nil {
 				return fmt.Errorf("train: -resume %q: %w", opt.Out, err)
 			}
@@ -118,7 +119,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 // which it learns within ten minutes on two cores; the whole set of 7,572
 // mixed emoji needs many more steps than that); a GPU gets the example's
 // 64x64 model at full width on the whole set. Flags given explicitly win.
-func demoConfig(c *train.Config, set map[string]bool) error {
+func demoConfig(c *rundir.Config, set map[string]bool) error {
 	infos, err := vk.Devices()
 	if err == nil && len(infos) == 0 {
 		err = vk.ErrNoDevice
@@ -134,7 +135,7 @@ func demoConfig(c *train.Config, set map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	d := train.DefaultConfig()
+	d := rundir.DefaultConfig()
 	d.Data, d.Size, d.NGF, d.NDF, d.Steps, d.EMA = "emoji", 64, 64, 64, 5000, 0.999
 	d.SampleEvery, d.CheckpointEvery, d.LogEvery = 250, 500, 25
 	if infos[i].Type == vk.CPU {

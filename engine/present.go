@@ -8,12 +8,12 @@ import (
 )
 
 // GridBorder is the black border, in pixels, around and between the cells
-// of a grid; it matches train.GridBorder so a window shows what
+// of a grid; it matches train/grid.Border so a window shows what
 // `vkgan sample` writes.
 const GridBorder = 2
 
 // Grid is a layout of n images of channels x size x size in cols columns,
-// as train.GridImage draws it.
+// as train/grid.Image draws it.
 type Grid struct {
 	N, Channels, Size, Cols int
 }
@@ -39,7 +39,7 @@ func Fit(gw, gh, w, h int) (x, y, dw, dh int) {
 }
 
 // ByteThresholds returns, for j = 1..255, the smallest float32 that
-// train.GridImage turns into byte j or more (entry 0 is -Inf). The device
+// grid.Image turns into byte j or more (entry 0 is -Inf). The device
 // compares each value with these instead of computing round((v+1)*127.5)
 // in float32, which would differ from the host's float64 arithmetic in the
 // last bit now and then; with them the bytes agree exactly.
@@ -75,7 +75,7 @@ func ByteThresholds() []float32 {
 	return t
 }
 
-// byteOf is train.GridImage's mapping of a tanh output to 0..255.
+// byteOf is grid.Image's mapping of a tanh output to 0..255.
 func byteOf(v float32) uint8 {
 	f := float64(v)
 	switch {

@@ -1,17 +1,13 @@
-// Package train turns a folder of images into a trained generator: it
-// decodes the data set once (cached between runs) and uploads it to the
-// device, runs engine's recorded GAN step in a loop, and writes what a run
-// leaves behind: config.json, metrics.jsonl, 8x8 sample grids, losses.png,
-// and checkpoints as PyTorch-compatible safetensors files.
+// Package train runs the DCGAN training loop: Run turns a folder of images
+// (or the emoji set) into a trained generator. It loads the data set
+// (package data) and uploads it to the device once, runs engine's
+// recorded GAN step in a loop, and leaves behind what package rundir
+// describes: config.json, metrics.jsonl, 8x8 sample grids (package grid),
+// losses.png, and checkpoints as PyTorch-compatible safetensors files.
 //
 // Costs: per step the host submits one command buffer and waits; it reads
 // the metrics buffer (a few hundred bytes) only on log steps, and downloads
-// the weights only for checkpoints and samples. Every file is written
-// atomically (temporary file, fsync, rename), and a checkpoint becomes
-// current only when checkpoint.json is replaced after its directory is
-// complete, so a crash at any moment leaves the previous checkpoint whole.
-//
-// The 2D toy mode (toy*.go) trains small MLP GANs on Gaussian mixtures and
-// measures mode coverage, drawing the talk's picture of D's region and G's
-// samples.
+// the weights only for checkpoints and samples. The run directory is
+// locked for the whole run, and a resume is checked in full before
+// anything in it changes (rundir.PlanResume).
 package train

@@ -6,25 +6,29 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"vkgan/engine"
-	"vkgan/internal/dirlock"
+	"vkgan/internal/progress"
+	"vkgan/train/data"
+	"vkgan/train/grid"
+	"vkgan/train/rundir"
 	"vkgan/vk"
 )
 
-// RunOptions are how a training run is started, beside its Config.
+// RunOptions are how a training run is started, beside its
+// rundir.Config.
 type RunOptions struct {
 	Out    string // the run directory
 	Resume bool   // continue the run in Out from its checkpoint
 	Steps  int    // with Resume: a new total step count, above the run's step (0 keeps the saved one)
-	// Flags names the Config settings given on the command line, by flag
-	// name (lr-d, size, ...): on Resume those are checked against the run
-	// (see Config) and applied; the others come from the run.
+	// Flags names the Config settings given on the command line, by
+	// flag name (lr-d, size, ...): on Resume those are checked against
+	// the run (see rundir.Config) and applied; the others come from the
+	// run.
 	Flags map[string]bool
 	Log   io.Writer // progress and messages (nil: os.Stderr)
 	// DataRoot is where `vkgan data emoji` puts the emoji set
@@ -42,47 +46,14 @@ type RunOptions struct {
 	OnValidation func(string)
 }
 
-// ErrNonFinite is returned when a loss becomes NaN or infinite.
-var ErrNonFinite = errors.New("train: non-finite loss")
-
-// SampleCols is the width of the 8x8 sample grids.
-const (
-	SampleCount = 64
-	SampleCols  = 8
-)
-
-// EmojiRoot is the emoji data set's directory.
-func EmojiRoot(opt string) string {
-	if opt != "" {
-		return opt
-	}
-	if v := os.Getenv("VKGAN_DATA"); v != "" {
-		return v
-	}
-	return filepath.Join("data", "emoji")
-}
-
-// LoadData decodes the configured data set (fetching the emoji set first
+// loadData decodes the configured data set (fetching the emoji set first
 // if needed), using the user cache directory for decoded pixels.
-func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
-	dir, opt := cfg.Data, LoadOptions{Size: cfg.Size, Progress: log}
+func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
+	opt := data.LoadOptions{Size: cfg.Size, Progress: log}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
 	}
-	if cfg.Data == "emoji" {
-		dir = EmojiRoot(dataRoot)
-		if err := FetchEmoji(dir, log); err != nil {
-			return nil, err
-		}
-		if cfg.Category != "" {
-			f, err := EmojiFilter(dir, cfg.Category)
-			if err != nil {
-				return nil, err
-			}
-			opt.Filter = f
-		}
-	}
-	ds, err := LoadDir(dir, opt)
+	ds, err := data.Open(cfg.Data, cfg.Category, dataRoot).Load(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +68,7 @@ func LoadData(cfg Config, dataRoot string, log io.Writer) (*Dataset, error) {
 }
 
 // pixelsFor converts the RGB data set to the model's channel count.
-func pixelsFor(ds *Dataset, channels int) []byte {
+func pixelsFor(ds *data.Dataset, channels int) []byte {
 	if channels == 3 {
 		return ds.Pixels
 	}
@@ -113,39 +84,9 @@ func pixelsFor(ds *Dataset, channels int) []byte {
 	return out
 }
 
-// GANConfig maps a run's Config to the engine's.
-func (c Config) GANConfig() engine.GANConfig {
-	adam := func(lr float64) engine.Adam {
-		a := engine.DefaultAdam()
-		a.LR, a.Beta1, a.Beta2 = float32(lr), float32(c.Beta1), float32(c.Beta2)
-		return a
-	}
-	return engine.GANConfig{
-		Model:     engine.DCGAN{Size: c.Size, NZ: c.NZ, NGF: c.NGF, NDF: c.NDF, Channels: c.Channels},
-		Batch:     c.Batch,
-		Seed:      c.Seed,
-		AdamD:     adam(c.LRD),
-		AdamG:     adam(c.LRG),
-		RealLabel: float32(1 - c.LabelSmooth),
-		DSteps:    c.DSteps,
-		EMA:       float32(c.EMA),
-	}
-}
-
-// FixedNoise is the latent batch of the run's sample grids: the same for
-// every grid of a run (and for `vkgan sample` with the run's seed).
-func FixedNoise(seed uint64, n, nz int) []float32 {
-	rng := rand.New(rand.NewPCG(seed, 0x6a09e667f3bcc908))
-	z := make([]float32, n*nz)
-	for i := range z {
-		z[i] = float32(rng.NormFloat64())
-	}
-	return z
-}
-
 // memoryHint turns out-of-memory and too-large-buffer errors into advice
 // naming the flags that size the model.
-func memoryHint(err error, cfg Config) error {
+func memoryHint(err error, cfg rundir.Config) error {
 	switch {
 	case errors.Is(err, vk.ErrOutOfDeviceMemory):
 		return fmt.Errorf("%w\ntrain: the device ran out of memory: lower -batch (now %d) or -ngf/-ndf (now %d/%d)", err, cfg.Batch, cfg.NGF, cfg.NDF)
@@ -161,7 +102,7 @@ func memoryHint(err error, cfg Config) error {
 // It holds the run directory's lock throughout. A new run needs an empty
 // directory; a resume checks the whole run (configuration, checkpoint,
 // flags, data) before it writes anything.
-func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
+func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 	log := opt.Log
 	if log == nil {
 		log = os.Stderr
@@ -177,53 +118,53 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		}
 		// Someone else's folder is refused before the lock puts its file
 		// there; a run's state is checked under the lock.
-		if err := checkNewRunDir(out); errors.Is(err, errForeignDir) {
+		if err := rundir.CheckNew(out); errors.Is(err, rundir.ErrNotRunDir) {
 			return err
 		}
 	}
-	lock, err := dirlock.Acquire(out)
+	lock, err := rundir.Lock(out)
 	if err != nil {
-		return fmt.Errorf("train: %w", err)
+		return err
 	}
 	defer lock.Release()
-	var plan *resumePlan
+	var plan *rundir.Resume
 	start, elapsed0 := 0, 0.0
 	if opt.Resume {
 		set := maps.Clone(opt.Flags)
 		if set == nil {
 			set = map[string]bool{}
 		}
-		if plan, err = planResume(out, cfg, set, opt.Steps, warn); err != nil {
+		if plan, err = rundir.PlanResume(out, cfg, set, opt.Steps, warn); err != nil {
 			return err
 		}
-		if plan.nothingNew {
+		if plan.NothingNew {
 			// A kill while the last checkpoint was copied to the run root
 			// can leave those copies one checkpoint behind.
-			if err := refreshRootCopies(out, plan.ckpt.Dir); err != nil {
+			if err := rundir.RefreshRootCopies(out, plan.Checkpoint.Dir); err != nil {
 				return err
 			}
-			fmt.Fprintf(log, "train: %q is at step %d of %d already; nothing to do (give -steps above %d to train on)\n", out, plan.ckpt.Step, plan.cfg.Steps, plan.ckpt.Step)
+			fmt.Fprintf(log, "train: %q is at step %d of %d already; nothing to do (give -steps above %d to train on)\n", out, plan.Checkpoint.Step, plan.Config.Steps, plan.Checkpoint.Step)
 			return nil
 		}
-		cfg, start, elapsed0 = plan.cfg, plan.ckpt.Step, plan.elapsed
+		cfg, start, elapsed0 = plan.Config, plan.Checkpoint.Step, plan.Elapsed
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-	} else if err := checkNewRunDir(out); err != nil {
+	} else if err := rundir.CheckNew(out); err != nil {
 		return err
 	}
 
-	ds, err := LoadData(cfg, opt.DataRoot, log)
+	ds, err := loadData(cfg, opt.DataRoot, log)
 	if err != nil {
 		return err
 	}
 	if plan != nil {
-		if err := plan.checkDataHash(ds, out); err != nil {
+		if err := plan.CheckData(ds.Hash(), ds.N, out); err != nil {
 			return err
 		}
-		cfg = plan.cfg
+		cfg = plan.Config
 	} else {
-		cfg.DataHash = dataHash(ds)
+		cfg.DataHash = ds.Hash()
 	}
 	dev := opt.Device
 	if dev == nil {
@@ -238,12 +179,12 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	}
 	info := dev.Info()
 	fmt.Fprintf(log, "train: %d images of %dx%d on %s (%s)\n", ds.N, cfg.Size, cfg.Size, info.Name, info.Type)
-	data, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
+	images, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}
-	defer data.Release()
-	gan, err := dev.NewGAN(cfg.GANConfig(), data)
+	defer images.Release()
+	gan, err := dev.NewGAN(cfg.GANConfig(), images)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}
@@ -256,10 +197,10 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 	elapsed := func() float64 { return elapsed0 + time.Since(began).Seconds() }
 	// Only now, with the device state ready, does the run directory change.
 	if plan != nil {
-		if err := plan.ckpt.Apply(gan); err != nil {
+		if err := plan.Checkpoint.Apply(gan); err != nil {
 			return err
 		}
-		if err := plan.commit(out, warn); err != nil {
+		if err := plan.Commit(out, warn); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "train: resuming %s at step %d of %d\n", out, start, cfg.Steps)
@@ -267,25 +208,25 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		if err := gan.Init(cfg.Seed); err != nil {
 			return err
 		}
-		if err := cfg.Save(filepath.Join(out, ConfigFile)); err != nil {
+		if err := cfg.Save(filepath.Join(out, rundir.ConfigFile)); err != nil {
 			return err
 		}
 		// The step-0 checkpoint makes the directory a run at once: a kill
 		// before the first interval's checkpoint can still be resumed.
-		if err := SaveCheckpoint(out, gan, cfg, 0, 0); err != nil {
+		if err := rundir.SaveCheckpoint(out, gan, cfg, 0, 0); err != nil {
 			return err
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(out, SamplesDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(out, rundir.SamplesDir), 0o755); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	sampler, err := gan.NewSampler(SampleCount, true, true)
+	sampler, err := gan.NewSampler(rundir.SampleCount, true, true)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}
 	defer sampler.Release()
-	fixed := FixedNoise(cfg.Seed, SampleCount, cfg.NZ)
-	mlog, err := OpenMetricsLog(filepath.Join(out, MetricsFile))
+	fixed := rundir.FixedNoise(cfg.Seed, rundir.SampleCount, cfg.NZ)
+	mlog, err := rundir.OpenMetricsLog(filepath.Join(out, rundir.MetricsFile))
 	if err != nil {
 		return err
 	}
@@ -300,7 +241,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		if err != nil {
 			return err
 		}
-		return WriteGrid(SamplePath(out, step), img, SampleCount, cfg.Channels, cfg.Size, SampleCols)
+		return grid.Write(rundir.SamplePath(out, step), img, rundir.SampleCount, cfg.Channels, cfg.Size, rundir.SampleCols)
 	}
 	lastGood := start
 	checkpoint := func(step int) error {
@@ -310,16 +251,16 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 			return err
 		}
 		if step > start && !m.Finite() {
-			return fmt.Errorf("%w at or before step %d (%+v); the last good checkpoint (step %d) is kept", ErrNonFinite, step, m, lastGood)
+			return fmt.Errorf("%w at or before step %d (%+v); the last good checkpoint (step %d) is kept", rundir.ErrNonFinite, step, m, lastGood)
 		}
-		if err := SaveCheckpoint(out, gan, cfg, step, elapsed()); err != nil {
+		if err := rundir.SaveCheckpoint(out, gan, cfg, step, elapsed()); err != nil {
 			return err
 		}
 		lastGood = step
 		return nil
 	}
 
-	bar := NewProgress(log, "train", cfg.Steps)
+	bar := progress.New(log, "train", cfg.Steps)
 	bar.Set(start, "")
 	lastLog, lastLogTime := start, time.Now()
 	status := "" // the last logged losses, shown until the next log line
@@ -342,12 +283,12 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 			}
 			if !m.Finite() {
 				bar.Done()
-				return fmt.Errorf("%w at step %d (loss_d %g, loss_g %g); the last good checkpoint (step %d) is kept in %s", ErrNonFinite, step, m.LossD, m.LossG, lastGood, out)
+				return fmt.Errorf("%w at step %d (loss_d %g, loss_g %g); the last good checkpoint (step %d) is kept in %s", rundir.ErrNonFinite, step, m.LossD, m.LossG, lastGood, out)
 			}
 			now := time.Now()
 			ips := float64((step-lastLog)*cfg.Batch*cfg.DSteps) / now.Sub(lastLogTime).Seconds()
 			lastLog, lastLogTime = step, now
-			rec := Metric{Step: step, Epoch: float64(step*cfg.Batch*cfg.DSteps) / float64(ds.N), LossD: m.LossD, LossG: m.LossG,
+			rec := rundir.Metric{Step: step, Epoch: float64(step*cfg.Batch*cfg.DSteps) / float64(ds.N), LossD: m.LossD, LossG: m.LossG,
 				DX: m.DX, DGZ1: m.DGZ1, DGZ2: m.DGZ2, ImagesPerSec: ips, Elapsed: elapsed()}
 			if err := mlog.Append(rec); err != nil {
 				return err
@@ -379,8 +320,8 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 			return err
 		}
 	}
-	if ms, err := ReadMetrics(filepath.Join(out, MetricsFile)); err == nil && len(ms) > 0 {
-		if err := PlotLosses(filepath.Join(out, LossPlotFile), ms); err != nil {
+	if ms, err := rundir.ReadMetrics(filepath.Join(out, rundir.MetricsFile)); err == nil && len(ms) > 0 {
+		if err := PlotLosses(filepath.Join(out, rundir.LossPlotFile), ms); err != nil {
 			fmt.Fprintf(log, "train: loss plot: %v\n", err)
 		}
 	}
@@ -390,6 +331,6 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (err error) {
 		fmt.Fprintf(log, "train: done, %d steps in %s\n", step, time.Duration(elapsed()*float64(time.Second)).Round(time.Second))
 	}
 	fmt.Fprintf(log, "train: samples: %s\ntrain: losses:  %s\ntrain: weights: %s, %s\n",
-		SamplePath(out, step), filepath.Join(out, LossPlotFile), filepath.Join(out, GFile), filepath.Join(out, DFile))
+		rundir.SamplePath(out, step), filepath.Join(out, rundir.LossPlotFile), filepath.Join(out, rundir.GFile), filepath.Join(out, rundir.DFile))
 	return nil
 }

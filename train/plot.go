@@ -10,6 +10,9 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"vkgan/internal/atomicfile"
+	"vkgan/train/rundir"
 )
 
 // Size of losses.png.
@@ -42,18 +45,18 @@ var (
 // there are enough points. Non-finite values are left out. With no metrics
 // (a run that has not logged yet) it still writes the empty, labelled
 // panels, so a caller need not special-case the start of a run.
-func PlotLosses(path string, ms []Metric) error {
+func PlotLosses(path string, ms []rundir.Metric) error {
 	c, err := plotLosses(ms)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
 	})
 }
 
-func plotLosses(ms []Metric) (*vgimg.Canvas, error) {
+func plotLosses(ms []rundir.Metric) (*vgimg.Canvas, error) {
 	loss := plot.New()
 	loss.Title.Text = "Losses"
 	loss.Y.Label.Text = "loss"
@@ -87,13 +90,13 @@ func plotLosses(ms []Metric) (*vgimg.Canvas, error) {
 		leg   *plot.Legend
 		name  string
 		c     color.RGBA
-		value func(Metric) float64
+		value func(rundir.Metric) float64
 	}{
-		{loss, &legends[0], "loss_d", colorLossD, func(m Metric) float64 { return m.LossD }},
-		{loss, &legends[0], "loss_g", colorLossG, func(m Metric) float64 { return m.LossG }},
-		{dout, &legends[1], "D(x)", colorDX, func(m Metric) float64 { return m.DX }},
-		{dout, &legends[1], "D(G(z)) before D step", colorDGZ1, func(m Metric) float64 { return m.DGZ1 }},
-		{dout, &legends[1], "D(G(z)) after D step", colorDGZ2, func(m Metric) float64 { return m.DGZ2 }},
+		{loss, &legends[0], "loss_d", colorLossD, func(m rundir.Metric) float64 { return m.LossD }},
+		{loss, &legends[0], "loss_g", colorLossG, func(m rundir.Metric) float64 { return m.LossG }},
+		{dout, &legends[1], "D(x)", colorDX, func(m rundir.Metric) float64 { return m.DX }},
+		{dout, &legends[1], "D(G(z)) before D step", colorDGZ1, func(m rundir.Metric) float64 { return m.DGZ1 }},
+		{dout, &legends[1], "D(G(z)) after D step", colorDGZ2, func(m rundir.Metric) float64 { return m.DGZ2 }},
 	} {
 		addSeries(s.p, s.leg, s.name, s.c, ms, s.value)
 	}
@@ -131,7 +134,7 @@ func plotLosses(ms []Metric) (*vgimg.Canvas, error) {
 
 // addSeries adds one metric to p: the logged values faint, a smoothed line
 // over them, and a legend entry.
-func addSeries(p *plot.Plot, leg *plot.Legend, name string, c color.RGBA, ms []Metric, value func(Metric) float64) {
+func addSeries(p *plot.Plot, leg *plot.Legend, name string, c color.RGBA, ms []rundir.Metric, value func(rundir.Metric) float64) {
 	xys := make(plotter.XYs, 0, len(ms))
 	for _, m := range ms {
 		if v := value(m); !math.IsNaN(v) && !math.IsInf(v, 0) {

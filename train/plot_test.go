@@ -13,17 +13,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/plot/plotter"
+
+	"vkgan/train/rundir"
 )
 
 // fakeRun returns n logged steps that look like a GAN's: losses that settle
 // with noise, D outputs in (0, 1).
-func fakeRun(n int) []Metric {
+func fakeRun(n int) []rundir.Metric {
 	r := rand.New(rand.NewPCG(1, 2))
-	ms := make([]Metric, n)
+	ms := make([]rundir.Metric, n)
 	for i := range ms {
 		step := 50 * (i + 1)
 		decay := math.Exp(-float64(i) / float64(n/4+1))
-		ms[i] = Metric{
+		ms[i] = rundir.Metric{
 			Step:  step,
 			LossD: 0.6 + decay + 0.2*r.Float64(),
 			LossG: 2 + 3*decay + r.NormFloat64(),
@@ -80,7 +82,7 @@ func TestPlotLosses(t *testing.T) {
 	_, emptyInk := readPlot(t, empty)
 
 	for _, n := range []int{1, 2, 19, 20, 500, 5000} {
-		path := filepath.Join(dir, LossPlotFile)
+		path := filepath.Join(dir, rundir.LossPlotFile)
 		require.NoError(t, PlotLosses(path, fakeRun(n)), "n=%d", n)
 		img, ink := readPlot(t, path)
 		assert.Equal(t, image.Rect(0, 0, PlotWidth, PlotHeight), img.Bounds(), "n=%d", n)
@@ -116,7 +118,7 @@ func TestPlotLossesNonFinite(t *testing.T) {
 	for i := range ms {
 		ms[i].DGZ2 = math.NaN() // a series with no value at all
 	}
-	path := filepath.Join(t.TempDir(), LossPlotFile)
+	path := filepath.Join(t.TempDir(), rundir.LossPlotFile)
 	require.NoError(t, PlotLosses(path, ms))
 	_, ink := readPlot(t, path)
 	assert.Greater(t, ink, PlotWidth*PlotHeight/100)
@@ -124,7 +126,7 @@ func TestPlotLossesNonFinite(t *testing.T) {
 
 func TestPlotLossesErrors(t *testing.T) {
 	t.Parallel()
-	assert.Error(t, PlotLosses(filepath.Join(t.TempDir(), "no", "dir", LossPlotFile), fakeRun(10)))
+	assert.Error(t, PlotLosses(filepath.Join(t.TempDir(), "no", "dir", rundir.LossPlotFile), fakeRun(10)))
 }
 
 // A long run's plot, redrawn at every log line, must stay cheap: about 0.1 s
@@ -133,7 +135,7 @@ func TestPlotLossesErrors(t *testing.T) {
 func TestPlotLossesFast(t *testing.T) {
 	t.Parallel()
 	ms := fakeRun(10_000)
-	path := filepath.Join(t.TempDir(), LossPlotFile)
+	path := filepath.Join(t.TempDir(), rundir.LossPlotFile)
 	start := time.Now()
 	require.NoError(t, PlotLosses(path, ms))
 	took := time.Since(start)
@@ -187,7 +189,7 @@ func TestSmoothEMA(t *testing.T) {
 
 func BenchmarkPlotLosses(b *testing.B) {
 	ms := fakeRun(10_000)
-	path := filepath.Join(b.TempDir(), LossPlotFile)
+	path := filepath.Join(b.TempDir(), rundir.LossPlotFile)
 	for b.Loop() {
 		if err := PlotLosses(path, ms); err != nil {
 			b.Fatal(err)

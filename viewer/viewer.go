@@ -19,7 +19,7 @@ import (
 	"github.com/go-gl/glfw/v3.3/glfw"
 
 	"vkgan/engine"
-	"vkgan/train"
+	"vkgan/train/rundir"
 	"vkgan/vk"
 )
 
@@ -63,7 +63,7 @@ type Options struct {
 	// window cancels ctx; Run returns once Train has returned, with its
 	// error. The window stays open after training ends until it is closed.
 	Train  func(ctx context.Context, dev *engine.Device, live func(gan *engine.GAN, step int)) error
-	Config *train.Config
+	Config *rundir.Config
 	// Context, when done, closes the window (Ctrl-C in vkgan train -view).
 	Context context.Context
 }
@@ -110,7 +110,7 @@ type view struct {
 	log   io.Writer
 	win   *glfw.Window
 	dev   *engine.Device
-	cfg   train.Config
+	cfg   rundir.Config
 	gan   *engine.GAN
 	paint *engine.Painter
 	sc    *vk.Swapchain
@@ -169,14 +169,14 @@ func Run(opt Options) (Stats, error) {
 		return Stats{}, err
 	}
 	defer glfw.Terminate()
-	var cfg train.Config
+	var cfg rundir.Config
 	var err error
 	if opt.Train != nil {
 		if opt.Config == nil {
 			return Stats{}, errors.New("viewer: live training needs its Config")
 		}
 		cfg = *opt.Config
-	} else if cfg, err = train.ReadRunConfig(opt.RunDir, func(msg string) { fmt.Fprintf(logOrStderr(opt.Log), "viewer: warning: %s\n", msg) }); err != nil {
+	} else if cfg, err = rundir.ReadRunConfig(opt.RunDir, func(msg string) { fmt.Fprintf(logOrStderr(opt.Log), "viewer: warning: %s\n", msg) }); err != nil {
 		return Stats{}, fmt.Errorf("viewer: %w", err)
 	}
 	v := &view{opt: opt, log: logOrStderr(opt.Log), cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1,
@@ -302,12 +302,12 @@ func (v *view) gridShape() engine.Grid {
 // reload loads G's weights from the run's current checkpoint and updates
 // the title.
 func (v *view) reload() error {
-	info, err := train.LoadGenerator(v.opt.RunDir, v.gan, true, func(msg string) { fmt.Fprintf(v.log, "viewer: warning: %s\n", msg) })
+	info, err := rundir.LoadGenerator(v.opt.RunDir, v.gan, true, func(msg string) { fmt.Fprintf(v.log, "viewer: warning: %s\n", msg) })
 	if err != nil {
 		return fmt.Errorf("viewer: %w", err)
 	}
 	v.step = info.Step
-	if st, err := os.Stat(filepath.Join(v.opt.RunDir, train.CheckpointFile)); err == nil {
+	if st, err := os.Stat(filepath.Join(v.opt.RunDir, rundir.CheckpointFile)); err == nil {
 		v.ckptMod = st.ModTime()
 	}
 	v.dirty = true
@@ -317,7 +317,7 @@ func (v *view) reload() error {
 
 func (v *view) setTitle() {
 	title := fmt.Sprintf("vkgan view %s · step %d", filepath.Base(filepath.Clean(v.opt.RunDir)), v.step)
-	if ms, err := train.ReadMetrics(filepath.Join(v.opt.RunDir, train.MetricsFile)); err == nil && len(ms) > 0 {
+	if ms, err := rundir.ReadMetrics(filepath.Join(v.opt.RunDir, rundir.MetricsFile)); err == nil && len(ms) > 0 {
 		m := ms[len(ms)-1]
 		title += fmt.Sprintf(" · loss D %.3f G %.3f", m.LossD, m.LossG)
 	}
@@ -407,7 +407,7 @@ func (v *view) newSampler() error {
 		return err
 	}
 	v.smp = smp
-	v.z = train.FixedNoise(v.noiseSeed, smp.Batch(), v.cfg.NZ)
+	v.z = rundir.FixedNoise(v.noiseSeed, smp.Batch(), v.cfg.NZ)
 	v.walk = -1
 	v.dirty = true
 	return v.recordPaint()
@@ -562,7 +562,7 @@ func (v *view) poll() error {
 		return nil
 	}
 	v.lastPoll = time.Now()
-	st, err := os.Stat(filepath.Join(v.opt.RunDir, train.CheckpointFile))
+	st, err := os.Stat(filepath.Join(v.opt.RunDir, rundir.CheckpointFile))
 	if err != nil || st.ModTime().Equal(v.ckptMod) {
 		return nil
 	}
@@ -620,7 +620,7 @@ func (v *view) onKey(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ 
 		v.win.SetShouldClose(true)
 	case glfw.KeySpace:
 		v.noiseSeed = v.rng.Uint64()
-		v.z = train.FixedNoise(v.noiseSeed, max(v.grid*v.grid, 2), v.cfg.NZ)
+		v.z = rundir.FixedNoise(v.noiseSeed, max(v.grid*v.grid, 2), v.cfg.NZ)
 		v.walk, v.timeline, v.dirty = -1, -1, true
 	case glfw.KeyI:
 		if v.walk >= 0 {
@@ -721,7 +721,7 @@ func (v *view) nextSaved() {
 }
 
 func (v *view) savedGrids() []string {
-	files, _ := filepath.Glob(filepath.Join(v.opt.RunDir, train.SamplesDir, "step_*.png"))
+	files, _ := filepath.Glob(filepath.Join(v.opt.RunDir, rundir.SamplesDir, "step_*.png"))
 	sort.Strings(files) // zero-padded step numbers sort by step
 	return files
 }

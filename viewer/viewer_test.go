@@ -24,10 +24,12 @@ import (
 	"github.com/go-gl/glfw/v3.3/glfw"
 	"github.com/stretchr/testify/require"
 
-	"vkgan/internal/testimg"
-
 	"vkgan/engine"
+	"vkgan/internal/testimg"
 	"vkgan/train"
+	"vkgan/train/grid"
+	"vkgan/train/rundir"
+	"vkgan/train/toy"
 	"vkgan/vk"
 )
 
@@ -110,7 +112,7 @@ func tinyRun(t *testing.T) string {
 		}); runErr != nil {
 			return
 		}
-		cfg := train.DefaultConfig()
+		cfg := rundir.DefaultConfig()
 		cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch = data, 32, 4, 4, 8, 4
 		cfg.Steps, cfg.LogEvery, cfg.SampleEvery, cfg.CheckpointEvery, cfg.Seed = 4, 1, 2, 2, 9
 		runDir = filepath.Join(base, "run")
@@ -133,25 +135,25 @@ func noValidation(t *testing.T) func(string) {
 	return func(m string) { t.Errorf("validation: %s", m) }
 }
 
-// sampleGrid is what `vkgan sample -run dir -n grid*grid -seed seed`
+// sampleGrid is what `vkgan sample -run dir -n side*side -seed seed`
 // draws, before scaling.
-func sampleGrid(t *testing.T, dir string, grid int, seed uint64) *image.RGBA {
+func sampleGrid(t *testing.T, dir string, side int, seed uint64) *image.RGBA {
 	t.Helper()
-	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	cfg, err := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 	require.NoError(t, err)
 	dev, err := engine.Open(vk.Options{OnMessage: noValidation(t)})
 	require.NoError(t, err)
 	defer dev.Close()
 	gan, err := dev.NewGAN(cfg.GANConfig(), nil)
 	require.NoError(t, err)
-	_, err = train.LoadGenerator(dir, gan, true, func(m string) { t.Errorf("unexpected warning: %s", m) })
+	_, err = rundir.LoadGenerator(dir, gan, true, func(m string) { t.Errorf("unexpected warning: %s", m) })
 	require.NoError(t, err)
-	n := grid * grid
+	n := side * side
 	s, err := gan.NewSampler(n, false, true)
 	require.NoError(t, err)
-	pix, err := s.Sample(train.FixedNoise(seed, n, cfg.NZ))
+	pix, err := s.Sample(rundir.FixedNoise(seed, n, cfg.NZ))
 	require.NoError(t, err)
-	img, err := train.GridImage(pix, n, cfg.Channels, cfg.Size, grid)
+	img, err := grid.Image(pix, n, cfg.Channels, cfg.Size, side)
 	require.NoError(t, err)
 	return img
 }
@@ -211,7 +213,7 @@ func TestScreenshotMatchesSample(t *testing.T) {
 		require.Equal(t, 3, st.Frames)
 		seed := c.seed
 		if !c.seedSet {
-			cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+			cfg, err := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 			require.NoError(t, err)
 			seed = cfg.Seed
 		}
@@ -243,7 +245,7 @@ func TestResizeRebuildsSwapchain(t *testing.T) {
 	require.Equal(t, [2]int{150, 190}, st.Extent)
 	got := readPNG(t, shot)
 	require.Equal(t, image.Rect(0, 0, 150, 190), got.Bounds())
-	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	cfg, err := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 	require.NoError(t, err)
 	requireSameImage(t, Scale(sampleGrid(t, dir, 2, cfg.Seed), 150, 190), got)
 }
@@ -367,7 +369,7 @@ func TestSoakResidentMemory(t *testing.T) {
 func TestKeysAndReload(t *testing.T) {
 	startXvfb(t)
 	dir := tinyRun(t)
-	ckpt := filepath.Join(dir, train.CheckpointFile)
+	ckpt := filepath.Join(dir, rundir.CheckpointFile)
 	shot := filepath.Join(t.TempDir(), "shot.png")
 	before, _ := filepath.Glob(filepath.Join(dir, "view_*.png"))
 	st, err := Run(Options{RunDir: dir, Grid: 2, Width: 160, Height: 160, Frames: 40, Screenshot: shot, Log: &bytes.Buffer{},
@@ -392,9 +394,9 @@ func TestKeysAndReload(t *testing.T) {
 				require.Equal(t, 3, v.grid)
 			case 12:
 				// Back to the run's noise, then a "new" checkpoint.
-				cfg, _ := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+				cfg, _ := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 				v.noiseSeed = cfg.Seed
-				v.z = train.FixedNoise(v.noiseSeed, v.smp.Batch(), v.cfg.NZ)
+				v.z = rundir.FixedNoise(v.noiseSeed, v.smp.Batch(), v.cfg.NZ)
 				v.timeline, v.walk, v.dirty = -1, -1, true
 				later := time.Now().Add(time.Second)
 				require.NoError(t, os.Chtimes(ckpt, later, later))
@@ -410,7 +412,7 @@ func TestKeysAndReload(t *testing.T) {
 	for _, p := range after {
 		_ = os.Remove(p)
 	}
-	cfg, err := train.LoadConfig(filepath.Join(dir, train.ConfigFile))
+	cfg, err := rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
 	require.NoError(t, err)
 	requireSameImage(t, Scale(sampleGrid(t, dir, 3, cfg.Seed), 160, 160), readPNG(t, shot))
 }
@@ -428,7 +430,7 @@ func TestLiveTraining(t *testing.T) {
 			img.Pix[p] = uint8(41*i + 3*p)
 		}
 	}))
-	cfg := train.DefaultConfig()
+	cfg := rundir.DefaultConfig()
 	cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch, cfg.Steps = data, 32, 4, 4, 8, 4, 100000
 	cfg.LogEvery, cfg.SampleEvery, cfg.CheckpointEvery = 5, 1000, 1000
 	run := filepath.Join(t.TempDir(), "run")
@@ -447,7 +449,7 @@ func TestLiveTraining(t *testing.T) {
 				}})
 		}})
 	require.NoError(t, err)
-	info, err := train.ReadCheckpointInfo(run)
+	info, err := rundir.ReadCheckpointInfo(run)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, info.Step, 6, "closing the window stops training with a checkpoint")
 	require.Less(t, info.Step, cfg.Steps)
@@ -462,8 +464,8 @@ func TestShowImages(t *testing.T) {
 	out := t.TempDir()
 	err := ShowImages(ImageOptions{Title: "toy", OnMessage: noValidation(t), Frames: 5,
 		Work: func(ctx context.Context, dev *engine.Device, show func(image.Image)) error {
-			_, err := train.RunToy(ctx, train.ToyConfig{Data: train.MixRing8, Steps: 20, Seed: 1, Holdout: -1},
-				train.ToyOptions{Out: out, FrameEvery: 10, Log: &bytes.Buffer{}, Device: dev, OnValidation: noValidation(t),
+			_, err := toy.Run(ctx, toy.Config{Data: toy.MixRing8, Steps: 20, Seed: 1, Holdout: -1},
+				toy.Options{Out: out, FrameEvery: 10, Log: &bytes.Buffer{}, Device: dev, OnValidation: noValidation(t),
 					OnFrame: func(img image.Image, _ int) {
 						shown.Add(1)
 						show(img)

@@ -13,7 +13,8 @@ import (
 	"strconv"
 
 	"vkgan/engine"
-	"vkgan/train"
+	"vkgan/internal/safetensors"
+	"vkgan/train/rundir"
 	"vkgan/vk"
 )
 
@@ -38,7 +39,7 @@ func run(out string, size, width, batch int) error {
 		return err
 	}
 	defer dev.Close()
-	cfg := train.DefaultConfig()
+	cfg := rundir.DefaultConfig()
 	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed = size, width, width, batch, 5
 	// A small synthetic data set: smooth colour gradients, like images.
 	n := 3 * batch
@@ -65,22 +66,22 @@ func run(out string, size, width, batch int) error {
 	if err := gan.Init(cfg.Seed); err != nil {
 		return err
 	}
-	save := func(name string, ts []train.STensor) error {
-		return train.WriteSafetensors(filepath.Join(out, name), ts, nil)
+	save := func(name string, ts []safetensors.Tensor) error {
+		return safetensors.WriteFile(filepath.Join(out, name), ts, nil)
 	}
-	set := func(prefix string, net *engine.Net, ps *engine.ParamSet) ([]train.STensor, error) {
+	set := func(prefix string, net *engine.Net, ps *engine.ParamSet) ([]safetensors.Tensor, error) {
 		v, err := ps.Get()
 		if err != nil {
 			return nil, err
 		}
-		var ts []train.STensor
+		var ts []safetensors.Tensor
 		for _, s := range ps.Specs {
-			ts = append(ts, train.STensor{Name: prefix + s.Name, DType: train.F32, Shape: s.Shape, F32: v[s.Name]})
+			ts = append(ts, safetensors.Tensor{Name: prefix + s.Name, DType: safetensors.F32, Shape: s.Shape, F32: v[s.Name]})
 		}
 		return ts, nil
 	}
 	snapshot := func(file string) error {
-		var all []train.STensor
+		var all []safetensors.Tensor
 		for _, s := range []struct {
 			prefix string
 			net    *engine.Net
@@ -103,7 +104,7 @@ func run(out string, size, width, batch int) error {
 	if err := snapshot("after.safetensors"); err != nil {
 		return err
 	}
-	var grads []train.STensor
+	var grads []safetensors.Tensor
 	for _, s := range []struct {
 		prefix string
 		ps     *engine.ParamSet
@@ -135,7 +136,7 @@ func run(out string, size, width, batch int) error {
 		return err
 	}
 	defer s.Release()
-	fixed := train.FixedNoise(99, batch, cfg.NZ)
+	fixed := rundir.FixedNoise(99, batch, cfg.NZ)
 	img, err := s.Sample(fixed)
 	if err != nil {
 		return err
@@ -145,20 +146,20 @@ func run(out string, size, width, batch int) error {
 		"lr": f(cfg.LRD), "beta1": f(cfg.Beta1), "beta2": f(cfg.Beta2), "size": strconv.Itoa(size),
 		"nz": strconv.Itoa(cfg.NZ), "ngf": strconv.Itoa(width), "ndf": strconv.Itoa(width), "batch": strconv.Itoa(batch),
 	}
-	io := []train.STensor{
-		{Name: "real", DType: train.F32, Shape: []int{batch, 3, size, size}, F32: real},
-		{Name: "z", DType: train.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: z},
-		{Name: "sample_z", DType: train.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: fixed},
-		{Name: "sample", DType: train.F32, Shape: []int{batch, 3, size, size}, F32: img},
+	io := []safetensors.Tensor{
+		{Name: "real", DType: safetensors.F32, Shape: []int{batch, 3, size, size}, F32: real},
+		{Name: "z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: z},
+		{Name: "sample_z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: fixed},
+		{Name: "sample", DType: safetensors.F32, Shape: []int{batch, 3, size, size}, F32: img},
 	}
-	if err := train.WriteSafetensors(filepath.Join(out, "step.safetensors"), io, meta); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(out, "step.safetensors"), io, meta); err != nil {
 		return err
 	}
 	// The user-facing checkpoint files, to load with load_state_dict.
-	if err := cfg.Save(filepath.Join(out, train.ConfigFile)); err != nil {
+	if err := cfg.Save(filepath.Join(out, rundir.ConfigFile)); err != nil {
 		return err
 	}
-	return train.SaveCheckpoint(out, gan, cfg, 1, 0)
+	return rundir.SaveCheckpoint(out, gan, cfg, 1, 0)
 }
 
 func f(v float64) string { return strconv.FormatFloat(v, 'g', 17, 64) }

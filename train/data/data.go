@@ -1,0 +1,421 @@
+package data
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	_ "image/gif" // registered decoders: LoadDir accepts these formats
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	xdraw "golang.org/x/image/draw"
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/webp"
+
+	"vkgan/internal/progress"
+)
+
+// Dataset is a decoded image set: N square RGB images of Size x Size,
+// stored as uint8 in NCHW order (image-major, then channel, row, column),
+// ready to upload to the device as-is.
+type Dataset struct {
+	Pixels          []byte   // len = N*3*Size*Size
+	N, Size         int      //
+	Files           []string // source file per image (slash path relative to the root), for reports
+	Skipped         int      // files that failed to decode
+	SkippedExamples []string // the first few "path: reason", raw: print each with %q (a path may hold any byte)
+	FromCache       bool     // true when the pixels came from the cache, not from decoding
+}
+
+// Image returns image i as an *image.RGBA, for sample grids and reports.
+func (d *Dataset) Image(i int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, d.Size, d.Size))
+	plane := d.Size * d.Size
+	src := d.Pixels[i*3*plane : (i+1)*3*plane]
+	for p := range plane {
+		img.Pix[4*p+0] = src[p]
+		img.Pix[4*p+1] = src[plane+p]
+		img.Pix[4*p+2] = src[2*plane+p]
+		img.Pix[4*p+3] = 255
+	}
+	return img
+}
+
+// Hash identifies the decoded set: the SHA-256 of its size and every
+// pixel, in order. A run records it, so that a resume can tell that a
+// folder, even a moved one, still holds the images it began with.
+func (d *Dataset) Hash() string {
+	h := sha256.New()
+	var hdr [16]byte
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(d.N))
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(d.Size))
+	h.Write(hdr[:])
+	h.Write(d.Pixels)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// LoadOptions configures LoadDir. The zero value (apart from Size) is the
+// default.
+type LoadOptions struct {
+	Size      int                   // target side in pixels (32 or 64 in practice; any >= 1)
+	CacheDir  string                // "" = no cache; else the cache file lives here (created if missing)
+	Filter    func(rel string) bool // nil = all files; rel is the slash path relative to the root
+	Workers   int                   // 0 = runtime.NumCPU()
+	Progress  io.Writer             // nil = silent; a terminal gets a redrawn bar, other writers a few plain lines
+	MaxPixels int64                 // 0 = DefaultMaxPixels: images whose header claims more are skipped without decoding
+}
+
+// DefaultMaxPixels is the largest image (width*height, from its header)
+// LoadDir decodes when LoadOptions.MaxPixels is 0: 64 megapixels, about
+// 8000x8000. A decoded image can take 8 bytes a pixel, so this bounds a
+// worker's memory at about 512 MiB.
+const DefaultMaxPixels = 64 << 20
+
+// bigImagePixels is the size above which decodes run one at a time, so that
+// NumCPU workers all holding huge images cannot exhaust memory.
+const bigImagePixels = 16 << 20
+
+// maxSkippedExamples is how many failed files LoadDir names.
+const maxSkippedExamples = 5
+
+// imageExts are the extensions LoadDir reads; other files are ignored.
+var imageExts = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+
+// IsImageFile reports whether LoadDir reads a file of this name.
+func IsImageFile(name string) bool {
+	return slices.Contains(imageExts, strings.ToLower(filepath.Ext(name)))
+}
+
+// sourceFile is one candidate image found by the directory walk.
+type sourceFile struct {
+	rel     string // slash path relative to the root
+	path    string // path to open
+	size    int64
+	modTime int64 // UnixNano
+}
+
+// LoadDir decodes every image under dir (recursively; PNG, JPEG, GIF's
+// first frame, BMP and WebP, by extension, case-insensitive) into a Dataset
+// of opt.Size x opt.Size RGB images: alpha is composited over white, the
+// image centre-cropped to a square and resized with a Catmull-Rom filter.
+// Files are taken in path order, so the result is deterministic. Files that
+// fail to decode are skipped and counted. Hidden folders (names starting
+// with ".") are not searched. Symbolic links to files are followed; links to
+// folders are not, so a link loop cannot hang the walk.
+//
+// With opt.CacheDir set, the decoded set is cached in one file keyed by the
+// files' names, sizes and modification times and by opt.Size; a later call
+// with the same files reads it back without decoding. Failing to write the
+// cache is not an error: the data set is still returned, and the problem is
+// reported on opt.Progress.
+func LoadDir(dir string, opt LoadOptions) (*Dataset, error) {
+	if opt.Size < 1 {
+		return nil, fmt.Errorf("train: image size %d: must be at least 1", opt.Size)
+	}
+	if opt.MaxPixels <= 0 {
+		opt.MaxPixels = DefaultMaxPixels
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU()
+	}
+	files, err := listImages(dir, opt.Filter)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		if opt.Filter != nil {
+			return nil, fmt.Errorf("train: no image file under %q matches the filter; choose another filter or folder", dir)
+		}
+		return nil, fmt.Errorf("train: no image files under %q (looked for %s, in subfolders too); point -data at a folder of images",
+			dir, strings.Join(imageExts, " "))
+	}
+	plane := 3 * opt.Size * opt.Size
+	if opt.Size > 1<<14 || len(files) > math.MaxInt/plane {
+		return nil, fmt.Errorf("train: %d images of %dx%d do not fit in memory; use a smaller size or fewer images", len(files), opt.Size, opt.Size)
+	}
+
+	var (
+		cachePath string
+		key       [32]byte
+	)
+	if opt.CacheDir != "" {
+		key = cacheKey(files, opt.Size, opt.MaxPixels)
+		cachePath = filepath.Join(opt.CacheDir, cacheFileName(key))
+		if ds := readCache(cachePath, key, len(files), opt.Size); ds != nil {
+			if opt.Progress != nil {
+				fmt.Fprintf(opt.Progress, "data: %d images of %dx%d from cache %q\n", ds.N, ds.Size, ds.Size, cachePath)
+			}
+			return ds, nil
+		}
+	}
+
+	ds, err := decodeAll(dir, files, opt)
+	if err != nil {
+		return nil, err
+	}
+	if cachePath != "" {
+		if err := writeCache(cachePath, key, ds); err != nil && opt.Progress != nil {
+			fmt.Fprintf(opt.Progress, "data: not cached: %v\n", err)
+		}
+	}
+	return ds, nil
+}
+
+// listImages walks dir and returns the image files that pass filter, sorted
+// by relative path.
+func listImages(dir string, filter func(string) bool) ([]sourceFile, error) {
+	info, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("train: data folder %q does not exist; pass a folder of images (or fetch the emoji set)", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("train: data folder: %w", quotePath(err))
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("train: data path %q is a file, not a folder; pass the folder that holds the images", dir)
+	}
+	var files []sourceFile
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("train: reading data folder: %w", quotePath(err))
+		}
+		if d.IsDir() {
+			// Hidden folders (.git, .cache, a fetch still unpacking)
+			// hold no training images.
+			if path != dir && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !IsImageFile(d.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return fmt.Errorf("train: reading data folder: %w", err)
+		}
+		rel = filepath.ToSlash(rel)
+		if filter != nil && !filter(rel) {
+			return nil
+		}
+		// os.Stat follows a link to a file; anything that is not a
+		// regular file in the end (a folder link, a device) is ignored.
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		files = append(files, sourceFile{rel: rel, path: path, size: fi.Size(), modTime: fi.ModTime().UnixNano()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// WalkDir visits in lexical order of OS names per folder; sorting the
+	// slash paths makes the order independent of the separator.
+	slices.SortFunc(files, func(a, b sourceFile) int { return strings.Compare(a.rel, b.rel) })
+	return files, nil
+}
+
+// decodeAll decodes files in parallel into a Dataset, dropping the ones that
+// fail.
+func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error) {
+	plane := 3 * opt.Size * opt.Size
+	pixels := make([]byte, len(files)*plane)
+	reasons := make([]string, len(files)) // "" = decoded
+
+	prog := progress.New(opt.Progress, "data: decoding", len(files))
+	var (
+		mu            sync.Mutex // guards done and skipped, for the status line
+		done, skipped int
+		bigMu         sync.Mutex // one huge decode at a time
+		wg            sync.WaitGroup
+	)
+	next := make(chan int)
+	for range min(opt.Workers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				err := decodeFile(files[i], opt.Size, opt.MaxPixels, &bigMu, pixels[i*plane:(i+1)*plane])
+				if err != nil {
+					reasons[i] = err.Error()
+				}
+				mu.Lock()
+				done++
+				status := ""
+				if err != nil {
+					skipped++
+				}
+				if skipped > 0 {
+					status = fmt.Sprintf("%d skipped", skipped)
+				}
+				prog.Set(done, status)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	prog.Done()
+
+	ds := &Dataset{Size: opt.Size}
+	for i, f := range files {
+		if reasons[i] != "" {
+			ds.Skipped++
+			if len(ds.SkippedExamples) < maxSkippedExamples {
+				ds.SkippedExamples = append(ds.SkippedExamples, f.rel+": "+reasons[i])
+			}
+			continue
+		}
+		// Move the kept images down over the skipped ones; the order stays.
+		if ds.N != i {
+			copy(pixels[ds.N*plane:(ds.N+1)*plane], pixels[i*plane:(i+1)*plane])
+		}
+		ds.Files = append(ds.Files, f.rel)
+		ds.N++
+	}
+	ds.Pixels = pixels[: ds.N*plane : ds.N*plane]
+	if ds.N == 0 {
+		return nil, fmt.Errorf("train: no usable image under %q: %d image files found, all failed to decode (first: %s); check that the files are images",
+			dir, len(files), quoteAll(ds.SkippedExamples))
+	}
+	if opt.Progress != nil && ds.Skipped > 0 {
+		fmt.Fprintf(opt.Progress, "data: skipped %d of %d files that failed to decode; first: %s\n",
+			ds.Skipped, len(files), quoteAll(ds.SkippedExamples))
+	}
+	return ds, nil
+}
+
+// quoteAll joins "path: reason" entries for a message, each quoted: a file
+// name may hold a newline or invalid UTF-8.
+func quoteAll(entries []string) string {
+	q := make([]string, len(entries))
+	for i, e := range entries {
+		q[i] = strconv.Quote(e)
+	}
+	return strings.Join(q, "; ")
+}
+
+// quotePath returns err with the path of an *fs.PathError quoted, so that a
+// file name cannot garble the message; other errors unchanged.
+func quotePath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return fmt.Errorf("%s %q: %w", pe.Op, pe.Path, pe.Err)
+	}
+	return err
+}
+
+// decodeFile decodes one image into dst (3*size*size bytes, CHW). The
+// returned error is the reason shown to the user, without the file name.
+func decodeFile(src sourceFile, size int, maxPixels int64, bigMu *sync.Mutex, dst []byte) (err error) {
+	defer func() {
+		// The decoders are meant never to panic, but a bad file must cost
+		// one skipped image, never the run.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder failed: %v", r)
+		}
+		// Opening, seeking and reading fail with the full path, which the
+		// caller already shows (relative, beside the reason).
+		if pe, ok := err.(*fs.PathError); ok {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
+	}()
+	if src.size == 0 {
+		return errors.New("empty file")
+	}
+	f, err := os.Open(src.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	// The header first: a file claiming enormous dimensions is rejected
+	// before the decoder allocates for them.
+	cfg, format, err := image.DecodeConfig(f)
+	if err != nil {
+		return decodeReason(err)
+	}
+	w, h := int64(cfg.Width), int64(cfg.Height)
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("%s image has zero size (%dx%d)", format, w, h)
+	}
+	if w > maxPixels/h {
+		return fmt.Errorf("%s image of %dx%d is larger than the %d-pixel limit", format, w, h, maxPixels)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if w*h > bigImagePixels {
+		bigMu.Lock()
+		defer bigMu.Unlock()
+	}
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return decodeReason(err)
+	}
+	b := img.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 {
+		return fmt.Errorf("%s image has zero size", format)
+	}
+	toSquareRGB(img, size, dst)
+	return nil
+}
+
+// decodeReason turns decoder errors into short reasons.
+func decodeReason(err error) error {
+	switch {
+	case errors.Is(err, image.ErrFormat):
+		return errors.New("not a recognised image (unknown format)")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errors.New("truncated image")
+	}
+	return err
+}
+
+// toSquareRGB centre-crops img to a square, composites it over white,
+// resizes it to size x size and writes it as three planes (R, G, B) to dst.
+func toSquareRGB(img image.Image, size int, dst []byte) {
+	b := img.Bounds()
+	side := min(b.Dx(), b.Dy())
+	x0 := b.Min.X + (b.Dx()-side)/2
+	y0 := b.Min.Y + (b.Dy()-side)/2
+	sr := image.Rect(x0, y0, x0+side, y0+side)
+
+	canvas := image.NewRGBA(image.Rect(0, 0, size, size))
+	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	if side == size {
+		// Nothing to resample: plain compositing is exact and much faster.
+		draw.Draw(canvas, canvas.Bounds(), img, sr.Min, draw.Over)
+	} else {
+		// Catmull-Rom for both directions: sharp when shrinking, smooth
+		// when enlarging, and exact on flat colour. Over onto white
+		// filters in premultiplied space, so transparent edges do not
+		// bleed dark fringes.
+		xdraw.CatmullRom.Scale(canvas, canvas.Bounds(), img, sr, xdraw.Over, nil)
+	}
+	plane := size * size
+	for p := range plane {
+		dst[p] = canvas.Pix[4*p+0]
+		dst[plane+p] = canvas.Pix[4*p+1]
+		dst[2*plane+p] = canvas.Pix[4*p+2]
+	}
+}
