@@ -58,7 +58,7 @@ const dcganNoiseSeed = 0xa5a5a5a5deadbeef
 type Metrics struct {
 	LossD, LossG float64
 	DX           float64 // mean D(x) on the real batch (NaN with JointD: not measured)
-	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update (DGZ1 NaN with JointD)
+	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update (NaN with JointD)
 }
 
 // metric slots in GAN.metrics, each ViewAlign apart so each is a view.
@@ -434,7 +434,11 @@ func (g *GAN) record() error {
 		r.AdamStep(g.D.Params.Flat, g.D.Grads.Flat, g.D.M.Flat, g.D.V.Flat, g.D.Counter, c.AdamD)
 	}
 	g.dGBound.Forward(r, &dThrough, fakeD)
-	g.loss.Record(r, TermGen, g.dGBound.Out().X, g.dGBound.Out().DX, mv[mLossG], mv[mDGZ2])
+	meanD := mv[mDGZ2]
+	if c.JointD {
+		meanD = nil // the joint step measures no D outputs: two dispatches saved
+	}
+	g.loss.Record(r, TermGen, g.dGBound.Out().X, g.dGBound.Out().DX, mv[mLossG], meanD)
 	g.dGBound.Backward(r, &dThrough, fakeD, dfakeD)
 	g.gBound.Backward(r, gTrain, g.z, nil)
 	r.Increment(g.G.Counter)
@@ -472,7 +476,7 @@ func (g *GAN) ReadMetrics() (Metrics, error) {
 	if g.cfg.JointD {
 		// The joint loss is the mean over both halves: twice it is the sum
 		// of the two terms' means, as the separate passes report.
-		return Metrics{LossD: 2 * at(mLossDReal), LossG: at(mLossG), DX: math.NaN(), DGZ1: math.NaN(), DGZ2: at(mDGZ2)}, nil
+		return Metrics{LossD: 2 * at(mLossDReal), LossG: at(mLossG), DX: math.NaN(), DGZ1: math.NaN(), DGZ2: math.NaN()}, nil
 	}
 	return Metrics{LossD: at(mLossDReal) + at(mLossDFake), LossG: at(mLossG), DX: at(mDX), DGZ1: at(mDGZ1), DGZ2: at(mDGZ2)}, nil
 }

@@ -11,8 +11,9 @@ const (
 
 // Loss is an adversarial loss. For each term it records the mean loss
 // over the batch into loss (one element), D's mean output as the metrics
-// report it into meanD (one element), and the loss's gradient with respect
-// to the logits into dlogits. A new loss is one type in one file.
+// report it into meanD (one element; nil: not measured), and the loss's
+// gradient with respect to the logits into dlogits. A new loss is one type
+// in one file.
 type Loss interface {
 	Record(r *Recorder, term LossTerm, logits, dlogits, loss, meanD *Tensor)
 	// RecordJoint records D's two terms at once, for logits whose first
@@ -39,13 +40,15 @@ func (l BCELoss) Record(r *Recorder, term LossTerm, logits, dlogits, loss, meanD
 		target = 0
 	}
 	r.BCEWithLogitsConst(loss, logits, target)
-	prob, err := r.workspace(logits.shape...)
-	if err != nil {
-		r.fail(err)
-		return
+	if meanD != nil {
+		prob, err := r.workspace(logits.shape...)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		r.Sigmoid(prob, logits)
+		r.Mean(meanD, prob)
 	}
-	r.Sigmoid(prob, logits)
-	r.Mean(meanD, prob)
 	r.BCEWithLogitsConstBackward(dlogits, logits, target, 1)
 }
 
