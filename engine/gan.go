@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"vkgan/vk"
 )
@@ -173,7 +175,7 @@ func (d *Device) NewGAN(cfg GANConfig, data *DeviceData) (*GAN, error) {
 			return nil, err
 		}
 	}
-	if data == nil {
+	if data == nil { // a nil *DeviceData in the interface would not be a nil source
 		return d.newGAN(cfg, nil)
 	}
 	return d.newGAN(cfg, data)
@@ -200,7 +202,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		return nil, fmt.Errorf("engine: gan: JointD with batch norm in D would mix the real and fake batches' statistics")
 	case B%m != 0:
 		return nil, fmt.Errorf("engine: gan: batch %d must be a multiple of the pack %d", B, m)
-	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !sameShape(cfg.D.In, cfg.G.Out)):
+	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !slices.Equal(cfg.D.In, cfg.G.Out)):
 		return nil, fmt.Errorf("engine: gan: D takes %v, G makes %v (pack %d)", cfg.D.In, cfg.G.Out, m)
 	}
 	if need, have := memoryNeed(cfg), d.info.Limits.DeviceLocalBytes; have > 0 && need > have {
@@ -209,7 +211,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 	}
 	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
 	if g.loss == nil {
-		g.loss = BCELoss{RealLabel: cmpOr(cfg.RealLabel, 1)}
+		g.loss = BCELoss{RealLabel: cmp.Or(cfg.RealLabel, 1)}
 	}
 	defer func() {
 		if err != nil {
@@ -333,25 +335,6 @@ func leafOutputs(l Layer, in []int, fn func(Layer, []int)) []int {
 	}
 	fn(l, out)
 	return out
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func cmpOr(v, def float32) float32 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Init sets fresh weights from seed (each model's initialisation: the
