@@ -85,6 +85,12 @@ crosscheck: deps-crosscheck
 		echo "== crosscheck $${s}x$${s}"; \
 		$(GO) run ./internal/crosscheck -out $$d -size $$s -width 16 -batch 8; \
 		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
+	done; \
+	for c in 1 4; do \
+		d=$$(mktemp -d); \
+		echo "== crosscheck 32x32, $$c channels"; \
+		$(GO) run ./internal/crosscheck -out $$d -size 32 -width 16 -batch 8 -channels $$c; \
+		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
 	done
 
 # Seconds per DCGAN step (batch 64, width 64), vkgan and PyTorch in one run.

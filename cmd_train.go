@@ -29,7 +29,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	fs.IntVar(&c.NZ, "nz", def.NZ, "latent vector length")
 	fs.IntVar(&c.NGF, "ngf", def.NGF, "generator width")
 	fs.IntVar(&c.NDF, "ndf", def.NDF, "discriminator width")
-	fs.IntVar(&c.Channels, "channels", def.Channels, "image channels: 3 (RGB) or 1 (grey)")
+	fs.IntVar(&c.Channels, "channels", def.Channels, "image channels: 3 (RGB), 1 (grey) or 4 (RGBA: transparency kept)")
 	fs.Uint64Var(&c.Seed, "seed", def.Seed, "seed for weights, data order and noise")
 	fs.Float64Var(&c.LRD, "lr-d", def.LRD, "Adam learning rate of D")
 	fs.Float64Var(&c.LRG, "lr-g", def.LRG, "Adam learning rate of G")

@@ -123,7 +123,7 @@ func (p *Painter) Paint(r *Recorder, dst, src *Tensor, g Grid, width, height int
 		return r.fail(fmt.Errorf("engine: paint: released painter"))
 	}
 	switch {
-	case g.N < 1 || g.Cols < 1 || g.Size < 1 || (g.Channels != 1 && g.Channels != 3):
+	case g.N < 1 || g.Cols < 1 || g.Size < 1 || (g.Channels != 1 && g.Channels != 3 && g.Channels != 4):
 		return r.fail(fmt.Errorf("engine: paint: bad grid %+v", g))
 	case width < 1 || height < 1 || width > 1<<14 || height > 1<<14:
 		return r.fail(fmt.Errorf("engine: paint: window %dx%d out of range", width, height))

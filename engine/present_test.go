@@ -65,8 +65,19 @@ func paintRef(src []float32, g Grid, w, h int) []uint32 {
 					i := k*g.Channels*plane + (oy-GridBorder)*g.Size + ox - GridBorder
 					r := uint32(byteOf(src[i]))
 					gg, b := r, r
-					if g.Channels == 3 {
+					if g.Channels >= 3 {
 						gg, b = uint32(byteOf(src[i+plane])), uint32(byteOf(src[i+2*plane]))
+					}
+					if g.Channels == 4 {
+						// Premultiplied over the checkerboard.
+						a := uint32(byteOf(src[i+3*plane]))
+						sq := max(g.Size/8, 1)
+						bg := uint32(255)
+						if ((ox-GridBorder)/sq+(oy-GridBorder)/sq)%2 == 1 {
+							bg = 204
+						}
+						under := ((255-a)*bg + 127) / 255
+						r, gg, b = min(r, a)+under, min(gg, a)+under, min(b, a)+under
 					}
 					px |= b | gg<<8 | r<<16
 				}
@@ -91,6 +102,8 @@ func TestPaint(t *testing.T) {
 		{Grid{N: 5, Channels: 3, Size: 5, Cols: 3}, 97, 61},
 		{Grid{N: 1, Channels: 1, Size: 7, Cols: 1}, 13, 50},
 		{Grid{N: 9, Channels: 3, Size: 4, Cols: 3}, 11, 9},
+		{Grid{N: 3, Channels: 4, Size: 16, Cols: 2}, 53, 40},
+		{Grid{N: 2, Channels: 4, Size: 5, Cols: 2}, 30, 30},
 	} {
 		src := make([]float32, c.g.N*c.g.Channels*c.g.Size*c.g.Size)
 		for i := range src {

@@ -85,8 +85,9 @@ def main(d):
     st, meta = load_numpy(os.path.join(d, "step.safetensors"))
     size, nz, ngf, ndf = (int(meta[k]) for k in ("size", "nz", "ngf", "ndf"))
     lr, b1, b2 = float(meta["lr"]), float(meta["beta1"]), float(meta["beta2"])
+    nc = int(meta.get("channels", "3"))
     torch.manual_seed(0)
-    netG, netD = Generator(nz, ngf, 3, size).double(), Discriminator(ndf, 3, size).double()
+    netG, netD = Generator(nz, ngf, nc, size).double(), Discriminator(ndf, nc, size).double()
     init = load_state_dict(os.path.join(d, "init.safetensors"))
     for prefix, net in (("G.", netG), ("D.", netD)):
         sd = net.state_dict()
@@ -151,7 +152,7 @@ def main(d):
             check("updated " + prefix + k, v, after[prefix + k], rtol=RTOL, atol=0.05 * lr, slack=slack)
 
     # vkgan's checkpoint loads into the example's models without renaming.
-    G2, D2 = Generator(nz, ngf, 3, size), Discriminator(ndf, 3, size)
+    G2, D2 = Generator(nz, ngf, nc, size), Discriminator(ndf, nc, size)
     G2.load_state_dict(load_state_dict(os.path.join(d, "G.safetensors")))
     D2.load_state_dict(load_state_dict(os.path.join(d, "D.safetensors")))
     print("ok   load_state_dict of G.safetensors and D.safetensors (strict)")

@@ -12,6 +12,10 @@
 // (j = 1..255) is the smallest float32 that GridImage maps to j or more,
 // computed on the host, so the bytes equal GridImage's exactly (NaN fails
 // every comparison and becomes 0, as there).
+//
+// Four channels are premultiplied RGBA: each colour byte is clamped to the
+// alpha byte and the pixel is drawn over a grey and white checkerboard
+// (squares of size/8 image pixels, at least 1), so transparency shows.
 layout(local_size_x = 16, local_size_y = 16) in;
 layout(std430, binding = 0) readonly buffer Src { float src[]; };
 layout(std430, binding = 1) readonly buffer Thr { float thr[]; };
@@ -46,9 +50,18 @@ void main() {
             uint i = k * p.channels * plane + (oy - 2u) * p.size + (ox - 2u);
             uint r = toByte(src[i]);
             uint g = r, b = r;
-            if (p.channels == 3u) {
+            if (p.channels >= 3u) {
                 g = toByte(src[i + plane]);
                 b = toByte(src[i + 2u * plane]);
+            }
+            if (p.channels == 4u) {
+                uint a = toByte(src[i + 3u * plane]);
+                uint sq = max(p.size / 8u, 1u);
+                uint bg = (((ox - 2u) / sq + (oy - 2u) / sq) & 1u) == 0u ? 255u : 204u;
+                uint under = (255u - a) * bg;
+                r = min(r, a) + (under + 127u) / 255u;
+                g = min(g, a) + (under + 127u) / 255u;
+                b = min(b, a) + (under + 127u) / 255u;
             }
             px = b | (g << 8) | (r << 16) | 0xff000000u;
         }

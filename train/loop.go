@@ -49,7 +49,7 @@ type RunOptions struct {
 // loadData decodes the configured data set (fetching the emoji set first
 // if needed), using the user cache directory for decoded pixels.
 func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
-	opt := data.LoadOptions{Size: cfg.Size, Progress: log}
+	opt := data.LoadOptions{Size: cfg.Size, Progress: log, Alpha: cfg.Channels == 4}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
 	}
@@ -67,9 +67,10 @@ func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset,
 	return ds, nil
 }
 
-// pixelsFor converts the RGB data set to the model's channel count.
+// pixelsFor converts the data set to the model's channel count: RGBA and
+// RGB sets as they are (loadData decoded them for it), grey from RGB.
 func pixelsFor(ds *data.Dataset, channels int) []byte {
-	if channels == 3 {
+	if channels != 1 {
 		return ds.Pixels
 	}
 	plane := ds.Size * ds.Size

@@ -227,3 +227,39 @@ func TestGrayscaleRun(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{4, 1, 4, 4}, ts[len(ts)-1].Shape, "G's last layer makes one channel")
 }
+
+// TestRGBARun trains on transparent images with -channels 4: the data keep
+// their alpha, the model is four channels deep and the sample grids are
+// PNGs with an alpha channel; a resume keeps the channel count.
+func TestRGBARun(t *testing.T) {
+	traintest.RequireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := t.TempDir()
+	for i := range 4 {
+		img := image.NewNRGBA(image.Rect(0, 0, 24, 24))
+		for p := 0; p < len(img.Pix); p += 4 {
+			img.Pix[p], img.Pix[p+1], img.Pix[p+2] = uint8(40*i), uint8(p), 200
+			img.Pix[p+3] = uint8(p * 3) // a ramp of transparency
+		}
+		f, err := os.Create(filepath.Join(data, fmt.Sprintf("%d.png", i)))
+		require.NoError(t, err)
+		require.NoError(t, png.Encode(f, img))
+		require.NoError(t, f.Close())
+	}
+	cfg := traintest.TinyConfig(data)
+	cfg.Channels, cfg.SampleEvery = 4, 2
+	out := traintest.TrainTo(t, cfg, 2)
+	f, err := os.Open(rundir.SamplePath(out, 2))
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	_, nrgba := img.(*image.NRGBA)
+	require.True(t, nrgba, "a -channels 4 run's samples keep alpha, got %T", img)
+	ts, _, err := safetensors.ReadFile(filepath.Join(out, rundir.GFile))
+	require.NoError(t, err)
+	require.Equal(t, []int{4, 4, 4, 4}, ts[len(ts)-1].Shape, "G's last layer makes four channels")
+	log, err := traintest.Resume(t, out, 3, cfg)
+	require.NoError(t, err, log)
+	traintest.RequireMetricSteps(t, out, 3)
+}

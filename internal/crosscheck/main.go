@@ -23,14 +23,15 @@ func main() {
 	size := flag.Int("size", 32, "model size: 16, 32, 64, 128 or 256")
 	width := flag.Int("width", 16, "ngf and ndf")
 	batch := flag.Int("batch", 8, "batch size")
+	channels := flag.Int("channels", 3, "image channels: 1, 3 or 4")
 	flag.Parse()
-	if err := run(*out, *size, *width, *batch); err != nil {
+	if err := run(*out, *size, *width, *batch, *channels); err != nil {
 		fmt.Fprintln(os.Stderr, "crosscheck:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, size, width, batch int) error {
+func run(out string, size, width, batch, channels int) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -40,20 +41,20 @@ func run(out string, size, width, batch int) error {
 	}
 	defer dev.Close()
 	cfg := rundir.DefaultConfig()
-	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed = size, width, width, batch, 5
+	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed, cfg.Channels = size, width, width, batch, 5, channels
 	// A small synthetic data set: smooth colour gradients, like images.
 	n := 3 * batch
-	pix := make([]byte, n*3*size*size)
+	pix := make([]byte, n*channels*size*size)
 	for i := range n {
-		for c := range 3 {
+		for c := range channels {
 			for y := range size {
 				for x := range size {
-					pix[((i*3+c)*size+y)*size+x] = byte((x*(c+1)*7 + y*(i+3)*5 + i*40) % 256)
+					pix[((i*channels+c)*size+y)*size+x] = byte((x*(c+1)*7 + y*(i+3)*5 + i*40) % 256)
 				}
 			}
 		}
 	}
-	data, err := dev.UploadData(pix, n, 3, size)
+	data, err := dev.UploadData(pix, n, channels, size)
 	if err != nil {
 		return err
 	}
@@ -143,14 +144,14 @@ func run(out string, size, width, batch int) error {
 	}
 	meta := map[string]string{
 		"loss_d": f(m.LossD), "loss_g": f(m.LossG), "d_x": f(m.DX), "d_g_z1": f(m.DGZ1), "d_g_z2": f(m.DGZ2),
-		"lr": f(cfg.LRD), "beta1": f(cfg.Beta1), "beta2": f(cfg.Beta2), "size": strconv.Itoa(size),
+		"lr": f(cfg.LRD), "beta1": f(cfg.Beta1), "beta2": f(cfg.Beta2), "size": strconv.Itoa(size), "channels": strconv.Itoa(channels),
 		"nz": strconv.Itoa(cfg.NZ), "ngf": strconv.Itoa(width), "ndf": strconv.Itoa(width), "batch": strconv.Itoa(batch),
 	}
 	io := []safetensors.Tensor{
-		{Name: "real", DType: safetensors.F32, Shape: []int{batch, 3, size, size}, F32: real},
+		{Name: "real", DType: safetensors.F32, Shape: []int{batch, channels, size, size}, F32: real},
 		{Name: "z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: z},
 		{Name: "sample_z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: fixed},
-		{Name: "sample", DType: safetensors.F32, Shape: []int{batch, 3, size, size}, F32: img},
+		{Name: "sample", DType: safetensors.F32, Shape: []int{batch, channels, size, size}, F32: img},
 	}
 	if err := safetensors.WriteFile(filepath.Join(out, "step.safetensors"), io, meta); err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 //	key      [32]byte the sha256 that names the file
 //	n, size, skipped, examples  uint32
 //	n file names, then `examples` skip reasons: uint32 length + bytes each
-//	pixels   [n*3*size*size]byte
+//	pixels   [n*channels*size*size]byte (channels 3, or 4 with alpha)
 //	crc      uint32   CRC-32C of everything above
 //
 // Integers are little-endian. The reader checks every length against the
@@ -36,11 +36,15 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // cacheKey hashes everything the decoded pixels depend on: the format
-// version, the target size, the pixel limit and each file's relative path,
-// size and modification time.
-func cacheKey(files []sourceFile, size int, maxPixels int64) [32]byte {
+// version, the target size, the pixel limit, alpha and each file's relative
+// path, size and modification time.
+func cacheKey(files []sourceFile, size int, maxPixels int64, alpha bool) [32]byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "vkgan dataset cache v%d\nsize %d\nmaxpixels %d\n", cacheVersion, size, maxPixels)
+	if alpha {
+		// Only then, so that the RGB caches written before stay valid.
+		fmt.Fprintf(h, "alpha\n")
+	}
 	var buf [16]byte
 	for _, f := range files {
 		// Lengths before strings so that no two lists hash alike.
@@ -62,7 +66,7 @@ func cacheFileName(key [32]byte) string {
 
 // readCache returns the cached data set for key, or nil if the file is
 // missing, damaged or does not match nfiles and size.
-func readCache(path string, key [32]byte, nfiles, size int) *Dataset {
+func readCache(path string, key [32]byte, nfiles, size, channels int) *Dataset {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
@@ -86,7 +90,7 @@ func readCache(path string, key [32]byte, nfiles, size int) *Dataset {
 	if r.bad || sz != size || n+skipped != nfiles || n == 0 || examples > skipped {
 		return nil
 	}
-	ds := &Dataset{N: n, Size: sz, Skipped: skipped, FromCache: true}
+	ds := &Dataset{N: n, Size: sz, Channels: channels, Skipped: skipped, FromCache: true}
 	ds.Files = make([]string, 0, min(n, len(body)/4))
 	for range n {
 		ds.Files = append(ds.Files, r.str())
@@ -94,7 +98,7 @@ func readCache(path string, key [32]byte, nfiles, size int) *Dataset {
 	for range examples {
 		ds.SkippedExamples = append(ds.SkippedExamples, r.str())
 	}
-	plane := 3 * size * size
+	plane := channels * size * size
 	if r.bad || n > (len(body)-r.off)/plane {
 		return nil
 	}

@@ -31,30 +31,45 @@ import (
 	"vkgan/internal/progress"
 )
 
-// Dataset is a decoded image set: N square RGB images of Size x Size,
-// stored as uint8 in NCHW order (image-major, then channel, row, column),
-// ready to upload to the device as-is.
+// Dataset is a decoded image set: N square images of Size x Size with
+// Channels planes each (3: RGB; 4: RGBA with the colours premultiplied by
+// alpha), stored as uint8 in NCHW order (image-major, then channel, row,
+// column), ready to upload to the device as-is.
 type Dataset struct {
-	Pixels          []byte   // len = N*3*Size*Size
+	Pixels          []byte   // len = N*Channels*Size*Size
 	N, Size         int      //
+	Channels        int      // 3, or 4 when loaded with LoadOptions.Alpha
 	Files           []string // source file per image (slash path relative to the root), for reports
 	Skipped         int      // files that failed to decode
 	SkippedExamples []string // the first few "path: reason", raw: print each with %q (a path may hold any byte)
 	FromCache       bool     // true when the pixels came from the cache, not from decoding
 }
 
-// Image returns image i as an *image.RGBA, for sample grids and reports.
+// Image returns image i as an *image.RGBA (premultiplied, as the planes
+// are), for sample grids and reports.
 func (d *Dataset) Image(i int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, d.Size, d.Size))
 	plane := d.Size * d.Size
-	src := d.Pixels[i*3*plane : (i+1)*3*plane]
+	c := d.channels()
+	src := d.Pixels[i*c*plane : (i+1)*c*plane]
 	for p := range plane {
 		img.Pix[4*p+0] = src[p]
 		img.Pix[4*p+1] = src[plane+p]
 		img.Pix[4*p+2] = src[2*plane+p]
 		img.Pix[4*p+3] = 255
+		if c == 4 {
+			img.Pix[4*p+3] = src[3*plane+p]
+		}
 	}
 	return img
+}
+
+// channels is Channels, with 0 (a Dataset built by hand) meaning RGB.
+func (d *Dataset) channels() int {
+	if d.Channels == 4 {
+		return 4
+	}
+	return 3
 }
 
 // Hash identifies the decoded set: the SHA-256 of its size and every
@@ -66,6 +81,10 @@ func (d *Dataset) Hash() string {
 	binary.LittleEndian.PutUint64(hdr[:8], uint64(d.N))
 	binary.LittleEndian.PutUint64(hdr[8:], uint64(d.Size))
 	h.Write(hdr[:])
+	if d.channels() == 4 {
+		// RGB sets hash as they always have, so recorded runs still match.
+		h.Write([]byte("rgba"))
+	}
 	h.Write(d.Pixels)
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -79,6 +98,9 @@ type LoadOptions struct {
 	Workers   int                   // 0 = runtime.NumCPU()
 	Progress  io.Writer             // nil = silent; a terminal gets a redrawn bar, other writers a few plain lines
 	MaxPixels int64                 // 0 = DefaultMaxPixels: images whose header claims more are skipped without decoding
+	// Alpha keeps transparency as a fourth plane (colours premultiplied
+	// by it) instead of compositing over white.
+	Alpha bool
 }
 
 // DefaultMaxPixels is the largest image (width*height, from its header)
@@ -112,8 +134,8 @@ type sourceFile struct {
 
 // LoadDir decodes every image under dir (recursively; PNG, JPEG, GIF's
 // first frame, BMP and WebP, by extension, case-insensitive) into a Dataset
-// of opt.Size x opt.Size RGB images: alpha is composited over white, the
-// image centre-cropped to a square and resized with a Catmull-Rom filter.
+// of opt.Size x opt.Size RGB images: alpha is composited over white (or
+// kept as a fourth plane with opt.Alpha), the image centre-cropped to a square and resized with a Catmull-Rom filter.
 // Files are taken in path order, so the result is deterministic. Files that
 // fail to decode are skipped and counted. Hidden folders (names starting
 // with ".") are not searched. Symbolic links to files are followed; links to
@@ -145,7 +167,7 @@ func LoadDir(dir string, opt LoadOptions) (*Dataset, error) {
 		return nil, fmt.Errorf("train: no image files under %q (looked for %s, in subfolders too); point -data at a folder of images",
 			dir, strings.Join(imageExts, " "))
 	}
-	plane := 3 * opt.Size * opt.Size
+	plane := opt.channels() * opt.Size * opt.Size
 	if opt.Size > 1<<14 || len(files) > math.MaxInt/plane {
 		return nil, fmt.Errorf("train: %d images of %dx%d do not fit in memory; use a smaller size or fewer images", len(files), opt.Size, opt.Size)
 	}
@@ -155,9 +177,9 @@ func LoadDir(dir string, opt LoadOptions) (*Dataset, error) {
 		key       [32]byte
 	)
 	if opt.CacheDir != "" {
-		key = cacheKey(files, opt.Size, opt.MaxPixels)
+		key = cacheKey(files, opt.Size, opt.MaxPixels, opt.Alpha)
 		cachePath = filepath.Join(opt.CacheDir, cacheFileName(key))
-		if ds := readCache(cachePath, key, len(files), opt.Size); ds != nil {
+		if ds := readCache(cachePath, key, len(files), opt.Size, opt.channels()); ds != nil {
 			if opt.Progress != nil {
 				fmt.Fprintf(opt.Progress, "data: %d images of %dx%d from cache %q\n", ds.N, ds.Size, ds.Size, cachePath)
 			}
@@ -235,7 +257,7 @@ func listImages(dir string, filter func(string) bool) ([]sourceFile, error) {
 // decodeAll decodes files in parallel into a Dataset, dropping the ones that
 // fail.
 func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error) {
-	plane := 3 * opt.Size * opt.Size
+	plane := opt.channels() * opt.Size * opt.Size
 	pixels := make([]byte, len(files)*plane)
 	reasons := make([]string, len(files)) // "" = decoded
 
@@ -252,7 +274,7 @@ func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				err := decodeFile(files[i], opt.Size, opt.MaxPixels, &bigMu, pixels[i*plane:(i+1)*plane])
+				err := decodeFile(files[i], opt.Size, opt.MaxPixels, opt.Alpha, &bigMu, pixels[i*plane:(i+1)*plane])
 				if err != nil {
 					reasons[i] = err.Error()
 				}
@@ -277,7 +299,7 @@ func decodeAll(dir string, files []sourceFile, opt LoadOptions) (*Dataset, error
 	wg.Wait()
 	prog.Done()
 
-	ds := &Dataset{Size: opt.Size}
+	ds := &Dataset{Size: opt.Size, Channels: opt.channels()}
 	for i, f := range files {
 		if reasons[i] != "" {
 			ds.Skipped++
@@ -324,9 +346,10 @@ func quotePath(err error) error {
 	return err
 }
 
-// decodeFile decodes one image into dst (3*size*size bytes, CHW). The
-// returned error is the reason shown to the user, without the file name.
-func decodeFile(src sourceFile, size int, maxPixels int64, bigMu *sync.Mutex, dst []byte) (err error) {
+// decodeFile decodes one image into dst (3 or, with alpha, 4 planes of
+// size*size bytes). The returned error is the reason shown to the user,
+// without the file name.
+func decodeFile(src sourceFile, size int, maxPixels int64, alpha bool, bigMu *sync.Mutex, dst []byte) (err error) {
 	defer func() {
 		// The decoders are meant never to panic, but a bad file must cost
 		// one skipped image, never the run.
@@ -376,7 +399,7 @@ func decodeFile(src sourceFile, size int, maxPixels int64, bigMu *sync.Mutex, ds
 	if b.Dx() <= 0 || b.Dy() <= 0 {
 		return fmt.Errorf("%s image has zero size", format)
 	}
-	toSquareRGB(img, size, dst)
+	toSquare(img, size, alpha, dst)
 	return nil
 }
 
@@ -391,9 +414,15 @@ func decodeReason(err error) error {
 	return err
 }
 
-// toSquareRGB centre-crops img to a square, composites it over white,
-// resizes it to size x size and writes it as three planes (R, G, B) to dst.
-func toSquareRGB(img image.Image, size int, dst []byte) {
+// toSquare centre-crops img to a square, resizes it to size x size and
+// writes it to dst as three planes (R, G, B) composited over white or, with
+// alpha, as four planes (R, G, B premultiplied by A, then A).
+//
+// Premultiplied, because a transparent pixel then has one value (all zero)
+// instead of whatever colour the file stored under it, which G would
+// otherwise have to learn as noise; and resampling is only correct in
+// premultiplied space.
+func toSquare(img image.Image, size int, alpha bool, dst []byte) {
 	b := img.Bounds()
 	side := min(b.Dx(), b.Dy())
 	x0 := b.Min.X + (b.Dx()-side)/2
@@ -401,15 +430,17 @@ func toSquareRGB(img image.Image, size int, dst []byte) {
 	sr := image.Rect(x0, y0, x0+side, y0+side)
 
 	canvas := image.NewRGBA(image.Rect(0, 0, size, size))
-	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	if !alpha {
+		draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	}
 	if side == size {
 		// Nothing to resample: plain compositing is exact and much faster.
 		draw.Draw(canvas, canvas.Bounds(), img, sr.Min, draw.Over)
 	} else {
 		// Catmull-Rom for both directions: sharp when shrinking, smooth
-		// when enlarging, and exact on flat colour. Over onto white
-		// filters in premultiplied space, so transparent edges do not
-		// bleed dark fringes.
+		// when enlarging, and exact on flat colour. Over (onto white, or
+		// onto transparent, which is Src) filters in premultiplied
+		// space, so transparent edges do not bleed dark fringes.
 		xdraw.CatmullRom.Scale(canvas, canvas.Bounds(), img, sr, xdraw.Over, nil)
 	}
 	plane := size * size
@@ -417,5 +448,16 @@ func toSquareRGB(img image.Image, size int, dst []byte) {
 		dst[p] = canvas.Pix[4*p+0]
 		dst[plane+p] = canvas.Pix[4*p+1]
 		dst[2*plane+p] = canvas.Pix[4*p+2]
+		if alpha {
+			dst[3*plane+p] = canvas.Pix[4*p+3]
+		}
 	}
+}
+
+// channels is the number of planes a decoded image has.
+func (o LoadOptions) channels() int {
+	if o.Alpha {
+		return 4
+	}
+	return 3
 }

@@ -317,7 +317,7 @@ func TestToSquareRGBCMYKAndScale(t *testing.T) {
 		cmyk.Pix[i], cmyk.Pix[i+1], cmyk.Pix[i+2], cmyk.Pix[i+3] = 0, 255, 255, 0 // red
 	}
 	dst := make([]byte, 3*5*5)
-	toSquareRGB(cmyk, 5, dst)
+	toSquare(cmyk, 5, false, dst)
 	ds := &Dataset{Pixels: dst, N: 1, Size: 5, Files: []string{"cmyk"}}
 	assertFlat(t, ds, 0, [3]byte{255, 0, 0}, 0)
 
@@ -330,7 +330,7 @@ func TestToSquareRGBCMYKAndScale(t *testing.T) {
 		}
 	}
 	dst = make([]byte, 3*16*16)
-	toSquareRGB(split, 16, dst)
+	toSquare(split, 16, false, dst)
 	ds = &Dataset{Pixels: dst, N: 1, Size: 16}
 	assert.Equal(t, [3]byte{0, 0, 0}, pixel(ds, 0, 2, 5))
 	assert.Equal(t, [3]byte{255, 255, 255}, pixel(ds, 0, 13, 5))
@@ -416,7 +416,7 @@ func TestLoadDirOddNames(t *testing.T) {
 
 	// The reason leaves out the path, which the entry already names.
 	missing := filepath.Join(t.TempDir(), "gone\n.png")
-	err = decodeFile(sourceFile{rel: "gone\n.png", path: missing, size: 1}, 2, DefaultMaxPixels, new(sync.Mutex), make([]byte, 12))
+	err = decodeFile(sourceFile{rel: "gone\n.png", path: missing, size: 1}, 2, DefaultMaxPixels, false, new(sync.Mutex), make([]byte, 12))
 	require.Error(t, err)
 	assert.Equal(t, "open: no such file or directory", err.Error())
 	assert.ErrorIs(t, err, os.ErrNotExist)
@@ -577,15 +577,15 @@ func TestCacheReaderRejectsLies(t *testing.T) {
 	key[0] = 1
 	require.NoError(t, writeCache(path, key, ds))
 
-	got := readCache(path, key, 3, 4)
+	got := readCache(path, key, 3, 4, 3)
 	require.NotNil(t, got)
 	assert.Equal(t, ds.Files, got.Files)
 	assert.Equal(t, ds.SkippedExamples, got.SkippedExamples)
 
-	assert.Nil(t, readCache(path, key, 4, 4), "file count differs")
-	assert.Nil(t, readCache(path, key, 3, 5), "size differs")
+	assert.Nil(t, readCache(path, key, 4, 4, 3), "file count differs")
+	assert.Nil(t, readCache(path, key, 3, 5, 3), "size differs")
 	var other [32]byte
-	assert.Nil(t, readCache(path, other, 3, 4), "key differs")
+	assert.Nil(t, readCache(path, other, 3, 4, 3), "key differs")
 }
 
 func FuzzReadCache(f *testing.F) {
@@ -603,10 +603,51 @@ func FuzzReadCache(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(t.TempDir(), "c.cache")
 		require.NoError(t, os.WriteFile(p, data, 0o644))
-		got := readCache(p, key, 3, 2)
+		got := readCache(p, key, 3, 2, 3)
 		if got != nil {
 			assert.Len(t, got.Pixels, got.N*3*2*2)
 			assert.Len(t, got.Files, got.N)
 		}
 	})
+}
+
+// With Alpha, transparency stays as a fourth plane and the colours are
+// premultiplied by it; the RGB and RGBA decodes of one folder are cached
+// apart and hash apart.
+func TestLoadDirAlpha(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, dir, "clear.png", encodePNG(t, solid(16, 16, color.NRGBA{200, 100, 50, 0})))
+	writeTestFile(t, dir, "half_red.png", encodePNG(t, solid(20, 20, color.NRGBA{255, 0, 0, 128})))
+	writeTestFile(t, dir, "opaque.jpg", encodeJPEG(t, solid(8, 8, color.NRGBA{0, 0, 255, 255})))
+	cache := t.TempDir()
+
+	rgb, err := LoadDir(dir, LoadOptions{Size: 4, CacheDir: cache})
+	require.NoError(t, err)
+	assert.Equal(t, 3, rgb.Channels)
+	for _, fromCache := range []bool{false, true} {
+		ds, err := LoadDir(dir, LoadOptions{Size: 4, CacheDir: cache, Alpha: true})
+		require.NoError(t, err)
+		assert.Equal(t, fromCache, ds.FromCache)
+		assert.Equal(t, 4, ds.Channels)
+		require.Len(t, ds.Pixels, 3*4*4*4)
+		plane := 16
+		pixel := func(i, p int) [4]byte {
+			px := ds.Pixels[i*4*plane:]
+			return [4]byte{px[p], px[plane+p], px[2*plane+p], px[3*plane+p]}
+		}
+		for p := range plane {
+			assert.Equal(t, [4]byte{0, 0, 0, 0}, pixel(0, p), "transparent: all zero, whatever colour the file stored")
+			assert.Equal(t, [4]byte{128, 0, 0, 128}, pixel(1, p), "half red, premultiplied")
+			got := pixel(2, p)
+			assert.Equal(t, byte(255), got[3], "opaque")
+			assert.Greater(t, got[2], byte(240))
+		}
+		img := ds.Image(1)
+		assert.Equal(t, color.RGBA{128, 0, 0, 128}, img.RGBAAt(1, 1))
+		assert.NotEqual(t, rgb.Hash(), ds.Hash())
+	}
+	// The RGB decode composited the same files over white.
+	assert.Equal(t, byte(255), rgb.Pixels[0], "clear over white")
+	assert.Equal(t, byte(255), rgb.Pixels[3*16], "half red over white: red")
+	assert.InDelta(t, 127, int(rgb.Pixels[3*16+16]), 1, "half red over white: green is white's half")
 }

@@ -26,16 +26,18 @@ const (
 // Image lays out n images as a grid with cols columns (fewer if n is
 // smaller), a Border-pixel black border around and between them, and
 // black cells after the last image. pix holds the images as NCHW float32 in
-// [-1, 1], G's tanh output: n*channels*size*size values, channels 1 (grey)
-// or 3 (RGB). A value v becomes uint8(round((v+1)*127.5)) after clamping to
+// [-1, 1], G's tanh output: n*channels*size*size values, channels 1 (grey),
+// 3 (RGB) or 4 (RGBA, colours premultiplied by alpha as the data set
+// stores them; each colour is clamped to its alpha, so any G output is a
+// valid premultiplied pixel). A value v becomes uint8(round((v+1)*127.5)) after clamping to
 // [-1, 1]; NaN becomes 0 (black), like -1, so a diverged G shows as black
 // rather than as a plausible colour.
 func Image(pix []float32, n, channels, size, cols int) (*image.RGBA, error) {
 	switch {
 	case n < 1 || n > maxGridImages:
 		return nil, fmt.Errorf("train: grid: %d images: need 1 to %d", n, maxGridImages)
-	case channels != 1 && channels != 3:
-		return nil, fmt.Errorf("train: grid: %d channels: need 1 or 3", channels)
+	case channels != 1 && channels != 3 && channels != 4:
+		return nil, fmt.Errorf("train: grid: %d channels: need 1, 3 or 4", channels)
 	case size < 1 || size > maxGridSide:
 		return nil, fmt.Errorf("train: grid: image side %d: need 1 to %d", size, maxGridSide)
 	case cols < 1:
@@ -68,13 +70,20 @@ func Image(pix []float32, n, channels, size, cols int) (*image.RGBA, error) {
 			for x := range size {
 				o := 4 * x
 				i := y*size + x
-				if channels == 1 {
+				switch channels {
+				case 1:
 					v := toByte(src[i])
 					row[o], row[o+1], row[o+2] = v, v, v
-				} else {
+				case 3:
 					row[o] = toByte(src[i])
 					row[o+1] = toByte(src[plane+i])
 					row[o+2] = toByte(src[2*plane+i])
+				case 4:
+					a := toByte(src[3*plane+i])
+					row[o] = min(toByte(src[i]), a)
+					row[o+1] = min(toByte(src[plane+i]), a)
+					row[o+2] = min(toByte(src[2*plane+i]), a)
+					row[o+3] = a
 				}
 			}
 		}
@@ -95,7 +104,8 @@ func toByte(v float32) uint8 {
 }
 
 // Write writes Image's grid as a PNG file, atomically: a grayscale PNG
-// for one channel. The folder must exist.
+// for one channel, one with an alpha channel for four. The folder must
+// exist.
 func Write(path string, pix []float32, n, channels, size, cols int) error {
 	img, err := Image(pix, n, channels, size, cols)
 	if err != nil {

@@ -2,6 +2,7 @@ package grid
 
 import (
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -101,6 +102,40 @@ func TestGridImageGrey(t *testing.T) {
 	assert.Equal(t, [3]uint8{0, 0, 0}, rgb(t, img, 4, 2), "border between images")
 }
 
+func TestGridImageRGBA(t *testing.T) {
+	t.Parallel()
+	// One 2x2 RGBA image: opaque red, half-transparent green, a colour
+	// brighter than its alpha (clamped), fully transparent.
+	pix := []float32{
+		1, 0, 1, -1, // R
+		-1, 0, 1, -1, // G
+		-1, -1, -1, -1, // B
+		1, 0, -0.5, -1, // A
+	}
+	img, err := Image(pix, 1, 4, 2, 1)
+	require.NoError(t, err)
+	at := func(x, y int) [4]uint8 {
+		c := img.RGBAAt(2+x, 2+y)
+		return [4]uint8{c.R, c.G, c.B, c.A}
+	}
+	assert.Equal(t, [4]uint8{255, 0, 0, 255}, at(0, 0))
+	assert.Equal(t, [4]uint8{128, 128, 0, 128}, at(1, 0))
+	assert.Equal(t, [4]uint8{64, 64, 0, 64}, at(0, 1), "colours clamped to alpha")
+	assert.Equal(t, [4]uint8{0, 0, 0, 0}, at(1, 1))
+	assert.Equal(t, [4]uint8{0, 0, 0, 255}, [4]uint8(img.Pix[0:4]), "the border stays opaque black")
+
+	path := filepath.Join(t.TempDir(), "rgba.png")
+	require.NoError(t, Write(path, pix, 1, 4, 2, 1))
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	back, err := png.Decode(f)
+	require.NoError(t, err)
+	nc := back.(*image.NRGBA)
+	assert.Equal(t, color.NRGBA{255, 255, 0, 128}, nc.NRGBAAt(3, 2), "stored with its alpha (unpremultiplied by PNG)")
+	assert.Equal(t, uint8(0), nc.NRGBAAt(3, 3).A)
+}
+
 func TestGridImageShapes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -130,7 +165,7 @@ func TestGridImageErrors(t *testing.T) {
 		{"no images", 0, 0, 3, 2, 2, "0 images"},
 		{"negative n", 12, -1, 3, 2, 2, "-1 images"},
 		{"too many", 12, 1 << 20, 3, 2, 2, "images: need 1 to"},
-		{"channels", 8, 1, 2, 2, 2, "2 channels: need 1 or 3"},
+		{"channels", 8, 1, 2, 2, 2, "2 channels: need 1, 3 or 4"},
 		{"size", 0, 1, 3, 0, 2, "image side 0"},
 		{"huge size", 12, 1, 3, 1 << 30, 1, "image side"},
 		{"cols", 12, 1, 3, 2, 0, "0 columns"},

@@ -74,7 +74,7 @@ type Config struct {
 	// NGF and NDF are the base widths of G and D; 64 each.
 	NGF int `json:"ngf" resume:"fixed"`
 	NDF int `json:"ndf" resume:"fixed"`
-	// Channels of the images: 3 (RGB) or 1 (grey).
+	// Channels of the images: 3 (RGB), 1 (grey) or 4 (RGBA, premultiplied).
 	Channels int `json:"channels" resume:"fixed"`
 	// Seed drives weight init, the data order and the latent noise.
 	Seed uint64 `json:"seed" resume:"fixed"`
@@ -209,8 +209,8 @@ func (c *Config) Validate() error {
 	atLeast("nz", c.NZ, 1)
 	atLeast("ngf", c.NGF, 1)
 	atLeast("ndf", c.NDF, 1)
-	if c.Channels != 1 && c.Channels != 3 {
-		bad("channels", c.Channels, "must be 1 (grey) or 3 (RGB)")
+	if c.Channels != 1 && c.Channels != 3 && c.Channels != 4 {
+		bad("channels", c.Channels, "must be 1 (grey), 3 (RGB) or 4 (RGBA)")
 	}
 	for _, lr := range []struct {
 		flag string

@@ -44,7 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		{"nz", func(c *Config) { c.NZ = -1 }, "train: -nz -1: must be at least 1"},
 		{"ngf", func(c *Config) { c.NGF = 0 }, "train: -ngf 0: must be at least 1"},
 		{"ndf", func(c *Config) { c.NDF = 0 }, "train: -ndf 0: must be at least 1"},
-		{"channels", func(c *Config) { c.Channels = 4 }, "train: -channels 4: must be 1 (grey) or 3 (RGB)"},
+		{"channels", func(c *Config) { c.Channels = 2 }, "train: -channels 2: must be 1 (grey), 3 (RGB) or 4 (RGBA)"},
 		{"lr-d zero", func(c *Config) { c.LRD = 0 }, "train: -lr-d 0: must be a positive number"},
 		{"lr-g nan", func(c *Config) { c.LRG = math.NaN() }, "train: -lr-g NaN: must be a positive number"},
 		{"lr-g inf", func(c *Config) { c.LRG = math.Inf(1) }, "train: -lr-g +Inf: must be a positive number"},
