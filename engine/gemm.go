@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -54,6 +55,9 @@ type gemmArgs struct {
 	alpha, beta                                         float32
 	hasBias                                             bool
 	hp, wp                                              int
+	// Conv forward into channels yc0.. of an output with yc channels (0:
+	// cout), and the epilogue bits (see igemm.comp).
+	yc, yc0, epi int
 }
 
 func (g gemmArgs) push() shaders.IgemmPush {
@@ -64,6 +68,7 @@ func (g gemmArgs) push() shaders.IgemmPush {
 		Nb: u(g.nb), Cin: u(g.cin), H: u(g.h), W: u(g.w), Cout: u(g.cout), Oh: u(g.oh), Ow: u(g.ow),
 		Kh: u(g.kh), Kw: u(g.kw), Sh: u(g.sh), Sw: u(g.sw), Ph: u(g.ph), Pw: u(g.pw),
 		Alpha: g.alpha, Beta: g.beta, HasBias: b2u(g.hasBias), Hp: u(g.hp), Wp: u(g.wp),
+		Yc: u(cmp.Or(g.yc, g.cout)), Yc0: u(g.yc0), Epi: u(g.epi),
 	}
 }
 
@@ -178,12 +183,29 @@ func (r *Recorder) MatMul(c, a, b *Tensor) error { return r.Gemm(c, a, b, false,
 // convGeom checks x [N,Cin,H,W], w [Cout,Cin,KH,KW], y [N,Cout,OH,OW] for
 // a convolution with params p and returns the push-constant geometry.
 func convGeom(op string, x, w, y *Tensor, p ConvParams) (gemmArgs, error) {
+	if y == nil {
+		return gemmArgs{}, fmt.Errorf("engine: %s: nil tensor", op)
+	}
+	g, err := convInputs(op, x, w, p)
+	if err != nil {
+		return g, err
+	}
+	if want := []int{g.nb, g.cout, g.oh, g.ow}; !slices.Equal(y.shape, want) {
+		return g, fmt.Errorf("engine: %s: output is %v, want %v for input %v, weights %v, stride %dx%d, padding %dx%d",
+			op, y.shape, want, x.shape, w.shape, p.StrideH, p.StrideW, p.PadH, p.PadW)
+	}
+	return g, nil
+}
+
+// convInputs is convGeom without the output: it checks x and w and
+// derives the output's size.
+func convInputs(op string, x, w *Tensor, p ConvParams) (gemmArgs, error) {
 	var g gemmArgs
-	if x == nil || w == nil || y == nil {
+	if x == nil || w == nil {
 		return g, fmt.Errorf("engine: %s: nil tensor", op)
 	}
-	if len(x.shape) != 4 || len(w.shape) != 4 || len(y.shape) != 4 {
-		return g, fmt.Errorf("engine: %s: want 4D NCHW tensors, got input %v, weights %v, output %v", op, x.shape, w.shape, y.shape)
+	if len(x.shape) != 4 || len(w.shape) != 4 {
+		return g, fmt.Errorf("engine: %s: want 4D NCHW tensors, got input %v, weights %v", op, x.shape, w.shape)
 	}
 	if p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 {
 		return g, fmt.Errorf("engine: %s: stride %dx%d must be >= 1 and padding %dx%d >= 0", op, p.StrideH, p.StrideW, p.PadH, p.PadW)
@@ -200,11 +222,6 @@ func convGeom(op string, x, w, y *Tensor, p ConvParams) (gemmArgs, error) {
 	ow := (wd+2*p.PadW-kw)/p.StrideW + 1
 	if h+2*p.PadH < kh || wd+2*p.PadW < kw || oh < 1 || ow < 1 {
 		return g, fmt.Errorf("engine: %s: kernel %dx%d does not fit input %dx%d with padding %dx%d", op, kh, kw, h, wd, p.PadH, p.PadW)
-	}
-	want := []int{nb, cout, oh, ow}
-	if !slices.Equal(y.shape, want) {
-		return g, fmt.Errorf("engine: %s: output is %v, want %v for input %v, weights %v, stride %dx%d, padding %dx%d",
-			op, y.shape, want, x.shape, w.shape, p.StrideH, p.StrideW, p.PadH, p.PadW)
 	}
 	g = gemmArgs{nb: nb, cin: cin, h: h, w: wd, cout: cout, oh: oh, ow: ow, kh: kh, kw: kw,
 		sh: p.StrideH, sw: p.StrideW, ph: p.PadH, pw: p.PadW, alpha: 1}

@@ -66,6 +66,13 @@ layout(push_constant) uniform P {
     float alpha, beta;
     uint hasBias;
     uint hp, wp;                         // modes 4, 5: padded input height and (even) width
+    // Modes 1, 4 (conv forward) write channels yc0 .. yc0+cout-1 of an
+    // output with yc channels (a branch of a channel concatenation);
+    // other modes have yc = cout, yc0 = 0.
+    uint yc, yc0;
+    // Epilogue bits: 1 = per-row affine v*bias[m] + bias[M+m] (a folded
+    // batch norm), 2 = ReLU; applied after alpha, beta and hasBias.
+    uint epi;
 } p;
 
 vec4 load4A(uint idx) { // idx % 4 == 0
@@ -203,7 +210,7 @@ void main() {
             h0[j] = int(y * p.sh) - int(p.ph);
             w0[j] = int(x * p.sw) - int(p.pw);
             colBase[j] = int(b * p.cin * p.h * p.w) + h0[j] * int(p.w) + w0[j];
-            outCol[j] = b * p.cout * ohw + pix;
+            outCol[j] = b * p.yc * ohw + pix;
         } else if (MODE == 2) {
             uint rowsH = firstH < p.h ? (p.h - firstH + p.sh - 1) / p.sh : 0;
             uint rowsW = firstW < p.w ? (p.w - firstW + p.sw - 1) / p.sw : 0;
@@ -220,7 +227,7 @@ void main() {
             uint b = n / ohw, pix = n % ohw;
             uint y = pix / p.ow, x = pix % p.ow;
             colBase[j] = int(((b * p.cin) * p.hp + y * p.sh) * p.wp + x * p.sw);
-            outCol[j] = b * p.cout * ohw + pix;
+            outCol[j] = b * p.yc * ohw + pix;
         } else if (MODE == 5) {
             // All four columns share column 0's base; keep it 4-aligned.
             uint khw = p.kh * p.kw;
@@ -336,10 +343,12 @@ void main() {
         if (m >= p.M) break;
         for (uint j = 0; j < TN; ++j) {
             if (!colOk[j]) continue;
-            uint idx = m * mStrideOut + outCol[j];
+            uint idx = (m + p.yc0) * mStrideOut + outCol[j];
             float v = p.alpha * acc[r][j];
             if (p.beta != 0.0) v += p.beta * c32[idx];
             if (p.hasBias != 0u) v += bias[outCol[j]];
+            if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
+            if ((p.epi & 2u) != 0u) v = max(v, 0.0);
             c32[idx] = v;
         }
     }

@@ -182,6 +182,21 @@ var BnBackwardW2 = &Kernel[BnBackwardPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// BnFold is bn_fold.spv, built from bn_fold.comp.
+var BnFold = &Kernel[BnFoldPush]{Desc{
+	Name:   "bn_fold",
+	Source: "bn_fold.comp",
+	Bindings: []Binding{
+		{Name: "G", Access: ReadOnly},
+		{Name: "B", Access: ReadOnly},
+		{Name: "M", Access: ReadOnly},
+		{Name: "V", Access: ReadOnly},
+		{Name: "S", Access: WriteOnly},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // BnInfer is bn_infer.spv, built from bn_infer.comp.
 var BnInfer = &Kernel[BnInferPush]{Desc{
 	Name:   "bn_infer",
@@ -307,7 +322,7 @@ var Igemm = &Kernel[IgemmPush]{Desc{
 		{Name: "VEC_B", Type: "bool"},
 		{Name: "TM", Type: "uint"},
 	},
-	PushSize:  104,
+	PushSize:  116,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -329,7 +344,7 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 		{Name: "VEC_B", Type: "bool"},
 		{Name: "TM", Type: "uint"},
 	},
-	PushSize:  104,
+	PushSize:  116,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -448,6 +463,7 @@ var All = []*Desc{
 	&BnBackward.Desc,
 	&BnBackwardCols.Desc,
 	&BnBackwardW2.Desc,
+	&BnFold.Desc,
 	&BnInfer.Desc,
 	&BnTrain.Desc,
 	&BnTrainCols.Desc,
@@ -661,6 +677,22 @@ func (p BnBackwardPush) Bytes() []byte {
 
 func (BnBackwardPush) push() {}
 
+// BnFoldPush is bn_fold.comp's push-constant block P.
+type BnFoldPush struct {
+	C   uint32  // uint c, offset 0
+	Eps float32 // float eps, offset 4
+}
+
+// Bytes encodes p as the shader reads it: 8 bytes, little-endian.
+func (p BnFoldPush) Bytes() []byte {
+	b := make([]byte, 8)
+	putUint(b, 0, p.C)
+	putFloat(b, 4, p.Eps)
+	return b
+}
+
+func (BnFoldPush) push() {}
+
 // BnInferPush is bn_infer.comp's push-constant block P.
 type BnInferPush struct {
 	Total uint32  // uint total, offset 0
@@ -773,11 +805,14 @@ type IgemmPush struct {
 	HasBias uint32  // uint hasBias, offset 92
 	Hp      uint32  // uint hp, offset 96
 	Wp      uint32  // uint wp, offset 100
+	Yc      uint32  // uint yc, offset 104
+	Yc0     uint32  // uint yc0, offset 108
+	Epi     uint32  // uint epi, offset 112
 }
 
-// Bytes encodes p as the shader reads it: 104 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 116 bytes, little-endian.
 func (p IgemmPush) Bytes() []byte {
-	b := make([]byte, 104)
+	b := make([]byte, 116)
 	putUint(b, 0, p.M)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.K)
@@ -804,6 +839,9 @@ func (p IgemmPush) Bytes() []byte {
 	putUint(b, 92, p.HasBias)
 	putUint(b, 96, p.Hp)
 	putUint(b, 100, p.Wp)
+	putUint(b, 104, p.Yc)
+	putUint(b, 108, p.Yc0)
+	putUint(b, 112, p.Epi)
 	return b
 }
 
