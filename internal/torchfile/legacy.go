@@ -74,11 +74,14 @@ func readLegacy(r io.ReaderAt, size int64, file string) (map[string]Tensor, erro
 	out := make(map[string]Tensor, len(names))
 	seen := make(map[string]bool, len(keys.items))
 	for _, kv := range keys.items {
-		key, _ := kv.(string)
+		key, ok := kv.(string)
+		if !ok {
+			return nil, &FormatError{File: file, Problem: fmt.Sprintf("the storage key list holds %s, not a str", aType(kv))}
+		}
 		s := l.storages[key]
 		switch {
 		case s == nil:
-			return nil, &FormatError{File: file, Problem: fmt.Sprintf("the storage key list names %v, which no tensor uses", kv)}
+			return nil, &FormatError{File: file, Problem: fmt.Sprintf("the storage key list names %q, which no tensor uses", key)}
 		case seen[key]:
 			return nil, &FormatError{File: file, Problem: fmt.Sprintf("the storage key list names %q twice", key)}
 		}

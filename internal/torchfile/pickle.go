@@ -153,7 +153,7 @@ func (u *unpickler) located(err error) error {
 		c.Problem = at + c.Problem
 		return &c
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return &FormatError{File: u.file, Problem: at + "data ends inside the pickle (truncated file?)"}
+		return &FormatError{File: u.file, Problem: at + "the data ends inside the pickle: truncated file?"}
 	}
 	var p errUnpickle
 	if errors.As(err, &p) {
@@ -555,7 +555,7 @@ func (u *unpickler) byte() (byte, error) {
 // allocates: a damaged length costs an error, not memory.
 func (u *unpickler) bytes(n uint64) ([]byte, error) {
 	if n > uint64(u.size-u.pos) {
-		return nil, bad("%d-byte value runs past the end (%d bytes left)", n, u.size-u.pos)
+		return nil, bad("a %d-byte value runs past the end of the data (%d bytes left): truncated file?", n, u.size-u.pos)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(u.r, b); err != nil {

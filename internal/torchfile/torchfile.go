@@ -78,6 +78,8 @@ func read(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) {
 		return nil, err
 	}
 	switch {
+	case size == 0:
+		return nil, &FormatError{File: file, Problem: "empty file"}
 	case bytes.HasPrefix(h, []byte("PK\x03\x04")):
 		return readZip(r, size, file)
 	case len(h) == len(head) && string(h[257:]) == "ustar":
