@@ -103,46 +103,48 @@ func materialise(t *tensorRef, raw []byte) Tensor {
 		n *= int(d)
 	}
 	out := Tensor{DType: t.st.typ.dtype, Shape: shape}
+	esize := int(t.st.typ.size)
 	if out.DType == Int64 {
 		out.I64 = make([]int64, n)
-		each(t, n, func(dst int, src int64) {
-			out.I64[dst] = int64(binary.LittleEndian.Uint64(raw[8*src:]))
+		runs(t, n, func(dst int, src int64, m int) {
+			decodeI64(out.I64[dst:dst+m], raw[int(src)*esize:])
 		})
 		return out
 	}
-	var get func(src int64) float32
-	switch out.DType {
-	case Float32:
-		get = func(src int64) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[4*src:])) }
-	case Float64:
-		get = func(src int64) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*src:]))) }
-	case Float16:
-		get = func(src int64) float32 { return halfToFloat32(binary.LittleEndian.Uint16(raw[2*src:])) }
-	case BFloat16:
-		// bfloat16 is the top half of a float32.
-		get = func(src int64) float32 {
-			return math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*src:])) << 16)
-		}
-	}
 	out.F32 = make([]float32, n)
-	each(t, n, func(dst int, src int64) { out.F32[dst] = get(src) })
+	runs(t, n, func(dst int, src int64, m int) {
+		decodeF32(out.F32[dst:dst+m], raw[int(src)*esize:], out.DType)
+	})
 	return out
 }
 
-// each calls fn for t's n elements in row-major order, with dst counting
-// from 0 and src the element's index in the storage.
-func each(t *tensorRef, n int, fn func(dst int, src int64)) {
+// runs calls fn for each stretch of t's n elements that lies contiguous
+// in the storage, in row-major order: m elements from storage index src
+// go to dst onward. A contiguous tensor is one run; a transposed one is a
+// run per element.
+func runs(t *tensorRef, n int, fn func(dst int, src int64, m int)) {
 	if n == 0 {
 		return
 	}
-	idx := make([]int64, len(t.size))
+	// Merge the trailing dimensions that are laid out row-major into one
+	// run. A size-1 dimension's stride never matters.
+	outer, m := len(t.size), int64(1)
+	for outer > 0 {
+		d := outer - 1
+		if t.size[d] != 1 && t.stride[d] != m {
+			break
+		}
+		m *= t.size[d]
+		outer--
+	}
+	idx := make([]int64, outer)
 	src := t.offset
-	for dst := range n {
-		fn(dst, src)
-		// Advance the last dimension, carrying into earlier ones. A carry
-		// undoes its own steps; int64 arithmetic wraps, so even a huge
-		// stride on a size-1 dimension comes back exactly.
-		for d := len(idx) - 1; d >= 0; d-- {
+	for dst := 0; dst < n; dst += int(m) {
+		fn(dst, src, int(m))
+		// Advance the last outer dimension, carrying into earlier ones. A
+		// carry undoes its own steps; int64 arithmetic wraps, so even a
+		// huge stride on a size-1 dimension comes back exactly.
+		for d := outer - 1; d >= 0; d-- {
 			idx[d]++
 			src += t.stride[d]
 			if idx[d] < t.size[d] {
@@ -151,6 +153,36 @@ func each(t *tensorRef, n int, fn func(dst int, src int64)) {
 			src -= t.stride[d] * t.size[d]
 			idx[d] = 0
 		}
+	}
+}
+
+// decodeF32 converts len(dst) consecutive little-endian elements of dtype
+// at the start of raw.
+func decodeF32(dst []float32, raw []byte, dtype DType) {
+	switch dtype {
+	case Float32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	case Float64:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
+		}
+	case Float16:
+		for i := range dst {
+			dst[i] = halfToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+	case BFloat16:
+		// bfloat16 is the top half of a float32.
+		for i := range dst {
+			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
+		}
+	}
+}
+
+func decodeI64(dst []int64, raw []byte) {
+	for i := range dst {
+		dst[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
 	}
 }
 

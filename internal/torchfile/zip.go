@@ -40,7 +40,7 @@ func readZip(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) 
 		return nil, &UnsupportedError{File: file, Problem: "a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead"}
 	}
 	if f := records[dir+"/byteorder"]; f != nil {
-		b, err := readRecord(f, file, min(f.UncompressedSize64, 16))
+		b, err := readRecord(f, file, size, min(f.UncompressedSize64, 16))
 		if err != nil {
 			return nil, err
 		}
@@ -58,7 +58,7 @@ func readZip(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) 
 	if pf.UncompressedSize64 > maxPickle {
 		return nil, &UnsupportedError{File: file, Problem: fmt.Sprintf("%s is %d bytes, over the %d-byte limit", name, pf.UncompressedSize64, maxPickle)}
 	}
-	pkl, err := readRecord(pf, file, pf.UncompressedSize64)
+	pkl, err := readRecord(pf, file, size, pf.UncompressedSize64)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func readZip(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) 
 		if f.UncompressedSize64 != want {
 			return nil, &FormatError{File: file, Tensor: names[s.users[0]], Problem: fmt.Sprintf("record %s holds %d bytes, but storage %q of %d torch.%s elements needs %d", rec, f.UncompressedSize64, s.key, s.numel, s.typ.name, want)}
 		}
-		raw, err := readRecord(f, file, want)
+		raw, err := readRecord(f, file, size, want)
 		if err != nil {
 			return nil, err
 		}
@@ -99,23 +99,36 @@ func readZip(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) 
 	return out, nil
 }
 
-// readRecord reads up to max bytes of a zip record, which must hold exactly
-// that many. Memory grows with the bytes actually read, so a record that
-// claims more than the file holds costs an error, not an allocation.
-func readRecord(f *zip.File, file string, max uint64) ([]byte, error) {
+// readRecord reads a zip record, which must hold exactly want bytes, from
+// a file of size bytes. A stored record, as torch.save writes them, is
+// read straight into its slice once its extent is checked against the
+// file; a compressed one grows its slice as data arrives, so a record that
+// claims more than it holds costs an error, not an allocation.
+func readRecord(f *zip.File, file string, size int64, want uint64) ([]byte, error) {
+	if f.UncompressedSize64 != want {
+		return nil, &FormatError{File: file, Problem: fmt.Sprintf("zip record %s holds %d bytes, not %d", f.Name, f.UncompressedSize64, want)}
+	}
 	rc, err := f.Open()
 	if err != nil {
 		return nil, zipErr(file, f.Name, err)
 	}
 	defer rc.Close()
-	// The one byte past max makes the zip reader reach the record's end,
-	// where it checks the CRC.
-	b, err := io.ReadAll(io.LimitReader(rc, int64(max)+1))
+	var b []byte
+	if off, err := f.DataOffset(); err == nil && f.Method == zip.Store && f.CompressedSize64 == want && off <= size && want <= uint64(size-off) {
+		b = make([]byte, want)
+		if _, err := io.ReadFull(rc, b); err != nil {
+			return nil, zipErr(file, f.Name, err)
+		}
+	}
+	// The read past the end, or the whole read of a compressed record,
+	// makes the zip reader reach the record's end, where it checks the CRC.
+	rest, err := io.ReadAll(io.LimitReader(rc, int64(want)-int64(len(b))+1))
 	if err != nil {
 		return nil, zipErr(file, f.Name, err)
 	}
-	if uint64(len(b)) != f.UncompressedSize64 || uint64(len(b)) != max {
-		return nil, &FormatError{File: file, Problem: fmt.Sprintf("zip record %s holds %d bytes, not %d", f.Name, len(b), max)}
+	b = append(b, rest...)
+	if uint64(len(b)) != want {
+		return nil, &FormatError{File: file, Problem: fmt.Sprintf("zip record %s holds %d bytes, not %d", f.Name, len(b), want)}
 	}
 	return b, nil
 }
