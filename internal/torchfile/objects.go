@@ -226,7 +226,7 @@ func (l *loader) persistent(pid any) (any, error) {
 			return nil, l.unsupported("storage %q is a view of another storage (PyTorch before 0.4)", key)
 		}
 	}
-	if numel < 0 || numel > math.MaxInt64/typ.size {
+	if numel < 0 || numel > math.MaxInt/typ.size { // its bytes must fit a slice
 		return nil, bad("storage %q has %d elements", key, numel)
 	}
 	if s, ok := l.storages[key]; ok {

@@ -72,6 +72,9 @@ func Read(r io.ReaderAt, size int64) (map[string]Tensor, error) {
 }
 
 func read(r io.ReaderAt, size int64, file string) (map[string]Tensor, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("torchfile: Read with negative size %d", size)
+	}
 	var head [262]byte // through tar's "ustar" magic
 	h := head[:min(size, int64(len(head)))]
 	if err := readFull(r, h, 0, file); err != nil {

@@ -176,6 +176,9 @@ func TestReadFileErrors(t *testing.T) {
 	_, err = ReadFile(t.TempDir())
 	require.ErrorContains(t, err, "not a regular file")
 
+	_, err = Read(bytes.NewReader(nil), -1)
+	require.ErrorContains(t, err, "negative size")
+
 	path := filepath.Join(t.TempDir(), "weights.pth")
 	require.NoError(t, os.WriteFile(path, []byte("<html>Not Found</html>"), 0o644))
 	_, err = ReadFile(path)
