@@ -67,23 +67,6 @@ func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset,
 	return ds, nil
 }
 
-// pixelsFor converts the data set to the model's channel count: RGBA and
-// RGB sets as they are (loadData decoded them for it), grey from RGB.
-func pixelsFor(ds *data.Dataset, channels int) []byte {
-	if channels != 1 {
-		return ds.Pixels
-	}
-	plane := ds.Size * ds.Size
-	out := make([]byte, ds.N*plane)
-	for i := 0; i < ds.N; i++ {
-		src := ds.Pixels[i*3*plane:]
-		for p := 0; p < plane; p++ {
-			// ITU-R 601 luma, rounded.
-			out[i*plane+p] = uint8((299*int(src[p]) + 587*int(src[plane+p]) + 114*int(src[2*plane+p]) + 500) / 1000)
-		}
-	}
-	return out
-}
 
 // memoryHint turns out-of-memory and too-large-buffer errors into advice
 // naming the flags that size the model.
@@ -180,7 +163,7 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 	}
 	info := dev.Info()
 	fmt.Fprintf(log, "train: %d images of %dx%d on %s (%s)\n", ds.N, cfg.Size, cfg.Size, info.Name, info.Type)
-	images, err := dev.UploadData(pixelsFor(ds, cfg.Channels), ds.N, cfg.Channels, cfg.Size)
+	images, err := dev.UploadData(ds.PixelsAs(cfg.Channels), ds.N, cfg.Channels, cfg.Size)
 	if err != nil {
 		return memoryHint(err, cfg)
 	}

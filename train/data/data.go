@@ -64,6 +64,37 @@ func (d *Dataset) Image(i int) *image.RGBA {
 	return img
 }
 
+// PixelsAs returns the pixels with the given number of planes: the set as
+// it is for its own count; RGB from RGBA by compositing over white (as a
+// decode without alpha does, up to rounding); grey (ITU-R 601 luma,
+// rounded) from either. Any other count returns the set as it is.
+func (d *Dataset) PixelsAs(channels int) []byte {
+	c := d.channels()
+	if channels == c || (channels != 1 && channels != 3) {
+		return d.Pixels
+	}
+	plane := d.Size * d.Size
+	out := make([]byte, d.N*channels*plane)
+	for i := range d.N {
+		src := d.Pixels[i*c*plane:]
+		dst := out[i*channels*plane:]
+		for p := range plane {
+			r, g, b := int(src[p]), int(src[plane+p]), int(src[2*plane+p])
+			if c == 4 {
+				// Premultiplied over white: c + (255 - a).
+				under := 255 - int(src[3*plane+p])
+				r, g, b = min(r+under, 255), min(g+under, 255), min(b+under, 255)
+			}
+			if channels == 1 {
+				dst[p] = uint8((299*r + 587*g + 114*b + 500) / 1000)
+			} else {
+				dst[p], dst[plane+p], dst[2*plane+p] = uint8(r), uint8(g), uint8(b)
+			}
+		}
+	}
+	return out
+}
+
 // channels is Channels, with 0 (a Dataset built by hand) meaning RGB.
 func (d *Dataset) channels() int {
 	if d.Channels == 4 {

@@ -651,3 +651,16 @@ func TestLoadDirAlpha(t *testing.T) {
 	assert.Equal(t, byte(255), rgb.Pixels[3*16], "half red over white: red")
 	assert.InDelta(t, 127, int(rgb.Pixels[3*16+16]), 1, "half red over white: green is white's half")
 }
+
+func TestPixelsAs(t *testing.T) {
+	// 1x1 RGBA images: opaque orange; half-transparent blue (premultiplied).
+	ds := &Dataset{N: 1, Size: 1, Channels: 4, Pixels: []byte{200, 100, 0, 255}}
+	assert.Equal(t, ds.Pixels, ds.PixelsAs(4))
+	assert.Equal(t, []byte{200, 100, 0}, ds.PixelsAs(3))
+	assert.Equal(t, []byte{(299*200 + 587*100 + 500) / 1000}, ds.PixelsAs(1))
+	half := &Dataset{N: 1, Size: 1, Channels: 4, Pixels: []byte{0, 0, 128, 128}}
+	assert.Equal(t, []byte{127, 127, 255}, half.PixelsAs(3), "over white")
+	rgb := &Dataset{N: 2, Size: 1, Channels: 3, Pixels: []byte{10, 20, 30, 255, 255, 255}}
+	assert.Equal(t, rgb.Pixels, rgb.PixelsAs(3))
+	assert.Equal(t, []byte{(299*10 + 587*20 + 114*30 + 500) / 1000, 255}, rgb.PixelsAs(1))
+}
