@@ -409,6 +409,18 @@ var ReduceSum = &Kernel[ReduceSumPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// ResizeBilinear is resize_bilinear.spv, built from resize_bilinear.comp.
+var ResizeBilinear = &Kernel[ResizeBilinearPush]{Desc{
+	Name:   "resize_bilinear",
+	Source: "resize_bilinear.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	PushSize:  52,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Rng is rng.spv, built from rng.comp.
 var Rng = &Kernel[RngPush]{Desc{
 	Name:   "rng",
@@ -490,6 +502,7 @@ var All = []*Desc{
 	&Pad.Desc,
 	&Pool2d.Desc,
 	&ReduceSum.Desc,
+	&ResizeBilinear.Desc,
 	&Rng.Desc,
 	&Scale.Desc,
 	&ToBgra.Desc,
@@ -975,6 +988,44 @@ func (p ReduceSumPush) Bytes() []byte {
 }
 
 func (ReduceSumPush) push() {}
+
+// ResizeBilinearPush is resize_bilinear.comp's push-constant block P.
+type ResizeBilinearPush struct {
+	H        uint32  // uint h, offset 0
+	W        uint32  // uint w, offset 4
+	Oh       uint32  // uint oh, offset 8
+	Ow       uint32  // uint ow, offset 12
+	Nb       uint32  // uint nb, offset 16
+	C        uint32  // uint c, offset 20
+	Ctot     uint32  // uint ctot, offset 24
+	C0       uint32  // uint c0, offset 28
+	ChanBase uint32  // uint chanBase, offset 32
+	ScaleH   float32 // float scaleH, offset 36
+	ScaleW   float32 // float scaleW, offset 40
+	A        float32 // float a, offset 44
+	B        float32 // float b, offset 48
+}
+
+// Bytes encodes p as the shader reads it: 52 bytes, little-endian.
+func (p ResizeBilinearPush) Bytes() []byte {
+	b := make([]byte, 52)
+	putUint(b, 0, p.H)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Oh)
+	putUint(b, 12, p.Ow)
+	putUint(b, 16, p.Nb)
+	putUint(b, 20, p.C)
+	putUint(b, 24, p.Ctot)
+	putUint(b, 28, p.C0)
+	putUint(b, 32, p.ChanBase)
+	putFloat(b, 36, p.ScaleH)
+	putFloat(b, 40, p.ScaleW)
+	putFloat(b, 44, p.A)
+	putFloat(b, 48, p.B)
+	return b
+}
+
+func (ResizeBilinearPush) push() {}
 
 // RngPush is rng.comp's push-constant block P.
 type RngPush struct {
