@@ -19,11 +19,15 @@ type ResizeParams struct {
 }
 
 // ResizeBilinear records y = F.interpolate(x, size=(OH, OW),
-// mode='bilinear', align_corners=False) as PyTorch computes it without
+// mode='bilinear', align_corners=False) as PyTorch 2.x computes it without
 // antialiasing, for any sizes up or down, then applies p's affine map:
 // x is [N,C,H,W], y is [N,Ctot,OH,OW] (the target size is y's), and only
 // channels [p.ChannelOffset, p.ChannelOffset+C) of y are written. Forward
 // only.
+//
+// PyTorch 1.13 computed the source coordinates in double; against it the
+// result differs by up to 5.3e-6 for 32x32 and 64x64 -> 299x299 and 3.2e-5
+// for 299x299 -> 35x35 (inputs in [-1, 1]), far below what moves an FID.
 func (r *Recorder) ResizeBilinear(y, x *Tensor, p ResizeParams) error {
 	const op = "resize bilinear"
 	if p.Scale == 0 {
@@ -49,8 +53,9 @@ func (r *Recorder) ResizeBilinear(y, x *Tensor, p ResizeParams) error {
 	push := shaders.ResizeBilinearPush{
 		H: uint32(h), W: uint32(w), Oh: uint32(oh), Ow: uint32(ow),
 		Nb: uint32(nb), C: uint32(c), Ctot: uint32(y.shape[1]), C0: uint32(p.ChannelOffset),
-		// PyTorch divides in float for float input; the same float32
-		// quotient keeps the source coordinates identical.
+		// PyTorch 2.x computes the scale and the source coordinates in
+		// float for float input (opmath_t); the same float32 quotient
+		// gives the same coordinates.
 		ScaleH: float32(h) / float32(oh), ScaleW: float32(w) / float32(ow),
 		A: p.Scale, B: p.Shift,
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// resizeCoord is PyTorch's source coordinate for output index d
+// resizeCoord is PyTorch 2.x's source coordinate for output index d
 // (area_pixel_compute_source_index with align_corners=False) in its float32
 // arithmetic, each operation rounded on its own: the scale in/out is a
 // float32 quotient, and a float64 coordinate would differ from it by up to

@@ -19,8 +19,9 @@ void main() {
     uint oy = gl_WorkGroupID.y * 8u + (gl_LocalInvocationID.x >> 3u);
     if (ox >= p.ow || oy >= p.oh) return;
     uint ch = gl_WorkGroupID.z + p.chanBase;
-    // precise: no fused multiply-add, so the coordinates are PyTorch's
-    // float products and differences rounded one at a time.
+    // precise: no fused multiply-add, so every device rounds the product
+    // and the difference one at a time, as PyTorch's CPU code does where
+    // its compiler does not fuse them (a fused one differs by an ulp).
     precise float sy = max(p.scaleH * (float(oy) + 0.5) - 0.5, 0.0);
     precise float sx = max(p.scaleW * (float(ox) + 0.5) - 0.5, 0.0);
     // sy < h - 0.5 in exact arithmetic; the clamps guard float rounding.
