@@ -304,6 +304,18 @@ var GatherU8 = &Kernel[GatherU8Push]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// GlobalAvgPool is global_avg_pool.spv, built from global_avg_pool.comp.
+var GlobalAvgPool = &Kernel[GlobalAvgPoolPush]{Desc{
+	Name:   "global_avg_pool",
+	Source: "global_avg_pool.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	PushSize:  20,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Igemm is igemm.spv, built from igemm.comp.
 var Igemm = &Kernel[IgemmPush]{Desc{
 	Name:   "igemm",
@@ -385,6 +397,21 @@ var Pad = &Kernel[PadPush]{Desc{
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
+// Pool2d is pool2d.spv, built from pool2d.comp.
+var Pool2d = &Kernel[Pool2dPush]{Desc{
+	Name:   "pool2d",
+	Source: "pool2d.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "MODE", Type: "uint"},
+	},
+	PushSize:  60,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // ReduceSum is reduce_sum.spv, built from reduce_sum.comp.
 var ReduceSum = &Kernel[ReduceSumPush]{Desc{
 	Name:   "reduce_sum",
@@ -395,6 +422,18 @@ var ReduceSum = &Kernel[ReduceSumPush]{Desc{
 	},
 	PushSize:  8,
 	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// ResizeBilinear is resize_bilinear.spv, built from resize_bilinear.comp.
+var ResizeBilinear = &Kernel[ResizeBilinearPush]{Desc{
+	Name:   "resize_bilinear",
+	Source: "resize_bilinear.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	PushSize:  52,
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // Rng is rng.spv, built from rng.comp.
@@ -471,12 +510,15 @@ var All = []*Desc{
 	&Counter.Desc,
 	&Fill.Desc,
 	&GatherU8.Desc,
+	&GlobalAvgPool.Desc,
 	&Igemm.Desc,
 	&IgemmI64.Desc,
 	&MaxoutBwd.Desc,
 	&MaxoutFwd.Desc,
 	&Pad.Desc,
+	&Pool2d.Desc,
 	&ReduceSum.Desc,
+	&ResizeBilinear.Desc,
 	&Rng.Desc,
 	&Scale.Desc,
 	&ToBgra.Desc,
@@ -777,6 +819,28 @@ func (p GatherU8Push) Bytes() []byte {
 
 func (GatherU8Push) push() {}
 
+// GlobalAvgPoolPush is global_avg_pool.comp's push-constant block P.
+type GlobalAvgPoolPush struct {
+	Planes uint32 // uint planes, offset 0
+	Hw     uint32 // uint hw, offset 4
+	C      uint32 // uint c, offset 8
+	Ctot   uint32 // uint ctot, offset 12
+	C0     uint32 // uint c0, offset 16
+}
+
+// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+func (p GlobalAvgPoolPush) Bytes() []byte {
+	b := make([]byte, 20)
+	putUint(b, 0, p.Planes)
+	putUint(b, 4, p.Hw)
+	putUint(b, 8, p.C)
+	putUint(b, 12, p.Ctot)
+	putUint(b, 16, p.C0)
+	return b
+}
+
+func (GlobalAvgPoolPush) push() {}
+
 // IgemmPush is igemm.comp's push-constant block P.
 type IgemmPush struct {
 	M       uint32  // uint M, offset 0
@@ -905,6 +969,48 @@ func (p PadPush) Bytes() []byte {
 
 func (PadPush) push() {}
 
+// Pool2dPush is pool2d.comp's push-constant block P.
+type Pool2dPush struct {
+	H        uint32 // uint h, offset 0
+	W        uint32 // uint w, offset 4
+	Oh       uint32 // uint oh, offset 8
+	Ow       uint32 // uint ow, offset 12
+	Kh       uint32 // uint kh, offset 16
+	Kw       uint32 // uint kw, offset 20
+	Sh       uint32 // uint sh, offset 24
+	Sw       uint32 // uint sw, offset 28
+	Ph       uint32 // uint ph, offset 32
+	Pw       uint32 // uint pw, offset 36
+	Nb       uint32 // uint nb, offset 40
+	C        uint32 // uint c, offset 44
+	Ctot     uint32 // uint ctot, offset 48
+	C0       uint32 // uint c0, offset 52
+	ChanBase uint32 // uint chanBase, offset 56
+}
+
+// Bytes encodes p as the shader reads it: 60 bytes, little-endian.
+func (p Pool2dPush) Bytes() []byte {
+	b := make([]byte, 60)
+	putUint(b, 0, p.H)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Oh)
+	putUint(b, 12, p.Ow)
+	putUint(b, 16, p.Kh)
+	putUint(b, 20, p.Kw)
+	putUint(b, 24, p.Sh)
+	putUint(b, 28, p.Sw)
+	putUint(b, 32, p.Ph)
+	putUint(b, 36, p.Pw)
+	putUint(b, 40, p.Nb)
+	putUint(b, 44, p.C)
+	putUint(b, 48, p.Ctot)
+	putUint(b, 52, p.C0)
+	putUint(b, 56, p.ChanBase)
+	return b
+}
+
+func (Pool2dPush) push() {}
+
 // ReduceSumPush is reduce_sum.comp's push-constant block P.
 type ReduceSumPush struct {
 	N     uint32  // uint n, offset 0
@@ -920,6 +1026,44 @@ func (p ReduceSumPush) Bytes() []byte {
 }
 
 func (ReduceSumPush) push() {}
+
+// ResizeBilinearPush is resize_bilinear.comp's push-constant block P.
+type ResizeBilinearPush struct {
+	H        uint32  // uint h, offset 0
+	W        uint32  // uint w, offset 4
+	Oh       uint32  // uint oh, offset 8
+	Ow       uint32  // uint ow, offset 12
+	Nb       uint32  // uint nb, offset 16
+	C        uint32  // uint c, offset 20
+	Ctot     uint32  // uint ctot, offset 24
+	C0       uint32  // uint c0, offset 28
+	ChanBase uint32  // uint chanBase, offset 32
+	ScaleH   float32 // float scaleH, offset 36
+	ScaleW   float32 // float scaleW, offset 40
+	A        float32 // float a, offset 44
+	B        float32 // float b, offset 48
+}
+
+// Bytes encodes p as the shader reads it: 52 bytes, little-endian.
+func (p ResizeBilinearPush) Bytes() []byte {
+	b := make([]byte, 52)
+	putUint(b, 0, p.H)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Oh)
+	putUint(b, 12, p.Ow)
+	putUint(b, 16, p.Nb)
+	putUint(b, 20, p.C)
+	putUint(b, 24, p.Ctot)
+	putUint(b, 28, p.C0)
+	putUint(b, 32, p.ChanBase)
+	putFloat(b, 36, p.ScaleH)
+	putFloat(b, 40, p.ScaleW)
+	putFloat(b, 44, p.A)
+	putFloat(b, 48, p.B)
+	return b
+}
+
+func (ResizeBilinearPush) push() {}
 
 // RngPush is rng.comp's push-constant block P.
 type RngPush struct {
