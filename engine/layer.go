@@ -93,15 +93,7 @@ func joinName(prefix, name string) string {
 }
 
 func (s *Sequential) Declare(in []int) (out []int, params, stats []ParamSpec, err error) {
-	out = in
-	for _, l := range s.Layers {
-		o, p, st, err := l.Declare(out)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		out, params, stats = o, append(params, p...), append(stats, st...)
-	}
-	return out, params, stats, nil
+	return declareAll(s.Layers, in)
 }
 
 func (s *Sequential) Init(rng *rand.Rand, params, stats map[string][]float32) {
@@ -111,38 +103,18 @@ func (s *Sequential) Init(rng *rand.Rand, params, stats map[string][]float32) {
 }
 
 func (s *Sequential) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
-	b := &boundSequential{}
-	for _, l := range s.Layers {
-		lb, err := l.Bind(d, batch, prev, keep)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", l.Name(), err)
-		}
-		b.layers = append(b.layers, lb)
-		prev = lb.Out()
-	}
-	return b, nil
+	return bindChildren(s.Layers, d, batch, prev, keep, nil)
 }
 
 // bindInto binds the children with out as the last one's output.
 func (s *Sequential) bindInto(d *Device, batch int, prev Port, out *Tensor, keep func(*Tensor)) (Bound, error) {
-	b := &boundSequential{}
-	for i, l := range s.Layers {
-		var lb Bound
-		var err error
-		if i < len(s.Layers)-1 {
-			lb, err = l.Bind(d, batch, prev, keep)
-		} else if in, ok := l.(intoBinder); ok {
-			lb, err = in.bindInto(d, batch, prev, out, keep)
-		} else {
-			err = fmt.Errorf("cannot write its output into a given tensor")
+	return bindChildren(s.Layers, d, batch, prev, keep, func(l Layer, prev Port) (Bound, error) {
+		in, ok := l.(intoBinder)
+		if !ok {
+			return nil, fmt.Errorf("cannot write its output into a given tensor")
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", l.Name(), err)
-		}
-		b.layers = append(b.layers, lb)
-		prev = lb.Out()
-	}
-	return b, nil
+		return in.bindInto(d, batch, prev, out, keep)
+	})
 }
 
 // intoBinder is a layer that can write its output into a tensor its
@@ -176,12 +148,17 @@ func (b *boundSequential) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 // walk calls fn on l and every layer below it, in order.
 func walk(l Layer, fn func(Layer)) {
 	fn(l)
-	if s, ok := l.(*Sequential); ok {
-		for _, c := range s.Layers {
+	if p, ok := l.(parent); ok {
+		for _, c := range p.children() {
 			walk(c, fn)
 		}
 	}
 }
+
+// parent is a layer made of other layers.
+type parent interface{ children() []Layer }
+
+func (s *Sequential) children() []Layer { return s.Layers }
 
 // Net is one network: its layers and the names and shapes of its state.
 type Net struct {
