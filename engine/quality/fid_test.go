@@ -22,6 +22,8 @@ type fidFixture struct {
 	d          int
 	a, b       []float32 // features, rows of d
 	numA, numB Stats     // numpy's mean and cov
+	kid        []Subset  // the subsets numpy drew
+	kidMMD2    []float64 // numpy's MMD² per subset
 	meta       map[string]string
 }
 
@@ -51,6 +53,17 @@ func loadFIDFixture(t testing.TB, dir, name string) fidFixture {
 	}
 	f.numA = stats("mu_a", "sigma_a", a.Shape[0])
 	f.numB = stats("mu_b", "sigma_b", b.Shape[0])
+	kx, ky := get("kid_x", safetensors.I64), get("kid_y", safetensors.I64)
+	s, m := kx.Shape[0], kx.Shape[1]
+	for i := range s {
+		var sub Subset
+		for j := range m {
+			sub.X = append(sub.X, int(kx.I64[i*m+j]))
+			sub.Y = append(sub.Y, int(ky.I64[i*m+j]))
+		}
+		f.kid = append(f.kid, sub)
+	}
+	f.kidMMD2 = get("kid_mmd2", safetensors.F64).F64
 	return f
 }
 
@@ -286,13 +299,15 @@ func TestFixturesRegenerate(t *testing.T) {
 		want, got := loadFIDFixture(t, "testdata", name), loadFIDFixture(t, out, name)
 		assert.Equal(t, want.a, got.a, "%s: features a", name)
 		assert.Equal(t, want.b, got.b, "%s: features b", name)
+		assert.Equal(t, want.kid, got.kid, "%s: KID subsets", name)
 		for _, p := range [][2][]float64{
 			{want.numA.Mu, got.numA.Mu}, {want.numA.Sigma, got.numA.Sigma},
 			{want.numB.Mu, got.numB.Mu}, {want.numB.Sigma, got.numB.Sigma},
+			{want.kidMMD2, got.kidMMD2},
 		} {
 			assert.LessOrEqual(t, maxRelErr(p[1], p[0]), tol, name)
 		}
-		for _, k := range []string{"fid_scipy", "fid_exact", "tr_sqrt_exact"} {
+		for _, k := range []string{"fid_scipy", "fid_exact", "tr_sqrt_exact", "kid_mean", "kid_std"} {
 			assert.LessOrEqual(t, relErr(got.num(t, k), want.num(t, k)), tol, "%s: %s", name, k)
 		}
 		assert.Equal(t, want.meta["scipy_eps"], got.meta["scipy_eps"], name)
