@@ -1,12 +1,19 @@
 package quality
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"vkgan/internal/safetensors"
 )
 
 // Conditions in the data that FID, KID and the statistics report; errors
@@ -23,6 +30,12 @@ var (
 	// ErrNotCovariance: a Sigma that no covariance can be (not symmetric,
 	// or a negative variance).
 	ErrNotCovariance = errors.New("quality: not a covariance matrix")
+	// ErrFormat: a safetensors file that does not hold statistics as
+	// SaveStats writes them.
+	ErrFormat = errors.New("quality: not a feature statistics file")
+	// ErrStale: cached statistics whose Key is not the one asked for;
+	// compute them again.
+	ErrStale = errors.New("quality: cached statistics are for other data")
 )
 
 // Stats are the mean and covariance of N feature vectors of Dim values:
@@ -230,4 +243,158 @@ func nonFinite64(v []float64) int {
 		}
 	}
 	return -1
+}
+
+// statsFormat is the "format" metadata of every file SaveStats writes;
+// another number is a layout this code does not read.
+const statsFormat = "vkgan-feature-stats-1"
+
+// SaveStats writes s to path as safetensors, atomically (a crash leaves
+// the old file or the new one): tensors "mu" (F64 [Dim]), "sigma" (F64
+// [Dim, Dim]) and "n" (I64 scalar), and meta in the file's metadata beside
+// "format", which is reserved. numpy reads it with scripts/
+// safetensors_check.py's load_numpy, the safetensors package with
+// safe_open.
+func SaveStats(path string, s Stats, meta map[string]string) error {
+	if err := s.check("save " + path); err != nil {
+		return err
+	}
+	if _, ok := meta["format"]; ok {
+		return fmt.Errorf("quality: save %s: metadata key \"format\" is reserved", path)
+	}
+	md := maps.Clone(meta)
+	if md == nil {
+		md = map[string]string{}
+	}
+	md["format"] = statsFormat
+	ts := []safetensors.Tensor{
+		{Name: "mu", DType: safetensors.F64, Shape: []int{s.Dim}, F64: s.Mu},
+		{Name: "sigma", DType: safetensors.F64, Shape: []int{s.Dim, s.Dim}, F64: s.Sigma},
+		{Name: "n", DType: safetensors.I64, Shape: []int{}, I64: []int64{int64(s.N)}},
+	}
+	if err := safetensors.WriteFile(path, ts, md); err != nil {
+		return fmt.Errorf("quality: save statistics: %w", err)
+	}
+	return nil
+}
+
+// LoadStats reads statistics that SaveStats wrote, and the metadata it was
+// given. A file that is not safetensors gives the safetensors package's
+// errors; one that is, but not statistics, ErrFormat; statistics no
+// covariance can have, the errors FID gives for them.
+func LoadStats(path string) (Stats, map[string]string, error) {
+	ts, md, err := safetensors.ReadFile(path)
+	if err != nil {
+		return Stats{}, nil, fmt.Errorf("quality: load statistics: %w", err)
+	}
+	bad := func(format string, args ...any) (Stats, map[string]string, error) {
+		return Stats{}, nil, fmt.Errorf("quality: %s: %s: %w", path, fmt.Sprintf(format, args...), ErrFormat)
+	}
+	if md["format"] != statsFormat {
+		return bad("format %q, want %q", md["format"], statsFormat)
+	}
+	delete(md, "format")
+	byName := make(map[string]safetensors.Tensor, len(ts))
+	for _, t := range ts {
+		byName[t.Name] = t
+	}
+	mu, sigma, n := byName["mu"], byName["sigma"], byName["n"]
+	switch {
+	case len(ts) != 3:
+		return bad("%d tensors, want mu, sigma and n", len(ts))
+	case mu.DType != safetensors.F64 || len(mu.Shape) != 1:
+		return bad("mu is %s %v, want F64 [dim]", mu.DType, mu.Shape)
+	case sigma.DType != safetensors.F64 || len(sigma.Shape) != 2 || sigma.Shape[0] != mu.Shape[0] || sigma.Shape[1] != mu.Shape[0]:
+		return bad("sigma is %s %v for mu %v, want F64 [dim, dim]", sigma.DType, sigma.Shape, mu.Shape)
+	case n.DType != safetensors.I64 || len(n.I64) != 1 || len(n.Shape) != 0:
+		return bad("n is %s %v, want an I64 scalar", n.DType, n.Shape)
+	case n.I64[0] < 0 || n.I64[0] > math.MaxInt32:
+		return bad("n is %d", n.I64[0])
+	}
+	s := Stats{N: int(n.I64[0]), Dim: mu.Shape[0], Mu: mu.F64, Sigma: sigma.F64}
+	if err := s.check(path); err != nil {
+		return Stats{}, nil, err
+	}
+	return s, md, nil
+}
+
+// Key says what reference statistics were computed from, so that a cached
+// file is used only for the same data, size, preprocessing and feature
+// extractor.
+type Key struct {
+	DataHash    string // the data set's contents
+	Size        int    // images the statistics cover: Stats.N
+	Mode        string // how images became features (resize, crop, channels)
+	WeightsHash string // the feature extractor's weights
+}
+
+// Meta is k as file metadata, for SaveStats.
+func (k Key) Meta() map[string]string {
+	return map[string]string{
+		"data_hash":    k.DataHash,
+		"size":         strconv.Itoa(k.Size),
+		"mode":         k.Mode,
+		"weights_hash": k.WeightsHash,
+	}
+}
+
+// Filename is the cache file's name for k: fidstats- and 16 hex digits of
+// the SHA-256 of Meta as JSON with sorted keys, so that different keys
+// never share a file.
+func (k Key) Filename() string {
+	// json.Marshal sorts map keys: the same Key always hashes the same.
+	b, _ := json.Marshal(k.Meta())
+	sum := sha256.Sum256(b)
+	return fmt.Sprintf("fidstats-%x.safetensors", sum[:8])
+}
+
+// Check returns nil if meta, as LoadStats returns it, records k, and an
+// error wrapping ErrStale that names the first field that differs if not.
+func (k Key) Check(meta map[string]string) error {
+	if e := k.mismatch(meta); e != "" {
+		return fmt.Errorf("quality: cached statistics %s: %w", e, ErrStale)
+	}
+	return nil
+}
+
+// mismatch says how meta differs from k, or is empty.
+func (k Key) mismatch(meta map[string]string) string {
+	want := k.Meta()
+	for _, f := range []string{"data_hash", "size", "mode", "weights_hash"} {
+		got, ok := meta[f]
+		if !ok {
+			return "have no " + f
+		}
+		if got != want[f] {
+			return fmt.Sprintf("have %s %q, want %q", f, got, want[f])
+		}
+	}
+	return ""
+}
+
+// SaveCached writes s to dir under k.Filename(), with k in its metadata.
+// s must cover k.Size samples.
+func SaveCached(dir string, k Key, s Stats) error {
+	if s.N != k.Size {
+		return fmt.Errorf("quality: save statistics: %d samples for a key of size %d: %w", s.N, k.Size, ErrShape)
+	}
+	return SaveStats(filepath.Join(dir, k.Filename()), s, k.Meta())
+}
+
+// LoadCached reads the statistics SaveCached wrote for k. A missing file
+// gives an error wrapping fs.ErrNotExist, one written for another key
+// ErrStale: either way, compute them and SaveCached.
+func LoadCached(dir string, k Key) (Stats, error) {
+	path := filepath.Join(dir, k.Filename())
+	s, md, err := LoadStats(path)
+	if err != nil {
+		return Stats{}, err
+	}
+	if e := k.mismatch(md); e != "" {
+		return Stats{}, fmt.Errorf("quality: %s: statistics %s: %w", path, e, ErrStale)
+	}
+	if s.N != k.Size {
+		return Stats{}, fmt.Errorf("quality: %s: %d samples, key says %d: %w", path, s.N, k.Size, ErrStale)
+	}
+	return s, nil
 }

@@ -1,11 +1,20 @@
 package quality
 
 import (
+	"bufio"
+	"bytes"
+	"io/fs"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"vkgan/internal/safetensors"
 )
 
 // TestStatsMatchNumpy compares with numpy's mean(axis=0) and
@@ -132,4 +141,136 @@ func BenchmarkStats(b *testing.B) {
 		}
 	}
 	b.ReportMetric(n*d*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}
+
+// TestSaveLoadStats: statistics come back bit for bit with their metadata,
+// and numpy reads the file (through scripts/safetensors_check.py, when
+// /usr/bin/python3 has numpy).
+func TestSaveLoadStats(t *testing.T) {
+	t.Parallel()
+	f := loadFIDFixture(t, "testdata", "small")
+	path := filepath.Join(t.TempDir(), "ref.safetensors")
+	meta := map[string]string{"note": "ünï", "size": "12"}
+	require.NoError(t, SaveStats(path, f.numA, meta))
+	got, gotMeta, err := LoadStats(path)
+	require.NoError(t, err)
+	assert.Equal(t, f.numA, got)
+	assert.Equal(t, meta, gotMeta)
+
+	const py = "/usr/bin/python3"
+	if exec.Command(py, "-c", "import numpy").Run() != nil {
+		t.Logf("%s with numpy not available: not checking that numpy reads the file", py)
+		return
+	}
+	cmd := exec.Command(py, "scripts/safetensors_check.py", path)
+	cmd.Dir = filepath.Join("..", "..")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var lines []string
+	for sc := bufio.NewScanner(bytes.NewReader(out)); sc.Scan(); {
+		fields := strings.Split(sc.Text(), "\t")
+		lines = append(lines, strings.Join(fields[:3], " "))
+	}
+	assert.Equal(t, []string{"mu F64 [8]", "sigma F64 [8, 8]", "n I64 []"}, lines)
+}
+
+func TestSaveStatsRejects(t *testing.T) {
+	t.Parallel()
+	f := loadFIDFixture(t, "testdata", "small")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ref.safetensors")
+	err := SaveStats(path, f.numA, map[string]string{"format": "mine"})
+	assert.ErrorContains(t, err, `metadata key "format" is reserved`)
+	one := f.numA
+	one.N = 1
+	assert.ErrorIs(t, SaveStats(path, one, nil), ErrTooFew)
+	short := f.numA
+	short.Mu = short.Mu[:3]
+	assert.ErrorIs(t, SaveStats(path, short, nil), ErrShape)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing written")
+}
+
+func TestLoadStatsRejects(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, ts []safetensors.Tensor, md map[string]string) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, safetensors.WriteFile(path, ts, md))
+		return path
+	}
+	ours := map[string]string{"format": statsFormat}
+	mu := safetensors.Tensor{Name: "mu", DType: safetensors.F64, Shape: []int{2}, F64: []float64{0, 1}}
+	sigma := safetensors.Tensor{Name: "sigma", DType: safetensors.F64, Shape: []int{2, 2}, F64: []float64{1, 0, 0, 1}}
+	n := safetensors.Tensor{Name: "n", DType: safetensors.I64, Shape: []int{}, I64: []int64{5}}
+	asym := sigma
+	asym.F64 = []float64{1, 0.5, 0, 1}
+	f32 := mu
+	f32.DType, f32.F64, f32.F32 = safetensors.F32, nil, []float32{0, 1}
+	cases := []struct {
+		name, path string
+		is         error
+		problem    string
+	}{
+		{"checkpoint", write("G.safetensors", []safetensors.Tensor{mu}, nil), ErrFormat, `format "", want "vkgan-feature-stats-1"`},
+		{"newer format", write("v2.safetensors", []safetensors.Tensor{mu, sigma, n}, map[string]string{"format": "vkgan-feature-stats-2"}), ErrFormat, "format"},
+		{"missing n", write("non.safetensors", []safetensors.Tensor{mu, sigma}, ours), ErrFormat, "2 tensors"},
+		{"float32 mean", write("f32.safetensors", []safetensors.Tensor{f32, sigma, n}, ours), ErrFormat, "mu is F32 [2], want F64"},
+		{"sigma wrong shape", write("shape.safetensors", []safetensors.Tensor{mu, {Name: "sigma", DType: safetensors.F64, Shape: []int{4}, F64: []float64{1, 0, 0, 1}}, n}, ours), ErrFormat, "sigma is F64 [4] for mu [2]"},
+		{"asymmetric", write("asym.safetensors", []safetensors.Tensor{mu, asym, n}, ours), ErrNotCovariance, "asym.safetensors: covariance[0][1]"},
+		{"missing file", filepath.Join(dir, "none.safetensors"), fs.ErrNotExist, "load statistics"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, md, err := LoadStats(c.path)
+			require.ErrorIs(t, err, c.is)
+			assert.ErrorContains(t, err, c.problem)
+			assert.Nil(t, md)
+		})
+	}
+	garbage := filepath.Join(dir, "garbage.safetensors")
+	require.NoError(t, os.WriteFile(garbage, []byte("not safetensors"), 0o644))
+	_, _, err := LoadStats(garbage)
+	var fe *safetensors.FormatError
+	assert.ErrorAs(t, err, &fe)
+}
+
+// TestCachedStats: the cache finds statistics under their key only.
+func TestCachedStats(t *testing.T) {
+	t.Parallel()
+	f := loadFIDFixture(t, "testdata", "small")
+	dir := t.TempDir()
+	k := Key{DataHash: "d1", Size: 12, Mode: "rgb-64", WeightsHash: "w1"}
+	_, err := LoadCached(dir, k)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	require.NoError(t, SaveCached(dir, k, f.numA))
+	got, err := LoadCached(dir, k)
+	require.NoError(t, err)
+	assert.Equal(t, f.numA, got)
+
+	// The name is pinned: a change orphans every user's cache.
+	assert.Equal(t, "fidstats-66e5ddb0bea4530f.safetensors", k.Filename())
+	others := []Key{
+		{DataHash: "d2", Size: 12, Mode: "rgb-64", WeightsHash: "w1"},
+		{DataHash: "d1", Size: 13, Mode: "rgb-64", WeightsHash: "w1"},
+		{DataHash: "d1", Size: 12, Mode: "rgb-32", WeightsHash: "w1"},
+		{DataHash: "d1", Size: 12, Mode: "rgb-64", WeightsHash: "w2"},
+	}
+	for _, o := range others {
+		assert.NotEqual(t, k.Filename(), o.Filename(), "%+v", o)
+		err := o.Check(k.Meta())
+		assert.ErrorIs(t, err, ErrStale, "%+v", o)
+		// A file under the wrong name (copied by hand) is caught too.
+		data, err := os.ReadFile(filepath.Join(dir, k.Filename()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, o.Filename()), data, 0o644))
+		_, err = LoadCached(dir, o)
+		assert.ErrorIs(t, err, ErrStale, "%+v", o)
+	}
+	assert.ErrorContains(t, others[1].Check(k.Meta()), `have size "12", want "13"`)
+	assert.ErrorContains(t, k.Check(map[string]string{}), "have no data_hash")
+	assert.ErrorIs(t, SaveCached(dir, others[1], f.numA), ErrShape, "13 samples asked for, 12 given")
 }
