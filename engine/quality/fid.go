@@ -17,9 +17,11 @@ type FIDResult struct {
 	// below zero, as pytorch-fid's can; it is not clamped.
 	FID float64
 	// Warning is empty, or says why the value deserves less trust: a set
-	// with N <= Dim samples has a singular covariance, and pytorch-fid's
-	// README warns that its FID is then unreliable (it is also biased
-	// upwards at small N, so values at different N do not compare).
+	// with N <= Dim samples has a singular covariance. FID's reference
+	// code (TTUR) and pytorch-fid's README ask for more samples than
+	// dimensions; pytorch-fid's code prints nothing, so the caller should.
+	// (FID is also biased upwards at small N: values at different N do
+	// not compare.)
 	Warning string
 }
 
@@ -159,7 +161,7 @@ func traceSqrtProduct(s1, s2 []float64, d int) (float64, error) {
 		return 0, fmt.Errorf("quality: fid: the %d×%d eigenvalue problem did not converge", rank, rank)
 	}
 	vals := eig.Values(nil) // ascending
-	cut := float64(rank) * lapackEps * vals[len(vals)-1]
+	cut := float64(rank) * lapackEps * max(vals[len(vals)-1], 0)
 	var tr float64
 	for _, l := range vals {
 		if l > cut {
