@@ -9,8 +9,9 @@
 // WriteFile and ReadFile on files, and two error types. A file that is
 // not valid safetensors gives a *FormatError, a valid one that uses what
 // this package does not handle (a BF16 tensor) an *UnsupportedError.
-// Only F32 and I64 tensors are read and written: vkgan's weights and
-// PyTorch's num_batches_tracked counters.
+// Only F32, F64 and I64 tensors are read and written: vkgan's weights,
+// the float64 feature statistics of engine/quality, and PyTorch's
+// num_batches_tracked counters.
 //
 // Reading checks the whole header against the file's size before it
 // allocates, and converts the data straight into the tensors: a damaged

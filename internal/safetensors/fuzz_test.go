@@ -12,6 +12,7 @@ func FuzzDecodeSafetensors(f *testing.F) {
 		nil,
 		{{Name: "x", DType: F32, Shape: []int{2, 1}, F32: []float32{1, 2}}},
 		{{Name: "n", DType: I64, Shape: []int{}, I64: []int64{-9}}, {Name: "e", DType: F32, Shape: []int{0}, F32: []float32{}}},
+		{{Name: "mu", DType: F64, Shape: []int{2}, F64: []float64{0.5, -3}}},
 	}
 	for i, ts := range seeds {
 		md := map[string]string{}

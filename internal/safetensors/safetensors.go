@@ -18,23 +18,26 @@ import (
 	"vkgan/internal/atomicfile"
 )
 
-// DType of a stored tensor. We write F32 and I64 (PyTorch's BatchNorm
-// num_batches_tracked is an int64 scalar).
+// DType of a stored tensor. We write F32, F64 and I64 (PyTorch's BatchNorm
+// num_batches_tracked is an int64 scalar; FID's reference statistics are
+// float64).
 type DType string
 
 // The dtypes this package reads and writes.
 const (
 	F32 DType = "F32"
+	F64 DType = "F64"
 	I64 DType = "I64"
 )
 
-// Tensor is one named tensor of a safetensors file. Exactly one of F32 and
-// I64 is set, per DType.
+// Tensor is one named tensor of a safetensors file. Exactly one of F32, F64
+// and I64 is set, per DType.
 type Tensor struct {
 	Name  string
 	DType DType
 	Shape []int // [] for a scalar; never nil after reading
 	F32   []float32
+	F64   []float64
 	I64   []int64
 }
 
@@ -133,7 +136,7 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 			}
 			h.WriteString(strconv.Itoa(d))
 		}
-		end := offset + uint64(n)*8
+		end := offset + uint64(n)*8 // F64, I64
 		if t.DType == F32 {
 			end = offset + uint64(n)*4
 		}
@@ -167,17 +170,23 @@ func (t *Tensor) elements() (int, error) {
 	var have int
 	switch t.DType {
 	case F32:
-		if t.I64 != nil {
-			return 0, fmt.Errorf("tensor %q has dtype F32 but holds int64 data", t.Name)
-		}
 		have = len(t.F32)
+	case F64:
+		have = len(t.F64)
 	case I64:
-		if t.F32 != nil {
-			return 0, fmt.Errorf("tensor %q has dtype I64 but holds float32 data", t.Name)
-		}
 		have = len(t.I64)
 	default:
-		return 0, fmt.Errorf("tensor %q has dtype %q; only F32 and I64 can be written", t.Name, t.DType)
+		return 0, fmt.Errorf("tensor %q has dtype %q; only F32, F64 and I64 can be written", t.Name, t.DType)
+	}
+	// Data in another field would be silently dropped by the writer.
+	for _, o := range []struct {
+		dtype DType
+		set   bool
+		what  string
+	}{{F32, t.F32 != nil, "float32"}, {F64, t.F64 != nil, "float64"}, {I64, t.I64 != nil, "int64"}} {
+		if o.set && o.dtype != t.DType {
+			return 0, fmt.Errorf("tensor %q has dtype %s but holds %s data", t.Name, t.DType, o.what)
+		}
 	}
 	if have != n {
 		return 0, fmt.Errorf("tensor %q has shape %v (%d elements) but %d values", t.Name, t.Shape, n, have)
@@ -221,6 +230,14 @@ func encodeTo(w io.Writer, header []byte, tensors []Tensor) error {
 			}
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		}
+		for _, v := range t.F64 {
+			if len(buf)+8 > cap(buf) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
+		}
 		for _, v := range t.I64 {
 			if len(buf)+8 > cap(buf) {
 				if err := flush(); err != nil {
@@ -235,7 +252,7 @@ func encodeTo(w io.Writer, header []byte, tensors []Tensor) error {
 
 // ReadFile reads and fully checks a safetensors file. A file that is
 // not valid gives a *FormatError naming the file and the problem; a valid file
-// with a dtype other than F32 and I64 gives an *UnsupportedError. Tensors come
+// with a dtype other than F32, F64 and I64 gives an *UnsupportedError. Tensors come
 // in the order of their data in the file. Metadata is never nil.
 func ReadFile(path string) ([]Tensor, map[string]string, error) {
 	f, err := os.Open(path)
@@ -306,8 +323,10 @@ func decode(r io.ReaderAt, size int64, file string) ([]Tensor, map[string]string
 		return nil, nil, err
 	}
 	for _, e := range entries {
-		if DType(e.dtype) != F32 && DType(e.dtype) != I64 {
-			return nil, nil, &UnsupportedError{File: file, Problem: fmt.Sprintf("tensor %q has dtype %s; only F32 and I64 are supported", e.name, e.dtype)}
+		switch DType(e.dtype) {
+		case F32, F64, I64:
+		default:
+			return nil, nil, &UnsupportedError{File: file, Problem: fmt.Sprintf("tensor %q has dtype %s; only F32, F64 and I64 are supported", e.name, e.dtype)}
 		}
 	}
 
@@ -319,7 +338,8 @@ func decode(r io.ReaderAt, size int64, file string) ([]Tensor, map[string]string
 		t := Tensor{Name: e.name, DType: DType(e.dtype), Shape: e.shape}
 		var put func(b []byte, at int)
 		var esize int
-		if t.DType == F32 {
+		switch t.DType {
+		case F32:
 			t.F32 = make([]float32, e.n)
 			esize = 4
 			put = func(b []byte, at int) {
@@ -327,7 +347,15 @@ func decode(r io.ReaderAt, size int64, file string) ([]Tensor, map[string]string
 					t.F32[at+j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
 				}
 			}
-		} else {
+		case F64:
+			t.F64 = make([]float64, e.n)
+			esize = 8
+			put = func(b []byte, at int) {
+				for j := range len(b) / 8 {
+					t.F64[at+j] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*j:]))
+				}
+			}
+		default: // I64
 			t.I64 = make([]int64, e.n)
 			esize = 8
 			put = func(b []byte, at int) {

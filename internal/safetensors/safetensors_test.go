@@ -44,11 +44,27 @@ func specialTensors() []Tensor {
 		f[i] = math.Float32frombits(b)
 	}
 	f[len(bits)] = 0.1
+	bits64 := []uint64{
+		0x8000000000000000, // -0
+		0x7ff0000000000000, // +Inf
+		0xfff0000000000000, // -Inf
+		0x7ff8000000000001, // quiet NaN with payload
+		0x7ff0000000000001, // signalling NaN
+		0x0000000000000001, // smallest denormal
+		0x7fefffffffffffff, // MaxFloat64
+		0x3fb999999999999a, // 0.1, which float32 cannot hold
+	}
+	g := make([]float64, len(bits64))
+	for i, b := range bits64 {
+		g[i] = math.Float64frombits(b)
+	}
 	return []Tensor{
 		{Name: "main.0.weight", DType: F32, Shape: []int{3, 4}, F32: f},
 		{Name: "main.1.num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{7}},
 		{Name: "extremes", DType: I64, Shape: []int{5}, I64: []int64{math.MinInt64, math.MaxInt64, -1, 0, 1}},
 		{Name: "scalar", DType: F32, Shape: []int{}, F32: []float32{-2.5}},
+		{Name: "sigma", DType: F64, Shape: []int{2, 4}, F64: g},
+		{Name: "empty64", DType: F64, Shape: []int{0}, F64: []float64{}},
 		{Name: "empty", DType: F32, Shape: []int{0, 3}, F32: []float32{}},
 		{Name: "names \"quoted\" <&> é", DType: F32, Shape: []int{1, 1, 1, 1}, F32: []float32{42}},
 	}
@@ -72,8 +88,15 @@ func requireSameTensors(t testing.TB, want, got []Tensor) {
 				t.Fatalf("%s[%d]: got bits %#08x, want %#08x", w.Name, j, math.Float32bits(g.F32[j]), math.Float32bits(w.F32[j]))
 			}
 		}
+		require.Equal(t, len(w.F64), len(g.F64), w.Name)
+		for j := range w.F64 {
+			if math.Float64bits(w.F64[j]) != math.Float64bits(g.F64[j]) {
+				t.Fatalf("%s[%d]: got bits %#016x, want %#016x", w.Name, j, math.Float64bits(g.F64[j]), math.Float64bits(w.F64[j]))
+			}
+		}
 		require.Equal(t, w.I64, g.I64, w.Name)
 		require.Equal(t, w.F32 == nil, g.F32 == nil, w.Name)
+		require.Equal(t, w.F64 == nil, g.F64 == nil, w.Name)
 		require.Equal(t, w.I64 == nil, g.I64 == nil, w.Name)
 	}
 }
@@ -210,7 +233,7 @@ func badSafetensors() []badCase {
 		{"garbage dtype", stFile(`{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}`, f4), false, "unknown dtype"},
 		{"dtype not a string", stFile(`{"a":{"dtype":32,"shape":[1],"data_offsets":[0,4]}}`, f4), false, "should be a string"},
 		{"BF16", stFile(`{"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}`, f4), true, "BF16"},
-		{"F64", stFile(`{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}`, f8), true, "F64"},
+		{"U64", stFile(`{"a":{"dtype":"U64","shape":[1],"data_offsets":[0,8]}}`, f8), true, "U64"},
 		{"BF16 with wrong size", stFile(`{"a":{"dtype":"BF16","shape":[1],"data_offsets":[0,4]}}`, f4), false, "needs 2 bytes"},
 		{"shape size mismatch", stFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}`, f4), false, "needs 8 bytes"},
 		{"scalar size mismatch", stFile(`{"a":{"dtype":"I64","shape":[],"data_offsets":[0,4]}}`, f4), false, "needs 8 bytes"},
@@ -366,9 +389,11 @@ func TestWriteSafetensorsRejectsBadTensors(t *testing.T) {
 		{"overflowing shape", []Tensor{{Name: "a", DType: F32, Shape: []int{math.MaxInt, 3}}}, "too many"},
 		{"duplicate", []Tensor{{Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}, {Name: "a", DType: F32, Shape: []int{}, F32: []float32{1}}}, "twice"},
 		{"reserved name", []Tensor{{Name: "__metadata__", DType: F32, Shape: []int{}, F32: []float32{1}}}, "reserved"},
-		{"unsupported dtype", []Tensor{{Name: "a", DType: "BF16", Shape: []int{}}}, "only F32 and I64"},
+		{"unsupported dtype", []Tensor{{Name: "a", DType: "BF16", Shape: []int{}}}, "only F32, F64 and I64"},
 		{"F32 with int data", []Tensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "int64 data"},
 		{"I64 with float data", []Tensor{{Name: "a", DType: I64, Shape: []int{1}, F32: []float32{1}, I64: []int64{1}}}, "float32 data"},
+		{"F64 with float32 data", []Tensor{{Name: "a", DType: F64, Shape: []int{1}, F32: []float32{1}, F64: []float64{1}}}, "float32 data"},
+		{"F32 with float64 data", []Tensor{{Name: "a", DType: F32, Shape: []int{1}, F32: []float32{1}, F64: []float64{1}}}, "float64 data"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -508,6 +533,7 @@ func TestSafetensorsPythonReader(t *testing.T) {
 		{Name: "main.1.running_mean", DType: F32, Shape: []int{0}, F32: []float32{}},
 		{Name: "main.1.num_batches_tracked", DType: I64, Shape: []int{}, I64: []int64{1 << 40}},
 		{Name: "neg", DType: I64, Shape: []int{2}, I64: []int64{-3, 5}},
+		{Name: "mu", DType: F64, Shape: []int{3}, F64: []float64{0.1, -1e300, math.SmallestNonzeroFloat64}},
 	}
 	for i := range ts[0].F32 {
 		ts[0].F32[i] = float32(math.Sin(float64(i))) * 0.02
@@ -540,6 +566,9 @@ func TestSafetensorsPythonReader(t *testing.T) {
 			var sum float64
 			for _, v := range want.F32 {
 				sum += float64(v)
+			}
+			for _, v := range want.F64 {
+				sum += v
 			}
 			for _, v := range want.I64 {
 				sum += float64(v)
