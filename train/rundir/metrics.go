@@ -34,7 +34,17 @@ type Metric struct {
 	// ImagesPerSec is real images per second since the previous line.
 	ImagesPerSec float64 `json:"images_per_sec"`
 	Elapsed      float64 `json:"elapsed"` // seconds of training, resumes included
+	// Image quality at this step, from -eval-every (see train/eval): nil
+	// when not measured, and then not written, so lines without an
+	// evaluation keep their original form.
+	SWD    *float64 `json:"swd,omitempty"`
+	KID    *float64 `json:"kid,omitempty"`
+	KIDStd *float64 `json:"kid_std,omitempty"`
+	FID    *float64 `json:"fid,omitempty"`
 }
+
+// Evaluated reports whether the line holds an image-quality measurement.
+func (m Metric) Evaluated() bool { return m.SWD != nil || m.KID != nil || m.FID != nil }
 
 var (
 	_ json.Marshaler   = Metric{}
@@ -64,6 +74,20 @@ func (m Metric) appendJSON(b []byte) []byte {
 	} {
 		b = append(b, f.key...)
 		b = appendJSONFloat(b, f.v)
+	}
+	for _, f := range [...]struct {
+		key string
+		v   *float64
+	}{
+		{`,"swd":`, m.SWD},
+		{`,"kid":`, m.KID},
+		{`,"kid_std":`, m.KIDStd},
+		{`,"fid":`, m.FID},
+	} {
+		if f.v != nil {
+			b = append(b, f.key...)
+			b = appendJSONFloat(b, *f.v)
+		}
 	}
 	return append(b, '}')
 }
@@ -97,6 +121,10 @@ type metricWire struct {
 	DGZ2         *float64 `json:"d_g_z2"`
 	ImagesPerSec *float64 `json:"images_per_sec"`
 	Elapsed      *float64 `json:"elapsed"`
+	SWD          *float64 `json:"swd"`
+	KID          *float64 `json:"kid"`
+	KIDStd       *float64 `json:"kid_std"`
+	FID          *float64 `json:"fid"`
 }
 
 // UnmarshalJSON reads one metrics line. The step is required; a null or
@@ -135,6 +163,10 @@ func (m *Metric) unmarshalSlow(data []byte) error {
 		DGZ2:         val(w.DGZ2),
 		ImagesPerSec: val(w.ImagesPerSec),
 		Elapsed:      val(w.Elapsed),
+		SWD:          w.SWD,
+		KID:          w.KID,
+		KIDStd:       w.KIDStd,
+		FID:          w.FID,
 	}
 	return nil
 }
@@ -242,6 +274,21 @@ func parseMetricFast(b []byte) (m Metric, ok bool) {
 			m.ImagesPerSec = v
 		case "elapsed":
 			m.Elapsed = v
+		case "swd", "kid", "kid_std", "fid":
+			// null is not measured, as encoding/json reads it.
+			p := &m.SWD
+			switch string(key) {
+			case "kid":
+				p = &m.KID
+			case "kid_std":
+				p = &m.KIDStd
+			case "fid":
+				p = &m.FID
+			}
+			*p = nil
+			if !isNull {
+				*p = &v
+			}
 		}
 		ws()
 		if i == len(b) {

@@ -461,7 +461,31 @@ func metricSeedLines() []string {
 		`[]`,
 		``,
 		`{"step":99999999999999999999}`,
+		`{"step":3,"loss_d":1,"swd":12.5,"kid":0.01,"kid_std":0.002,"fid":null}`,
+		`{"step":3,"fid":45.5}`,
 	}
+}
+
+// An evaluation's keys are written only when measured and read back; a
+// line without them keeps the original form.
+func TestMetricEvalFields(t *testing.T) {
+	t.Parallel()
+	m := testMetric(50)
+	plain, _ := json.Marshal(m)
+	assert.NotContains(t, string(plain), "swd")
+	assert.False(t, m.Evaluated())
+	swd, kid, std := 12.5, 0.0125, 0.002
+	m.SWD, m.KID, m.KIDStd = &swd, &kid, &std
+	b, _ := json.Marshal(m)
+	assert.Contains(t, string(b), `"swd":12.5,"kid":0.0125,"kid_std":0.002}`)
+	var back Metric
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.True(t, back.Evaluated())
+	assert.Equal(t, swd, *back.SWD)
+	assert.Equal(t, kid, *back.KID)
+	assert.Nil(t, back.FID)
+	_, ok := parseMetricFast(b)
+	assert.True(t, ok, "evaluation lines take the fast path too")
 }
 
 func checkFastAgrees(t *testing.T, line []byte) {
