@@ -138,8 +138,8 @@ func identity(n int) []int {
 //
 // Each pair costs about 2·size²·dim multiply-adds through gonum's Dgemm,
 // in tiles spread over GOMAXPROCS goroutines: at the defaults and dim
-// 2048, 100 pairs are 0.8 TFLOP, 2.5 minutes at 5.4 GFLOPS on our shared
-// 2-core test machine. It holds one pair's features in float64
+// 2048, 100 pairs are 0.8 TFLOP: 133 to 152 s (5.4 to 6.2 GFLOPS) on our
+// shared 2-core test machine. It holds one pair's features in float64
 // (2·size·dim values, 32 MB at the defaults).
 func KID(x, y []float32, dim int, opt *KIDOptions) (KIDResult, error) {
 	o := DefaultKID()
