@@ -124,8 +124,9 @@ func identity(n int) []int {
 // KID returns the kernel inception distance between feature sets x and y,
 // rows of dim float32 values: torch-fidelity's kid_features_to_metric,
 // the mean over opt.Subsets random subset pairs of the unbiased MMD² with
-// the kernel (x·y/dim + 1)³, computed in float64. A nil opt means
-// DefaultKID().
+// the kernel (x·y/dim + 1)³, computed in float64. (torch-fidelity
+// multiplies its float32 features in float32, so its values differ from
+// these by float32 rounding.) A nil opt means DefaultKID().
 //
 // torch-fidelity refuses sets smaller than kid_subset_size (its
 // kid_features_to_metric asserts that both have at least that many
