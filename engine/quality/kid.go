@@ -124,8 +124,9 @@ func identity(n int) []int {
 // KID returns the kernel inception distance between feature sets x and y,
 // rows of dim float32 values: torch-fidelity's kid_features_to_metric,
 // the mean over opt.Subsets random subset pairs of the unbiased MMD² with
-// the kernel (x·y/dim + 1)³, computed in float64. A nil opt means
-// DefaultKID().
+// the kernel (x·y/dim + 1)³, computed in float64. (torch-fidelity
+// multiplies its float32 features in float32, so its values differ from
+// these by float32 rounding.) A nil opt means DefaultKID().
 //
 // torch-fidelity refuses sets smaller than kid_subset_size (its
 // kid_features_to_metric asserts that both have at least that many
@@ -138,8 +139,8 @@ func identity(n int) []int {
 //
 // Each pair costs about 2·size²·dim multiply-adds through gonum's Dgemm,
 // in tiles spread over GOMAXPROCS goroutines: at the defaults and dim
-// 2048, 100 pairs are 0.8 TFLOP, 2.5 minutes at 5.4 GFLOPS on our shared
-// 2-core test machine. It holds one pair's features in float64
+// 2048, 100 pairs are 0.8 TFLOP: 133 to 152 s (5.4 to 6.2 GFLOPS) on our
+// shared 2-core test machine. It holds one pair's features in float64
 // (2·size·dim values, 32 MB at the defaults).
 func KID(x, y []float32, dim int, opt *KIDOptions) (KIDResult, error) {
 	o := DefaultKID()
