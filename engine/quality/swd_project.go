@@ -1,0 +1,252 @@
+package quality
+
+import (
+	"errors"
+	"fmt"
+
+	"vkgan/engine"
+)
+
+// swdProjector multiplies a batch of directions (m rows of kp values) by
+// both sets' descriptors (kp rows of ncol values), giving m rows of ncol
+// projections per set. The rows stay valid until the next call.
+type swdProjector interface {
+	batch() int // the most directions one call takes
+	project(dirs []float32, m int) ([2][]float32, error)
+	release()
+}
+
+// swdBatchValues bounds one batch's projections per set: 64 Mi float32
+// (256 MiB), enough directions per batch to keep every worker sorting
+// while the descriptors stay the larger share of the memory.
+const swdBatchValues = 1 << 26
+
+// batch returns the number of directions per projection batch: as many
+// as fit swdBatchValues, a multiple of 4, at least 4, at most
+// DirsPerRepeat.
+func (s *swdRun) batchSize() int {
+	cd := swdBatchValues / max(s.ncol[0], s.ncol[1]) &^ 3
+	return min(s.opt.DirsPerRepeat, max(4, cd))
+}
+
+func (s *swdRun) newProjector(desc [2][]float32) (swdProjector, error) {
+	if s.dev == nil {
+		return newSWDHostProjector(s, desc), nil
+	}
+	return newSWDDeviceProjector(s, desc)
+}
+
+// swdTile is the host GEMM's column tile: a kp x 64 block of descriptors,
+// transposed, is 37 KiB for 3-channel 7x7 descriptors and stays in L1/L2
+// while every direction of the batch passes over it.
+const swdTile = 64
+
+type swdHostProjector struct {
+	s    *swdRun
+	desc [2][]float32
+	out  [2][]float32
+	cd   int
+	xt   [][]float32 // per worker: one transposed tile
+}
+
+func newSWDHostProjector(s *swdRun, desc [2][]float32) *swdHostProjector {
+	h := &swdHostProjector{s: s, desc: desc, cd: s.batchSize()}
+	for i := range 2 {
+		h.out[i] = make([]float32, h.cd*s.ncol[i])
+	}
+	h.xt = make([][]float32, s.workers)
+	for w := range h.xt {
+		h.xt[w] = make([]float32, swdTile*s.kp)
+	}
+	return h
+}
+
+func (h *swdHostProjector) batch() int { return h.cd }
+func (h *swdHostProjector) release()   {}
+
+func (h *swdHostProjector) project(dirs []float32, m int) ([2][]float32, error) {
+	s := h.s
+	for i := range 2 {
+		x, out, ncol := h.desc[i], h.out[i], s.ncol[i]
+		tiles := (ncol + swdTile - 1) / swdTile
+		swdParallel(s.workers, tiles, func(w, lo, hi int) {
+			for t := lo; t < hi; t++ {
+				c0 := t * swdTile
+				swdGemmTile(out, dirs, x, h.xt[w], m, s.kp, ncol, c0, min(swdTile, ncol-c0))
+			}
+		})
+	}
+	return h.out, nil
+}
+
+// swdGemmTile computes out[j][c0+c] = sum_k w[j][k] x[k][c0+c] for j < m,
+// c < bw (a multiple of 4), through xt, the tile transposed so that each
+// column's kp values are contiguous.
+func swdGemmTile(out, w, x, xt []float32, m, kp, ncol, c0, bw int) {
+	for k := range kp {
+		row := x[k*ncol+c0:][:bw]
+		for c, v := range row {
+			xt[c*kp+k] = v
+		}
+	}
+	j := 0
+	for ; j+4 <= m; j += 4 {
+		w0, w1, w2, w3 := w[j*kp:][:kp], w[(j+1)*kp:][:kp], w[(j+2)*kp:][:kp], w[(j+3)*kp:][:kp]
+		for c := 0; c < bw; c += 2 {
+			x0, x1 := xt[c*kp:][:kp], xt[(c+1)*kp:][:kp]
+			var a00, a01, a10, a11, a20, a21, a30, a31 float32
+			for k, v0 := range x0 {
+				v1 := x1[k]
+				a00 += w0[k] * v0
+				a01 += w0[k] * v1
+				a10 += w1[k] * v0
+				a11 += w1[k] * v1
+				a20 += w2[k] * v0
+				a21 += w2[k] * v1
+				a30 += w3[k] * v0
+				a31 += w3[k] * v1
+			}
+			o := out[j*ncol+c0+c:]
+			o[0], o[1] = a00, a01
+			o = out[(j+1)*ncol+c0+c:]
+			o[0], o[1] = a10, a11
+			o = out[(j+2)*ncol+c0+c:]
+			o[0], o[1] = a20, a21
+			o = out[(j+3)*ncol+c0+c:]
+			o[0], o[1] = a30, a31
+		}
+	}
+	for ; j < m; j++ {
+		wj := w[j*kp:][:kp]
+		for c := range bw {
+			xc := xt[c*kp:][:kp]
+			var a float32
+			for k, v := range xc {
+				a += wj[k] * v
+			}
+			out[j*ncol+c0+c] = a
+		}
+	}
+}
+
+// swdDeviceProjector keeps both sets' descriptors on the device, in
+// column blocks that each fit one storage-buffer binding, and multiplies
+// a batch of directions by them with the engine's GEMM: one submit and
+// one download of the projections per batch.
+type swdDeviceProjector struct {
+	s    *swdRun
+	d    *engine.Device
+	cd   int
+	dirs *engine.Tensor // [cd, kp]
+	pad  []float32      // cd*kp host staging for a short last batch
+	blk  [2][]swdBlock
+	out  [2][]float32
+}
+
+// swdBlock is columns [c0, c0+x.Dim(1)) of one set's descriptors.
+type swdBlock struct {
+	c0     int
+	x, out *engine.Tensor // [kp, cols], [cd, cols]
+}
+
+func newSWDDeviceProjector(s *swdRun, desc [2][]float32) (_ *swdDeviceProjector, err error) {
+	p := &swdDeviceProjector{s: s, d: s.dev, cd: s.batchSize()}
+	defer func() {
+		if err != nil {
+			p.release()
+		}
+	}()
+	if p.dirs, err = p.d.NewTensor(p.cd, s.kp); err != nil {
+		return nil, fmt.Errorf("directions: %w", err)
+	}
+	p.pad = make([]float32, p.cd*s.kp)
+	// Blocks of at most 2^22 columns (a multiple of 4) whose descriptors
+	// and projections each fit the device's largest binding.
+	maxBytes := p.d.Info().Limits.MaxStorageBufferRange
+	cols := 1 << 22
+	for cols > 4 && uint64(4*max(s.kp, p.cd)*cols) > maxBytes {
+		cols /= 2
+	}
+	for i := range 2 {
+		ncol := s.ncol[i]
+		for c0 := 0; c0 < ncol; c0 += cols {
+			bw := min(cols, ncol-c0)
+			b := swdBlock{c0: c0}
+			host := desc[i]
+			if bw != ncol {
+				host = make([]float32, s.kp*bw)
+				for k := range s.kp {
+					copy(host[k*bw:(k+1)*bw], desc[i][k*ncol+c0:])
+				}
+			}
+			if b.x, err = p.d.FromSlice(host, s.kp, bw); err != nil {
+				return nil, fmt.Errorf("descriptors of set %s: %w", s.sets[i].name, err)
+			}
+			if b.out, err = p.d.NewTensor(p.cd, bw); err != nil {
+				b.x.Release()
+				return nil, fmt.Errorf("projections of set %s: %w", s.sets[i].name, err)
+			}
+			p.blk[i] = append(p.blk[i], b)
+		}
+		if len(p.blk[i]) > 1 {
+			p.out[i] = make([]float32, p.cd*ncol) // the blocks' rows gathered
+		}
+	}
+	return p, nil
+}
+
+func (p *swdDeviceProjector) batch() int { return p.cd }
+
+func (p *swdDeviceProjector) release() {
+	p.dirs.Release()
+	for i := range p.blk {
+		for _, b := range p.blk[i] {
+			b.x.Release()
+			b.out.Release()
+		}
+		p.blk[i] = nil
+	}
+}
+
+func (p *swdDeviceProjector) project(dirs []float32, m int) ([2][]float32, error) {
+	s := p.s
+	if m < p.cd {
+		// Zero rows past m: their projections are computed and ignored.
+		clear(p.pad)
+		copy(p.pad, dirs)
+		dirs = p.pad
+	}
+	if err := p.dirs.Upload(dirs); err != nil {
+		return p.out, fmt.Errorf("directions: %w", err)
+	}
+	err := p.d.Run(func(r *engine.Recorder) error {
+		var errs []error
+		for i := range 2 {
+			for _, b := range p.blk[i] {
+				errs = append(errs, r.MatMul(b.out, p.dirs, b.x))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return p.out, fmt.Errorf("projection: %w", err)
+	}
+	for i := range 2 {
+		ncol := s.ncol[i]
+		for _, b := range p.blk[i] {
+			v, err := b.out.Download()
+			if err != nil {
+				return p.out, fmt.Errorf("projections of set %s: %w", s.sets[i].name, err)
+			}
+			bw := b.out.Dim(1)
+			if bw == ncol {
+				p.out[i] = v // one block: use the download as it is
+				continue
+			}
+			for j := range m {
+				copy(p.out[i][j*ncol+b.c0:][:bw], v[j*bw:(j+1)*bw])
+			}
+		}
+	}
+	return p.out, nil
+}
