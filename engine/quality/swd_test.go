@@ -250,6 +250,7 @@ type swdCase struct {
 	opt           SWDOptions
 	seedA, seedB  uint64
 	noiseA, noise float64
+	opaque        bool // alpha 1 everywhere: a constant channel
 }
 
 var swdCases = []swdCase{
@@ -259,6 +260,18 @@ var swdCases = []swdCase{
 	{name: "gray16/unequal", c: 1, side: 16, na: 3, nb: 5, opt: SWDOptions{NhoodsPerImage: 8, DirRepeats: 2, DirsPerRepeat: 16, Seed: 3}, seedA: 3, seedB: 4},
 	// Alpha as a fourth channel, three levels, 5x5, a short last batch.
 	{name: "rgba64/unequal", c: 4, side: 64, na: 2, nb: 3, opt: SWDOptions{NhoodsPerImage: 10, NhoodSize: 5, DirRepeats: 2, DirsPerRepeat: 6, Seed: 11}, seedA: 5, seedB: 6, noise: 0.2},
+	// An opaque alpha channel: centred, not scaled, so it adds nothing.
+	{name: "rgba32/opaque", c: 4, side: 32, na: 3, nb: 3, opt: SWDOptions{NhoodsPerImage: 16, DirsPerRepeat: 32, Seed: 12}, seedA: 7, seedB: 8, noise: 0.1, opaque: true},
+}
+
+// opaque sets the last channel of n c-channel images to 1.
+func opaque(pix []float32, n, c, side int) {
+	for img := range n {
+		plane := pix[(img*c+c-1)*side*side:][:side*side]
+		for i := range plane {
+			plane[i] = 1
+		}
+	}
 }
 
 // TestSWDMatchesReference checks the fast path, on the host and on the
@@ -271,6 +284,10 @@ func TestSWDMatchesReference(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := swdImages(tc.seedA, tc.na, tc.c, tc.side, tc.noiseA)
 			b := swdImages(tc.seedB, tc.nb, tc.c, tc.side, tc.noise)
+			if tc.opaque {
+				opaque(a, tc.na, tc.c, tc.side)
+				opaque(b, tc.nb, tc.c, tc.side)
+			}
 			o, err := tc.opt.withDefaults()
 			if err != nil {
 				t.Fatal(err)
@@ -297,6 +314,13 @@ func TestSWDMatchesReference(t *testing.T) {
 			}
 			t.Run("host", func(t *testing.T) { check(t, nil) })
 			t.Run("device", func(t *testing.T) { check(t, newTestDevice(t)) })
+			t.Run("device/blocks", func(t *testing.T) {
+				// Descriptors split into 16-column blocks on the device.
+				d := newTestDevice(t)
+				defer func(c int) { swdBlockCols = c }(swdBlockCols)
+				swdBlockCols = 16
+				check(t, d)
+			})
 		})
 	}
 }
