@@ -5,7 +5,7 @@
 //
 //	vkgan COMMAND [flags]
 //
-// Commands: devices, bench, train, sample, data, toy, view, help.
+// Commands: devices, bench, train, sample, eval, data, toy, view, help.
 // `vkgan COMMAND -h` lists a command's flags.
 package main
 
@@ -32,6 +32,7 @@ var commands = []command{
 	{"bench", "time kernels with GPU timestamps (GFLOP/s, GB/s)", benchCmd, ""},
 	{"train", "train a DCGAN on a folder of images or the emoji set", trainCmd, ""},
 	{"sample", "write samples or a latent interpolation from a run's checkpoint", sampleCmd, ""},
+	{"eval", "score a run's generator (SWD, KID, FID) or compare two image folders", evalCmd, ""},
 	{"data", "fetch a data set: vkgan data emoji", dataCmd, "emoji"},
 	{"toy", "train a GAN on a 2D mixture and draw D's field and G's samples", toyCmd, ""},
 	{"view", "open a window with live samples from a run's generator", viewCmd, "RUN_DIR"},

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 )
@@ -50,11 +51,12 @@ func (c *BasicConv2d) Declare(in []int) ([]int, []ParamSpec, []ParamSpec, error)
 	return slices.Clone(c.out), params, stats, nil
 }
 
-// Init draws the weights from N(0, 0.1^2) and sets an identity batch norm;
-// real use loads trained weights.
+// Init draws the weights with He's initialisation (N(0, 2/fan_in), which
+// keeps activations at scale through ReLU units) and sets an identity
+// batch norm; real use loads trained weights.
 func (c *BasicConv2d) Init(rng *rand.Rand, params, stats map[string][]float32) {
 	w := make([]float32, c.Out*c.In*c.KH*c.KW)
-	normalFill(w, rng, 0, 0.1)
+	normalFill(w, rng, 0, math.Sqrt(2/float64(c.In*c.KH*c.KW)))
 	params[c.n("conv.weight")] = w
 	params[c.n("bn.weight")] = filled(c.Out, 1)
 	params[c.n("bn.bias")] = filled(c.Out, 0)

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"vkgan/engine"
+	"vkgan/engine/quality"
 	"vkgan/internal/progress"
 	"vkgan/train/data"
+	"vkgan/train/eval"
 	"vkgan/train/grid"
 	"vkgan/train/rundir"
 	"vkgan/vk"
@@ -46,9 +48,35 @@ type RunOptions struct {
 	OnValidation func(string)
 }
 
-// loadData decodes the configured data set (fetching the emoji set first
+// newEvaluator prepares -eval-every's evaluator against the training data,
+// or returns nil when evaluation is off. Missing Inception weights leave
+// SWD alone, with a note, unless KID or FID were asked for by name.
+func newEvaluator(dev *engine.Device, ds *data.Dataset, cfg rundir.Config, log io.Writer) (*eval.Evaluator, error) {
+	if cfg.EvalEvery == 0 {
+		return nil, nil
+	}
+	weights := quality.InceptionPath(cfg.Inception)
+	ms, err := eval.ParseMetrics(cfg.EvalMetrics, weights != "")
+	if err != nil {
+		return nil, fmt.Errorf("train: -eval-metrics: %w", err)
+	}
+	if weights == "" && cfg.EvalMetrics == "" {
+		fmt.Fprintf(log, "train: -eval-every measures SWD only: %v\n", quality.ErrNoInception)
+	}
+	opt := eval.Options{Metrics: ms, Inception: weights, N: cfg.EvalN, Seed: cfg.Seed}
+	if cache, err := os.UserCacheDir(); err == nil {
+		opt.CacheDir = filepath.Join(cache, "vkgan", "features")
+	}
+	ev, err := eval.New(dev, eval.FromDataset(ds, cfg.Channels), opt)
+	if err != nil {
+		return nil, fmt.Errorf("train: -eval-every: %w", err)
+	}
+	return ev, nil
+}
+
+// LoadData decodes the configured data set (fetching the emoji set first
 // if needed), using the user cache directory for decoded pixels.
-func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
+func LoadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
 	opt := data.LoadOptions{Size: cfg.Size, Progress: log, Alpha: cfg.Channels == 4}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
@@ -66,7 +94,6 @@ func loadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset,
 	}
 	return ds, nil
 }
-
 
 // memoryHint turns out-of-memory and too-large-buffer errors into advice
 // naming the flags that size the model.
@@ -138,7 +165,7 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		return err
 	}
 
-	ds, err := loadData(cfg, opt.DataRoot, log)
+	ds, err := LoadData(cfg, opt.DataRoot, log)
 	if err != nil {
 		return err
 	}
@@ -220,6 +247,12 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		}
 	}()
 
+	ev, err := newEvaluator(dev, ds, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer ev.Release()
+
 	writeSamples := func(step int) error {
 		img, err := sampler.Sample(fixed)
 		if err != nil {
@@ -247,7 +280,8 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 	bar := progress.New(log, "train", cfg.Steps)
 	bar.Set(start, "")
 	lastLog, lastLogTime := start, time.Now()
-	status := "" // the last logged losses, shown until the next log line
+	status := ""     // the last logged losses, shown until the next log line
+	evalStatus := "" // the last evaluation's numbers, shown until the next
 	for step < cfg.Steps {
 		if ctx.Err() != nil {
 			break
@@ -260,7 +294,8 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		if opt.OnStep != nil {
 			opt.OnStep(gan, step)
 		}
-		if step%cfg.LogEvery == 0 || step == cfg.Steps {
+		evalNow := ev != nil && step%cfg.EvalEvery == 0
+		if step%cfg.LogEvery == 0 || step == cfg.Steps || evalNow {
 			m, err := gan.ReadMetrics()
 			if err != nil {
 				return err
@@ -274,10 +309,23 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 			lastLog, lastLogTime = step, now
 			rec := rundir.Metric{Step: step, Epoch: float64(step*cfg.Batch*cfg.DSteps) / float64(ds.N), LossD: m.LossD, LossG: m.LossG,
 				DX: m.DX, DGZ1: m.DGZ1, DGZ2: m.DGZ2, ImagesPerSec: ips, Elapsed: elapsed()}
+
+			status = fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2)
+			if evalNow {
+				res, _, err := ev.Generator(gan, cfg.NZ, cfg.EMA > 0)
+				if err != nil {
+					bar.Done()
+					return fmt.Errorf("train: evaluation at step %d: %w", step, err)
+				}
+				rec.SWD, rec.KID, rec.KIDStd, rec.FID = res.SWD, res.KID, res.KIDStd, res.FID
+				evalStatus = eval.Summary(res)
+			}
+			if evalStatus != "" {
+				status += "  " + evalStatus
+			}
 			if err := mlog.Append(rec); err != nil {
 				return err
 			}
-			status = fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2)
 		}
 		bar.Set(step, status)
 		if step%cfg.SampleEvery == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"vkgan/engine"
+	"vkgan/engine/quality"
 	"vkgan/internal/safetensors"
 	"vkgan/train"
 	"vkgan/train/internal/traintest"
@@ -262,4 +263,35 @@ func TestRGBARun(t *testing.T) {
 	log, err := traintest.Resume(t, out, 3, cfg)
 	require.NoError(t, err, log)
 	traintest.RequireMetricSteps(t, out, 3)
+}
+
+// TestEvalKeepsTrajectory trains with -eval-every and without: the
+// evaluation lines land in metrics.jsonl at their steps and the weights,
+// statistics and optimiser state are bit-identical, through a resume too.
+func TestEvalKeepsTrajectory(t *testing.T) {
+	traintest.RequireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(quality.InceptionEnv, "")
+	data := traintest.ImageFolder(t, 8)
+	plain := traintest.TrainTo(t, traintest.TinyConfig(data), 6)
+
+	cfg := traintest.TinyConfig(data)
+	cfg.EvalEvery, cfg.EvalN = 2, 8
+	evaluated := traintest.TrainTo(t, cfg, 4)
+	log, err := traintest.Resume(t, evaluated, 6, cfg)
+	require.NoError(t, err, log)
+	traintest.RequireSameState(t, filepath.Join(plain, rundir.CheckpointsDir, "step_0000006"), filepath.Join(evaluated, rundir.CheckpointsDir, "step_0000006"))
+
+	ms, err := rundir.ReadMetrics(filepath.Join(evaluated, rundir.MetricsFile))
+	require.NoError(t, err)
+	var at []int
+	for _, m := range ms {
+		if m.Evaluated() {
+			at = append(at, m.Step)
+			require.NotNil(t, m.SWD)
+			require.Greater(t, *m.SWD, 0.0)
+			require.Nil(t, m.FID, "no Inception weights: SWD only")
+		}
+	}
+	require.Equal(t, []int{2, 4, 6}, at)
 }

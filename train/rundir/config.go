@@ -97,6 +97,16 @@ type Config struct {
 	LogEvery        int `json:"log_every"`
 	SampleEvery     int `json:"sample_every"`
 	CheckpointEvery int `json:"checkpoint_every"`
+	// EvalEvery is the interval in steps between image-quality
+	// evaluations written to metrics.jsonl (see train/eval); 0 is off.
+	EvalEvery int `json:"eval_every,omitempty"`
+	// EvalN is the number of generated images each evaluation scores.
+	EvalN int `json:"eval_n,omitempty"`
+	// EvalMetrics lists the metrics ("swd,kid,fid"); "" is SWD, plus KID
+	// and FID when Inception names the weights.
+	EvalMetrics string `json:"eval_metrics,omitempty"`
+	// Inception is the FID Inception weights file for KID and FID.
+	Inception string `json:"inception,omitempty"`
 	// Device picks the Vulkan device by index or name; "" is the best one.
 	Device string `json:"device,omitempty"`
 	// DataHash is the SHA-256 of the decoded data set (every image's pixels,
@@ -228,6 +238,10 @@ func (c *Config) Validate() error {
 	atLeast("log-every", c.LogEvery, 1)
 	atLeast("sample-every", c.SampleEvery, 1)
 	atLeast("checkpoint-every", c.CheckpointEvery, 1)
+	atLeast("eval-every", c.EvalEvery, 0)
+	if c.EvalEvery > 0 {
+		atLeast("eval-n", c.EvalN, 2)
+	}
 	return errors.Join(errs...)
 }
 
