@@ -153,7 +153,9 @@ type boundResize struct {
 
 func (b *boundResize) Out() Port { return b.out }
 
-func (b *boundResize) Forward(r *Recorder, _ *Pass, x *Tensor) { r.ResizeBilinear(b.out.X, x, ResizeParams{}) }
+func (b *boundResize) Forward(r *Recorder, _ *Pass, x *Tensor) {
+	r.ResizeBilinear(b.out.X, x, ResizeParams{})
+}
 
 func (b *boundResize) Backward(r *Recorder, _ *Pass, _, _ *Tensor) {
 	r.fail(fmt.Errorf("engine: %s: resize has no backward pass (forward only, for evaluation)", b.name))
