@@ -75,6 +75,10 @@ deps-crosscheck:
 	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || \
 		{ sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && \
 		  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends python3-torch python3-numpy; }
+	@dpkg-query -W -f='$${Status}' python3-torchvision 2>/dev/null | grep -q "install ok installed" && \
+	 dpkg-query -W -f='$${Status}' python3-scipy 2>/dev/null | grep -q "install ok installed" || \
+		{ sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends python3-torchvision python3-scipy; }
 
 # One training step in vkgan and in PyTorch's DCGAN example from the same
 # weights, batch and noise: losses, gradients, updated weights and the
@@ -91,7 +95,14 @@ crosscheck: deps-crosscheck
 		echo "== crosscheck 32x32, $$c channels"; \
 		$(GO) run ./internal/crosscheck -out $$d -size 32 -width 16 -batch 8 -channels $$c; \
 		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
-	done
+	done; \
+	d=$$(mktemp -d); \
+	echo "== crosscheck the FID Inception, block by block (random weights, .pth zip, legacy and safetensors)"; \
+	/usr/bin/python3 scripts/fid_inception_ref.py $$d --side 32 --n 3; \
+	VKGAN_INCEPTION_REF=$$d VKGAN_REQUIRE_DEVICE=1 $(GO) test ./engine/quality/ -run InceptionMatchesPyTorch -count=1 -v; \
+	rm -rf $$d; \
+	echo "== crosscheck FID and KID against numpy and scipy, the .pth reader against torch.save"; \
+	$(GO) test ./engine/quality/ ./internal/torchfile/ -run 'FixturesRegenerate|MatchesScipy|Match(es)?Numpy|Generated' -count=1
 
 # Seconds per DCGAN step (batch 64, width 64), vkgan and PyTorch in one run.
 bench-step: deps-crosscheck
