@@ -1,11 +1,13 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"vkgan/engine"
 	"vkgan/internal/progress"
@@ -26,31 +28,42 @@ const MaxNearestK = 32
 // vectors of set closest to it in L2 distance, by exact brute force. It
 // returns their indices in set, nearest first, and their distances. Equal
 // distances keep the lower index first, so the result is deterministic.
-// Queries run in parallel, one goroutine per CPU.
 //
 // The cost is queries x set x dim multiply-adds (8 samples against 10k
-// images of 3x64x64 is 1e9); a candidate is dropped as soon as its partial
-// sum passes the current k-th distance, which usually saves most of it.
+// images of 3x64x64 is 1e9), and a candidate is dropped as soon as its
+// partial sum passes the current k-th distance. The set (490 MB as
+// float32 for those 10k images) is the larger operand, so it is read from
+// memory once per 8 queries, and split for parallelism, which then does
+// not depend on the number of queries: goroutines, one per CPU, take
+// chunks of it and compare each vector with a block of queries that stays
+// in cache, keeping their own top-k lists, which are merged at the end.
 func Nearest(query, set []float32, dim, k int) ([][]int, [][]float64, error) {
 	return nearest(query, set, dim, k, nil)
 }
 
-// nearest is Nearest calling done (from any goroutine) after each query,
-// when not nil.
-func nearest(query, set []float32, dim, k int, done func()) ([][]int, [][]float64, error) {
+// Blocking of nearest: nearestChunk set vectors (3 MB at 12288 dimensions)
+// are compared with nearestQueries queries at a time.
+const (
+	nearestChunk   = 64
+	nearestQueries = 8
+)
+
+// nearest is Nearest calling done(n) (from any goroutine) after each n
+// more set vectors, when done is not nil.
+func nearest(query, set []float32, dim, k int, done func(n int)) ([][]int, [][]float64, error) {
 	switch {
 	case dim < 1:
 		return nil, nil, fmt.Errorf("eval: nearest: dimension %d must be positive", dim)
 	case len(query)%dim != 0 || len(set)%dim != 0:
 		return nil, nil, fmt.Errorf("eval: nearest: %d query and %d set values are not whole vectors of %d", len(query), len(set), dim)
 	case len(query) == 0:
-		return nil, nil, fmt.Errorf("eval: nearest: no query vectors")
+		return nil, nil, errors.New("eval: nearest: no query vectors")
 	case k < 1 || k > MaxNearestK:
 		return nil, nil, fmt.Errorf("eval: nearest: k = %d must be in 1..%d", k, MaxNearestK)
 	case k > len(set)/dim:
 		return nil, nil, fmt.Errorf("eval: nearest: k = %d but the set holds only %d vectors", k, len(set)/dim)
 	}
-	nq := len(query) / dim
+	nq, ns := len(query)/dim, len(set)/dim
 	// A query with NaN or Inf would tie with everything; the set's own NaN
 	// shows as a NaN distance below.
 	for i, v := range query {
@@ -58,72 +71,123 @@ func nearest(query, set []float32, dim, k int, done func()) ([][]int, [][]float6
 			return nil, nil, fmt.Errorf("eval: nearest: query %d holds %v", i/dim, v)
 		}
 	}
-	idx, dist := make([][]int, nq), make([][]float64, nq)
-	errs := make([]error, nq)
-	next := make(chan int)
+	chunks := (ns + nearestChunk - 1) / nearestChunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	lists := make([][]topK, workers) // per worker, per query
+	errs := make([]error, workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), nq) {
+	for w := range workers {
+		lists[w] = make([]topK, nq)
+		for q := range lists[w] {
+			lists[w][q] = newTopK(k)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for q := range next {
-				idx[q], dist[q], errs[q] = nearestOne(query[q*dim:(q+1)*dim], set, k)
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks {
+					return
+				}
+				j0, j1 := c*nearestChunk, min((c+1)*nearestChunk, ns)
+				if errs[w] = searchChunk(query, set, dim, j0, j1, lists[w]); errs[w] != nil {
+					next.Store(int64(chunks)) // stop the others early
+					return
+				}
 				if done != nil {
-					done()
+					done(j1 - j0)
 				}
 			}
 		}()
 	}
-	for q := range nq {
-		next <- q
-	}
-	close(next)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return nil, nil, err
 		}
 	}
+	idx, dist := make([][]int, nq), make([][]float64, nq)
+	for q := range nq {
+		merged := lists[0][q]
+		for w := 1; w < workers; w++ {
+			for i, j := range lists[w][q].idx {
+				merged.add(lists[w][q].d2[i], j)
+			}
+		}
+		idx[q] = merged.idx
+		dist[q] = make([]float64, k)
+		for i, v := range merged.d2 {
+			dist[q][i] = math.Sqrt(v)
+		}
+	}
 	return idx, dist, nil
 }
 
-// nearestOne is Nearest for one query q, with len(set) a multiple of
-// len(q).
-func nearestOne(q, set []float32, k int) ([]int, []float64, error) {
-	dim := len(q)
-	idx := make([]int, 0, k)
-	d2 := make([]float64, 0, k) // squared distances, ascending
-	bound := math.Inf(1)        // the k-th squared distance once the list is full
-	for j := 0; j < len(set)/dim; j++ {
-		d := sqDist(q, set[j*dim:(j+1)*dim], bound)
-		if math.IsNaN(d) {
-			return nil, nil, fmt.Errorf("eval: nearest: set vector %d holds NaN", j)
-		}
-		// Strictly less: a later (higher) index never displaces an equal
-		// distance, which is the tie rule.
-		if len(d2) == k && !(d < bound) {
-			continue
-		}
-		// Insert after every entry <= d, again for the tie rule.
-		p := len(d2)
-		for p > 0 && d2[p-1] > d {
-			p--
-		}
-		if len(d2) < k {
-			d2, idx = append(d2, 0), append(idx, 0)
-		}
-		copy(d2[p+1:], d2[p:])
-		copy(idx[p+1:], idx[p:])
-		d2[p], idx[p] = d, j
-		if len(d2) == k {
-			bound = d2[k-1]
+// searchChunk compares the set vectors j0..j1-1 with every query, adding
+// them to the queries' lists.
+func searchChunk(query, set []float32, dim, j0, j1 int, lists []topK) error {
+	nq := len(lists)
+	for q0 := 0; q0 < nq; q0 += nearestQueries {
+		q1 := min(q0+nearestQueries, nq)
+		for j := j0; j < j1; j++ {
+			v := set[j*dim : (j+1)*dim]
+			for q := q0; q < q1; q++ {
+				l := &lists[q]
+				d := sqDist(query[q*dim:(q+1)*dim], v, l.bound())
+				if math.IsNaN(d) {
+					return fmt.Errorf("eval: nearest: set vector %d holds NaN", j)
+				}
+				l.add(d, j)
+			}
 		}
 	}
-	dist := make([]float64, k)
-	for i, v := range d2 {
-		dist[i] = math.Sqrt(v)
+	return nil
+}
+
+// topK is the k smallest (squared distance, index) pairs seen, ascending,
+// a lower index first among equal distances.
+type topK struct {
+	k   int
+	d2  []float64
+	idx []int
+}
+
+func newTopK(k int) topK {
+	return topK{k: k, d2: make([]float64, 0, k), idx: make([]int, 0, k)}
+}
+
+// bound is a squared distance above which a candidate cannot enter: the
+// k-th once the list is full. One equal to it still may, by a lower index.
+func (t *topK) bound() float64 {
+	if len(t.d2) < t.k {
+		return math.Inf(1)
 	}
-	return idx, dist, nil
+	return t.d2[t.k-1]
+}
+
+// before orders candidates: by distance, then by index.
+func before(d float64, j int, d2 float64, j2 int) bool {
+	return d < d2 || d == d2 && j < j2
+}
+
+// add offers the pair (d, j); chunks arrive in any order, so the tie rule
+// lives in before, not in the order of the calls.
+func (t *topK) add(d float64, j int) {
+	n := len(t.d2)
+	if n == t.k && !before(d, j, t.d2[n-1], t.idx[n-1]) {
+		return
+	}
+	p := n
+	for p > 0 && before(d, j, t.d2[p-1], t.idx[p-1]) {
+		p--
+	}
+	if n < t.k {
+		t.d2, t.idx = append(t.d2, 0), append(t.idx, 0)
+	}
+	copy(t.d2[p+1:], t.d2[p:])
+	copy(t.idx[p+1:], t.idx[p:])
+	t.d2[p], t.idx[p] = d, j
 }
 
 // abandonEvery is how many components sqDist sums between checks against
@@ -132,8 +196,8 @@ const abandonEvery = 256
 
 // sqDist is the squared L2 distance of a and b (of equal length), summed
 // in float64 so that it does not depend on the vectors' scale. Once the
-// partial sum reaches bound it returns that partial sum, which is then
-// already >= bound: the terms are non-negative and rounding is monotone,
+// partial sum passes bound it returns that partial sum, which is then
+// already > bound: the terms are non-negative and rounding is monotone,
 // so the full sum could only be larger.
 func sqDist(a, b []float32, bound float64) float64 {
 	b = b[:len(a)] // one bounds check here instead of one per element
@@ -156,7 +220,7 @@ func sqDist(a, b []float32, bound float64) float64 {
 			d := float64(a[i]) - float64(b[i])
 			s0 += d * d
 		}
-		if s := (s0 + s1) + (s2 + s3); s >= bound {
+		if s := (s0 + s1) + (s2 + s3); s > bound {
 			return s
 		}
 	}
@@ -209,8 +273,8 @@ func FindNearest(d *engine.Device, samples, data Images, opt NearestOptions) (Ne
 		}
 		res.Space, dim = InceptionSpace, engine.InceptionFeatures
 	}
-	bar := progress.New(opt.Log, "eval: nearest neighbours in "+res.Space, samples.N)
-	idx, dist, err := nearest(q, set, dim, opt.K, func() { bar.Add(1) })
+	bar := progress.New(opt.Log, "eval: nearest neighbours in "+res.Space, data.N)
+	idx, dist, err := nearest(q, set, dim, opt.K, bar.Add)
 	bar.Done()
 	if err != nil {
 		return NearestResult{}, err

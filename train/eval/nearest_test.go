@@ -101,6 +101,13 @@ func TestNearestTies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, [][]int{{1, 2, 4, 0}}, idx)
 	require.InDeltaSlice(t, []float64{math.Sqrt2, math.Sqrt2, math.Sqrt2, 5 * math.Sqrt2}, dist[0], 1e-12)
+
+	// All equal across many chunks, which goroutines search in any order
+	// and merge: still the lowest indices.
+	same := make([]float32, 3*10*nearestChunk)
+	idx, _, err = Nearest([]float32{1, 2, 3, 0, 0, 0}, same, 3, 5)
+	require.NoError(t, err)
+	require.Equal(t, [][]int{{0, 1, 2, 3, 4}, {0, 1, 2, 3, 4}}, idx)
 }
 
 // TestNearestFindsCopy: a training image used as a query is its own
