@@ -16,7 +16,7 @@ import (
 // The spaces nearest-neighbour distances are measured in, as
 // NearestResult.Space names them.
 const (
-	PixelSpace     = "pixels"    // L2 on the [-1, 1] pixels, in the model's channels
+	PixelSpace     = "pixel"     // L2 on the [-1, 1] pixels, in the model's channels
 	InceptionSpace = "inception" // L2 on the FID Inception's pool features
 )
 
@@ -273,7 +273,7 @@ func FindNearest(d *engine.Device, samples, data Images, opt NearestOptions) (Ne
 		}
 		res.Space, dim = InceptionSpace, engine.InceptionFeatures
 	}
-	bar := progress.New(opt.Log, "eval: nearest neighbours in "+res.Space, data.N)
+	bar := progress.New(opt.Log, "eval: nearest neighbours in "+res.Space+" space", data.N)
 	idx, dist, err := nearest(q, set, dim, opt.K, bar.Add)
 	bar.Done()
 	if err != nil {
