@@ -3,10 +3,14 @@ package eval
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/engine"
+	"vkgan/internal/safetensors"
 )
 
 // nearestRef is the obvious search: every distance, then a stable sort,
@@ -196,4 +200,43 @@ func BenchmarkNearestPixels(b *testing.B) {
 		runs++
 	}
 	b.ReportMetric(float64(nq*ns*dim)*float64(runs)/b.Elapsed().Seconds()/1e9, "Gmadd/s")
+}
+
+// TestFindNearestInception: in feature space (random Inception weights) a
+// copy of a data image is its own nearest neighbour, at distance ~0. It
+// takes about 20 s on lavapipe, as the network runs at 299x299.
+func TestFindNearestInception(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the Inception network is slow on a CPU device")
+	}
+	d := testDevice.Get(t)
+	net, err := engine.FIDInception(1)
+	require.NoError(t, err)
+	params, stats := net.Init(rand.New(rand.NewPCG(1, 2)))
+	var ts []safetensors.Tensor
+	for _, s := range append(append([]engine.ParamSpec{}, net.Params...), net.Stats...) {
+		v := params[s.Name]
+		if v == nil {
+			v = stats[s.Name]
+		}
+		ts = append(ts, safetensors.Tensor{Name: s.Name, DType: safetensors.F32, Shape: s.Shape, F32: v})
+	}
+	weights := filepath.Join(t.TempDir(), "inception.safetensors")
+	require.NoError(t, safetensors.WriteFile(weights, ts, nil))
+
+	data := blobs(2, 3, 8, 4)
+	data.Hash = "blobs-4"
+	per := 3 * 8 * 8
+	samples := Images{Pix: slices.Clone(data.Pix[per : 2*per]), N: 1, C: 3, Size: 8}
+	cache := t.TempDir()
+	res, err := FindNearest(d, samples, data, NearestOptions{K: 2, Inception: weights, Batch: 2, CacheDir: cache})
+	require.NoError(t, err)
+	require.Equal(t, InceptionSpace, res.Space)
+	require.Equal(t, 1, res.Index[0][0])
+	t.Logf("feature distances %v", res.Dist[0])
+	// The same image through the same network; only the batch differs.
+	require.Less(t, res.Dist[0][0], 1e-4*res.Dist[0][1])
+	files, err := filepath.Glob(filepath.Join(cache, "features-*.safetensors"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "the data's features are cached, the samples' are not")
 }
