@@ -258,6 +258,10 @@ func FindNearest(d *engine.Device, samples, data Images, opt NearestOptions) (Ne
 	if samples.C != data.C || samples.Size != data.Size {
 		return NearestResult{}, fmt.Errorf("eval: nearest: samples of %dx%dx%d against data of %dx%dx%d", samples.C, samples.Size, samples.Size, data.C, data.Size, data.Size)
 	}
+	per := data.C * data.Size * data.Size
+	if len(samples.Pix) != samples.N*per || len(data.Pix) != data.N*per {
+		return NearestResult{}, fmt.Errorf("eval: nearest: %d sample and %d data values are not %d and %d images of %dx%dx%d", len(samples.Pix), len(data.Pix), samples.N, data.N, data.C, data.Size, data.Size)
+	}
 	if opt.K < 1 || opt.K > MaxNearestK {
 		return NearestResult{}, fmt.Errorf("eval: nearest: k = %d must be in 1..%d", opt.K, MaxNearestK)
 	}
@@ -265,7 +269,7 @@ func FindNearest(d *engine.Device, samples, data Images, opt NearestOptions) (Ne
 		return NearestResult{}, fmt.Errorf("eval: nearest: k = %d neighbours but the data set holds only %d images", opt.K, data.N)
 	}
 	res := NearestResult{Space: PixelSpace}
-	q, set, dim := samples.Pix, data.Pix, data.C*data.Size*data.Size
+	q, set, dim := samples.Pix, data.Pix, per
 	if opt.Inception != "" {
 		var err error
 		if q, set, err = nearestFeatures(d, samples, data, opt); err != nil {

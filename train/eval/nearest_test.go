@@ -165,6 +165,10 @@ func TestNearestErrors(t *testing.T) {
 	require.ErrorContains(t, err, "k = 4 neighbours but the data set holds only 3 images")
 	_, err = FindNearest(nil, blobs(2, 1, 8, 2), data, NearestOptions{K: 1})
 	require.ErrorContains(t, err, "samples of 1x8x8 against data of 3x8x8")
+	short := blobs(2, 3, 8, 2)
+	short.N = 3
+	_, err = FindNearest(nil, short, data, NearestOptions{K: 1})
+	require.ErrorContains(t, err, "are not 3 and 3 images of 3x8x8")
 }
 
 func TestNearestRows(t *testing.T) {
