@@ -31,7 +31,7 @@ var commands = []command{
 	{"devices", "list Vulkan devices and the one vkgan would use", devicesCmd, ""},
 	{"bench", "time kernels with GPU timestamps (GFLOP/s, GB/s)", benchCmd, ""},
 	{"train", "train a DCGAN on a folder of images or the emoji set", trainCmd, ""},
-	{"sample", "write samples or a latent interpolation from a run's checkpoint", sampleCmd, ""},
+	{"sample", "write samples, a latent interpolation, or samples beside their nearest training images", sampleCmd, ""},
 	{"eval", "score a run's generator (SWD, KID, FID) or compare two image folders", evalCmd, ""},
 	{"data", "fetch a data set: vkgan data emoji", dataCmd, "emoji"},
 	{"toy", "train a GAN on a 2D mixture and draw D's field and G's samples", toyCmd, ""},
