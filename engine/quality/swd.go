@@ -135,15 +135,21 @@ type swdSet struct {
 //     difference of the sorted projections.
 //   - Image i of both sets has the same neighbourhood positions (a common
 //     random draw), so a set against itself gives exactly 0.
-//   - The metric is invariant to an affine change of each set's values
-//     (the normalisation removes it), so [-1, 1] images give the
-//     reference's result on [0, 255] ones; values outside [-1, 1] are
-//     accepted, non-finite ones are an error.
+//   - Mapping a whole set through x -> s*x + t with s > 0 changes
+//     nothing (the pyramid is linear and keeps constants, and the
+//     normalisation removes s and t), so [-1, 1] images measure as the
+//     reference's [0, 255] ones do; values outside [-1, 1] are accepted,
+//     non-finite ones are an error.
 //
-// The projections are one matrix product per batch of directions. With a
-// device d they run there (the descriptors are uploaded once per level,
-// each batch's projections downloaded once); with d nil they run on the
-// host. Sorting the projections always runs on the host, on every core.
+// Cost: the projections are one matrix product per batch of directions,
+// 2*K*DirRepeats*DirsPerRepeat flops per descriptor and level with K =
+// C*NhoodSize^2: 0.46 TFLOP for two sets of 1,000 64x64 RGB images with
+// the defaults. With a device d they run there (the descriptors are
+// uploaded once per level, each batch's projections downloaded once); with
+// d nil they run on the host. Sorting the projections (a radix sort: one
+// histogram pass and three scatter passes) always runs on the host, on
+// GOMAXPROCS goroutines. Memory: one level's descriptors, 4*K*N*NhoodsPerImage bytes
+// per set, plus at most 256 MiB of projections per set.
 func SWD(d *engine.Device, a []float32, shapeA []int, b []float32, shapeB []int, opt *SWDOptions) (*SWDResult, error) {
 	var o SWDOptions
 	if opt != nil {

@@ -1,8 +1,10 @@
 package quality
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"vkgan/engine"
 )
@@ -146,6 +148,7 @@ type swdDeviceProjector struct {
 	pad  []float32      // cd*kp host staging for a short last batch
 	blk  [2][]swdBlock
 	out  [2][]float32
+	raw  []byte // one block's projections as read back, reused
 }
 
 // swdBlockCols caps a device block's columns: 2^22 keeps the GEMM's grid
@@ -198,10 +201,9 @@ func newSWDDeviceProjector(s *swdRun, desc [2][]float32) (_ *swdDeviceProjector,
 			}
 			p.blk[i] = append(p.blk[i], b)
 		}
-		if len(p.blk[i]) > 1 {
-			p.out[i] = make([]float32, p.cd*ncol) // the blocks' rows gathered
-		}
+		p.out[i] = make([]float32, p.cd*ncol)
 	}
+	p.raw = make([]byte, 4*p.cd*min(cols, max(s.ncol[0], s.ncol[1])))
 	return p, nil
 }
 
@@ -241,20 +243,23 @@ func (p *swdDeviceProjector) project(dirs []float32, m int) ([2][]float32, error
 	if err != nil {
 		return p.out, fmt.Errorf("projection: %w", err)
 	}
+	// Only the batch's m rows are read, into reused buffers: the
+	// projections are the bulk of the host-device traffic (4 bytes per
+	// descriptor and direction), and Download would allocate twice that
+	// per batch.
 	for i := range 2 {
 		ncol := s.ncol[i]
 		for _, b := range p.blk[i] {
-			v, err := b.out.Download()
-			if err != nil {
+			bw := b.out.Dim(1)
+			raw := p.raw[:4*m*bw]
+			if err := b.out.Buffer().Read(0, raw); err != nil {
 				return p.out, fmt.Errorf("projections of set %s: %w", s.sets[i].name, err)
 			}
-			bw := b.out.Dim(1)
-			if bw == ncol {
-				p.out[i] = v // one block: use the download as it is
-				continue
-			}
 			for j := range m {
-				copy(p.out[i][j*ncol+b.c0:][:bw], v[j*bw:(j+1)*bw])
+				row, src := p.out[i][j*ncol+b.c0:][:bw], raw[4*j*bw:][:4*bw]
+				for c := range row {
+					row[c] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*c:]))
+				}
 			}
 		}
 	}

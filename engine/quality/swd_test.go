@@ -1,8 +1,11 @@
 package quality
 
 import (
+	"encoding/json"
+	"flag"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -590,4 +593,57 @@ func TestSWDDefaults(t *testing.T) {
 	if d := DefaultSWD(); d.NhoodsPerImage != got.NhoodsPerImage || d.NhoodSize != got.NhoodSize || d.DirRepeats != got.DirRepeats || d.DirsPerRepeat != got.DirsPerRepeat {
 		t.Errorf("DefaultSWD() = %+v, want %+v", d, got)
 	}
+}
+
+var updateSWD = flag.Bool("update-swd", false, "rewrite testdata/swd_golden.json")
+
+// TestSWDGolden pins the values for a fixed input and seed, so that a
+// change of the random streams (ours, or math/rand/v2's derived draws) or
+// of the algorithm shows up as a diff of testdata/swd_golden.json rather
+// than as silently different metrics in old and new runs. The host result
+// must match to 1e-9 relative, the device's to 1e-5.
+func TestSWDGolden(t *testing.T) {
+	const path = "testdata/swd_golden.json"
+	a := swdImages(21, 4, 3, 32, 0.1)
+	b := swdImages(22, 5, 3, 32, 0.1)
+	opt := &SWDOptions{DirsPerRepeat: 64, Seed: 2018}
+	got, err := SWD(nil, a, shape(4, 3, 32), b, shape(5, 3, 32), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *updateSWD {
+		js, err := json.MarshalIndent(got, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(js, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update-swd to create it)", err)
+	}
+	var want SWDResult
+	if err := json.Unmarshal(js, &want); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	compare := func(t *testing.T, got *SWDResult, rtol float64) {
+		if !slices.Equal(got.Levels, want.Levels) {
+			t.Fatalf("levels %v, want %v", got.Levels, want.Levels)
+		}
+		for l, w := range want.PerLevel {
+			if g := got.PerLevel[l]; math.Abs(g-w) > rtol*math.Abs(w) {
+				t.Errorf("level %d: %.17g, want %.17g (tolerance %g relative)", want.Levels[l], g, w, rtol)
+			}
+		}
+	}
+	compare(t, got, 1e-9)
+	t.Run("device", func(t *testing.T) {
+		got, err := SWD(newTestDevice(t), a, shape(4, 3, 32), b, shape(5, 3, 32), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compare(t, got, 1e-5)
+	})
 }
