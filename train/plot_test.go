@@ -2,17 +2,24 @@ package train
 
 import (
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"vkgan/train/rundir"
 )
@@ -195,4 +202,175 @@ func BenchmarkPlotLosses(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// evaluate gives ms[i] an image-quality evaluation at every every-th line,
+// improving over the run: the metrics named in which, each of s, k, f.
+func evaluate(ms []rundir.Metric, every int, which string) {
+	for i := every - 1; i < len(ms); i += every {
+		k := math.Exp(-3 * float64(i) / float64(len(ms)))
+		for _, c := range which {
+			switch c {
+			case 's':
+				ms[i].SWD = ptr(80*k + 5)
+			case 'k':
+				ms[i].KID, ms[i].KIDStd = ptr(0.08*k+0.004), ptr(0.004)
+			case 'f':
+				ms[i].FID = ptr(250*k + 30)
+			}
+		}
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func rgb(c color.RGBA) [3]uint8 { return [3]uint8{c.R, c.G, c.B} }
+
+// region is the part of img within r.
+func region(img image.Image, r image.Rectangle) image.Image {
+	return img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(r)
+}
+
+func TestPlotLossesQuality(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		which string // metrics evaluated, as evaluate takes them
+		want  string // panels, top to bottom
+	}{
+		{"none", "", ""},
+		{"all", "skf", "skf"},
+		{"swd", "s", "s"},
+		{"fid", "f", "f"},
+		{"kid and fid", "kf", "kf"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ms := fakeRun(500)
+			evaluate(ms, 50, c.which)
+			path := filepath.Join(t.TempDir(), rundir.LossPlotFile)
+			require.NoError(t, PlotLosses(path, ms))
+			img, _ := readPlot(t, path)
+			require.Equal(t, image.Rect(0, 0, PlotWidth, PlotHeight+len(c.want)*qualityPanelHeight), img.Bounds())
+
+			top := region(img, image.Rect(0, 0, PlotWidth, PlotHeight))
+			for _, s := range []struct {
+				metric byte
+				c      color.RGBA
+			}{{'s', colorSWD}, {'k', colorKID}, {'f', colorFID}} {
+				// Antialiased edges of the training series come near a
+				// quality colour in a few pixels.
+				assert.Less(t, colored(top, rgb(s.c)), 30, "%c drawn over the training panels", s.metric)
+				panel := strings.IndexByte(c.want, s.metric)
+				if panel < 0 {
+					assert.Less(t, colored(img, rgb(s.c)), 30, "%c drawn, not evaluated", s.metric)
+					continue
+				}
+				y0 := PlotHeight + panel*qualityPanelHeight
+				in := region(img, image.Rect(0, y0, PlotWidth, y0+qualityPanelHeight))
+				assert.Greater(t, colored(in, rgb(s.c)), 300, "%c not drawn in panel %d", s.metric, panel)
+			}
+		})
+	}
+}
+
+// An evaluation every few lines is drawn at those steps only, each marked:
+// the coloured columns of the panel run from the first marker to the last,
+// and the markers sit at the evaluated steps.
+func TestPlotLossesQualitySparse(t *testing.T) {
+	t.Parallel()
+	ms := fakeRun(100) // steps 50 to 5000
+	// Evaluations at steps 1000, 2000 and 4000.
+	for _, i := range []int{19, 39, 79} {
+		require.Equal(t, 50*(i+1), ms[i].Step)
+		ms[i].SWD = ptr(30) // level, so the line is one row thick
+	}
+	ms[59].FID = ptr(math.NaN()) // an FID panel with nothing to draw
+	path := filepath.Join(t.TempDir(), rundir.LossPlotFile)
+	require.NoError(t, PlotLosses(path, ms))
+	img, _ := readPlot(t, path)
+	require.Equal(t, PlotHeight+2*qualityPanelHeight, img.Bounds().Dy())
+
+	// Coloured pixels per column in the SWD panel: a marker (5 pt across,
+	// 7 px) is more than twice as tall as the line (1.5 pt).
+	const markerPx = 5
+	col := make([]int, PlotWidth)
+	for y := PlotHeight; y < PlotHeight+qualityPanelHeight; y++ {
+		for x := range col {
+			col[x] += colored(region(img, image.Rect(x, y, x+1, y+1)), rgb(colorSWD))
+		}
+	}
+	first := slices.IndexFunc(col, func(n int) bool { return n > 0 })
+	require.GreaterOrEqual(t, first, 0, "SWD not drawn")
+	end := first + slices.Index(col[first:], 0) // the legend's line comes after a gap
+	require.Greater(t, end, first)
+	var centres []float64
+	for x := first; x < end; {
+		if col[x] < markerPx {
+			x++
+			continue
+		}
+		x0 := x
+		for x < end && col[x] >= markerPx {
+			x++
+		}
+		centres = append(centres, float64(x0+x-1)/2)
+	}
+	require.Len(t, centres, 3, "markers in columns %v", col[first:end])
+	assert.InDelta(t, float64(first), centres[0]-3, 2, "line starts before the first evaluation")
+	assert.InDelta(t, float64(end-1), centres[2]+3, 2, "line runs past the last evaluation")
+	// Steps 1000, 2000, 4000: the middle marker a third of the way.
+	assert.InDelta(t, 1.0/3, (centres[1]-centres[0])/(centres[2]-centres[0]), 0.02)
+	for x := end; x < PlotWidth; x++ {
+		assert.Less(t, col[x], markerPx, "a marker at column %d, beyond the last evaluation", x)
+	}
+	// Left of the legends, which show FID's line.
+	fid := region(img, image.Rect(0, PlotHeight+qualityPanelHeight, PlotWidth*3/4, img.Bounds().Dy()))
+	assert.Zero(t, colored(fid, rgb(colorFID)), "NaN FID drawn")
+}
+
+func TestEvaluatedXYs(t *testing.T) {
+	t.Parallel()
+	ms := []rundir.Metric{
+		{Step: 10},
+		{Step: 20, SWD: ptr(3)},
+		{Step: 30, SWD: ptr(math.NaN())},
+		{Step: 40, SWD: ptr(math.Inf(1))},
+		{Step: 50, SWD: ptr(math.Inf(-1))},
+		{Step: 60},
+		{Step: 70, SWD: ptr(0)},
+	}
+	swd := func(m rundir.Metric) *float64 { return m.SWD }
+	assert.Equal(t, plotter.XYs{{X: 20, Y: 3}, {X: 70, Y: 0}}, evaluatedXYs(ms, swd))
+	assert.Empty(t, evaluatedXYs(ms[:1], swd))
+
+	ms[1].KID, ms[1].KIDStd = ptr(0.01), ptr(math.NaN()) // no bar where std is NaN
+	ms[6].KID, ms[6].KIDStd = ptr(0.02), ptr(0.001)
+	ms[5].KIDStd = ptr(0.001) // nor where only std is set
+	kid := func(m rundir.Metric) *float64 { return m.KID }
+	kidStd := func(m rundir.Metric) *float64 { return m.KIDStd }
+	bars := stdBars(ms, kid, kidStd, colorKID)
+	require.NotNil(t, bars)
+	eb := bars.(errorBars).bars
+	assert.Equal(t, plotter.XYs{{X: 70, Y: 0.02}}, eb.XYs)
+	assert.Equal(t, plotter.YErrors{{Low: 0.001, High: 0.001}}, eb.YErrors)
+	assert.Nil(t, stdBars(ms[:2], kid, kidStd, colorKID))
+}
+
+// Panels whose y tick labels differ in width still share the step axis.
+func TestAlignX(t *testing.T) {
+	t.Parallel()
+	c := draw.New(vgimg.New(4*vg.Inch, 2*vg.Inch))
+	narrow, wide := plot.New(), plot.New()
+	narrow.Y.Min, narrow.Y.Max = 0, 1
+	wide.Y.Min, wide.Y.Max = 0.00001, 0.00002
+	ps := []*plot.Plot{narrow, wide}
+	cs := []draw.Canvas{c, c}
+	require.NotEqual(t, ps[0].DataCanvas(cs[0]).Min.X, ps[1].DataCanvas(cs[1]).Min.X)
+	alignX(ps, cs)
+	d0, d1 := ps[0].DataCanvas(cs[0]), ps[1].DataCanvas(cs[1])
+	assert.InDelta(t, float64(d0.Min.X), float64(d1.Min.X), 1e-9)
+	assert.InDelta(t, float64(d0.Max.X), float64(d1.Max.X), 1e-9)
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -316,15 +317,52 @@ func (v *view) reload() error {
 }
 
 func (v *view) setTitle() {
-	title := fmt.Sprintf("vkgan view %s · step %d", filepath.Base(filepath.Clean(v.opt.RunDir)), v.step)
-	if ms, err := rundir.ReadMetrics(filepath.Join(v.opt.RunDir, rundir.MetricsFile)); err == nil && len(ms) > 0 {
+	// A log not written yet, or unreadable, only leaves numbers out.
+	ms, _ := rundir.ReadMetrics(filepath.Join(v.opt.RunDir, rundir.MetricsFile))
+	v.win.SetTitle(windowTitle(filepath.Base(filepath.Clean(v.opt.RunDir)), v.step, ms, v.timeline))
+}
+
+// windowTitle is the title for run at step: the last logged losses, the
+// latest image-quality evaluation with the step it was taken at (it may be
+// thousands of steps old, as -eval-every is sparse), and the saved grid
+// shown (timeline, from 0; -1 for none).
+func windowTitle(run string, step int, ms []rundir.Metric, timeline int) string {
+	title := fmt.Sprintf("vkgan view %s · step %d", run, step)
+	if len(ms) > 0 {
 		m := ms[len(ms)-1]
 		title += fmt.Sprintf(" · loss D %.3f G %.3f", m.LossD, m.LossG)
 	}
-	if v.timeline >= 0 {
-		title += fmt.Sprintf(" · timeline %d", v.timeline+1)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := ms[i]; m.Evaluated() {
+			title += " · " + evalText(m)
+			break
+		}
 	}
-	v.win.SetTitle(title)
+	if timeline >= 0 {
+		title += fmt.Sprintf(" · timeline %d", timeline+1)
+	}
+	return title
+}
+
+// evalText is m's image-quality numbers two spaces apart, so that each
+// stands apart from the next ("SWD 12.3  FID 45.6 (step 5000)"): SWD and
+// FID to 0.1, KID, which is in hundredths, to 3 significant digits.
+func evalText(m rundir.Metric) string {
+	var parts []string
+	if m.SWD != nil {
+		parts = append(parts, fmt.Sprintf("SWD %.1f", *m.SWD))
+	}
+	if m.KID != nil {
+		kid := fmt.Sprintf("KID %.3g", *m.KID)
+		if m.KIDStd != nil {
+			kid += fmt.Sprintf("±%.2g", *m.KIDStd)
+		}
+		parts = append(parts, kid)
+	}
+	if m.FID != nil {
+		parts = append(parts, fmt.Sprintf("FID %.1f", *m.FID))
+	}
+	return fmt.Sprintf("%s (step %d)", strings.Join(parts, "  "), m.Step)
 }
 
 // pollLive picks up the training goroutine's GAN and redraws from its live

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -475,4 +476,37 @@ func TestShowImages(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 3, shown.Load(), "frames at steps 0, 10 and 20")
 	require.FileExists(t, filepath.Join(out, "toy.json"))
+}
+
+func TestWindowTitle(t *testing.T) {
+	t.Parallel()
+	f := func(v float64) *float64 { return &v }
+	logged := []rundir.Metric{
+		{Step: 4000, LossD: 1.2, LossG: 0.8},
+		{Step: 5000, LossD: 1.1, LossG: 0.9, SWD: f(12.34), KID: f(0.012345), KIDStd: f(0.00041), FID: f(45.61)},
+		{Step: 5500, LossD: 1.0, LossG: 1.0},
+	}
+	for _, c := range []struct {
+		name     string
+		ms       []rundir.Metric
+		timeline int
+		want     string
+	}{
+		{"no log", nil, -1, "vkgan view run · step 6000"},
+		{"no evaluation", logged[:1], -1, "vkgan view run · step 6000 · loss D 1.200 G 0.800"},
+		{"latest evaluation, lines after it", logged, -1,
+			"vkgan view run · step 6000 · loss D 1.000 G 1.000 · SWD 12.3  KID 0.0123±0.00041  FID 45.6 (step 5000)"},
+		{"timeline", logged[:2], 1,
+			"vkgan view run · step 6000 · loss D 1.100 G 0.900 · SWD 12.3  KID 0.0123±0.00041  FID 45.6 (step 5000) · timeline 2"},
+		{"some metrics", []rundir.Metric{{Step: 100, LossD: 1, LossG: 2, SWD: f(7), FID: f(300)}}, -1,
+			"vkgan view run · step 6000 · loss D 1.000 G 2.000 · SWD 7.0  FID 300.0 (step 100)"},
+		{"kid without std", []rundir.Metric{{Step: 100, LossD: 1, LossG: 2, KID: f(0.5)}}, -1,
+			"vkgan view run · step 6000 · loss D 1.000 G 2.000 · KID 0.5 (step 100)"},
+		{"the latest, even NaN", []rundir.Metric{{Step: 100, LossD: 1, LossG: 2, SWD: f(50)}, {Step: 200, LossD: 1, LossG: 2, SWD: f(math.NaN())}}, -1,
+			"vkgan view run · step 6000 · loss D 1.000 G 2.000 · SWD NaN (step 200)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, windowTitle("run", 6000, c.ms, c.timeline))
+		})
+	}
 }
