@@ -115,7 +115,9 @@ func evalRun(dev *engine.Device, runDir, dataFlag string, ema bool, opt eval.Opt
 	if err != nil {
 		return eval.Result{}, "", fmt.Errorf("eval: %w", err)
 	}
-	res, _, err := ev.Generator(gan, cfg.NZ, ema && cfg.EMA > 0)
+	// LoadGenerator put the average (when asked for and kept) into G's
+	// own weights: sample those.
+	res, _, err := ev.Generator(gan, cfg.NZ, false)
 	which := "G"
 	if ema && cfg.EMA > 0 {
 		which = "G's average"

@@ -11,6 +11,7 @@ import (
 	"vkgan/engine/quality"
 	"vkgan/internal/testimg"
 	"vkgan/train/eval"
+	"vkgan/train/rundir"
 )
 
 // vkgan eval scores a run's generator (a table, or one JSON object) and
@@ -69,4 +70,27 @@ func TestEvalCommand(t *testing.T) {
 		require.NotEqual(t, 0, code, "%v", c.args)
 		require.Contains(t, errOut, c.want, "%v", c.args)
 	}
+}
+
+// vkgan eval scores the same G's average as the training loop's last
+// evaluation: same weights, seed and count give the same SWD, bit for bit.
+func TestEvalMatchesTrainingEval(t *testing.T) {
+	hasDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(quality.InceptionEnv, "")
+	run := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"train", "-steps", "3", "-out", run, "-seed", "5", "-ema", "0.9", "-eval-every", "3", "-eval-n", "8"}, tinyTrainArgs(t)...)
+	code, _, errOut := runCLI(args...)
+	require.Equal(t, 0, code, errOut)
+	ms, err := rundir.ReadMetrics(filepath.Join(run, rundir.MetricsFile))
+	require.NoError(t, err)
+	last := ms[len(ms)-1]
+	require.Equal(t, 3, last.Step)
+	require.NotNil(t, last.SWD)
+
+	code, out, errOut := runCLI("eval", "-run", run, "-n", "8", "-seed", "5", "-json")
+	require.Equal(t, 0, code, errOut)
+	var r eval.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	require.Equal(t, *last.SWD, *r.SWD, "the command and the training loop score the same average of G")
 }
