@@ -25,7 +25,7 @@ func BenchmarkSWD(b *testing.B) {
 				y := swdImages(2, n, 3, 64, 0.1)
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := SWD(d, x, shape(n, 3, 64), y, shape(n, 3, 64), nil); err != nil {
+					if _, err := SWD(d, x, swdShape(n, 3, 64), y, swdShape(n, 3, 64), nil); err != nil {
 						b.Fatal(err)
 					}
 				}

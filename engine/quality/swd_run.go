@@ -50,7 +50,7 @@ func (s *swdRun) run() (*SWDResult, error) {
 		proj, err := s.newProjector(desc)
 		desc = [2][]float32{} // the projector holds what it still needs
 		if err != nil {
-			return nil, fmt.Errorf("quality: swd: level %d: %w", levels[l], err)
+			return nil, fmt.Errorf("quality: swd: level %dx%d: %w", levels[l], levels[l], err)
 		}
 		w1 := make([]float64, o.DirRepeats*o.DirsPerRepeat)
 		for rep := range o.DirRepeats {
@@ -60,7 +60,7 @@ func (s *swdRun) run() (*SWDResult, error) {
 				p, err := proj.project(dirs[j0*s.kp:(j0+m)*s.kp], m)
 				if err != nil {
 					proj.release()
-					return nil, fmt.Errorf("quality: swd: level %d: %w", levels[l], err)
+					return nil, fmt.Errorf("quality: swd: level %dx%d: %w", levels[l], levels[l], err)
 				}
 				s.distances(p, m, w1[rep*o.DirsPerRepeat+j0:][:m])
 				done += m

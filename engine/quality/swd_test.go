@@ -41,15 +41,15 @@ func swdImages(seed uint64, n, c, side int, noise float64) []float32 {
 	return out
 }
 
-// refSWD is a plain float64 SWD written from the paper's description and
+// swdRefSWD is a plain float64 SWD written from the paper's description and
 // the reference code's steps, with none of the fast path's code except its
 // random draws (swdPositions, swdDirections): a literal 5x5 convolution
 // for the pyramid, descriptors as vectors, sort.Float64s, and for unequal
 // sizes the quantile functions made equal by repeating each of a's values
 // nb times and each of b's na times. It returns the distance per level.
-func refSWD(a []float32, na int, b []float32, nb int, c, side int, o SWDOptions) []float64 {
+func swdRefSWD(a []float32, na int, b []float32, nb int, c, side int, o SWDOptions) []float64 {
 	levels := swdLevels(side)
-	pyr := [2][][][]float64{refPyramids(a, na, c, side, len(levels)), refPyramids(b, nb, c, side, len(levels))}
+	pyr := [2][][][]float64{swdRefPyramids(a, na, c, side, len(levels)), swdRefPyramids(b, nb, c, side, len(levels))}
 	counts := [2]int{na, nb}
 	ns, h := o.NhoodSize, o.NhoodSize/2
 	k := c * ns * ns
@@ -73,7 +73,7 @@ func refSWD(a []float32, na int, b []float32, nb int, c, side int, o SWDOptions)
 					desc[set] = append(desc[set], v)
 				}
 			}
-			refNormalise(desc[set], c, ns*ns)
+			swdRefNormalise(desc[set], c, ns*ns)
 		}
 		var sum float64
 		for rep := range o.DirRepeats {
@@ -91,7 +91,7 @@ func refSWD(a []float32, na int, b []float32, nb int, c, side int, o SWDOptions)
 					}
 					slices.Sort(proj[set])
 				}
-				pa, pb := refRepeat(proj[0], len(proj[1])), refRepeat(proj[1], len(proj[0]))
+				pa, pb := swdRefRepeat(proj[0], len(proj[1])), swdRefRepeat(proj[1], len(proj[0]))
 				var d float64
 				for i := range pa {
 					d += math.Abs(pa[i] - pb[i])
@@ -104,9 +104,9 @@ func refSWD(a []float32, na int, b []float32, nb int, c, side int, o SWDOptions)
 	return out
 }
 
-// refRepeat repeats each value of v times times; with equal sizes it
+// swdRefRepeat repeats each value of v times times; with equal sizes it
 // returns v.
-func refRepeat(v []float64, times int) []float64 {
+func swdRefRepeat(v []float64, times int) []float64 {
 	if len(v) == times {
 		return v
 	}
@@ -119,9 +119,9 @@ func refRepeat(v []float64, times int) []float64 {
 	return out
 }
 
-// refNormalise normalises each channel (per consecutive components of
+// swdRefNormalise normalises each channel (per consecutive components of
 // every descriptor) by its mean and population deviation over the set.
-func refNormalise(desc [][]float64, c, per int) {
+func swdRefNormalise(desc [][]float64, c, per int) {
 	for ch := range c {
 		var sum, ss, cnt float64
 		for _, v := range desc {
@@ -148,9 +148,9 @@ func refNormalise(desc [][]float64, c, per int) {
 	}
 }
 
-// refPyramids returns, per image, its Laplacian pyramid's levels as c
+// swdRefPyramids returns, per image, its Laplacian pyramid's levels as c
 // planes each.
-func refPyramids(pix []float32, n, c, side, levels int) [][][]float64 {
+func swdRefPyramids(pix []float32, n, c, side, levels int) [][][]float64 {
 	var out [][][]float64
 	for img := range n {
 		var pyr [][]float64
@@ -161,8 +161,8 @@ func refPyramids(pix []float32, n, c, side, levels int) [][][]float64 {
 		pyr = append(pyr, g)
 		for l := 1; l < levels; l++ {
 			s := side >> (l - 1)
-			down := refDown(pyr[l-1], c, s)
-			up := refUp(down, c, s/2)
+			down := swdRefDown(pyr[l-1], c, s)
+			up := swdRefUp(down, c, s/2)
 			for i := range up {
 				pyr[l-1][i] -= up[i]
 			}
@@ -173,8 +173,8 @@ func refPyramids(pix []float32, n, c, side, levels int) [][][]float64 {
 	return out
 }
 
-// refKernel is the 5x5 Gaussian [1 4 6 4 1]^T [1 4 6 4 1] / 256.
-func refKernel(scale float64) [5][5]float64 {
+// swdRefKernel is the 5x5 Gaussian [1 4 6 4 1]^T [1 4 6 4 1] / 256.
+func swdRefKernel(scale float64) [5][5]float64 {
 	g := [5]float64{1, 4, 6, 4, 1}
 	var k [5][5]float64
 	for i := range 5 {
@@ -185,9 +185,9 @@ func refKernel(scale float64) [5][5]float64 {
 	return k
 }
 
-// refConv convolves c planes of side s with k, extending each plane by
+// swdRefConv convolves c planes of side s with k, extending each plane by
 // mirroring about its edge pixels (scipy.ndimage mode "mirror").
-func refConv(src []float64, c, s int, k [5][5]float64) []float64 {
+func swdRefConv(src []float64, c, s int, k [5][5]float64) []float64 {
 	refl := func(i int) int {
 		for i < 0 || i >= s {
 			if i < 0 {
@@ -215,9 +215,9 @@ func refConv(src []float64, c, s int, k [5][5]float64) []float64 {
 	return out
 }
 
-// refDown is pyr_down: filter, then keep even rows and columns.
-func refDown(src []float64, c, s int) []float64 {
-	f := refConv(src, c, s, refKernel(1))
+// swdRefDown is pyr_down: filter, then keep even rows and columns.
+func swdRefDown(src []float64, c, s int) []float64 {
+	f := swdRefConv(src, c, s, swdRefKernel(1))
 	h := s / 2
 	out := make([]float64, c*h*h)
 	for ch := range c {
@@ -230,9 +230,9 @@ func refDown(src []float64, c, s int) []float64 {
 	return out
 }
 
-// refUp is pyr_up: the image on the even pixels of a zero image of twice
+// swdRefUp is pyr_up: the image on the even pixels of a zero image of twice
 // the side, filtered with 4 times the kernel.
-func refUp(src []float64, c, s int) []float64 {
+func swdRefUp(src []float64, c, s int) []float64 {
 	d := 2 * s
 	z := make([]float64, c*d*d)
 	for ch := range c {
@@ -242,10 +242,10 @@ func refUp(src []float64, c, s int) []float64 {
 			}
 		}
 	}
-	return refConv(z, c, d, refKernel(4))
+	return swdRefConv(z, c, d, swdRefKernel(4))
 }
 
-// swdCase is one comparison of the fast path with refSWD.
+// swdCase is one comparison of the fast path with swdRefSWD.
 type swdCase struct {
 	name          string
 	c, side       int
@@ -267,8 +267,8 @@ var swdCases = []swdCase{
 	{name: "rgba32/opaque", c: 4, side: 32, na: 3, nb: 3, opt: SWDOptions{NhoodsPerImage: 16, DirsPerRepeat: 32, Seed: 12}, seedA: 7, seedB: 8, noise: 0.1, opaque: true},
 }
 
-// opaque sets the last channel of n c-channel images to 1.
-func opaque(pix []float32, n, c, side int) {
+// swdOpaque sets the last channel of n c-channel images to 1.
+func swdOpaque(pix []float32, n, c, side int) {
 	for img := range n {
 		plane := pix[(img*c+c-1)*side*side:][:side*side]
 		for i := range plane {
@@ -278,7 +278,7 @@ func opaque(pix []float32, n, c, side int) {
 }
 
 // TestSWDMatchesReference checks the fast path, on the host and on the
-// device, against refSWD: per level within 1e-5 relative (float32
+// device, against swdRefSWD: per level within 1e-5 relative (float32
 // descriptors and projections against float64 ones; lavapipe and the host
 // agree with it to about 1e-7).
 func TestSWDMatchesReference(t *testing.T) {
@@ -288,14 +288,14 @@ func TestSWDMatchesReference(t *testing.T) {
 			a := swdImages(tc.seedA, tc.na, tc.c, tc.side, tc.noiseA)
 			b := swdImages(tc.seedB, tc.nb, tc.c, tc.side, tc.noise)
 			if tc.opaque {
-				opaque(a, tc.na, tc.c, tc.side)
-				opaque(b, tc.nb, tc.c, tc.side)
+				swdOpaque(a, tc.na, tc.c, tc.side)
+				swdOpaque(b, tc.nb, tc.c, tc.side)
 			}
 			o, err := tc.opt.withDefaults()
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := refSWD(a, tc.na, b, tc.nb, tc.c, tc.side, o)
+			want := swdRefSWD(a, tc.na, b, tc.nb, tc.c, tc.side, o)
 			check := func(t *testing.T, d *engine.Device) {
 				got, err := SWD(d, a, []int{tc.na, tc.c, tc.side, tc.side}, b, []int{tc.nb, tc.c, tc.side, tc.side}, &tc.opt)
 				if err != nil {
@@ -334,14 +334,14 @@ func swdDevices(t *testing.T, fn func(t *testing.T, d *engine.Device)) {
 	t.Run("device", func(t *testing.T) { fn(t, newTestDevice(t)) })
 }
 
-func shape(n, c, s int) []int { return []int{n, c, s, s} }
+func swdShape(n, c, s int) []int { return []int{n, c, s, s} }
 
 // TestSWDSelf: a set against itself has the same descriptors, so every
 // projection sorts to the same values and the distance is exactly 0.
 func TestSWDSelf(t *testing.T) {
 	a := swdImages(1, 6, 3, 32, 0.1)
 	swdDevices(t, func(t *testing.T, d *engine.Device) {
-		got, err := SWD(d, a, shape(6, 3, 32), slices.Clone(a), shape(6, 3, 32), &SWDOptions{DirsPerRepeat: 64})
+		got, err := SWD(d, a, swdShape(6, 3, 32), slices.Clone(a), swdShape(6, 3, 32), &SWDOptions{DirsPerRepeat: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +371,7 @@ func TestSWDNoise(t *testing.T) {
 			for i, v := range a {
 				b[i] = v + float32(std*gauss[i])
 			}
-			got, err := SWD(d, a, shape(n, c, s), b, shape(n, c, s), opt)
+			got, err := SWD(d, a, swdShape(n, c, s), b, swdShape(n, c, s), opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -398,7 +398,7 @@ func TestSWDSeed(t *testing.T) {
 	b := swdImages(4, 5, 3, 32, 0.1)
 	run := func(d *engine.Device, seed uint64) *SWDResult {
 		t.Helper()
-		got, err := SWD(d, a, shape(4, 3, 32), b, shape(5, 3, 32), &SWDOptions{DirsPerRepeat: 32, Seed: seed})
+		got, err := SWD(d, a, swdShape(4, 3, 32), b, swdShape(5, 3, 32), &SWDOptions{DirsPerRepeat: 32, Seed: seed})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,7 +425,7 @@ func TestSWDProgress(t *testing.T) {
 	opt := &SWDOptions{NhoodsPerImage: 4, DirRepeats: 3, DirsPerRepeat: 10, Progress: func(done, total int) {
 		calls = append(calls, [2]int{done, total})
 	}}
-	if _, err := SWD(nil, a, shape(2, 1, 32), a, shape(2, 1, 32), opt); err != nil {
+	if _, err := SWD(nil, a, swdShape(2, 1, 32), a, swdShape(2, 1, 32), opt); err != nil {
 		t.Fatal(err)
 	}
 	const total = 2 * 3 * 10
@@ -454,21 +454,21 @@ func TestSWDBadInput(t *testing.T) {
 		opt      *SWDOptions
 		contains string
 	}{
-		{"empty a", nil, shape(0, 3, 16), ok, shape(2, 3, 16), nil, "set a is empty"},
-		{"empty b", ok, shape(2, 3, 16), nil, shape(0, 3, 16), nil, "set b is empty"},
-		{"channels differ", ok, shape(2, 3, 16), make([]float32, 2*1*16*16), shape(2, 1, 16), nil, "channels and side must match"},
-		{"sides differ", make([]float32, 32*32*3), shape(1, 3, 32), ok, shape(2, 3, 16), nil, "channels and side must match"},
-		{"two channels", make([]float32, 2*16*16), shape(1, 2, 16), ok, shape(2, 3, 16), nil, "want 1, 3 or 4"},
-		{"two dimensions", make([]float32, 3*16*32), shape(1, 3, 16)[:2:2], ok, shape(2, 3, 16), nil, "want [N C S S]"},
-		{"rectangle", make([]float32, 3*16*32), []int{1, 3, 16, 32}, ok, shape(2, 3, 16), nil, "want square"},
-		{"not a power of two", make([]float32, 3*24*24), shape(1, 3, 24), ok, shape(2, 3, 16), nil, "power of two"},
-		{"too small", make([]float32, 3*8*8), shape(1, 3, 8), ok, shape(2, 3, 16), nil, "power of two >= 16"},
-		{"short data", ok[:100], shape(2, 3, 16), ok, shape(2, 3, 16), nil, "has 100 values"},
-		{"NaN", ok, shape(2, 3, 16), bad, shape(2, 3, 16), nil, "set b image 0 holds NaN"},
-		{"Inf", inf, shape(2, 3, 16), ok, shape(2, 3, 16), nil, "set a image 0 holds -Inf"},
-		{"even neighbourhood", ok, shape(2, 3, 16), ok, shape(2, 3, 16), &SWDOptions{NhoodSize: 6}, "NhoodSize 6 must be odd"},
-		{"large neighbourhood", ok, shape(2, 3, 16), ok, shape(2, 3, 16), &SWDOptions{NhoodSize: 17}, "at most 16"},
-		{"negative counts", ok, shape(2, 3, 16), ok, shape(2, 3, 16), &SWDOptions{NhoodsPerImage: -1, DirRepeats: -2, DirsPerRepeat: -3}, "NhoodsPerImage -1 must be positive\nDirRepeats -2 must be positive\nDirsPerRepeat -3 must be positive"},
+		{"empty a", nil, swdShape(0, 3, 16), ok, swdShape(2, 3, 16), nil, "set a is empty"},
+		{"empty b", ok, swdShape(2, 3, 16), nil, swdShape(0, 3, 16), nil, "set b is empty"},
+		{"channels differ", ok, swdShape(2, 3, 16), make([]float32, 2*1*16*16), swdShape(2, 1, 16), nil, "channels and side must match"},
+		{"sides differ", make([]float32, 32*32*3), swdShape(1, 3, 32), ok, swdShape(2, 3, 16), nil, "channels and side must match"},
+		{"two channels", make([]float32, 2*16*16), swdShape(1, 2, 16), ok, swdShape(2, 3, 16), nil, "want 1, 3 or 4"},
+		{"two dimensions", make([]float32, 3*16*32), swdShape(1, 3, 16)[:2:2], ok, swdShape(2, 3, 16), nil, "want [N C S S]"},
+		{"rectangle", make([]float32, 3*16*32), []int{1, 3, 16, 32}, ok, swdShape(2, 3, 16), nil, "want square"},
+		{"not a power of two", make([]float32, 3*24*24), swdShape(1, 3, 24), ok, swdShape(2, 3, 16), nil, "power of two"},
+		{"too small", make([]float32, 3*8*8), swdShape(1, 3, 8), ok, swdShape(2, 3, 16), nil, "power of two >= 16"},
+		{"short data", ok[:100], swdShape(2, 3, 16), ok, swdShape(2, 3, 16), nil, "has 100 values"},
+		{"NaN", ok, swdShape(2, 3, 16), bad, swdShape(2, 3, 16), nil, "set b image 0 holds NaN"},
+		{"Inf", inf, swdShape(2, 3, 16), ok, swdShape(2, 3, 16), nil, "set a image 0 holds -Inf"},
+		{"even neighbourhood", ok, swdShape(2, 3, 16), ok, swdShape(2, 3, 16), &SWDOptions{NhoodSize: 6}, "NhoodSize 6 must be odd"},
+		{"large neighbourhood", ok, swdShape(2, 3, 16), ok, swdShape(2, 3, 16), &SWDOptions{NhoodSize: 17}, "at most 16"},
+		{"negative counts", ok, swdShape(2, 3, 16), ok, swdShape(2, 3, 16), &SWDOptions{NhoodsPerImage: -1, DirRepeats: -2, DirsPerRepeat: -3}, "NhoodsPerImage -1 must be positive\nDirRepeats -2 must be positive\nDirsPerRepeat -3 must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := SWD(nil, tc.a, tc.sa, tc.b, tc.sb, tc.opt)
@@ -541,7 +541,7 @@ func TestSWDW1(t *testing.T) {
 		for i := range b {
 			kb[i] = swdKey(float32(b[i]))
 		}
-		pa, pb := refRepeat(a, len(b)), refRepeat(b, len(a))
+		pa, pb := swdRefRepeat(a, len(b)), swdRefRepeat(b, len(a))
 		var want float64
 		for i := range pa {
 			want += math.Abs(pa[i] - pb[i])
@@ -607,7 +607,7 @@ func TestSWDGolden(t *testing.T) {
 	a := swdImages(21, 4, 3, 32, 0.1)
 	b := swdImages(22, 5, 3, 32, 0.1)
 	opt := &SWDOptions{DirsPerRepeat: 64, Seed: 2018}
-	got, err := SWD(nil, a, shape(4, 3, 32), b, shape(5, 3, 32), opt)
+	got, err := SWD(nil, a, swdShape(4, 3, 32), b, swdShape(5, 3, 32), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +640,7 @@ func TestSWDGolden(t *testing.T) {
 	}
 	compare(t, got, 1e-9)
 	t.Run("device", func(t *testing.T) {
-		got, err := SWD(newTestDevice(t), a, shape(4, 3, 32), b, shape(5, 3, 32), opt)
+		got, err := SWD(newTestDevice(t), a, swdShape(4, 3, 32), b, swdShape(5, 3, 32), opt)
 		if err != nil {
 			t.Fatal(err)
 		}
