@@ -137,19 +137,7 @@ func TestNewErrors(t *testing.T) {
 // scores 0 FID against itself, and the reference features are cached.
 func TestInceptionMetrics(t *testing.T) {
 	d := testDevice.Get(t)
-	net, err := engine.FIDInception(16)
-	require.NoError(t, err)
-	params, stats := net.Init(rand.New(rand.NewPCG(1, 2)))
-	var ts []safetensors.Tensor
-	for _, s := range append(append([]engine.ParamSpec{}, net.Params...), net.Stats...) {
-		v := params[s.Name]
-		if v == nil {
-			v = stats[s.Name]
-		}
-		ts = append(ts, safetensors.Tensor{Name: s.Name, DType: safetensors.F32, Shape: s.Shape, F32: v})
-	}
-	weights := filepath.Join(t.TempDir(), "inception.safetensors")
-	require.NoError(t, safetensors.WriteFile(weights, ts, nil))
+	weights := randomInceptionFile(t)
 
 	ref := blobs(6, 3, 16, 1)
 	ref.Hash = "blobs-1"
@@ -173,4 +161,25 @@ func TestInceptionMetrics(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("FID %g against other blobs, %g against itself", *r.FID, *self.FID)
 	require.Less(t, math.Abs(*self.FID), 1e-6*math.Abs(*r.FID))
+}
+
+// randomInceptionFile writes the FID Inception with Init's random weights
+// as a safetensors file (the network's names and shapes do not depend on
+// the image side).
+func randomInceptionFile(t *testing.T) string {
+	t.Helper()
+	net, err := engine.FIDInception(16)
+	require.NoError(t, err)
+	params, stats := net.Init(rand.New(rand.NewPCG(1, 2)))
+	var ts []safetensors.Tensor
+	for _, s := range append(append([]engine.ParamSpec{}, net.Params...), net.Stats...) {
+		v := params[s.Name]
+		if v == nil {
+			v = stats[s.Name]
+		}
+		ts = append(ts, safetensors.Tensor{Name: s.Name, DType: safetensors.F32, Shape: s.Shape, F32: v})
+	}
+	weights := filepath.Join(t.TempDir(), "inception.safetensors")
+	require.NoError(t, safetensors.WriteFile(weights, ts, nil))
+	return weights
 }

@@ -8,9 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"vkgan/engine"
-	"vkgan/internal/safetensors"
 )
 
 // nearestRef is the obvious search: every distance, then a stable sort,
@@ -214,19 +211,7 @@ func TestFindNearestInception(t *testing.T) {
 		t.Skip("-short: the Inception network is slow on a CPU device")
 	}
 	d := testDevice.Get(t)
-	net, err := engine.FIDInception(1)
-	require.NoError(t, err)
-	params, stats := net.Init(rand.New(rand.NewPCG(1, 2)))
-	var ts []safetensors.Tensor
-	for _, s := range append(append([]engine.ParamSpec{}, net.Params...), net.Stats...) {
-		v := params[s.Name]
-		if v == nil {
-			v = stats[s.Name]
-		}
-		ts = append(ts, safetensors.Tensor{Name: s.Name, DType: safetensors.F32, Shape: s.Shape, F32: v})
-	}
-	weights := filepath.Join(t.TempDir(), "inception.safetensors")
-	require.NoError(t, safetensors.WriteFile(weights, ts, nil))
+	weights := randomInceptionFile(t)
 
 	data := blobs(2, 3, 8, 4)
 	data.Hash = "blobs-4"
