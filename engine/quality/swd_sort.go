@@ -6,9 +6,12 @@ import (
 
 // Sorting the projections is the host's share of the work: every level
 // sorts 2*DirRepeats*DirsPerRepeat columns of N*NhoodsPerImage values.
-// An LSD radix sort on order-preserving integer keys does it in three
-// passes over the data, several times faster than slices.Sort on float32
-// for the sizes that matter (see BenchmarkSWDSort).
+// An LSD radix sort on order-preserving integer keys does it in a
+// histogram pass and three scatter passes, about 20x faster than
+// slices.Sort on float32: 0.57 against 12.4 ms for 128,000 values (1,000
+// images), 7.4 against 155 ms for 1,280,000 (BenchmarkSWDSort, one core
+// of a 2-core AMD EPYC VM). 11-bit digits measured no slower than 8-bit
+// ones at either size, with one pass fewer.
 
 // swdKey maps a float32 to a uint32 with the same order: positive values
 // get the sign bit set, negative ones are inverted.
