@@ -203,25 +203,17 @@ func TestModelTooLargeForMemory(t *testing.T) {
 func TestGrayscaleRun(t *testing.T) {
 	traintest.RequireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	data := t.TempDir()
-	for i := range 4 {
+	data := pngFolder(t, func(i int) image.Image {
 		img := image.NewGray(image.Rect(0, 0, 24, 24))
 		for p := range img.Pix {
 			img.Pix[p] = uint8(11*i + 7*p)
 		}
-		f, err := os.Create(filepath.Join(data, fmt.Sprintf("%d.png", i)))
-		require.NoError(t, err)
-		require.NoError(t, png.Encode(f, img))
-		require.NoError(t, f.Close())
-	}
+		return img
+	})
 	cfg := traintest.TinyConfig(data)
 	cfg.Channels, cfg.SampleEvery = 1, 2
 	out := traintest.TrainTo(t, cfg, 2)
-	f, err := os.Open(rundir.SamplePath(out, 2))
-	require.NoError(t, err)
-	defer f.Close()
-	img, err := png.Decode(f)
-	require.NoError(t, err)
+	img := readSample(t, out, 2)
 	_, gray := img.(*image.Gray)
 	require.True(t, gray, "a -channels 1 run's samples are grayscale, got %T", img)
 	ts, _, err := safetensors.ReadFile(filepath.Join(out, rundir.GFile))
@@ -235,26 +227,18 @@ func TestGrayscaleRun(t *testing.T) {
 func TestRGBARun(t *testing.T) {
 	traintest.RequireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	data := t.TempDir()
-	for i := range 4 {
+	data := pngFolder(t, func(i int) image.Image {
 		img := image.NewNRGBA(image.Rect(0, 0, 24, 24))
 		for p := 0; p < len(img.Pix); p += 4 {
 			img.Pix[p], img.Pix[p+1], img.Pix[p+2] = uint8(40*i), uint8(p), 200
 			img.Pix[p+3] = uint8(p * 3) // a ramp of transparency
 		}
-		f, err := os.Create(filepath.Join(data, fmt.Sprintf("%d.png", i)))
-		require.NoError(t, err)
-		require.NoError(t, png.Encode(f, img))
-		require.NoError(t, f.Close())
-	}
+		return img
+	})
 	cfg := traintest.TinyConfig(data)
 	cfg.Channels, cfg.SampleEvery = 4, 2
 	out := traintest.TrainTo(t, cfg, 2)
-	f, err := os.Open(rundir.SamplePath(out, 2))
-	require.NoError(t, err)
-	defer f.Close()
-	img, err := png.Decode(f)
-	require.NoError(t, err)
+	img := readSample(t, out, 2)
 	_, nrgba := img.(*image.NRGBA)
 	require.True(t, nrgba, "a -channels 4 run's samples keep alpha, got %T", img)
 	ts, _, err := safetensors.ReadFile(filepath.Join(out, rundir.GFile))
@@ -294,4 +278,28 @@ func TestEvalKeepsTrajectory(t *testing.T) {
 		}
 	}
 	require.Equal(t, []int{2, 4, 6}, at)
+}
+
+// pngFolder writes four images made by img as PNGs into a new folder.
+func pngFolder(t *testing.T, img func(i int) image.Image) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range 4 {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%d.png", i)))
+		require.NoError(t, err)
+		require.NoError(t, png.Encode(f, img(i)))
+		require.NoError(t, f.Close())
+	}
+	return dir
+}
+
+// readSample decodes a run's sample grid of a step.
+func readSample(t *testing.T, out string, step int) image.Image {
+	t.Helper()
+	f, err := os.Open(rundir.SamplePath(out, step))
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	return img
 }
