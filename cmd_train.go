@@ -37,6 +37,18 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	fs.Float64Var(&c.Beta2, "beta2", def.Beta2, "Adam beta2 (both nets)")
 	fs.Float64Var(&c.LabelSmooth, "label-smooth", def.LabelSmooth, "one-sided label smoothing: D's real target is 1 - this")
 	fs.IntVar(&c.DSteps, "d-steps", def.DSteps, "D updates per G update")
+	fs.StringVar(&c.Loss, "loss", "bce", "adversarial loss: bce (the example's), hinge or ls (least squares)")
+	fs.StringVar(&c.DNorm, "d-norm", "batch", "D's normalisation after its inner convolutions: batch (the example's) or none")
+	fs.BoolVar(&c.SN, "sn", false, "spectral norm on every convolution of D (torch.nn.utils.spectral_norm; usually with -d-norm none)")
+	fs.BoolVar(&c.SNG, "sn-g", false, "spectral norm on every convolution of G")
+	fs.Float64Var(&c.R1, "r1", 0, "R1 penalty weight gamma on real images, e.g. 0.1 (0 = off; needs -d-norm none)")
+	fs.IntVar(&c.R1Every, "r1-every", 1, "take the R1 penalty every this many steps, weighted by gamma times this (lazy regularisation)")
+	fs.StringVar(&c.Augment, "augment", "", "DiffAugment policy for every batch D sees: a comma-separated subset of color,translation,cutout")
+	fs.BoolVar(&c.Flip, "flip", false, "random horizontal flips of every batch D sees (differentiable, like -augment)")
+	fs.BoolVar(&c.Cond, "cond", false, "class-conditional model: the classes are -data's subfolders, or the emoji categories")
+	fs.IntVar(&c.ClassDim, "class-dim", def.ClassDim, "with -cond: size of G's class embedding")
+	fs.StringVar(&c.InitG, "init-g", "", "start a new run with G's weights from this safetensors file (PyTorch state_dict names)")
+	fs.StringVar(&c.InitD, "init-d", "", "start a new run with D's weights from this safetensors file")
 	fs.Float64Var(&c.EMA, "ema", def.EMA, "decay of an average of G's weights used for samples (e.g. 0.999; 0 = off)")
 	fs.IntVar(&c.LogEvery, "log-every", def.LogEvery, "steps between metrics lines")
 	fs.IntVar(&c.SampleEvery, "sample-every", def.SampleEvery, "steps between sample grids")
@@ -67,6 +79,11 @@ func trainCmd(fs *flag.FlagSet) func() error {
 			}
 			if *demo {
 				errs = append(errs, errors.New("train: -demo starts a new run; continue a demo run with -resume alone"))
+			}
+			for _, f := range []string{"init-g", "init-d"} {
+				if set[f] {
+					errs = append(errs, fmt.Errorf("train: -%s starts a new run from weights; a resumed run continues from its checkpoint", f))
+				}
 			}
 		}
 		if err := errors.Join(errs...); err != nil {

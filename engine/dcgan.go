@@ -16,6 +16,18 @@ type DCGAN struct {
 	NZ       int // latent size (example: 100)
 	NGF, NDF int // generator / discriminator width (example: 64)
 	Channels int // image channels (3)
+	// NoDNorm drops the batch norm after D's inner convolutions (-d-norm
+	// none): spectral-norm models usually train D without it, and R1
+	// needs D without it (its penalty is per image).
+	NoDNorm bool
+	// SN and SNG wrap every convolution of D (of G) in spectral norm,
+	// as torch.nn.utils.spectral_norm does.
+	SN, SNG bool
+	// Classes, when positive, makes the model class-conditional: G takes
+	// a learned embedding of ClassDim numbers per class concatenated to z
+	// (state "embed.weight"), and D is a projection discriminator whose
+	// class embedding ("embed.weight") is dotted with its last features.
+	Classes, ClassDim int
 }
 
 // PyTorch's BatchNorm2d defaults and the example's LeakyReLU slope.
@@ -35,6 +47,9 @@ var DCGANSizes = []int{16, 32, 64, 128, 256}
 func (c DCGAN) Validate() error {
 	if !slices.Contains(DCGANSizes, c.Size) {
 		return fmt.Errorf("engine: dcgan: image size %d must be one of %v", c.Size, DCGANSizes)
+	}
+	if c.Classes < 0 || c.Classes == 1 || c.Classes > maxDCGANDim || (c.Classes > 0 && (c.ClassDim < 1 || c.ClassDim > maxDCGANDim)) {
+		return fmt.Errorf("engine: dcgan: %d classes with embeddings of %d: a conditional model needs 2..%d classes and an embedding size in 1..%d", c.Classes, c.ClassDim, maxDCGANDim, maxDCGANDim)
 	}
 	for _, v := range []struct {
 		name string
@@ -56,15 +71,28 @@ func (c DCGAN) Generator() (*Net, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	conv := func(in, out, s, p int) Layer {
+		var l Layer = ConvTranspose2d(in, out, 4, s, p, initStd)
+		if c.SNG {
+			l = SpectralNorm(l)
+		}
+		return l
+	}
 	mult := c.Size / 8 // 64: 8, 4, 2, 1; 32: 4, 2, 1
 	var layers []Layer
-	cin, s, p := c.NZ, 1, 0
+	cin, s, p := c.NZ+c.ClassDim*min(c.Classes, 1), 1, 0
 	for ; mult >= 1; mult /= 2 {
-		layers = append(layers, ConvTranspose2d(cin, c.NGF*mult, 4, s, p, initStd), NewBatchNorm(c.NGF*mult, initStd), ReLU())
+		layers = append(layers, conv(cin, c.NGF*mult, s, p), NewBatchNorm(c.NGF*mult, initStd), ReLU())
 		cin, s, p = c.NGF*mult, 2, 1
 	}
-	layers = append(layers, ConvTranspose2d(cin, c.Channels, 4, 2, 1, initStd), Tanh())
-	return NewNet("G", "main", NewSequential(layers...), []int{c.NZ, 1, 1})
+	layers = append(layers, conv(cin, c.Channels, 2, 1), Tanh())
+	main := NewSequential(layers...)
+	if c.Classes > 0 {
+		// G(z, y) = main(cat(z, embed(y))): the embedding is an attribute
+		// beside main, so main keeps the example's names.
+		return NewNet("G", "", NewChain(Part{"embed", ClassEmbedding(c.Classes, c.ClassDim)}, Part{"main", main}), []int{c.NZ, 1, 1})
+	}
+	return NewNet("G", "main", main, []int{c.NZ, 1, 1})
 }
 
 // Discriminator returns D: one strided convolution per factor of 2 from
@@ -76,17 +104,29 @@ func (c DCGAN) Discriminator() (*Net, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	conv := func(in, out, s, p int) Layer {
+		var l Layer = NewConv2d(in, out, 4, s, p, initStd)
+		if c.SN {
+			l = SpectralNorm(l)
+		}
+		return l
+	}
 	var layers []Layer
 	cin, mult := c.Channels, 1
 	for hw := c.Size; hw > 4; hw /= 2 {
-		layers = append(layers, NewConv2d(cin, c.NDF*mult, 4, 2, 1, initStd))
-		if len(layers) > 1 {
+		layers = append(layers, conv(cin, c.NDF*mult, 2, 1))
+		if len(layers) > 1 && !c.NoDNorm {
 			layers = append(layers, NewBatchNorm(c.NDF*mult, initStd))
 		}
 		layers = append(layers, LeakyReLU(leakySlope))
 		cin, mult = c.NDF*mult, mult*2
 	}
-	layers = append(layers, NewConv2d(cin, 1, 4, 1, 0, initStd))
+	last := conv(cin, 1, 1, 0)
+	if c.Classes > 0 {
+		// The projection: D(x, y) = last(h) + embed(y) . sum_spatial(h).
+		last = Projection(last, c.Classes, "embed.weight")
+	}
+	layers = append(layers, last)
 	return NewNet("D", "main", NewSequential(layers...), []int{c.Channels, c.Size, c.Size})
 }
 

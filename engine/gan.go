@@ -44,6 +44,18 @@ type GANConfig struct {
 	// linearly to zero at step NoiseUntil; it needs JointD.
 	InstanceNoise float32
 	NoiseUntil    int
+	// Augment is DiffAugment's policy (Zhao et al. 2020): every batch D
+	// sees, real or fake, in D's update and in G's, is augmented with
+	// parameters drawn afresh for each, and G's gradient flows back
+	// through the augmentation. The zero value is off.
+	Augment Augment
+	// R1 is the weight gamma of StyleGAN2's R1 penalty, gamma/2 times the
+	// mean squared norm of D's gradient on the real images it sees; 0 is
+	// off. With R1Every k > 1 the penalty is taken on every k-th step only,
+	// with weight gamma*k (lazy regularisation), and added to that step's
+	// D update (StyleGAN2 takes a separate Adam step for it instead).
+	R1      float32
+	R1Every int
 	// Profile records a timestamp after every dispatch of the step (see
 	// StepProfile); it costs a little time per dispatch.
 	Profile bool
@@ -61,6 +73,9 @@ type Metrics struct {
 	LossD, LossG float64
 	DX           float64 // mean D(x) on the real batch (NaN with JointD: not measured)
 	DGZ1, DGZ2   float64 // mean D(G(z)) before and after D's update (NaN with JointD)
+	// R1 is the last R1 penalty taken, gamma/2 * mean ||grad_x D(x)||^2
+	// with the configured gamma (0 when R1 is off).
+	R1 float64
 }
 
 // metric slots in GAN.metrics, each ViewAlign apart so each is a view.
@@ -71,6 +86,7 @@ const (
 	mDX
 	mDGZ1
 	mDGZ2
+	mR1
 	numMetrics
 )
 
@@ -138,6 +154,34 @@ func (dd *DeviceData) RecordBatch(r *Recorder, out *Tensor, counter *Counter, se
 	return r.GatherBatch(out, dd, counter, seed)
 }
 
+// LabelSource is a RealSource with class labels, for conditional models:
+// it records the one-hot labels of the real batch RecordBatch draws for
+// the same counter and seed, and labels for the fake batch.
+type LabelSource interface {
+	RealSource
+	Classes() int
+	RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64) error
+}
+
+var _ LabelSource = (*DeviceData)(nil)
+
+// RecordLabels records the real batch's labels and, for the fake batch,
+// the labels of images drawn at random: fake classes follow the data's
+// class frequencies, as the real batches' do.
+func (dd *DeviceData) RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64) error {
+	if err := r.GatherLabels(real, dd, counter, seed); err != nil {
+		return err
+	}
+	return r.DrawLabels(fake, dd, counter, seed^fakeLabelSeed)
+}
+
+// fakeLabelSeed keys the fake batch's labels.
+const fakeLabelSeed = 0x3c6ef372fe94f82b
+
+// augmentSeed keys DiffAugment's parameters; the three augmented batches
+// of a step are streams 0 (real), 1 (fake, D's update), 2 (fake, G's).
+const augmentSeed = 0x6a09e667f3bcc908
+
 // GAN owns both networks' state, the activations and the recorded training
 // step, for any G, D, Loss and real-data source. Everything lives on the
 // device; Step submits one command buffer and waits.
@@ -156,7 +200,16 @@ type GAN struct {
 	metrics *Tensor
 	mviews  []*Tensor
 	step    *Recorder
-	owned   []*Tensor
+	// With R1 every k > 1 steps: stepR1 is the step with the penalty,
+	// step the one without.
+	stepR1 *Recorder
+	r1     *R1
+	// With Augment: D's augmented inputs, the gradient at G's augmented
+	// batch, and each batch's augmentation parameters.
+	augReal, augFake, dAug *Tensor
+	augP                   [3]*Tensor
+	realLabels, fakeLabels *Tensor // one-hot, with a conditional model
+	owned                  []*Tensor
 }
 
 // NewGAN allocates a DCGAN (cfg.Model) or cfg's G and D and records the
@@ -200,6 +253,10 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		return nil, fmt.Errorf("engine: gan: packing and instance noise need JointD")
 	case cfg.JointD && len(cfg.D.BatchNorms()) > 0:
 		return nil, fmt.Errorf("engine: gan: JointD with batch norm in D would mix the real and fake batches' statistics")
+	case cfg.JointD && (cfg.Augment.Enabled() || cfg.R1 != 0):
+		return nil, fmt.Errorf("engine: gan: DiffAugment and R1 work on separate real and fake passes, not with JointD")
+	case !(cfg.R1 >= 0) || math.IsInf(float64(cfg.R1), 0) || cfg.R1Every < 0:
+		return nil, fmt.Errorf("engine: gan: R1 weight %g and interval %d must be finite and non-negative", cfg.R1, cfg.R1Every)
 	case B%m != 0:
 		return nil, fmt.Errorf("engine: gan: batch %d must be a multiple of the pack %d", B, m)
 	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !slices.Equal(cfg.D.In, cfg.G.Out)):
@@ -209,6 +266,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		return nil, fmt.Errorf("engine: gan: the networks' state and activations need about %.1f GiB, the device has %.1f GiB: %w",
 			float64(need)/(1<<30), float64(have)/(1<<30), vk.ErrOutOfDeviceMemory)
 	}
+	cfg.R1Every = max(cfg.R1Every, 1)
 	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
 	if g.loss == nil {
 		g.loss = BCELoss{RealLabel: cmp.Or(cfg.RealLabel, 1)}
@@ -271,12 +329,72 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		}
 		g.dGBound = g.dBound
 	}
-	if source != nil {
-		if err = g.record(); err != nil {
+	if cfg.Augment.Enabled() {
+		shape := append([]int{B}, cfg.D.In...)
+		for _, t := range []**Tensor{&g.augReal, &g.augFake, &g.dAug} {
+			if *t, err = alloc(d, keep, shape...); err != nil {
+				return nil, err
+			}
+		}
+		for i := range g.augP {
+			if g.augP[i], err = alloc(d, keep, B, AugmentParams); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.R1 > 0 {
+		if g.r1, err = NewR1(d, cfg.D, g.dBound, B, keep); err != nil {
 			return nil, err
 		}
 	}
+	if k := conditionalClasses(cfg); k > 0 {
+		if ls, ok := source.(LabelSource); source != nil && (!ok || ls.Classes() != k) {
+			return nil, fmt.Errorf("engine: gan: the model is conditional on %d classes; the data set has labels of %d", k, sourceClasses(source))
+		}
+		if g.realLabels, err = alloc(d, keep, B, k); err != nil {
+			return nil, err
+		}
+		if g.fakeLabels, err = alloc(d, keep, B, k); err != nil {
+			return nil, err
+		}
+	}
+	if source != nil {
+		if g.step, err = g.record(cfg.R1 > 0 && cfg.R1Every == 1); err != nil {
+			return nil, err
+		}
+		if cfg.R1 > 0 && cfg.R1Every > 1 {
+			if g.stepR1, err = g.record(true); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return g, nil
+}
+
+// classLayer is a layer that takes class labels (a conditional model's
+// embedding or projection).
+type classLayer interface{ classCount() int }
+
+// conditionalClasses is the number of classes cfg's networks are
+// conditional on, 0 for unconditional ones.
+func conditionalClasses(cfg GANConfig) int {
+	k := 0
+	for _, n := range []*Net{cfg.G, cfg.D} {
+		walk(n.Body, func(l Layer) {
+			if c, ok := l.(classLayer); ok {
+				k = c.classCount()
+			}
+		})
+	}
+	return k
+}
+
+// sourceClasses is the number of classes source has labels of.
+func sourceClasses(source RealSource) int {
+	if ls, ok := source.(LabelSource); ok {
+		return ls.Classes()
+	}
+	return 0
 }
 
 // memoryNeed is about the bytes a GAN allocates, counted from the
@@ -356,27 +474,27 @@ func (g *GAN) Init(seed uint64) error {
 //	through D into G; Adam on G; update the EMA.
 //
 // With JointD, D's update is one pass over [real; fake] (packed) with both
-// terms' loss at once. The recording reads only device state, so it is
-// replayed unchanged. Errors are the recorder's sticky one, checked once
-// at the end.
-func (g *GAN) record() error {
+// terms' loss at once. With Augment, D sees augmented batches; withR1
+// adds the R1 penalty's gradient on the real batch to the first D update.
+// The recording reads only device state, so it is replayed unchanged.
+// Errors are the recorder's sticky one, checked once at the end.
+func (g *GAN) record(withR1 bool) (*Recorder, error) {
 	r, err := g.d.Record()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if g.cfg.Profile {
 		r.EnableProfile()
 	}
-	g.step = r
 	c := g.cfg
 	m, B := c.Pack, c.Batch
 	mv := g.mviews
-	gTrain := &Pass{Params: g.G.Params, Stats: g.G.Stats, Grads: g.G.Grads, Train: true, Momentum: bnMomentum}
-	dTrain := &Pass{Params: g.D.Params, Stats: g.D.Stats, Grads: g.D.Grads, Train: true, Momentum: bnMomentum}
-	dAdd := *dTrain
-	dAdd.Accumulate = true
-	dThrough := *dTrain // into G: no weight gradients for D
-	dThrough.Grads = nil
+	gTrain := &Pass{Params: g.G.Params, Stats: g.G.Stats, Grads: g.G.Grads, Train: true, Momentum: bnMomentum, Labels: g.fakeLabels}
+	dReal := &Pass{Params: g.D.Params, Stats: g.D.Stats, Grads: g.D.Grads, Train: true, Momentum: bnMomentum, Labels: g.realLabels}
+	dFake := *dReal
+	dFake.Accumulate, dFake.Labels = true, g.fakeLabels
+	dThrough := dFake // into G: no weight gradients for D
+	dThrough.Grads, dThrough.Accumulate = nil, false
 	// D's inputs: one sample each, or Pack concatenated.
 	packed := func(t *Tensor, rows int) *Tensor {
 		if m == 1 && !c.JointD {
@@ -388,11 +506,26 @@ func (g *GAN) record() error {
 		}
 		return v
 	}
+	// augment returns D's view of batch x: x itself, or x augmented with
+	// the parameters of stream.
+	augment := func(x, out *Tensor, stream uint32) *Tensor {
+		if !c.Augment.Enabled() {
+			return x
+		}
+		r.AugmentDraw(g.augP[stream], c.Augment, c.D.In[1], c.D.In[2], c.Seed^augmentSeed, g.D.Counter, stream)
+		r.Augment(out, x, g.augP[stream], c.Augment)
+		return out
+	}
 	fakeD, dfakeD := packed(g.fake, B/m), packed(g.gBound.Out().DX, B/m)
 	for it := 0; it < c.DSteps; it++ {
 		r.Increment(g.D.Counter)
 		if err := g.source.RecordBatch(r, g.real, g.D.Counter, c.Seed); err != nil {
-			return err
+			return nil, err
+		}
+		if g.realLabels != nil {
+			if err := g.source.(LabelSource).RecordLabels(r, g.realLabels, g.fakeLabels, g.D.Counter, c.Seed); err != nil {
+				return nil, err
+			}
 		}
 		r.RandNormal(g.z, c.Seed^c.noiseSeed, g.D.Counter, 0, 1)
 		g.gBound.Forward(r, gTrain, g.z)
@@ -403,26 +536,38 @@ func (g *GAN) record() error {
 				r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.D.Counter, c.InstanceNoise, c.NoiseUntil)
 			}
 			xd := packed(g.xd, 2*B/m)
-			g.dBound.Forward(r, dTrain, xd)
+			g.dBound.Forward(r, dReal, xd)
 			g.loss.RecordJoint(r, logits, dlogits, B/m, mv[mLossDReal])
-			g.dBound.Backward(r, dTrain, xd, nil)
+			g.dBound.Backward(r, dReal, xd, nil)
 		} else {
-			g.dBound.Forward(r, dTrain, g.real)
+			realD := augment(g.real, g.augReal, 0)
+			g.dBound.Forward(r, dReal, realD)
 			g.loss.Record(r, TermReal, logits, dlogits, mv[mLossDReal], mv[mDX])
-			g.dBound.Backward(r, dTrain, g.real, nil)
-			g.dBound.Forward(r, dTrain, g.fake)
+			g.dBound.Backward(r, dReal, realD, nil)
+			if withR1 && it == 0 {
+				g.r1.Record(r, dReal, realD, c.R1*float32(c.R1Every), mv[mR1])
+			}
+			fakeIn := augment(g.fake, g.augFake, 1)
+			g.dBound.Forward(r, &dFake, fakeIn)
 			g.loss.Record(r, TermFake, logits, dlogits, mv[mLossDFake], mv[mDGZ1])
-			g.dBound.Backward(r, &dAdd, g.fake, nil)
+			g.dBound.Backward(r, &dFake, fakeIn, nil)
 		}
 		r.AdamStep(g.D.Params.Flat, g.D.Grads.Flat, g.D.M.Flat, g.D.V.Flat, g.D.Counter, c.AdamD)
 	}
-	g.dGBound.Forward(r, &dThrough, fakeD)
+	gIn, dgIn := fakeD, dfakeD
+	if c.Augment.Enabled() {
+		gIn, dgIn = augment(g.fake, g.augFake, 2), g.dAug
+	}
+	g.dGBound.Forward(r, &dThrough, gIn)
 	meanD := mv[mDGZ2]
 	if c.JointD {
 		meanD = nil // the joint step measures no D outputs: two dispatches saved
 	}
 	g.loss.Record(r, TermGen, g.dGBound.Out().X, g.dGBound.Out().DX, mv[mLossG], meanD)
-	g.dGBound.Backward(r, &dThrough, fakeD, dfakeD)
+	g.dGBound.Backward(r, &dThrough, gIn, dgIn)
+	if c.Augment.Enabled() {
+		r.AugmentBackward(dfakeD, g.dAug, g.augP[2], c.Augment)
+	}
 	g.gBound.Backward(r, gTrain, g.z, nil)
 	r.Increment(g.G.Counter)
 	r.AdamStep(g.G.Params.Flat, g.G.Grads.Flat, g.G.M.Flat, g.G.V.Flat, g.G.Counter, c.AdamG)
@@ -431,17 +576,31 @@ func (g *GAN) record() error {
 		r.Axpy(g.G.EMA.Flat, g.G.Params.Flat, 1-c.EMA)
 	}
 	if err := r.Err(); err != nil {
-		return fmt.Errorf("engine: gan: recording the step: %w", err)
+		r.Release()
+		return nil, fmt.Errorf("engine: gan: recording the step: %w", err)
 	}
-	return nil
+	return r, nil
 }
 
-// Step runs one recorded training step and waits for it.
+// Step runs one recorded training step and waits for it. With lazy R1,
+// the steps whose number is a multiple of R1Every take the penalty.
 func (g *GAN) Step() error {
 	if g.step == nil {
 		return fmt.Errorf("engine: gan: no training step (no data set)")
 	}
-	return g.step.Submit()
+	rec := g.step
+	if g.stepR1 != nil {
+		// G's counter is the number of steps run, whatever Init or a
+		// checkpoint set it to; reading it costs a few microseconds.
+		t, err := g.G.Counter.Value()
+		if err != nil {
+			return err
+		}
+		if (int64(t)+1)%int64(g.cfg.R1Every) == 0 {
+			rec = g.stepR1
+		}
+	}
+	return rec.Submit()
 }
 
 // StepProfile returns GPU milliseconds per kernel of the last step (with
@@ -461,12 +620,16 @@ func (g *GAN) ReadMetrics() (Metrics, error) {
 		// of the two terms' means, as the separate passes report.
 		return Metrics{LossD: 2 * at(mLossDReal), LossG: at(mLossG), DX: math.NaN(), DGZ1: math.NaN(), DGZ2: math.NaN()}, nil
 	}
-	return Metrics{LossD: at(mLossDReal) + at(mLossDFake), LossG: at(mLossG), DX: at(mDX), DGZ1: at(mDGZ1), DGZ2: at(mDGZ2)}, nil
+	r1 := 0.0
+	if g.cfg.R1 > 0 {
+		r1 = at(mR1) / float64(g.cfg.R1Every) // recorded with gamma*k
+	}
+	return Metrics{LossD: at(mLossDReal) + at(mLossDFake), LossG: at(mLossG), DX: at(mDX), DGZ1: at(mDGZ1), DGZ2: at(mDGZ2), R1: r1}, nil
 }
 
 // Finite reports whether metrics hold only finite numbers.
 func (m Metrics) Finite() bool {
-	for _, v := range []float64{m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2} {
+	for _, v := range []float64{m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2, m.R1} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false
 		}
@@ -483,7 +646,8 @@ func (g *GAN) Release() {
 		return
 	}
 	g.step.Release()
-	g.step = nil
+	g.stepR1.Release()
+	g.step, g.stepR1 = nil, nil
 	g.G.release()
 	g.D.release()
 	for _, t := range g.owned {

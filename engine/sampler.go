@@ -13,6 +13,8 @@ type Sampler struct {
 	ema      bool
 	batchBN  bool
 	recorded *ParamSet
+	labels   *Tensor // one-hot classes of a conditional G, else nil
+	classes  int
 }
 
 // NewSampler prepares G for batches of n latent vectors. With ema it uses
@@ -38,6 +40,21 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 		s.Release()
 		return nil, err
 	}
+	if s.classes = conditionalClasses(g.cfg); s.classes > 0 {
+		if s.labels, err = g.d.NewTensor(n, s.classes); err != nil {
+			s.Release()
+			return nil, err
+		}
+		keep(s.labels)
+		cycle := make([]int, n)
+		for i := range cycle {
+			cycle[i] = i % s.classes
+		}
+		if err := s.SetClasses(cycle); err != nil {
+			s.Release()
+			return nil, err
+		}
+	}
 	params := g.G.Params
 	if s.ema {
 		params = g.G.EMA
@@ -47,12 +64,34 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 		return nil, err
 	}
 	// Momentum 0: sampling never moves the running statistics.
-	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.G.Stats, Train: batchStats}, s.z)
+	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.G.Stats, Train: batchStats, Labels: s.labels}, s.z)
 	if err := s.rec.Err(); err != nil {
 		s.Release()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Classes is the number of classes G is conditional on (0: none).
+func (s *Sampler) Classes() int { return s.classes }
+
+// SetClasses sets the class of each of the n samples of a conditional G
+// (the default is sample i of class i mod Classes).
+func (s *Sampler) SetClasses(classes []int) error {
+	if s.classes == 0 {
+		return fmt.Errorf("engine: sampler: G is not conditional")
+	}
+	if len(classes) != s.n {
+		return fmt.Errorf("engine: sampler: %d classes for %d samples", len(classes), s.n)
+	}
+	onehot := make([]float32, s.n*s.classes)
+	for i, c := range classes {
+		if c < 0 || c >= s.classes {
+			return fmt.Errorf("engine: sampler: class %d of sample %d is not in 0..%d", c, i, s.classes-1)
+		}
+		onehot[i*s.classes+c] = 1
+	}
+	return s.labels.Upload(onehot)
 }
 
 // Sample maps z (n x NZ values) to n images (NCHW, n x C x S x S).

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func newEvaluator(dev *engine.Device, ds *data.Dataset, cfg rundir.Config, log i
 // LoadData decodes the configured data set (fetching the emoji set first
 // if needed), using the user cache directory for decoded pixels.
 func LoadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset, error) {
-	opt := data.LoadOptions{Size: cfg.Size, Progress: log, Alpha: cfg.Channels == 4}
+	opt := data.LoadOptions{Size: cfg.Size, Progress: log, Alpha: cfg.Channels == 4, Labels: cfg.Cond}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "data")
 	}
@@ -91,6 +92,14 @@ func LoadData(cfg rundir.Config, dataRoot string, log io.Writer) (*data.Dataset,
 			examples[i] = fmt.Sprintf("%q", e)
 		}
 		fmt.Fprintf(log, "train: skipped %d files that did not decode, e.g. %s\n", ds.Skipped, strings.Join(examples, ", "))
+	}
+	if cfg.Cond {
+		counts := ds.ClassCounts()
+		parts := make([]string, len(ds.Classes))
+		for i, c := range ds.Classes {
+			parts[i] = fmt.Sprintf("%s %d", c, counts[i])
+		}
+		fmt.Fprintf(log, "train: %d classes: %s\n", len(ds.Classes), strings.Join(parts, ", "))
 	}
 	return ds, nil
 }
@@ -174,8 +183,14 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 			return err
 		}
 		cfg = plan.Config
+		if cfg.Cond && !slices.Equal(cfg.Classes, ds.Classes) {
+			return fmt.Errorf("train: the run was trained on the classes %q; %q now has %q: restore them to continue %q", cfg.Classes, cfg.Data, ds.Classes, out)
+		}
 	} else {
 		cfg.DataHash = ds.Hash()
+		if cfg.Cond {
+			cfg.Classes = ds.Classes
+		}
 	}
 	dev := opt.Device
 	if dev == nil {
@@ -195,6 +210,11 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		return memoryHint(err, cfg)
 	}
 	defer images.Release()
+	if cfg.Cond {
+		if err := images.SetLabels(ds.Labels, len(ds.Classes)); err != nil {
+			return err
+		}
+	}
 	gan, err := dev.NewGAN(cfg.GANConfig(), images)
 	if err != nil {
 		return memoryHint(err, cfg)
@@ -218,6 +238,18 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 	} else {
 		if err := gan.Init(cfg.Seed); err != nil {
 			return err
+		}
+		for _, in := range []struct {
+			path string
+			ns   *engine.NetState
+		}{{cfg.InitG, gan.G}, {cfg.InitD, gan.D}} {
+			if in.path == "" {
+				continue
+			}
+			if err := rundir.InitNet(in.path, in.ns); err != nil {
+				return err
+			}
+			fmt.Fprintf(log, "train: %s starts from %s\n", in.ns.Net.Name, in.path)
 		}
 		if err := cfg.Save(filepath.Join(out, rundir.ConfigFile)); err != nil {
 			return err

@@ -32,6 +32,7 @@ const (
 	DefaultLogEvery        = 50
 	DefaultSampleEvery     = 500
 	DefaultCheckpointEvery = 500
+	DefaultClassDim        = 16
 )
 
 // Names of the files in a run directory.
@@ -89,6 +90,36 @@ type Config struct {
 	LabelSmooth float64 `json:"label_smooth" resume:"fixed"`
 	// DSteps is the number of D updates per G update; 1.
 	DSteps int `json:"d_steps" resume:"fixed"`
+	// Loss is the adversarial loss: "bce" (the example's non-saturating
+	// binary cross-entropy; "" means it), "hinge" or "ls" (least squares).
+	Loss string `json:"loss,omitempty" resume:"fixed"`
+	// DNorm is D's normalisation after its inner convolutions: "batch"
+	// (the example's; "" means it) or "none".
+	DNorm string `json:"d_norm,omitempty" resume:"fixed"`
+	// SN and SNG put spectral norm on every convolution of D (of G).
+	SN  bool `json:"sn,omitempty" resume:"fixed"`
+	SNG bool `json:"sn_g,omitempty" resume:"fixed"`
+	// R1 is the weight gamma of the R1 penalty on real images (0 is
+	// off), taken every R1Every steps with gamma times R1Every.
+	R1      float64 `json:"r1,omitempty" resume:"fixed"`
+	R1Every int     `json:"r1_every,omitempty" resume:"fixed"`
+	// Augment is DiffAugment's policy, a comma-separated subset of
+	// "color,translation,cutout" ("" is off); Flip adds random
+	// horizontal flips to it.
+	Augment string `json:"augment,omitempty" resume:"fixed"`
+	Flip    bool   `json:"flip,omitempty" resume:"fixed"`
+	// Cond trains a class-conditional model: the classes are the
+	// subfolders of Data, or the emoji categories. ClassDim is the size
+	// of G's class embedding (16).
+	Cond     bool `json:"cond,omitempty" resume:"fixed"`
+	ClassDim int  `json:"class_dim,omitempty" resume:"fixed"`
+	// Classes are the class names in label order, recorded when a
+	// conditional run begins; a resume checks the data still has them.
+	Classes []string `json:"classes,omitempty" resume:"-"`
+	// InitG and InitD are safetensors files (PyTorch state_dict names)
+	// a new run takes G's and D's starting weights from.
+	InitG string `json:"init_g,omitempty" resume:"-"`
+	InitD string `json:"init_d,omitempty" resume:"-"`
 	// EMA is the decay of the moving average of G's weights used for
 	// samples, e.g. 0.999. 0 is off (samples use G's weights as they are).
 	EMA float64 `json:"ema"`
@@ -145,6 +176,7 @@ func DefaultConfig() Config {
 		LogEvery:        DefaultLogEvery,
 		SampleEvery:     DefaultSampleEvery,
 		CheckpointEvery: DefaultCheckpointEvery,
+		ClassDim:        DefaultClassDim,
 	}
 }
 
@@ -182,6 +214,7 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.LogEvery, d.LogEvery)
 	setInt(&c.SampleEvery, d.SampleEvery)
 	setInt(&c.CheckpointEvery, d.CheckpointEvery)
+	setInt(&c.ClassDim, d.ClassDim)
 	return c
 }
 
@@ -238,6 +271,31 @@ func (c *Config) Validate() error {
 	atLeast("log-every", c.LogEvery, 1)
 	atLeast("sample-every", c.SampleEvery, 1)
 	atLeast("checkpoint-every", c.CheckpointEvery, 1)
+	if !slices.Contains(engine.LossNames, cmpOr(c.Loss, "bce")) {
+		bad("loss", c.Loss, fmt.Sprintf("must be one of %v", engine.LossNames))
+	}
+	if c.LabelSmooth != 0 && cmpOr(c.Loss, "bce") != "bce" {
+		bad("label-smooth", c.LabelSmooth, "is a target of the bce loss; the "+c.Loss+" loss has none")
+	}
+	if c.DNorm != "" && c.DNorm != "batch" && c.DNorm != "none" {
+		bad("d-norm", c.DNorm, "must be batch or none")
+	}
+	if !(c.R1 >= 0) || math.IsInf(c.R1, 1) {
+		bad("r1", c.R1, "must be a non-negative number, e.g. 0.1 (0 is off)")
+	}
+	atLeast("r1-every", c.R1Every, 0)
+	if c.R1 > 0 && c.DNorm != "none" {
+		bad("r1", c.R1, "needs D without batch norm, whose batch statistics make the penalty depend on the whole batch: add -d-norm none")
+	}
+	if c.R1 > 0 && c.Cond {
+		bad("r1", c.R1, "is not supported with -cond yet (the projection has no double-backward)")
+	}
+	if _, err := engine.ParseAugment(c.Augment, c.Flip); err != nil {
+		bad("augment", c.Augment, err.Error())
+	}
+	if c.Cond {
+		atLeast("class-dim", c.ClassDim, 1)
+	}
 	atLeast("eval-every", c.EvalEvery, 0)
 	if c.EvalEvery > 0 {
 		atLeast("eval-n", c.EvalN, 2)
@@ -292,20 +350,40 @@ func (c Config) Save(path string) error {
 	})
 }
 
-// GANConfig maps a run's Config to the engine's.
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// GANConfig maps a run's Config to the engine's. Its settings have been
+// validated; a conditional model's class count is len(c.Classes).
 func (c Config) GANConfig() engine.GANConfig {
 	adam := func(lr float64) engine.Adam {
 		a := engine.DefaultAdam()
 		a.LR, a.Beta1, a.Beta2 = float32(lr), float32(c.Beta1), float32(c.Beta2)
 		return a
 	}
+	model := engine.DCGAN{Size: c.Size, NZ: c.NZ, NGF: c.NGF, NDF: c.NDF, Channels: c.Channels,
+		NoDNorm: c.DNorm == "none", SN: c.SN, SNG: c.SNG}
+	if c.Cond {
+		model.Classes, model.ClassDim = len(c.Classes), c.ClassDim
+	}
+	realLabel := float32(1 - c.LabelSmooth)
+	loss, _ := engine.ParseLoss(cmpOr(c.Loss, "bce"), realLabel)
+	augment, _ := engine.ParseAugment(c.Augment, c.Flip)
 	return engine.GANConfig{
-		Model:     engine.DCGAN{Size: c.Size, NZ: c.NZ, NGF: c.NGF, NDF: c.NDF, Channels: c.Channels},
+		Model:     model,
+		Loss:      loss,
+		Augment:   augment,
+		R1:        float32(c.R1),
+		R1Every:   c.R1Every,
 		Batch:     c.Batch,
 		Seed:      c.Seed,
 		AdamD:     adam(c.LRD),
 		AdamG:     adam(c.LRG),
-		RealLabel: float32(1 - c.LabelSmooth),
+		RealLabel: realLabel,
 		DSteps:    c.DSteps,
 		EMA:       float32(c.EMA),
 	}
