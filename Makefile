@@ -99,6 +99,14 @@ crosscheck: deps-crosscheck
 		$(GO) run ./internal/crosscheck -out $$d -size 32 -width 16 -batch 8 -channels $$c; \
 		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
 	done; \
+	for o in "-loss hinge -sn -d-norm none" \
+		"-loss hinge -sn -sn-g -d-norm none -r1 1 -augment color,translation,cutout -flip" \
+		"-loss ls -classes 3" "-classes 4 -sn -d-norm none -augment translation"; do \
+		d=$$(mktemp -d); \
+		echo "== crosscheck 32x32 $$o"; \
+		$(GO) run ./internal/crosscheck -out $$d -size 32 -width 16 -batch 8 $$o; \
+		/usr/bin/python3 scripts/crosscheck.py $$d; rm -rf $$d; \
+	done; \
 	d=$$(mktemp -d); \
 	echo "== crosscheck the FID Inception, block by block (random weights, .pth zip, legacy and safetensors)"; \
 	/usr/bin/python3 scripts/fid_inception_ref.py $$d --side 32 --n 3; \

@@ -659,5 +659,19 @@ func (g *GAN) Release() {
 // RealBatch is the real batch the last step drew (for checks and tests).
 func (g *GAN) RealBatch() *Tensor { return g.real }
 
+// AugmentParams are the DiffAugment parameters of the last step's three
+// augmented batches (real, fake in D's update, fake in G's), nil when the
+// GAN does not augment.
+func (g *GAN) AugmentParams() []*Tensor {
+	if g.augP[0] == nil {
+		return nil
+	}
+	return g.augP[:]
+}
+
+// Labels are the one-hot labels of the last step's real and fake
+// batches, nil for an unconditional GAN.
+func (g *GAN) Labels() (real, fake *Tensor) { return g.realLabels, g.fakeLabels }
+
 // Noise is the latent batch the last step drew.
 func (g *GAN) Noise() *Tensor { return g.z }

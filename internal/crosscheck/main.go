@@ -24,14 +24,35 @@ func main() {
 	width := flag.Int("width", 16, "ngf and ndf")
 	batch := flag.Int("batch", 8, "batch size")
 	channels := flag.Int("channels", 3, "image channels: 1, 3 or 4")
+	// The recipes' settings, as vkgan train takes them.
+	cfg := rundir.DefaultConfig()
+	flag.StringVar(&cfg.Loss, "loss", "bce", "bce, hinge or ls")
+	flag.StringVar(&cfg.DNorm, "d-norm", "batch", "batch or none")
+	flag.BoolVar(&cfg.SN, "sn", false, "spectral norm in D")
+	flag.BoolVar(&cfg.SNG, "sn-g", false, "spectral norm in G")
+	flag.Float64Var(&cfg.R1, "r1", 0, "R1 gamma (taken every step)")
+	flag.StringVar(&cfg.Augment, "augment", "", "DiffAugment policy")
+	flag.BoolVar(&cfg.Flip, "flip", false, "random flips")
+	classes := flag.Int("classes", 0, "a conditional model with this many classes (image i has class i mod classes)")
 	flag.Parse()
-	if err := run(*out, *size, *width, *batch, *channels); err != nil {
+	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed, cfg.Channels = *size, *width, *width, *batch, 5, *channels
+	if *classes > 0 {
+		cfg.Cond = true
+		for i := range *classes {
+			cfg.Classes = append(cfg.Classes, fmt.Sprintf("class%d", i))
+		}
+	}
+	if err := run(*out, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "crosscheck:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, size, width, batch, channels int) error {
+func run(out string, cfg rundir.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	size, width, batch, channels := cfg.Size, cfg.NGF, cfg.Batch, cfg.Channels
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -40,8 +61,6 @@ func run(out string, size, width, batch, channels int) error {
 		return err
 	}
 	defer dev.Close()
-	cfg := rundir.DefaultConfig()
-	cfg.Size, cfg.NGF, cfg.NDF, cfg.Batch, cfg.Seed, cfg.Channels = size, width, width, batch, 5, channels
 	// A small synthetic data set: smooth colour gradients, like images.
 	n := 3 * batch
 	pix := make([]byte, n*channels*size*size)
@@ -59,6 +78,15 @@ func run(out string, size, width, batch, channels int) error {
 		return err
 	}
 	defer data.Release()
+	if k := len(cfg.Classes); k > 0 {
+		labels := make([]int32, n)
+		for i := range labels {
+			labels[i] = int32(i % k)
+		}
+		if err := data.SetLabels(labels, k); err != nil {
+			return err
+		}
+	}
 	gan, err := dev.NewGAN(cfg.GANConfig(), data)
 	if err != nil {
 		return err
@@ -152,6 +180,26 @@ func run(out string, size, width, batch, channels int) error {
 		{Name: "z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: z},
 		{Name: "sample_z", DType: safetensors.F32, Shape: []int{batch, cfg.NZ, 1, 1}, F32: fixed},
 		{Name: "sample", DType: safetensors.F32, Shape: []int{batch, channels, size, size}, F32: img},
+	}
+	meta["loss"], meta["d_norm"], meta["sn"], meta["sn_g"] = cfg.Loss, cfg.DNorm, strconv.FormatBool(cfg.SN), strconv.FormatBool(cfg.SNG)
+	meta["r1"], meta["r1_penalty"], meta["augment"], meta["flip"] = f(cfg.R1), f(m.R1), cfg.Augment, strconv.FormatBool(cfg.Flip)
+	meta["classes"], meta["class_dim"] = strconv.Itoa(len(cfg.Classes)), strconv.Itoa(cfg.ClassDim)
+	// What the step drew beside the batch and the noise: each augmented
+	// batch's parameters and the one-hot labels.
+	extra := map[string]*engine.Tensor{}
+	for i, p := range gan.AugmentParams() {
+		extra[fmt.Sprintf("augment%d", i)] = p
+	}
+	extra["labels_real"], extra["labels_fake"] = gan.Labels()
+	for name, t := range extra {
+		if t == nil {
+			continue
+		}
+		v, err := t.Download()
+		if err != nil {
+			return err
+		}
+		io = append(io, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: t.Shape(), F32: v})
 	}
 	if err := safetensors.WriteFile(filepath.Join(out, "step.safetensors"), io, meta); err != nil {
 		return err
