@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"vkgan/engine"
@@ -36,6 +37,7 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 	nearest := fs.Bool("nearest", false, fmt.Sprintf("draw each sample in a row beside its -k nearest training images, to see whether G copies its data (-n defaults to %d)", nearestN))
 	k := fs.Int("k", nearestK, fmt.Sprintf("with -nearest: training images beside each sample (1..%d)", eval.MaxNearestK))
 	inception := fs.String("inception", "", "with -nearest: measure distance between FID Inception features, from this weights file (default $"+quality.InceptionEnv+"; pixels when neither is set)")
+	class := fs.String("class", "", "a conditional run: draw this class, or all: one row per class, -n samples each, the same noise in every row")
 	out := fs.String("out", "", "output PNG file (required)")
 	device := fs.String("device", "", "Vulkan device index or name substring")
 	return func() error {
@@ -77,6 +79,10 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		if !set["seed"] {
 			*seed = cfg.Seed
 		}
+		classes, cols, err := sampleClasses(cfg, *class, n, *nearest || *interp)
+		if err != nil {
+			return err
+		}
 		// The data and weights before the device and G: a set too small
 		// for -k or a missing file is found without waiting for them.
 		var ds *data.Dataset
@@ -114,10 +120,21 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		}
 		defer s.Release()
 		var z []float32
-		if *interp {
+		switch {
+		case *interp:
 			z = slerpStrip(*seed, *n, cfg.NZ)
-		} else {
+		case *class == "all":
+			row := rundir.FixedNoise(*seed, cols, cfg.NZ)
+			for range len(cfg.Classes) {
+				z = append(z, row...)
+			}
+		default:
 			z = rundir.FixedNoise(*seed, *n, cfg.NZ)
+		}
+		if classes != nil {
+			if err := s.SetClasses(classes); err != nil {
+				return err
+			}
 		}
 		img, err := s.Sample(z)
 		if err != nil {
@@ -130,7 +147,10 @@ func sampleCmd(fs *flag.FlagSet) func() error {
 		case *interp:
 			err = grid.WriteStrip(*out, img, *n, cfg.Channels, cfg.Size)
 		default:
-			err = grid.Write(*out, img, *n, cfg.Channels, cfg.Size, gridCols(*n))
+			if cols == 0 {
+				cols = gridCols(*n)
+			}
+			err = grid.Write(*out, img, *n, cfg.Channels, cfg.Size, cols)
 		}
 		if err != nil {
 			return err
@@ -212,4 +232,42 @@ func slerpStrip(seed uint64, n, nz int) []float32 {
 		}
 	}
 	return z
+}
+
+// sampleClasses resolves -class for a run: the class of each sample
+// (nil: the sampler's default, every class in turn) and, for "all", the
+// grid's columns, with *n raised from per class to the total.
+func sampleClasses(cfg rundir.Config, class string, n *int, otherPicture bool) (classes []int, cols int, err error) {
+	if class == "" {
+		return nil, 0, nil
+	}
+	if !cfg.Cond {
+		return nil, 0, fmt.Errorf("sample: -class %q: the run is not conditional (train with -cond)", class)
+	}
+	if class == "all" {
+		if otherPicture {
+			return nil, 0, errors.New("sample: -class all draws a grid of rows; not with -nearest or -interp")
+		}
+		k := len(cfg.Classes)
+		if *n*k > 1024 {
+			return nil, 0, fmt.Errorf("sample: -class all draws %d classes of -n %d: at most 1024 samples; lower -n", k, *n)
+		}
+		cols = *n
+		for c := range k {
+			for range cols {
+				classes = append(classes, c)
+			}
+		}
+		*n = cols * k
+		return classes, cols, nil
+	}
+	c := slices.Index(cfg.Classes, class)
+	if c < 0 {
+		return nil, 0, fmt.Errorf("sample: -class %q is not one of the run's classes: all, %s", class, strings.Join(cfg.Classes, ", "))
+	}
+	classes = make([]int, *n)
+	for i := range classes {
+		classes[i] = c
+	}
+	return classes, 0, nil
 }

@@ -341,6 +341,9 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 			lastLog, lastLogTime = step, now
 			rec := rundir.Metric{Step: step, Epoch: float64(step*cfg.Batch*cfg.DSteps) / float64(ds.N), LossD: m.LossD, LossG: m.LossG,
 				DX: m.DX, DGZ1: m.DGZ1, DGZ2: m.DGZ2, ImagesPerSec: ips, Elapsed: elapsed()}
+			if cfg.R1 > 0 {
+				rec.R1 = &m.R1
+			}
 
 			status = fmt.Sprintf("%.0f img/s  loss_d %.3f  loss_g %.3f  D(x) %.2f  D(G(z)) %.2f/%.2f", ips, m.LossD, m.LossG, m.DX, m.DGZ1, m.DGZ2)
 			if evalNow {

@@ -41,6 +41,8 @@ type Metric struct {
 	KID    *float64 `json:"kid,omitempty"`
 	KIDStd *float64 `json:"kid_std,omitempty"`
 	FID    *float64 `json:"fid,omitempty"`
+	// R1 is the last R1 penalty taken (-r1), nil when the run has none.
+	R1 *float64 `json:"r1,omitempty"`
 }
 
 // Evaluated reports whether the line holds an image-quality measurement.
@@ -83,6 +85,7 @@ func (m Metric) appendJSON(b []byte) []byte {
 		{`,"kid":`, m.KID},
 		{`,"kid_std":`, m.KIDStd},
 		{`,"fid":`, m.FID},
+		{`,"r1":`, m.R1},
 	} {
 		if f.v != nil {
 			b = append(b, f.key...)
@@ -125,6 +128,7 @@ type metricWire struct {
 	KID          *float64 `json:"kid"`
 	KIDStd       *float64 `json:"kid_std"`
 	FID          *float64 `json:"fid"`
+	R1           *float64 `json:"r1"`
 }
 
 // UnmarshalJSON reads one metrics line. The step is required; a null or
@@ -167,6 +171,7 @@ func (m *Metric) unmarshalSlow(data []byte) error {
 		KID:          w.KID,
 		KIDStd:       w.KIDStd,
 		FID:          w.FID,
+		R1:           w.R1,
 	}
 	return nil
 }
@@ -274,7 +279,7 @@ func parseMetricFast(b []byte) (m Metric, ok bool) {
 			m.ImagesPerSec = v
 		case "elapsed":
 			m.Elapsed = v
-		case "swd", "kid", "kid_std", "fid":
+		case "swd", "kid", "kid_std", "fid", "r1":
 			// null is not measured, as encoding/json reads it.
 			p := &m.SWD
 			switch string(key) {
@@ -284,6 +289,8 @@ func parseMetricFast(b []byte) (m Metric, ok bool) {
 				p = &m.KIDStd
 			case "fid":
 				p = &m.FID
+			case "r1":
+				p = &m.R1
 			}
 			*p = nil
 			if !isNull {
