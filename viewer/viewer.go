@@ -116,6 +116,7 @@ type view struct {
 	paint *engine.Painter
 	sc    *vk.Swapchain
 	smp   *engine.Sampler
+	class int            // a conditional G's class shown (C steps), -1: every class in turn
 	pix   *engine.Tensor // BGRA8 window pixels
 	rec   *engine.Recorder
 
@@ -180,7 +181,7 @@ func Run(opt Options) (Stats, error) {
 	} else if cfg, err = rundir.ReadRunConfig(opt.RunDir, func(msg string) { fmt.Fprintf(logOrStderr(opt.Log), "viewer: warning: %s\n", msg) }); err != nil {
 		return Stats{}, fmt.Errorf("viewer: %w", err)
 	}
-	v := &view{opt: opt, log: logOrStderr(opt.Log), cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1,
+	v := &view{opt: opt, log: logOrStderr(opt.Log), cfg: cfg, grid: opt.Grid, walk: -1, timeline: -1, class: -1,
 		frameTime: make([]time.Duration, 0, max(opt.Frames, 10000))}
 	v.noiseSeed = cfg.Seed
 	if opt.SeedSet {
@@ -319,7 +320,28 @@ func (v *view) reload() error {
 func (v *view) setTitle() {
 	// A log not written yet, or unreadable, only leaves numbers out.
 	ms, _ := rundir.ReadMetrics(filepath.Join(v.opt.RunDir, rundir.MetricsFile))
-	v.win.SetTitle(windowTitle(filepath.Base(filepath.Clean(v.opt.RunDir)), v.step, ms, v.timeline))
+	title := windowTitle(filepath.Base(filepath.Clean(v.opt.RunDir)), v.step, ms, v.timeline)
+	if v.class >= 0 && v.class < len(v.cfg.Classes) {
+		title += " · class " + v.cfg.Classes[v.class]
+	}
+	v.win.SetTitle(title)
+}
+
+// applyClass gives a conditional G's samples the class shown: all of
+// class v.class, or every class in turn.
+func (v *view) applyClass() error {
+	k := v.smp.Classes()
+	if k == 0 {
+		return nil
+	}
+	classes := make([]int, v.smp.Batch())
+	for i := range classes {
+		classes[i] = i % k
+		if v.class >= 0 {
+			classes[i] = v.class
+		}
+	}
+	return v.smp.SetClasses(classes)
 }
 
 // windowTitle is the title for run at step: the last logged losses, the
@@ -445,6 +467,9 @@ func (v *view) newSampler() error {
 		return err
 	}
 	v.smp = smp
+	if err := v.applyClass(); err != nil {
+		return err
+	}
 	v.z = rundir.FixedNoise(v.noiseSeed, smp.Batch(), v.cfg.NZ)
 	v.walk = -1
 	v.dirty = true
@@ -672,6 +697,18 @@ func (v *view) onKey(_ *glfw.Window, key glfw.Key, _ int, action glfw.Action, _ 
 		v.nextSaved()
 	case glfw.KeyS:
 		v.shotNext = true
+	case glfw.KeyC:
+		if k := len(v.cfg.Classes); v.cfg.Cond && k > 0 && v.smp != nil {
+			v.class++
+			if v.class == k {
+				v.class = -1
+			}
+			if err := v.applyClass(); err != nil {
+				fmt.Fprintf(v.log, "viewer: %v\n", err)
+			}
+			v.dirty = true
+			v.setTitle()
+		}
 	case glfw.KeyF:
 		v.toggleFullscreen()
 	case glfw.KeyKPAdd:
