@@ -24,7 +24,40 @@ import (
 func TestResumeMatchesUninterrupted(t *testing.T) {
 	traintest.RequireDevice(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	requireResumeMatches(t, traintest.TinyConfig(traintest.ImageFolder(t, 10)))
+}
+
+// Every recipe on at once, and a conditional model: resume stays bit-exact
+// (lazy R1 picks its steps from the checkpoint's counter; DiffAugment and
+// the fake labels draw from the step counter).
+func TestRecipesResumeMatchesUninterrupted(t *testing.T) {
+	traintest.RequireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	cfg := traintest.TinyConfig(traintest.ImageFolder(t, 10))
+	cfg.Loss, cfg.DNorm, cfg.SN, cfg.SNG, cfg.R1, cfg.R1Every = "hinge", "none", true, true, 0.5, 2
+	cfg.Augment, cfg.Flip = "color,translation,cutout", true
+	t.Run("hinge sn r1 diffaugment", func(t *testing.T) { requireResumeMatches(t, cfg) })
+
+	cond := traintest.TinyConfig(classFolder(t, "cats", "dogs", "owls"))
+	cond.Loss, cond.Cond, cond.ClassDim = "ls", true, 3
+	t.Run("conditional", func(t *testing.T) { requireResumeMatches(t, cond) })
+}
+
+// classFolder writes a folder with one subfolder of 4 images per class.
+func classFolder(t *testing.T, classes ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, c := range classes {
+		require.NoError(t, os.Rename(traintest.ImageFolder(t, 4), filepath.Join(dir, c)))
+	}
+	return dir
+}
+
+// requireResumeMatches trains cfg for 6 steps in one go and in two runs
+// of 3 with a resume between, and requires the same state bit for bit.
+func requireResumeMatches(t *testing.T, cfg rundir.Config) {
+	t.Helper()
+	cfg.Steps = 6
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 
 	optA := traintest.Quiet(t)
@@ -302,4 +335,34 @@ func readSample(t *testing.T, out string, step int) image.Image {
 	img, err := png.Decode(f)
 	require.NoError(t, err)
 	return img
+}
+
+// -init-g and -init-d start a new run from another run's weights; a file
+// of another model is refused with each mismatch named.
+func TestInitFromWeights(t *testing.T) {
+	traintest.RequireDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	cfg := traintest.TinyConfig(traintest.ImageFolder(t, 10))
+	a := traintest.TrainTo(t, cfg, 3)
+
+	b := filepath.Join(t.TempDir(), "b")
+	init := cfg
+	init.Steps, init.InitG, init.InitD = 1, filepath.Join(a, "G.safetensors"), filepath.Join(a, "D.safetensors")
+	opt := traintest.Quiet(t)
+	opt.Out = b
+	require.NoError(t, train.Run(context.Background(), init, opt))
+	for _, net := range []string{"G", "D"} {
+		want, _, err := safetensors.ReadFile(filepath.Join(a, net+".safetensors"))
+		require.NoError(t, err)
+		got, _, err := safetensors.ReadFile(filepath.Join(b, rundir.CheckpointsDir, "step_0000000", net+".safetensors"))
+		require.NoError(t, err)
+		require.Equal(t, want, got, "%s at step 0 of the new run", net)
+	}
+
+	wider := init
+	wider.NGF, wider.NDF = 8, 8
+	opt.Out = filepath.Join(t.TempDir(), "c")
+	err := train.Run(context.Background(), wider, opt)
+	require.ErrorContains(t, err, `tensor main.0.weight is [8 32 4 4], the model's is [8 64 4 4]`)
+	require.ErrorContains(t, err, "-init-d")
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"vkgan/engine"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -58,6 +60,14 @@ func TestConfigValidate(t *testing.T) {
 		{"checkpoint-every", func(c *Config) { c.CheckpointEvery = 0 }, "train: -checkpoint-every 0: must be at least 1"},
 		{"data", func(c *Config) { c.Data = "" }, "train: -data is empty"},
 		{"category", func(c *Config) { c.Data, c.Category = "imgs", "Animals & Nature" }, `needs -data emoji, not "imgs"`},
+		{"loss", func(c *Config) { c.Loss = "wgan" }, "train: -loss wgan: must be one of [bce hinge ls]"},
+		{"d-norm", func(c *Config) { c.DNorm = "layer" }, "train: -d-norm layer: must be batch or none"},
+		{"r1 nan", func(c *Config) { c.R1, c.DNorm = math.NaN(), "none" }, "train: -r1 NaN: must be a non-negative number"},
+		{"r1 with batch norm", func(c *Config) { c.R1 = 0.1 }, "add -d-norm none"},
+		{"r1-every", func(c *Config) { c.R1Every = -1 }, "train: -r1-every -1: must be at least 0"},
+		{"augment", func(c *Config) { c.Augment = "color,rotate" }, "train: -augment color,rotate:"},
+		{"label-smooth with hinge", func(c *Config) { c.Loss, c.LabelSmooth = "hinge", 0.1 }, "the hinge loss has none"},
+		{"class-dim", func(c *Config) { c.Cond, c.ClassDim = true, 0 }, "train: -class-dim 0: must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -74,6 +84,19 @@ func TestConfigValidate(t *testing.T) {
 		c := DefaultConfig()
 		c.Beta1, c.Beta2, c.LabelSmooth, c.EMA, c.Seed = 0, 0, 0, 0, 0
 		assert.NoError(t, c.Validate())
+	})
+
+	t.Run("every recipe at once", func(t *testing.T) {
+		t.Parallel()
+		c := DefaultConfig()
+		c.Loss, c.DNorm, c.SN, c.SNG, c.R1, c.R1Every, c.Augment, c.Flip = "hinge", "none", true, true, 0.1, 4, "color,translation,cutout", true
+		require.NoError(t, c.Validate())
+		g := c.GANConfig()
+		assert.Equal(t, engine.HingeLoss{}, g.Loss)
+		assert.True(t, g.Model.NoDNorm && g.Model.SN && g.Model.SNG)
+		assert.Equal(t, engine.Augment{Color: true, Translation: true, Cutout: true, Flip: true}, g.Augment)
+		assert.Equal(t, float32(0.1), g.R1)
+		assert.Equal(t, 4, g.R1Every)
 	})
 
 	t.Run("all problems at once", func(t *testing.T) {
