@@ -360,6 +360,36 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
+// MarginBackward is margin_backward.spv, built from margin_backward.comp.
+var MarginBackward = &Kernel[MarginBackwardPush]{Desc{
+	Name:   "margin_backward",
+	Source: "margin_backward.comp",
+	Bindings: []Binding{
+		{Name: "DX", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "KIND", Type: "uint"},
+	},
+	PushSize:  20,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// MarginLoss is margin_loss.spv, built from margin_loss.comp.
+var MarginLoss = &Kernel[MarginLossPush]{Desc{
+	Name:   "margin_loss",
+	Source: "margin_loss.comp",
+	Bindings: []Binding{
+		{Name: "L", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "KIND", Type: "uint"},
+	},
+	PushSize:  20,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
 // MaxoutBwd is maxout_bwd.spv, built from maxout_bwd.comp.
 var MaxoutBwd = &Kernel[MaxoutBwdPush]{Desc{
 	Name:   "maxout_bwd",
@@ -513,6 +543,8 @@ var All = []*Desc{
 	&GlobalAvgPool.Desc,
 	&Igemm.Desc,
 	&IgemmI64.Desc,
+	&MarginBackward.Desc,
+	&MarginLoss.Desc,
 	&MaxoutBwd.Desc,
 	&MaxoutFwd.Desc,
 	&Pad.Desc,
@@ -910,6 +942,50 @@ func (p IgemmPush) Bytes() []byte {
 }
 
 func (IgemmPush) push() {}
+
+// MarginBackwardPush is margin_backward.comp's push-constant block P.
+type MarginBackwardPush struct {
+	N     uint32  // uint n, offset 0
+	Split uint32  // uint split, offset 4
+	C0    float32 // float c0, offset 8
+	C1    float32 // float c1, offset 12
+	K     float32 // float k, offset 16
+}
+
+// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+func (p MarginBackwardPush) Bytes() []byte {
+	b := make([]byte, 20)
+	putUint(b, 0, p.N)
+	putUint(b, 4, p.Split)
+	putFloat(b, 8, p.C0)
+	putFloat(b, 12, p.C1)
+	putFloat(b, 16, p.K)
+	return b
+}
+
+func (MarginBackwardPush) push() {}
+
+// MarginLossPush is margin_loss.comp's push-constant block P.
+type MarginLossPush struct {
+	N     uint32  // uint n, offset 0
+	Split uint32  // uint split, offset 4
+	C0    float32 // float c0, offset 8
+	C1    float32 // float c1, offset 12
+	K     float32 // float k, offset 16
+}
+
+// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+func (p MarginLossPush) Bytes() []byte {
+	b := make([]byte, 20)
+	putUint(b, 0, p.N)
+	putUint(b, 4, p.Split)
+	putFloat(b, 8, p.C0)
+	putFloat(b, 12, p.C1)
+	putFloat(b, 16, p.K)
+	return b
+}
+
+func (MarginLossPush) push() {}
 
 // MaxoutBwdPush is maxout_bwd.comp's push-constant block P.
 type MaxoutBwdPush struct {
