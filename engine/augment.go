@@ -63,7 +63,7 @@ func ParseAugment(list string, flip bool) (Augment, error) {
 		case "flip":
 			a.Flip = true
 		default:
-			return Augment{}, fmt.Errorf("engine: augment: unknown augmentation %q in %q; choose from color, translation, cutout (comma-separated; flip is its own flag)", name, list)
+			return Augment{}, fmt.Errorf("engine: augment: unknown augmentation %q in %q; choose from color, translation, cutout, flip (comma-separated)", name, list)
 		}
 	}
 	return a, nil

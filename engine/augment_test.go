@@ -609,5 +609,5 @@ func TestParseAugment(t *testing.T) {
 		require.Contains(t, err.Error(), "engine: augment", bad)
 	}
 	_, err := ParseAugment("zoom", false)
-	require.ErrorContains(t, err, "color, translation, cutout")
+	require.ErrorContains(t, err, "color, translation, cutout, flip")
 }
