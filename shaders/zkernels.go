@@ -48,6 +48,34 @@ var Adam = &Kernel[AdamPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// Augment is augment.spv, built from augment.comp.
+var Augment = &Kernel[AugmentPush]{Desc{
+	Name:   "augment",
+	Source: "augment.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+		{Name: "Q", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "DIR", Type: "uint"},
+	},
+	PushSize:  28,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// AugmentDraw is augment_draw.spv, built from augment_draw.comp.
+var AugmentDraw = &Kernel[AugmentDrawPush]{Desc{
+	Name:   "augment_draw",
+	Source: "augment_draw.comp",
+	Bindings: []Binding{
+		{Name: "Q", Access: WriteOnly},
+		{Name: "S", Access: ReadOnly},
+	},
+	PushSize:  36,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Axpy is axpy.spv, built from axpy.comp.
 var Axpy = &Kernel[AxpyPush]{Desc{
 	Name:   "axpy",
@@ -523,6 +551,8 @@ var All = []*Desc{
 	&ActBwd.Desc,
 	&ActFwd.Desc,
 	&Adam.Desc,
+	&Augment.Desc,
+	&AugmentDraw.Desc,
 	&Axpy.Desc,
 	&BceBackward.Desc,
 	&BceLoss.Desc,
@@ -624,6 +654,62 @@ func (p AdamPush) Bytes() []byte {
 }
 
 func (AdamPush) push() {}
+
+// AugmentPush is augment.comp's push-constant block P.
+type AugmentPush struct {
+	Nb  uint32 // uint nb, offset 0
+	C   uint32 // uint c, offset 4
+	H   uint32 // uint h, offset 8
+	W   uint32 // uint w, offset 12
+	Ops uint32 // uint ops, offset 16
+	Ch  uint32 // uint ch, offset 20
+	Cw  uint32 // uint cw, offset 24
+}
+
+// Bytes encodes p as the shader reads it: 28 bytes, little-endian.
+func (p AugmentPush) Bytes() []byte {
+	b := make([]byte, 28)
+	putUint(b, 0, p.Nb)
+	putUint(b, 4, p.C)
+	putUint(b, 8, p.H)
+	putUint(b, 12, p.W)
+	putUint(b, 16, p.Ops)
+	putUint(b, 20, p.Ch)
+	putUint(b, 24, p.Cw)
+	return b
+}
+
+func (AugmentPush) push() {}
+
+// AugmentDrawPush is augment_draw.comp's push-constant block P.
+type AugmentDrawPush struct {
+	Nb     uint32 // uint nb, offset 0
+	Ops    uint32 // uint ops, offset 4
+	SeedLo uint32 // uint seedLo, offset 8
+	SeedHi uint32 // uint seedHi, offset 12
+	Stream uint32 // uint stream, offset 16
+	ShiftH uint32 // uint shiftH, offset 20
+	ShiftW uint32 // uint shiftW, offset 24
+	OffH   uint32 // uint offH, offset 28
+	OffW   uint32 // uint offW, offset 32
+}
+
+// Bytes encodes p as the shader reads it: 36 bytes, little-endian.
+func (p AugmentDrawPush) Bytes() []byte {
+	b := make([]byte, 36)
+	putUint(b, 0, p.Nb)
+	putUint(b, 4, p.Ops)
+	putUint(b, 8, p.SeedLo)
+	putUint(b, 12, p.SeedHi)
+	putUint(b, 16, p.Stream)
+	putUint(b, 20, p.ShiftH)
+	putUint(b, 24, p.ShiftW)
+	putUint(b, 28, p.OffH)
+	putUint(b, 32, p.OffW)
+	return b
+}
+
+func (AugmentDrawPush) push() {}
 
 // AxpyPush is axpy.comp's push-constant block P.
 type AxpyPush struct {
