@@ -16,6 +16,8 @@ type DeviceData struct {
 	N, Channels, Size int
 	chunks            []*Tensor
 	perChunk          int
+	labels            *Tensor // N uint32 class indices (SetLabels); nil: unlabelled
+	classes           int
 }
 
 // UploadData copies n images of channels x size x size uint8 pixels
@@ -65,6 +67,8 @@ func (dd *DeviceData) Release() {
 		c.Release()
 	}
 	dd.chunks = nil
+	dd.labels.Release()
+	dd.labels, dd.classes = nil, 0
 }
 
 // GatherBatch records out = batch number counter of the data set, scaled
@@ -78,17 +82,20 @@ func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Counter, se
 	if len(out.shape) != 4 || out.shape[1] != dd.Channels || out.shape[2] != dd.Size || out.shape[3] != dd.Size {
 		return r.fail(fmt.Errorf("engine: gather batch: output %v does not hold [B,%d,%d,%d] images", out.shape, dd.Channels, dd.Size, dd.Size))
 	}
-	half := (bits.Len(uint(dd.N-1)) + 1) / 2
-	if half == 0 {
-		half = 1
-	}
 	ts := []*Tensor{out, counter.t}
 	for i := 0; i < maxDataChunks; i++ {
 		ts = append(ts, dd.chunks[min(i, len(dd.chunks)-1)]) // unused slots repeat the last chunk
 	}
 	push := shaders.GatherU8Push{
 		Batch: uint32(out.shape[0]), N: uint32(dd.N), ImgBytes: uint32(img), PerChunk: uint32(dd.perChunk),
-		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), HalfBits: uint32(half),
+		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), HalfBits: dd.halfBits(),
 	}
 	return dispatch(r, shaders.GatherU8, nil, r.ewGroups(out.n), push, ts...)
+}
+
+// halfBits is half the width of the Feistel permutation over the N images
+// (permute.glsl): the smallest even number of bits covering N, halved, and
+// at least 1.
+func (dd *DeviceData) halfBits() uint32 {
+	return uint32(max(1, (bits.Len(uint(dd.N-1))+1)/2))
 }

@@ -59,6 +59,10 @@ type Pass struct {
 	// otherwise batch norm uses the running statistics.
 	Train    bool
 	Momentum float32
+	// Labels are the batch's classes as one-hot rows [batch, classes]
+	// (GatherLabels, DrawLabels), read by the class-conditional layers
+	// (ClassEmbedding, Projection); nil for an unconditional network.
+	Labels *Tensor
 }
 
 // BatchTracker is a layer that counts batches as PyTorch's batch norm

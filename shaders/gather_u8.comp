@@ -3,10 +3,8 @@
 //
 // out[n][i] = data[idx][i] / 127.5 - 1 for the batch's n-th image, where
 // idx is position p = counter*B + n of a pseudo-random permutation of the
-// N images that changes every epoch (epoch = p / N). The permutation is a
-// Feistel network on the smallest even number of bits covering N, cycle-
-// walked into [0, N): a bijection that needs no storage and depends only
-// on (seed, epoch), so a step is reproducible from the step counter.
+// N images that changes every epoch (epoch = p / N): see permute.glsl,
+// which gather_labels.comp shares.
 // The images live in up to four buffers (a storage-buffer binding is
 // limited in size); chunk c holds images [c*perChunk, (c+1)*perChunk).
 layout(local_size_x = 256) in;
@@ -20,33 +18,7 @@ layout(push_constant) uniform P {
     uint batch, n, imgBytes, perChunk, seedLo, seedHi, halfBits;
 } p;
 
-uint hash(uint x) {
-    x ^= x >> 16; x *= 0x7feb352dU;
-    x ^= x >> 15; x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
-uint permute(uint i, uint epoch) {
-    uint mask = (1u << p.halfBits) - 1u;
-    uint key = hash(p.seedLo ^ hash(p.seedHi + 0x9e3779b9U * (epoch + 1u)));
-    uint x = i;
-    // Cycle-walk: apply the permutation of [0, 4^halfBits) until the
-    // value falls in [0, n). It always terminates (x's cycle contains i);
-    // the cap only guards against a bug.
-    for (uint walk = 0; walk < 4096u; ++walk) {
-        uint l = x >> p.halfBits, r = x & mask;
-        for (uint round = 0; round < 4u; ++round) {
-            uint f = hash(r ^ hash(key + round)) & mask;
-            uint t = l ^ f;
-            l = r;
-            r = t;
-        }
-        x = (l << p.halfBits) | r;
-        if (x < p.n) return x;
-    }
-    return i;
-}
+#include "permute.glsl"
 
 uint loadByte(uint img, uint off) {
     uint c = img / p.perChunk;
@@ -64,9 +36,7 @@ void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < total; i += stride) {
         uint nb = i / p.imgBytes, off = i - nb * p.imgBytes;
-        uint pos = counter * p.batch + nb; // wraps after 2^32 images; epochs stay distinct long before
-        uint epoch = pos / p.n;
-        uint img = permute(pos - epoch * p.n, epoch);
+        uint img = batchImage(counter, p.batch, nb, p.n, p.halfBits, p.seedLo, p.seedHi);
         outv[i] = float(loadByte(img, off)) / 127.5 - 1.0;
     }
 }

@@ -13,16 +13,7 @@ layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer S { uint stepv[]; };
 layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; } p;
 
-uvec4 philox(uvec4 c, uvec2 k) {
-    for (int r = 0; r < 10; r++) {
-        uint hi0, lo0, hi1, lo1;
-        umulExtended(0xD2511F53u, c.x, hi0, lo0);
-        umulExtended(0xCD9E8D57u, c.z, hi1, lo1);
-        c = uvec4(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-        k += uvec2(0x9E3779B9u, 0xBB67AE85u);
-    }
-    return c;
-}
+#include "philox.glsl"
 
 // A uniform float in (0, 1): the top 23 bits, centred (exact in fp32), so
 // never 0 or 1 and log() is always finite.

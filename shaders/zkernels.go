@@ -295,6 +295,18 @@ var BnTrainW2 = &Kernel[BnTrainPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// CopyCols is copy_cols.spv, built from copy_cols.comp.
+var CopyCols = &Kernel[CopyColsPush]{Desc{
+	Name:   "copy_cols",
+	Source: "copy_cols.comp",
+	Bindings: []Binding{
+		{Name: "D", Access: WriteOnly},
+		{Name: "S", Access: ReadOnly},
+	},
+	PushSize:  24,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Counter is counter.spv, built from counter.comp.
 var Counter = &Kernel[NoPush]{Desc{
 	Name:   "counter",
@@ -303,6 +315,19 @@ var Counter = &Kernel[NoPush]{Desc{
 		{Name: "C", Access: ReadWrite},
 	},
 	LocalSize: [3]uint32{1, 1, 1},
+}}
+
+// DrawLabels is draw_labels.spv, built from draw_labels.comp.
+var DrawLabels = &Kernel[DrawLabelsPush]{Desc{
+	Name:   "draw_labels",
+	Source: "draw_labels.comp",
+	Bindings: []Binding{
+		{Name: "Out", Access: WriteOnly},
+		{Name: "S", Access: ReadOnly},
+		{Name: "Labels", Access: ReadOnly},
+	},
+	PushSize:  20,
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // Fill is fill.spv, built from fill.comp.
@@ -314,6 +339,19 @@ var Fill = &Kernel[FillPush]{Desc{
 	},
 	PushSize:  8,
 	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// GatherLabels is gather_labels.spv, built from gather_labels.comp.
+var GatherLabels = &Kernel[GatherLabelsPush]{Desc{
+	Name:   "gather_labels",
+	Source: "gather_labels.comp",
+	Bindings: []Binding{
+		{Name: "Out", Access: WriteOnly},
+		{Name: "Counter", Access: ReadOnly},
+		{Name: "Labels", Access: ReadOnly},
+	},
+	PushSize:  24,
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // GatherU8 is gather_u8.spv, built from gather_u8.comp.
@@ -470,6 +508,38 @@ var Pool2d = &Kernel[Pool2dPush]{Desc{
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
+// ProjBwd is proj_bwd.spv, built from proj_bwd.comp.
+var ProjBwd = &Kernel[ProjBwdPush]{Desc{
+	Name:   "proj_bwd",
+	Source: "proj_bwd.comp",
+	Bindings: []Binding{
+		{Name: "DX", Access: ReadWrite},
+		{Name: "M", Access: WriteOnly},
+		{Name: "H", Access: ReadOnly},
+		{Name: "E", Access: ReadOnly},
+		{Name: "DY", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "WANT_DX", Type: "bool"},
+		{Name: "WANT_M", Type: "bool"},
+	},
+	PushSize:  12,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// ProjLogit is proj_logit.spv, built from proj_logit.comp.
+var ProjLogit = &Kernel[ProjLogitPush]{Desc{
+	Name:   "proj_logit",
+	Source: "proj_logit.comp",
+	Bindings: []Binding{
+		{Name: "O", Access: ReadWrite},
+		{Name: "H", Access: ReadOnly},
+		{Name: "E", Access: ReadOnly},
+	},
+	PushSize:  12,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // ReduceSum is reduce_sum.spv, built from reduce_sum.comp.
 var ReduceSum = &Kernel[ReduceSumPush]{Desc{
 	Name:   "reduce_sum",
@@ -567,8 +637,11 @@ var All = []*Desc{
 	&BnTrain.Desc,
 	&BnTrainCols.Desc,
 	&BnTrainW2.Desc,
+	&CopyCols.Desc,
 	&Counter.Desc,
+	&DrawLabels.Desc,
 	&Fill.Desc,
+	&GatherLabels.Desc,
 	&GatherU8.Desc,
 	&GlobalAvgPool.Desc,
 	&Igemm.Desc,
@@ -579,6 +652,8 @@ var All = []*Desc{
 	&MaxoutFwd.Desc,
 	&Pad.Desc,
 	&Pool2d.Desc,
+	&ProjBwd.Desc,
+	&ProjLogit.Desc,
 	&ReduceSum.Desc,
 	&ResizeBilinear.Desc,
 	&Rng.Desc,
@@ -895,6 +970,52 @@ func (p BnTrainPush) Bytes() []byte {
 
 func (BnTrainPush) push() {}
 
+// CopyColsPush is copy_cols.comp's push-constant block P.
+type CopyColsPush struct {
+	Rows uint32 // uint rows, offset 0
+	W    uint32 // uint w, offset 4
+	Lds  uint32 // uint lds, offset 8
+	S0   uint32 // uint s0, offset 12
+	Ldd  uint32 // uint ldd, offset 16
+	D0   uint32 // uint d0, offset 20
+}
+
+// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
+func (p CopyColsPush) Bytes() []byte {
+	b := make([]byte, 24)
+	putUint(b, 0, p.Rows)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Lds)
+	putUint(b, 12, p.S0)
+	putUint(b, 16, p.Ldd)
+	putUint(b, 20, p.D0)
+	return b
+}
+
+func (CopyColsPush) push() {}
+
+// DrawLabelsPush is draw_labels.comp's push-constant block P.
+type DrawLabelsPush struct {
+	Batch   uint32 // uint batch, offset 0
+	N       uint32 // uint n, offset 4
+	Classes uint32 // uint classes, offset 8
+	SeedLo  uint32 // uint seedLo, offset 12
+	SeedHi  uint32 // uint seedHi, offset 16
+}
+
+// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+func (p DrawLabelsPush) Bytes() []byte {
+	b := make([]byte, 20)
+	putUint(b, 0, p.Batch)
+	putUint(b, 4, p.N)
+	putUint(b, 8, p.Classes)
+	putUint(b, 12, p.SeedLo)
+	putUint(b, 16, p.SeedHi)
+	return b
+}
+
+func (DrawLabelsPush) push() {}
+
 // FillPush is fill.comp's push-constant block P.
 type FillPush struct {
 	N     uint32  // uint n, offset 0
@@ -910,6 +1031,30 @@ func (p FillPush) Bytes() []byte {
 }
 
 func (FillPush) push() {}
+
+// GatherLabelsPush is gather_labels.comp's push-constant block P.
+type GatherLabelsPush struct {
+	Batch    uint32 // uint batch, offset 0
+	N        uint32 // uint n, offset 4
+	Classes  uint32 // uint classes, offset 8
+	SeedLo   uint32 // uint seedLo, offset 12
+	SeedHi   uint32 // uint seedHi, offset 16
+	HalfBits uint32 // uint halfBits, offset 20
+}
+
+// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
+func (p GatherLabelsPush) Bytes() []byte {
+	b := make([]byte, 24)
+	putUint(b, 0, p.Batch)
+	putUint(b, 4, p.N)
+	putUint(b, 8, p.Classes)
+	putUint(b, 12, p.SeedLo)
+	putUint(b, 16, p.SeedHi)
+	putUint(b, 20, p.HalfBits)
+	return b
+}
+
+func (GatherLabelsPush) push() {}
 
 // GatherU8Push is gather_u8.comp's push-constant block P.
 type GatherU8Push struct {
@@ -1172,6 +1317,42 @@ func (p Pool2dPush) Bytes() []byte {
 }
 
 func (Pool2dPush) push() {}
+
+// ProjBwdPush is proj_bwd.comp's push-constant block P.
+type ProjBwdPush struct {
+	Batch uint32 // uint batch, offset 0
+	C     uint32 // uint c, offset 4
+	S     uint32 // uint s, offset 8
+}
+
+// Bytes encodes p as the shader reads it: 12 bytes, little-endian.
+func (p ProjBwdPush) Bytes() []byte {
+	b := make([]byte, 12)
+	putUint(b, 0, p.Batch)
+	putUint(b, 4, p.C)
+	putUint(b, 8, p.S)
+	return b
+}
+
+func (ProjBwdPush) push() {}
+
+// ProjLogitPush is proj_logit.comp's push-constant block P.
+type ProjLogitPush struct {
+	Batch uint32 // uint batch, offset 0
+	C     uint32 // uint c, offset 4
+	S     uint32 // uint s, offset 8
+}
+
+// Bytes encodes p as the shader reads it: 12 bytes, little-endian.
+func (p ProjLogitPush) Bytes() []byte {
+	b := make([]byte, 12)
+	putUint(b, 0, p.Batch)
+	putUint(b, 4, p.C)
+	putUint(b, 8, p.S)
+	return b
+}
+
+func (ProjLogitPush) push() {}
 
 // ReduceSumPush is reduce_sum.comp's push-constant block P.
 type ReduceSumPush struct {

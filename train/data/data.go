@@ -43,6 +43,10 @@ type Dataset struct {
 	Skipped         int      // files that failed to decode
 	SkippedExamples []string // the first few "path: reason", raw: print each with %q (a path may hold any byte)
 	FromCache       bool     // true when the pixels came from the cache, not from decoding
+	// Classes and Labels are filled with LoadOptions.Labels: the class
+	// names, sorted, and each image's class as an index into Classes.
+	Classes []string
+	Labels  []int32
 }
 
 // Image returns image i as an *image.RGBA (premultiplied, as the planes
@@ -132,6 +136,12 @@ type LoadOptions struct {
 	// Alpha keeps transparency as a fourth plane (colours premultiplied
 	// by it) instead of compositing over white.
 	Alpha bool
+	// Labels makes a Source's Load fill Dataset.Classes and Labels, for
+	// conditional training: a Folder's classes are its subfolders, the
+	// Emoji set's its emoji.json categories (see the sources). They come
+	// from the file list after loading, so the cache and Hash ignore
+	// them. LoadDir alone leaves them empty.
+	Labels bool
 }
 
 // DefaultMaxPixels is the largest image (width*height, from its header)

@@ -33,8 +33,14 @@ func Open(name, category, emojiRoot string) Source {
 type Folder string
 
 // Load implements Source.
+// With opt.Labels each image's class is the first folder of its path
+// under the root (cats/a.png and cats/old/b.png are both "cats").
 func (f Folder) Load(opt LoadOptions) (*Dataset, error) {
-	return LoadDir(string(f), opt)
+	ds, err := LoadDir(string(f), opt)
+	if err != nil || !opt.Labels {
+		return ds, err
+	}
+	return ds, labelByFolder(ds, string(f))
 }
 
 // Emoji is the emoji set (see FetchEmoji), fetched on first use.
@@ -46,7 +52,10 @@ type Emoji struct {
 }
 
 // Load implements Source: it fetches the set into e.Root if it is not
-// there yet, reporting to opt.Progress, and decodes it.
+// there yet, reporting to opt.Progress, and decodes it. With opt.Labels
+// each image's class is its emoji.json category ("Animals & Nature"),
+// or, when e.Category names a category, its subcategory within it
+// ("animal-mammal"); see labelEmoji.
 func (e Emoji) Load(opt LoadOptions) (*Dataset, error) {
 	if err := FetchEmoji(e.Root, opt.Progress); err != nil {
 		return nil, err
@@ -58,7 +67,11 @@ func (e Emoji) Load(opt LoadOptions) (*Dataset, error) {
 		}
 		opt.Filter = f
 	}
-	return LoadDir(e.Root, opt)
+	ds, err := LoadDir(e.Root, opt)
+	if err != nil || !opt.Labels {
+		return ds, err
+	}
+	return ds, labelEmoji(ds, e.Root, e.Category)
 }
 
 // EmojiRoot is the emoji set's directory: dir when it is not "", else
