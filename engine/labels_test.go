@@ -91,7 +91,7 @@ func TestGatherLabelsMatchesGatherBatch(t *testing.T) {
 }
 
 // drawRef is draw_labels.comp on the host: the image row nb draws.
-func drawRef(nb int, n int, seed uint64, step uint32) int {
+func drawLabelRef(nb int, n int, seed uint64, step uint32) int {
 	w := philoxRef([4]uint32{uint32(nb), step, 0x6c61626c, 0}, [2]uint32{uint32(seed), uint32(seed >> 32)})
 	return int(uint64(w[0]) * uint64(n) >> 32)
 }
@@ -147,7 +147,7 @@ func TestDrawLabels(t *testing.T) {
 				step := uint32(6 + s)
 				for b := range batch {
 					got := oneHotClass(t, rows[b*c.classes:(b+1)*c.classes])
-					require.Equal(t, int(labels[drawRef(b, n, seed, step)]), got, "step %d row %d", step, b)
+					require.Equal(t, int(labels[drawLabelRef(b, n, seed, step)]), got, "step %d row %d", step, b)
 					counts[got]++
 				}
 				if prev != nil {

@@ -151,3 +151,5 @@ func (r *Recorder) copyCols(dst, src *Tensor, rows, w, s0, d0 int) error {
 	push := shaders.CopyColsPush{Rows: uint32(rows), W: uint32(w), Lds: uint32(lds), S0: uint32(s0), Ldd: uint32(ldd), D0: uint32(d0)}
 	return dispatch(r, shaders.CopyCols, nil, g, push, dst, src)
 }
+
+func (e *ClassEmbed) classCount() int { return e.Classes }

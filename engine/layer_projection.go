@@ -218,3 +218,5 @@ func (b *boundProjection) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 		r.Gemm(p.Grads.T(l.EmbedName), y, b.m, true, false, 1, beta, nil)
 	}
 }
+
+func (p *ClassProjection) classCount() int { return p.Classes }
