@@ -221,7 +221,7 @@ func (b *boundSN) Forward(r *Recorder, p *Pass, x *Tensor) {
 		r.snNormalize(snNormalizeOnly, v, b.wu, b.sigma)
 		mode = snSigmaUpdate
 	}
-	r.snRowDot(b.wv, w, v, geom, false)
+	r.rowDot("spectral norm W v", b.wv, w, v, geom, false)
 	r.snNormalize(mode, u, b.wv, b.sigma)
 	r.snScale(b.wsn, w, b.sigma)
 	b.inner.Forward(r, p, x)
@@ -242,7 +242,7 @@ func (b *boundSN) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 func (b *boundSN) mapGrad(r *Recorder, p *Pass, g *Tensor, acc bool) {
 	s := b.s
 	// <G, W_sn> is a sum over every element: any split into h rows does.
-	r.snRowDot(b.rows, g, b.wsn, snGeom{h: s.h, w: s.w, kk: s.w}, true)
+	r.rowDot("spectral norm backward", b.rows, g, b.wsn, snGeom{h: s.h, w: s.w, kk: s.w}, true)
 	r.Sum(b.gdot, b.rows)
 	r.snBackward(p.Grads.T(s.origName()), g, p.Stats.T(s.uName()), p.Stats.T(s.vName()), b.sigma, b.gdot, snGeom{h: s.h, w: s.w, kk: s.kk}, acc)
 }
@@ -273,15 +273,19 @@ func (r *Recorder) snColVec(y, w, u *Tensor, g snGeom) error {
 	return dispatch(r, shaders.SnColvec, nil, [3]uint32{uint32((g.w + 63) / 64), 1, 1}, push, y, w, u)
 }
 
-// snRowDot records y[r] = sum_c W(r,c) x[c] or, with mat, the row sums of
-// W * x elementwise (x in W's layout).
-func (r *Recorder) snRowDot(y, w, x *Tensor, g snGeom, mat bool) error {
+// rowDot records y[r] = sum_c W(r,c) x[c] or, with mat, the row sums of
+// W * x elementwise (x in W's layout; it may be w itself). op names the
+// caller in errors.
+func (r *Recorder) rowDot(op string, y, w, x *Tensor, g snGeom, mat bool) error {
 	xn := g.w
 	if mat {
 		xn = g.h * g.w
 	}
-	if err := snCheck("spectral norm row dot", []*Tensor{y, w, x}, []int{g.h, g.h * g.w, xn}); err != nil {
+	if err := snCheck(op, []*Tensor{y, w, x}, []int{g.h, g.h * g.w, xn}); err != nil {
 		return r.fail(err)
+	}
+	if lim := int(r.d.info.Limits.MaxWorkGroupCount[0]); g.h > lim {
+		return r.fail(fmt.Errorf("engine: %s: %d rows exceed the device's %d workgroups", op, g.h, lim))
 	}
 	push := shaders.SnRowdotPush{H: uint32(g.h), W: uint32(g.w), Kk: uint32(g.kk)}
 	return dispatch(r, shaders.SnRowdot, []uint32{b2u(mat)}, [3]uint32{uint32(g.h), 1, 1}, push, y, w, x)
