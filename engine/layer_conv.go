@@ -83,6 +83,7 @@ type boundConv struct {
 	c   *Conv2d
 	w   string
 	out Port
+	wfn weightFn // nil: the named parameter (SpectralNorm substitutes its own)
 }
 
 func (b *boundConv) Out() Port { return b.out }
@@ -93,29 +94,31 @@ func (b *boundConv) params(accumulate bool) ConvParams {
 }
 
 func (b *boundConv) Forward(r *Recorder, p *Pass, x *Tensor) {
+	w, _, _ := b.wfn.weights(p, b.w)
 	if b.c.Transposed {
-		r.ConvTranspose2D(b.out.X, x, p.Params.T(b.w), b.params(false))
+		r.ConvTranspose2D(b.out.X, x, w, b.params(false))
 	} else {
-		r.Conv2D(b.out.X, x, p.Params.T(b.w), b.params(false))
+		r.Conv2D(b.out.X, x, w, b.params(false))
 	}
 }
 
 func (b *boundConv) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 	dy := b.out.DX
-	if p.Grads != nil {
-		cp := b.params(p.Accumulate)
+	w, dw, acc := b.wfn.weights(p, b.w)
+	if dw != nil {
+		cp := b.params(acc)
 		if b.c.Transposed {
-			r.ConvTranspose2DBackwardWeights(p.Grads.T(b.w), dy, x, cp)
+			r.ConvTranspose2DBackwardWeights(dw, dy, x, cp)
 		} else {
-			r.Conv2DBackwardWeights(p.Grads.T(b.w), dy, x, cp)
+			r.Conv2DBackwardWeights(dw, dy, x, cp)
 		}
 	}
 	if dx == nil {
 		return
 	}
 	if b.c.Transposed {
-		r.ConvTranspose2DBackwardData(dx, dy, p.Params.T(b.w), b.params(false))
+		r.ConvTranspose2DBackwardData(dx, dy, w, b.params(false))
 	} else {
-		r.Conv2DBackwardData(dx, dy, p.Params.T(b.w), b.params(false))
+		r.Conv2DBackwardData(dx, dy, w, b.params(false))
 	}
 }

@@ -72,30 +72,32 @@ func (l *Linear) bindInto(d *Device, batch int, _ Port, out *Tensor, keep func(*
 type boundLinear struct {
 	w, b string
 	out  Port
-	db   *Tensor // scratch bias gradient when gradients are added
+	db   *Tensor  // scratch bias gradient when gradients are added
+	wfn  weightFn // nil: the named weight (SpectralNorm substitutes its own)
 }
 
 func (b *boundLinear) Out() Port { return b.out }
 
 func (b *boundLinear) Forward(r *Recorder, p *Pass, x *Tensor) {
-	r.Gemm(b.out.X, x, p.Params.T(b.w), false, true, 1, 0, p.Params.T(b.b))
+	w, _, _ := b.wfn.weights(p, b.w)
+	r.Gemm(b.out.X, x, w, false, true, 1, 0, p.Params.T(b.b))
 }
 
 func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 	dy := b.out.DX
+	w, dw, acc := b.wfn.weights(p, b.w)
 	if p.Grads != nil {
-		beta := float32(0)
 		db := p.Grads.T(b.b)
 		if p.Accumulate {
-			beta, db = 1, b.db
+			db = b.db
 		}
-		r.Gemm(p.Grads.T(b.w), dy, x, true, false, 1, beta, nil)
+		r.Gemm(dw, dy, x, true, false, 1, float32(b2u(acc)), nil)
 		r.BiasGrad(db, dy)
 		if p.Accumulate {
 			r.Axpy(p.Grads.T(b.b), db, 1)
 		}
 	}
 	if dx != nil {
-		r.Gemm(dx, dy, p.Params.T(b.w), false, false, 1, 0, nil)
+		r.Gemm(dx, dy, w, false, false, 1, 0, nil)
 	}
 }

@@ -590,6 +590,80 @@ var Scale = &Kernel[ScalePush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// SnBackward is sn_backward.spv, built from sn_backward.comp.
+var SnBackward = &Kernel[SnBackwardPush]{Desc{
+	Name:   "sn_backward",
+	Source: "sn_backward.comp",
+	Bindings: []Binding{
+		{Name: "DW", Access: ReadWrite},
+		{Name: "G", Access: ReadOnly},
+		{Name: "U", Access: ReadOnly},
+		{Name: "V", Access: ReadOnly},
+		{Name: "SG", Access: ReadOnly},
+		{Name: "GD", Access: ReadOnly},
+	},
+	PushSize:  16,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// SnColvec is sn_colvec.spv, built from sn_colvec.comp.
+var SnColvec = &Kernel[SnColvecPush]{Desc{
+	Name:   "sn_colvec",
+	Source: "sn_colvec.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "W", Access: ReadOnly},
+		{Name: "U", Access: ReadOnly},
+	},
+	PushSize:  12,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
+// SnNormalize is sn_normalize.spv, built from sn_normalize.comp.
+var SnNormalize = &Kernel[SnNormalizePush]{Desc{
+	Name:   "sn_normalize",
+	Source: "sn_normalize.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: ReadWrite},
+		{Name: "X", Access: ReadOnly},
+		{Name: "S", Access: WriteOnly},
+	},
+	Spec: []Spec{
+		{Name: "MODE", Type: "uint"},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// SnRowdot is sn_rowdot.spv, built from sn_rowdot.comp.
+var SnRowdot = &Kernel[SnRowdotPush]{Desc{
+	Name:   "sn_rowdot",
+	Source: "sn_rowdot.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "W", Access: ReadOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "MAT", Type: "bool"},
+	},
+	PushSize:  12,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
+// SnScale is sn_scale.spv, built from sn_scale.comp.
+var SnScale = &Kernel[SnScalePush]{Desc{
+	Name:   "sn_scale",
+	Source: "sn_scale.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+		{Name: "S", Access: ReadOnly},
+	},
+	PushSize:  4,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
 // ToBgra is to_bgra.spv, built from to_bgra.comp.
 var ToBgra = &Kernel[ToBgraPush]{Desc{
 	Name:   "to_bgra",
@@ -658,6 +732,11 @@ var All = []*Desc{
 	&ResizeBilinear.Desc,
 	&Rng.Desc,
 	&Scale.Desc,
+	&SnBackward.Desc,
+	&SnColvec.Desc,
+	&SnNormalize.Desc,
+	&SnRowdot.Desc,
+	&SnScale.Desc,
 	&ToBgra.Desc,
 	&ToyMix.Desc,
 }
@@ -1445,6 +1524,92 @@ func (p ScalePush) Bytes() []byte {
 }
 
 func (ScalePush) push() {}
+
+// SnBackwardPush is sn_backward.comp's push-constant block P.
+type SnBackwardPush struct {
+	N   uint32 // uint n, offset 0
+	H   uint32 // uint h, offset 4
+	Kk  uint32 // uint kk, offset 8
+	Acc uint32 // uint acc, offset 12
+}
+
+// Bytes encodes p as the shader reads it: 16 bytes, little-endian.
+func (p SnBackwardPush) Bytes() []byte {
+	b := make([]byte, 16)
+	putUint(b, 0, p.N)
+	putUint(b, 4, p.H)
+	putUint(b, 8, p.Kk)
+	putUint(b, 12, p.Acc)
+	return b
+}
+
+func (SnBackwardPush) push() {}
+
+// SnColvecPush is sn_colvec.comp's push-constant block P.
+type SnColvecPush struct {
+	H  uint32 // uint h, offset 0
+	W  uint32 // uint w, offset 4
+	Kk uint32 // uint kk, offset 8
+}
+
+// Bytes encodes p as the shader reads it: 12 bytes, little-endian.
+func (p SnColvecPush) Bytes() []byte {
+	b := make([]byte, 12)
+	putUint(b, 0, p.H)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Kk)
+	return b
+}
+
+func (SnColvecPush) push() {}
+
+// SnNormalizePush is sn_normalize.comp's push-constant block P.
+type SnNormalizePush struct {
+	N   uint32  // uint n, offset 0
+	Eps float32 // float eps, offset 4
+}
+
+// Bytes encodes p as the shader reads it: 8 bytes, little-endian.
+func (p SnNormalizePush) Bytes() []byte {
+	b := make([]byte, 8)
+	putUint(b, 0, p.N)
+	putFloat(b, 4, p.Eps)
+	return b
+}
+
+func (SnNormalizePush) push() {}
+
+// SnRowdotPush is sn_rowdot.comp's push-constant block P.
+type SnRowdotPush struct {
+	H  uint32 // uint h, offset 0
+	W  uint32 // uint w, offset 4
+	Kk uint32 // uint kk, offset 8
+}
+
+// Bytes encodes p as the shader reads it: 12 bytes, little-endian.
+func (p SnRowdotPush) Bytes() []byte {
+	b := make([]byte, 12)
+	putUint(b, 0, p.H)
+	putUint(b, 4, p.W)
+	putUint(b, 8, p.Kk)
+	return b
+}
+
+func (SnRowdotPush) push() {}
+
+// SnScalePush is sn_scale.comp's push-constant block P.
+type SnScalePush struct {
+	N uint32 // uint n, offset 0
+}
+
+// Bytes encodes p as the shader reads it: 4 bytes, little-endian.
+func (p SnScalePush) Bytes() []byte {
+	b := make([]byte, 4)
+	putUint(b, 0, p.N)
+	return b
+}
+
+func (SnScalePush) push() {}
 
 // ToBgraPush is to_bgra.comp's push-constant block P.
 type ToBgraPush struct {
