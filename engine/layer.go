@@ -56,7 +56,8 @@ type Pass struct {
 	Accumulate    bool      // add weight gradients to Grads
 	// Train uses batch statistics in batch norm and updates the running
 	// ones with Momentum (0 leaves them: sampling from a trained G);
-	// otherwise batch norm uses the running statistics.
+	// otherwise batch norm uses the running statistics. Spectral norm's
+	// power iteration likewise runs only with Train and a nonzero Momentum.
 	Train    bool
 	Momentum float32
 	// Labels are the batch's classes as one-hot rows [batch, classes]

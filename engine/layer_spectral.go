@@ -32,9 +32,11 @@ type spectralNorm struct {
 // (one power iteration, eps 1e-12). Its state has PyTorch's names: the
 // parameter NAME.weight_orig in place of NAME.weight, the inner's other
 // parameters unchanged, and the running statistics NAME.weight_u [h] and
-// NAME.weight_v [w]. A training pass (Pass.Train) updates u and v in
-// place before using them, so each forward in a step iterates once, as in
-// PyTorch; other passes use them as stored. Any other inner layer is an
+// NAME.weight_v [w]. A training pass that moves running statistics
+// (Pass.Train with a nonzero Momentum) updates u and v in place before
+// using them, so each forward in a step iterates once, as in PyTorch;
+// other passes use them as stored, sampling included, so that drawing
+// samples never changes a run's trajectory. Any other inner layer is an
 // error at Declare.
 func SpectralNorm(inner Layer) Layer { return &spectralNorm{inner: inner} }
 
@@ -216,7 +218,7 @@ func (b *boundSN) Forward(r *Recorder, p *Pass, x *Tensor) {
 	u, v := p.Stats.T(s.uName()), p.Stats.T(s.vName())
 	geom := snGeom{h: s.h, w: s.w, kk: s.kk}
 	mode := snSigmaStored
-	if p.Train {
+	if p.Train && p.Momentum != 0 {
 		r.snColVec(b.wu, w, u, geom)
 		r.snNormalize(snNormalizeOnly, v, b.wu, b.sigma)
 		mode = snSigmaUpdate

@@ -191,6 +191,9 @@ func (s *snSetup) refBackward(w []float64) (dx, gw []float64) {
 func (s *snSetup) forward(t *testing.T, d *Device, train bool) {
 	t.Helper()
 	p := &Pass{Params: s.P, Stats: s.S, Train: train}
+	if train {
+		p.Momentum = bnMomentum
+	}
 	run(t, d, func(r *Recorder) error { s.b.Forward(r, p, s.x); return r.Err() })
 }
 
@@ -199,14 +202,6 @@ func (s *snSetup) stat(t *testing.T, name string) []float32 {
 	v, err := s.S.Get()
 	require.NoError(t, err)
 	return v[name]
-}
-
-func maxAbsDiff(want []float64, got []float32) float64 {
-	var m float64
-	for i := range want {
-		m = max(m, math.Abs(float64(got[i])-want[i]))
-	}
-	return m
 }
 
 var snCases = []struct {
@@ -270,6 +265,12 @@ func TestSpectralNormForward(t *testing.T) {
 			require.Equal(t, storedU, s.stat(t, s.uN), "an evaluation pass changed u")
 			require.Equal(t, storedV, s.stat(t, s.vN), "an evaluation pass changed v")
 			check("eval", to64(storedU), to64(storedV), snRefSigma(s.geom, w, to64(storedU), to64(storedV)))
+			// Sampling (batch statistics, Momentum 0) leaves them too.
+			sample := &Pass{Params: s.P, Stats: s.S, Train: true}
+			run(t, d, func(r *Recorder) error { s.b.Forward(r, sample, s.x); return r.Err() })
+			require.Equal(t, storedU, s.stat(t, s.uN), "a sampling pass changed u")
+			require.Equal(t, storedV, s.stat(t, s.vN), "a sampling pass changed v")
+			check("sample", to64(storedU), to64(storedV), snRefSigma(s.geom, w, to64(storedU), to64(storedV)))
 			t.Logf("max error: u %.2g, v %.2g (abs); sigma %.2g, W_sn %.2g, y %.2g (relative to max)", worst[0], worst[1], worst[2], worst[3], worst[4])
 		})
 	}
@@ -307,7 +308,7 @@ func TestSpectralNormBackward(t *testing.T) {
 
 			backward := func(grads *ParamSet, acc bool) {
 				require.NoError(t, s.b.Out().DX.Upload(s.dyv))
-				p := &Pass{Params: s.P, Stats: s.S, Grads: grads, Accumulate: acc, Train: true}
+				p := &Pass{Params: s.P, Stats: s.S, Grads: grads, Accumulate: acc, Train: true, Momentum: bnMomentum}
 				run(t, d, func(r *Recorder) error { s.b.Backward(r, p, s.x, s.dx); return r.Err() })
 			}
 			// Grads hold junk first: a plain pass overwrites it.

@@ -184,7 +184,7 @@ func TestR1(t *testing.T) {
 				x := tensorOf(t, d, xv, append([]int{batch}, c.in...)...)
 				penalty := zeros(t, d, 1)
 				// Accumulate false: R1 adds whatever the pass says.
-				pass := &Pass{Params: P, Stats: S, Grads: G, Train: true}
+				pass := &Pass{Params: P, Stats: S, Grads: G, Train: true, Momentum: bnMomentum}
 				run(t, d, func(r *Recorder) error {
 					b.Forward(r, pass, x)
 					q.Record(r, pass, x, gamma, penalty)
