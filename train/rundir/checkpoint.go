@@ -60,33 +60,35 @@ type CheckpointInfo struct {
 	Elapsed float64 `json:"elapsed"` // seconds of training up to this step
 }
 
-// netTensors lists a network's state in PyTorch state_dict order.
+// netTensors lists a network's state in PyTorch state_dict order: module
+// by module, each module's parameters, then its buffers (running
+// statistics, spectral norm's vectors), then a batch norm's
+// num_batches_tracked.
 func netTensors(net *engine.Net, params, stats map[string][]float32, batchesTracked int64) []safetensors.Tensor {
+	var order []string
+	byModule := map[string][]safetensors.Tensor{}
+	add := func(name string, t safetensors.Tensor) {
+		mod := name[:max(strings.LastIndexByte(name, '.'), 0)]
+		if _, ok := byModule[mod]; !ok {
+			order = append(order, mod)
+		}
+		byModule[mod] = append(byModule[mod], t)
+	}
+	for _, set := range []struct {
+		specs []engine.ParamSpec
+		vals  map[string][]float32
+	}{{net.Params, params}, {net.Stats, stats}} {
+		for _, p := range set.specs {
+			add(p.Name, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: p.Shape, F32: set.vals[p.Name]})
+		}
+	}
+	for _, mod := range net.BatchNorms() {
+		name := mod + ".num_batches_tracked"
+		add(name, safetensors.Tensor{Name: name, DType: safetensors.I64, Shape: []int{}, I64: []int64{batchesTracked}})
+	}
 	var out []safetensors.Tensor
-	bn := map[string]bool{}
-	for _, b := range net.BatchNorms() {
-		bn[b] = true
-	}
-	shapes := map[string][]int{}
-	for _, p := range append(append([]engine.ParamSpec(nil), net.Params...), net.Stats...) {
-		shapes[p.Name] = p.Shape
-	}
-	for _, p := range net.Params {
-		if strings.HasSuffix(p.Name, ".bias") {
-			continue // emitted with its batch norm below
-		}
-		mod := strings.TrimSuffix(p.Name, ".weight")
-		if !bn[mod] {
-			out = append(out, safetensors.Tensor{Name: p.Name, DType: safetensors.F32, Shape: p.Shape, F32: params[p.Name]})
-			continue
-		}
-		for _, n := range []string{mod + ".weight", mod + ".bias"} {
-			out = append(out, safetensors.Tensor{Name: n, DType: safetensors.F32, Shape: shapes[n], F32: params[n]})
-		}
-		for _, n := range []string{mod + ".running_mean", mod + ".running_var"} {
-			out = append(out, safetensors.Tensor{Name: n, DType: safetensors.F32, Shape: shapes[n], F32: stats[n]})
-		}
-		out = append(out, safetensors.Tensor{Name: mod + ".num_batches_tracked", DType: safetensors.I64, Shape: []int{}, I64: []int64{batchesTracked}})
+	for _, mod := range order {
+		out = append(out, byModule[mod]...)
 	}
 	return out
 }
