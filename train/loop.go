@@ -239,6 +239,7 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 		if err := gan.Init(cfg.Seed); err != nil {
 			return err
 		}
+		var initErrs []error
 		for _, in := range []struct {
 			path string
 			ns   *engine.NetState
@@ -247,9 +248,13 @@ func Run(ctx context.Context, cfg rundir.Config, opt RunOptions) (err error) {
 				continue
 			}
 			if err := rundir.InitNet(in.path, in.ns); err != nil {
-				return err
+				initErrs = append(initErrs, err)
+				continue
 			}
 			fmt.Fprintf(log, "train: %s starts from %s\n", in.ns.Net.Name, in.path)
+		}
+		if err := errors.Join(initErrs...); err != nil {
+			return err
 		}
 		if err := cfg.Save(filepath.Join(out, rundir.ConfigFile)); err != nil {
 			return err

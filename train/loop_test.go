@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -356,13 +358,19 @@ func TestInitFromWeights(t *testing.T) {
 		require.NoError(t, err)
 		got, _, err := safetensors.ReadFile(filepath.Join(b, rundir.CheckpointsDir, "step_0000000", net+".safetensors"))
 		require.NoError(t, err)
-		require.Equal(t, want, got, "%s at step 0 of the new run", net)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, want[i].Name, got[i].Name)
+			if !strings.HasSuffix(want[i].Name, ".num_batches_tracked") { // a new run counts from 0
+				require.True(t, slices.Equal(want[i].F32, got[i].F32), "%s %s at step 0 of the new run", net, want[i].Name)
+			}
+		}
 	}
 
 	wider := init
 	wider.NGF, wider.NDF = 8, 8
 	opt.Out = filepath.Join(t.TempDir(), "c")
 	err := train.Run(context.Background(), wider, opt)
-	require.ErrorContains(t, err, `tensor main.0.weight is [8 32 4 4], the model's is [8 64 4 4]`)
+	require.ErrorContains(t, err, `tensor main.0.weight is [8 16 4 4], the model's is [8 32 4 4]`)
 	require.ErrorContains(t, err, "-init-d")
 }
