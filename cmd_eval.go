@@ -101,6 +101,7 @@ func evalRun(dev *engine.Device, runDir, dataFlag string, ema bool, opt eval.Opt
 	if err != nil {
 		return eval.Result{}, "", err
 	}
+	opt.ClassLabels = ds.Labels
 	ev, err := eval.New(dev, eval.FromDataset(ds, cfg.Channels), opt)
 	if err != nil {
 		return eval.Result{}, "", err

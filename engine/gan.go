@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"vkgan/vk"
 )
@@ -428,12 +429,29 @@ func memoryNeed(cfg GANConfig) uint64 {
 			}
 		})
 	}
+	// Spectral norm keeps W_sn and a scratch gradient per bound layer.
+	snWeights := func(n *Net, binds uint64) {
+		for _, p := range n.Params {
+			if strings.HasSuffix(p.Name, ".weight_orig") {
+				floats += 2 * binds * uint64(prod(p.Shape))
+			}
+		}
+	}
 	state(cfg.G, cfg.EMA > 0)
 	state(cfg.D, false)
 	acts(cfg.G, cfg.Batch)
 	acts(cfg.D, cfg.Batch)
+	snWeights(cfg.G, 1)
+	snWeights(cfg.D, 1)
 	if cfg.JointD {
 		acts(cfg.D, 2*cfg.Batch)
+		snWeights(cfg.D, 1)
+	}
+	if cfg.R1 > 0 {
+		acts(cfg.D, cfg.Batch) // the tangents, about one more set of D's activations
+	}
+	if cfg.Augment.Enabled() {
+		floats += 3 * uint64(cfg.Batch) * uint64(prod(cfg.D.In))
 	}
 	return 4 * floats
 }

@@ -64,7 +64,7 @@ func newEvaluator(dev *engine.Device, ds *data.Dataset, cfg rundir.Config, log i
 	if weights == "" && cfg.EvalMetrics == "" {
 		fmt.Fprintf(log, "train: -eval-every measures SWD only: %v\n", quality.ErrNoInception)
 	}
-	opt := eval.Options{Metrics: ms, Inception: weights, N: cfg.EvalN, Seed: cfg.Seed}
+	opt := eval.Options{Metrics: ms, Inception: weights, N: cfg.EvalN, Seed: cfg.Seed, ClassLabels: ds.Labels}
 	if cache, err := os.UserCacheDir(); err == nil {
 		opt.CacheDir = filepath.Join(cache, "vkgan", "features")
 	}

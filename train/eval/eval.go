@@ -74,6 +74,11 @@ type Options struct {
 	CacheDir string
 	// Log receives progress; nil is silent.
 	Log io.Writer
+	// ClassLabels are the data's labels, for a conditional generator:
+	// each sample takes the class of a training image drawn at random, so
+	// the samples' classes follow the data's frequencies, as the reference
+	// images' do. Nil: every class in turn.
+	ClassLabels []int32
 }
 
 // Result is one evaluation. Absent metrics are nil.
@@ -400,7 +405,17 @@ func (e *Evaluator) Generator(gan *engine.GAN, nz int, ema bool) (Result, []floa
 	z := rundir.FixedNoise(e.opt.Seed^0x6576616c, batches*batch, nz)
 	per := e.ref.C * e.ref.Size * e.ref.Size
 	pix := make([]float32, 0, n*per)
+	classRNG := rand.New(rand.NewPCG(e.opt.Seed, 0x636c61737365730a))
 	for b := range batches {
+		if s.Classes() > 0 && len(e.opt.ClassLabels) > 0 {
+			classes := make([]int, batch)
+			for i := range classes {
+				classes[i] = int(e.opt.ClassLabels[classRNG.IntN(len(e.opt.ClassLabels))])
+			}
+			if err := s.SetClasses(classes); err != nil {
+				return Result{}, nil, err
+			}
+		}
 		out, err := s.Sample(z[b*batch*nz : (b+1)*batch*nz])
 		if err != nil {
 			return Result{}, nil, err
