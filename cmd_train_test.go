@@ -67,3 +67,42 @@ func decodePNG(t *testing.T, path string) image.Image {
 	require.NoError(t, err)
 	return img
 }
+
+// TestConditionalCLI trains a tiny conditional model on a folder of class
+// subfolders and draws a row per class, then one class.
+func TestConditionalCLI(t *testing.T) {
+	hasDevice(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data := t.TempDir()
+	for i, class := range []string{"circles", "squares", "stars"} {
+		dir := filepath.Join(data, class)
+		require.NoError(t, os.Mkdir(dir, 0o755))
+		require.NoError(t, testimg.WritePNGs(dir, 3, 20, 20, func(j int, img *image.RGBA) {
+			for p := range img.Pix {
+				img.Pix[p] = uint8(60*i + 7*j + p)
+			}
+		}))
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	code, _, errOut := runCLI("train", "-data", data, "-cond", "-class-dim", "4", "-loss", "hinge", "-sn", "-d-norm", "none",
+		"-size", "32", "-batch", "4", "-nz", "8", "-ngf", "4", "-ndf", "4", "-steps", "2", "-out", run)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "3 classes: circles 3, squares 3, stars 3")
+
+	grid := filepath.Join(t.TempDir(), "classes.png")
+	code, _, errOut = runCLI("sample", "-run", run, "-class", "all", "-n", "5", "-out", grid)
+	require.Equal(t, 0, code, errOut)
+	img := decodePNG(t, grid)
+	require.Equal(t, 5*32+6*2, img.Bounds().Dx(), "5 columns")
+	require.Equal(t, 3*32+4*2, img.Bounds().Dy(), "a row per class")
+
+	code, _, errOut = runCLI("sample", "-run", run, "-class", "squares", "-n", "4", "-out", grid)
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = runCLI("sample", "-run", run, "-class", "dogs", "-out", grid)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, `-class "dogs" is not one of the run's classes: all, circles, squares, stars`)
+
+	code, _, errOut = runCLI("train", "-data", data, "-r1", "1", "-size", "32", "-steps", "1", "-out", filepath.Join(t.TempDir(), "r1"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "-d-norm none")
+}
