@@ -510,3 +510,60 @@ func TestWindowTitle(t *testing.T) {
 		})
 	}
 }
+
+// TestClassKey: on a conditional run, C shows one class, then the next,
+// and after the last, every class in turn again; the window shows G's
+// samples of the class chosen.
+func TestClassKey(t *testing.T) {
+	startXvfb(t)
+	requireDevice(t)
+	base := t.TempDir()
+	for i, class := range []string{"dark", "light"} {
+		require.NoError(t, testimg.WritePNGs(filepath.Join(base, "data", class), 4, 32, 32, func(j int, img *image.RGBA) {
+			for p := range img.Pix {
+				img.Pix[p] = uint8(200*i + 10*j)
+			}
+		}))
+	}
+	cfg := rundir.DefaultConfig()
+	cfg.Data, cfg.Size, cfg.NGF, cfg.NDF, cfg.NZ, cfg.Batch, cfg.Cond, cfg.ClassDim = filepath.Join(base, "data"), 32, 4, 4, 8, 4, true, 2
+	cfg.Steps, cfg.Seed = 2, 9
+	dir := filepath.Join(base, "run")
+	require.NoError(t, train.Run(context.Background(), cfg, train.RunOptions{Out: dir, Log: &bytes.Buffer{}}))
+
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	var classes []int
+	_, err := Run(Options{RunDir: dir, Grid: 2, Width: 96, Height: 96, Frames: 8, Screenshot: shot, Log: &bytes.Buffer{},
+		OnMessage: noValidation(t),
+		OnFrame: func(f *Frame) {
+			v := f.v
+			if f.N >= 2 && f.N <= 5 {
+				v.onKey(v.win, glfw.KeyC, 0, glfw.Press, 0)
+				classes = append(classes, v.class)
+			}
+		}})
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 1, -1, 0}, classes)
+
+	// The last frames show class 0 ("dark") alone.
+	cfg, err = rundir.LoadConfig(filepath.Join(dir, rundir.ConfigFile))
+	require.NoError(t, err)
+	require.Equal(t, []string{"dark", "light"}, cfg.Classes)
+	dev, err := engine.Open(vk.Options{OnMessage: noValidation(t)})
+	require.NoError(t, err)
+	defer dev.Close()
+	gan, err := dev.NewGAN(cfg.GANConfig(), nil)
+	require.NoError(t, err)
+	defer gan.Release()
+	_, err = rundir.LoadGenerator(dir, gan, true, func(m string) { t.Errorf("unexpected warning: %s", m) })
+	require.NoError(t, err)
+	s, err := gan.NewSampler(4, false, true)
+	require.NoError(t, err)
+	defer s.Release()
+	require.NoError(t, s.SetClasses([]int{0, 0, 0, 0}))
+	pix, err := s.Sample(rundir.FixedNoise(cfg.Seed, 4, cfg.NZ))
+	require.NoError(t, err)
+	img, err := grid.Image(pix, 4, cfg.Channels, cfg.Size, 2)
+	require.NoError(t, err)
+	requireSameImage(t, Scale(img, 96, 96), readPNG(t, shot))
+}
