@@ -2,7 +2,7 @@
 # fresh Debian/Ubuntu machine needs (plus Go, make and a C compiler for cgo).
 GO ?= go
 
-.PHONY: all deps deps-crosscheck build test test-validate shaders shaders-check bench bench-step bench-toy vet clean data demo crosscheck
+.PHONY: all deps deps-crosscheck deps-mpi build build-mpi test test-mpi test-validate shaders shaders-check bench bench-step bench-toy vet clean data demo crosscheck
 
 all: build
 
@@ -14,6 +14,24 @@ deps:
 build:
 	$(GO) build -o vkgan .
 
+# Open MPI from Debian (libopenmpi-dev, openmpi-bin) when mpicc is missing;
+# uses sudo when not root. Another MPI already on PATH is used as it is.
+deps-mpi:
+	@command -v mpicc >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "deps-mpi: install an MPI (Open MPI or MPICH) with mpicc on PATH"; exit 1; }; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends libopenmpi-dev openmpi-bin; }
+
+# cgo's flags from the MPI compiler wrapper, which knows its include and
+# library paths (Open MPI's --showme), else from pkg-config (Debian's MPICH
+# ships mpich.pc).
+MPI_CFLAGS = $$(mpicc --showme:compile 2>/dev/null || pkg-config --cflags mpich)
+MPI_LDFLAGS = $$(mpicc --showme:link 2>/dev/null || pkg-config --libs mpich)
+
+# ./vkgan with the MPI binding (internal/mpi with -tags mpi), for mpirun/srun.
+build-mpi: deps-mpi
+	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" $(GO) build -tags mpi -o vkgan .
+
 # The README's test command. Device tests fail instead of skipping when no
 # Vulkan device is found.
 # A package gets 25 minutes rather than go test's 10: train/rundir's kill
@@ -21,6 +39,20 @@ build:
 # busy shared one; a real hang still fails, well inside CI's 30 minutes.
 test:
 	VKGAN_REQUIRE_DEVICE=1 $(GO) test -timeout 25m ./...
+
+# The MPI binding: vet with the tag, its tests on 2 ranks (--oversubscribe:
+# CI may have fewer cores; --allow-run-as-root: CI is root), then as one
+# process with the tag (which also starts the fault jobs under mpirun) and
+# without it.
+test-mpi: deps-mpi
+	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" $(GO) vet -tags mpi ./internal/mpi
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" $(GO) test -tags mpi -c -o "$$d/mpi.test" ./internal/mpi; \
+	echo "test-mpi: mpirun -np 2"; \
+	VKGAN_MPI_TEST_NP=2 mpirun --oversubscribe --allow-run-as-root -np 2 "$$d/mpi.test" -test.count=1 -test.timeout 5m; \
+	echo "test-mpi: one process"; \
+	"$$d/mpi.test" -test.count=1 -test.timeout 5m
+	$(GO) test -count=1 ./internal/mpi
 
 test-validate:
 	VKGAN_REQUIRE_DEVICE=1 VKGAN_VALIDATE=1 $(GO) test -timeout 25m -count=1 ./...
