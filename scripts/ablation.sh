@@ -30,7 +30,7 @@ flags() {
 
 # The data sets: the small one is the talk's cat faces' category (132
 # images), the large one the whole emoji set (7,572 images).
-datasets="mammal all"
+datasets=${DATASETS:-"mammal all"}
 dataflags() {
 	case $1 in
 	mammal) echo "-data emoji -category animal-mammal" ;;
