@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"vkgan/vk"
+)
+
+// Shard makes a GAN one rank of data-parallel training: each of Size
+// ranks steps on its own Batch rows of a global batch of Size*Batch, and
+// the gradients are summed over the ranks (Reduce) and divided by Size
+// before every Adam update, so all ranks apply the same update. Rank r
+// draws rows [r*Batch, (r+1)*Batch) of the global batch: the same images,
+// labels and noise one process draws at batch Size*Batch.
+//
+// The zero value is one process: the step is one submit, as without a
+// Shard. With Size > 1 the step is recorded in segments cut before each
+// Adam update; between them the host downloads the flat gradients,
+// calls Reduce, scales and uploads them (see GAN.Step).
+type Shard struct {
+	Rank, Size int // this rank in [0, Size); Size 0 or 1 is one process
+	// Reduce replaces buf by its elementwise sum over all ranks (an MPI
+	// all-reduce); every rank calls it in the same order with buffers of
+	// the same length. Needed when Size > 1.
+	Reduce func(buf []float32) error
+}
+
+// ranks is the number of ranks, at least 1.
+func (s Shard) ranks() int { return max(s.Size, 1) }
+
+func (s Shard) validate() error {
+	switch {
+	case s.Size < 0 || s.Rank < 0 || (s.Size <= 1 && s.Rank != 0) || (s.Size > 1 && s.Rank >= s.Size):
+		return fmt.Errorf("engine: gan: rank %d of %d is not a rank", s.Rank, s.Size)
+	case s.Size > 1 && s.Reduce == nil:
+		return fmt.Errorf("engine: gan: %d ranks need a Reduce function to sum gradients", s.Size)
+	}
+	return nil
+}
+
+// rows is the rank's place in a global batch of the given per-rank size.
+func (s Shard) rows(batch int) Rows {
+	return Rows{Global: s.ranks() * batch, Offset: s.Rank * batch}
+}
+
+// Rows places a batch in its global batch: the batch is rows [Offset,
+// Offset+batch) of global batches of Global rows each. The zero value is
+// the whole batch (one process).
+type Rows struct{ Global, Offset int }
+
+// push returns the kernels' global batch size and first row for a batch
+// of the given size, checking that the rows fit the global batch and the
+// kernels' uint32 positions.
+func (rw Rows) push(op string, batch int) (global, offset uint32, err error) {
+	if rw == (Rows{}) {
+		return uint32(batch), 0, nil
+	}
+	if rw.Offset < 0 || rw.Offset+batch > rw.Global || rw.Global > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("engine: %s: rows %d..%d do not fit a global batch of %d", op, rw.Offset, rw.Offset+batch, rw.Global)
+	}
+	return uint32(rw.Global), uint32(rw.Offset), nil
+}
+
+// stepRec is a recorded step: one segment in one process; with ranks,
+// segment i ends before an Adam update whose gradients grads[i] are
+// all-reduced before segment i+1 runs.
+type stepRec struct {
+	segs  []*Recorder
+	grads []*Tensor // len(segs)-1 buffers
+}
+
+func (s *stepRec) release() {
+	if s == nil {
+		return
+	}
+	for _, r := range s.segs {
+		r.Release()
+	}
+	s.segs, s.grads = nil, nil
+}
+
+// run submits the segments in order, averaging the gradients over the
+// ranks between them.
+func (s *stepRec) run(sh Shard) error {
+	for i, r := range s.segs {
+		if err := r.Submit(); err != nil {
+			return err
+		}
+		if i < len(s.grads) {
+			if err := allReduceMean(s.grads[i], sh); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Raw is the first segment's vk recording: the whole step in one
+// process (tests count its copies).
+func (s *stepRec) Raw() *vk.Recorder { return s.segs[0].Raw() }
+
+// profile sums the segments' per-kernel GPU milliseconds.
+func (s *stepRec) profile() (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, r := range s.segs {
+		p, err := r.Profile()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range p {
+			out[k] += v
+		}
+	}
+	return out, nil
+}
+
+// allReduceMean replaces t by its mean over the ranks: download, Reduce
+// (the sum), scale by 1/Size, upload. Each is a host sync; the step
+// waits for all of them (no overlap with the next segment yet).
+func allReduceMean(t *Tensor, sh Shard) error {
+	v, err := t.Download()
+	if err != nil {
+		return fmt.Errorf("engine: all-reduce: %w", err)
+	}
+	if err := sh.Reduce(v); err != nil {
+		return fmt.Errorf("engine: all-reduce of %d gradients: %w", len(v), err)
+	}
+	scaleMean(v, sh.ranks())
+	if err := t.Upload(v); err != nil {
+		return fmt.Errorf("engine: all-reduce: %w", err)
+	}
+	return nil
+}
+
+// scaleMean divides a sum over n ranks by n: a multiply by 1/n, exact
+// for powers of two, as a single process's mean over its batch is not
+// bit-for-bit anyway.
+func scaleMean(v []float32, n int) {
+	if n == 1 {
+		return
+	}
+	inv := float32(1 / float64(n))
+	for i := range v {
+		v[i] *= inv
+	}
+}
