@@ -106,6 +106,10 @@ type ToyConfig struct {
 	NoiseUntil    int
 	// Profile records a timestamp per dispatch (see StepProfile).
 	Profile bool
+	// Shard makes the toy one rank of data-parallel training; Batch is
+	// then the rank's share (see engine.Shard). The zero value is one
+	// process.
+	Shard Shard
 }
 
 // ToyGAN trains G and D on the mixture: the GAN step with the toy's
@@ -194,7 +198,7 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 	}
 	g.GAN, err = d.newGAN(GANConfig{G: gNet, D: dNet, Batch: cfg.Batch, Seed: cfg.Seed, AdamD: cfg.AdamD, AdamG: cfg.AdamG,
 		EMA: cfg.EMA, JointD: true, Pack: m, InstanceNoise: cfg.InstanceNoise, NoiseUntil: cfg.NoiseUntil,
-		Profile: cfg.Profile, noiseSeed: toyNoiseSeed}, mixture{g.centers, cfg.Holdout, cfg.Std})
+		Profile: cfg.Profile, Shard: cfg.Shard, noiseSeed: toyNoiseSeed}, mixture{g.centers, cfg.Holdout, cfg.Std})
 	if err != nil {
 		return nil, fmt.Errorf("engine: toy: %w", err)
 	}
