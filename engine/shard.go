@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 
 	"vkgan/vk"
@@ -144,4 +146,88 @@ func scaleMean(v []float32, n int) {
 	for i := range v {
 		v[i] *= inv
 	}
+}
+
+// stateTensors are every tensor of the training state in a fixed order:
+// each network's weights, Adam's moments, running statistics, average
+// and Adam's step counter (G's counter is the step number).
+func (g *GAN) stateTensors() []*Tensor {
+	var ts []*Tensor
+	for _, ns := range []*NetState{g.G, g.D} {
+		for _, ps := range []*ParamSet{ns.Params, ns.M, ns.V, ns.Stats, ns.EMA} {
+			if ps != nil {
+				ts = append(ts, ps.Flat)
+			}
+		}
+		ts = append(ts, ns.Counter.t)
+	}
+	return ts
+}
+
+// SyncState makes every rank's training state a copy of one rank's: for
+// each state tensor in a fixed order it downloads the tensor, calls bcast
+// (an MPI broadcast from that rank, which overwrites the buffer on the
+// others) and uploads the result. Ranks start from rank 0's weights this
+// way, fresh or resumed. Counters travel as their float32 bit patterns.
+func (g *GAN) SyncState(bcast func(buf []float32) error) error {
+	for _, t := range g.stateTensors() {
+		v, err := t.Download()
+		if err != nil {
+			return fmt.Errorf("engine: sync state: %w", err)
+		}
+		if err := bcast(v); err != nil {
+			return fmt.Errorf("engine: sync state of %d values: %w", len(v), err)
+		}
+		if err := t.Upload(v); err != nil {
+			return fmt.Errorf("engine: sync state: %w", err)
+		}
+	}
+	return nil
+}
+
+// AverageStats replaces both networks' running statistics (batch norm's
+// running mean and variance) by their mean over the ranks, through
+// Shard.Reduce; every rank must call it at the same step. Each rank's
+// statistics follow its own shard between calls: training uses batch
+// statistics, so only what a checkpoint saves (and samples drawn in
+// evaluation mode) see the running ones. A no-op in one process.
+func (g *GAN) AverageStats() error {
+	sh := g.cfg.Shard
+	if sh.ranks() == 1 {
+		return nil
+	}
+	for _, ns := range []*NetState{g.G, g.D} {
+		if ns.Stats == nil {
+			continue
+		}
+		if err := allReduceMean(ns.Stats.Flat, sh); err != nil {
+			return fmt.Errorf("engine: averaging %s's running statistics: %w", ns.Net.Name, err)
+		}
+	}
+	return nil
+}
+
+// Checksum is a 64-bit FNV-1a hash of the bits of both networks'
+// weights, Adam moments and G's average: equal on two ranks exactly when
+// (up to hash collisions) they hold the same state, which data-parallel
+// training keeps after every step. It downloads all of them.
+func (g *GAN) Checksum() (uint64, error) {
+	h := fnv.New64a()
+	var b [4]byte
+	for _, ns := range []*NetState{g.G, g.D} {
+		for _, ps := range []*ParamSet{ns.Params, ns.M, ns.V, ns.EMA} {
+			if ps == nil {
+				continue
+			}
+			v, err := ps.Flat.Download()
+			if err != nil {
+				return 0, fmt.Errorf("engine: checksum: %w", err)
+			}
+			for _, x := range v {
+				binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
+				h.Write(b[:])
+			}
+		}
+	}
+	return h.Sum64(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 
@@ -334,5 +335,78 @@ func TestShardToyMatchesOneProcess(t *testing.T) {
 			t.Logf("%d steps: final losses D %.6f/%.6f G %.6f/%.6f (1 process/2 ranks); largest weight difference %.2e; %d bytes all-reduced per rank per step",
 				steps, want[steps-1].D, got[0][steps-1].D, want[steps-1].G, got[0][steps-1].G, maxDiff, world.bytes/steps)
 		})
+	}
+}
+
+// TestShardDCGANSyncAndStats runs a DCGAN with batch norm as 2 simulated
+// ranks: rank 1 starts from other weights and takes rank 0's through
+// SyncState; after steps the ranks' checksums agree (batch norm's batch
+// statistics differ between the shards, yet the averaged gradients make
+// the same update), their running statistics differ until AverageStats
+// makes both the float64 mean of the two.
+func TestShardDCGANSyncAndStats(t *testing.T) {
+	d := newTestDevice(t)
+	model := DCGAN{Size: 16, NZ: 8, NGF: 4, NDF: 4, Channels: 3}
+	data, err := d.UploadData(randomData(1, 10, 3, 16), 10, 3, 16)
+	require.NoError(t, err)
+	defer data.Release()
+	ad := DefaultAdam()
+	ad.LR, ad.Beta1 = 2e-4, 0.5
+	world := newSimWorld(2)
+	gans := make([]*GAN, 2)
+	for k := range gans {
+		gans[k], err = d.NewGAN(GANConfig{Model: model, Batch: 4, Seed: 7, AdamD: ad, AdamG: ad, EMA: 0.9,
+			Shard: Shard{Rank: k, Size: 2, Reduce: world.reduce(k)}}, data)
+		require.NoError(t, err)
+		defer gans[k].Release()
+		require.NoError(t, gans[k].Init(uint64(k+1)))
+	}
+	c0, err := gans[0].Checksum()
+	require.NoError(t, err)
+	c1, err := gans[1].Checksum()
+	require.NoError(t, err)
+	require.NotEqual(t, c0, c1, "different seeds, different weights")
+	var sent [][]float32
+	require.NoError(t, gans[0].SyncState(func(b []float32) error { sent = append(sent, slices.Clone(b)); return nil }))
+	require.NoError(t, gans[1].SyncState(func(b []float32) error {
+		copy(b, sent[0])
+		sent = sent[1:]
+		return nil
+	}))
+	both := func(fn func(g *GAN) error) {
+		t.Helper()
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for k, g := range gans {
+			wg.Go(func() {
+				if errs[k] = fn(g); errs[k] != nil {
+					world.fail()
+				}
+			})
+		}
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...))
+	}
+	for range 3 {
+		both(func(g *GAN) error { return g.Step() })
+		c0, err := gans[0].Checksum()
+		require.NoError(t, err)
+		c1, err := gans[1].Checksum()
+		require.NoError(t, err)
+		require.Equal(t, c0, c1, "ranks' state after a step")
+	}
+	s0, s1 := download(t, gans[0].D.Stats.Flat), download(t, gans[1].D.Stats.Flat)
+	require.NotEqual(t, s0, s1, "each rank's running statistics follow its shard")
+	g0, g1 := download(t, gans[0].G.Stats.Flat), download(t, gans[1].G.Stats.Flat)
+	both(func(g *GAN) error { return g.AverageStats() })
+	for _, c := range []struct {
+		a, b []float32
+		got  *Tensor
+	}{{s0, s1, gans[0].D.Stats.Flat}, {s0, s1, gans[1].D.Stats.Flat}, {g0, g1, gans[0].G.Stats.Flat}, {g0, g1, gans[1].G.Stats.Flat}} {
+		want := make([]float64, len(c.a))
+		for i := range want {
+			want[i] = (float64(c.a[i]) + float64(c.b[i])) / 2
+		}
+		assertClose(t, "averaged statistics", want, download(t, c.got), 1e-6, 1e-7)
 	}
 }
