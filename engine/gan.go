@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"vkgan/vk"
 )
@@ -217,6 +218,7 @@ type GAN struct {
 	augP                   [3]*Tensor
 	realLabels, fakeLabels *Tensor // one-hot, with a conditional model
 	owned                  []*Tensor
+	reduceTime             time.Duration // see ReduceTime
 }
 
 // NewGAN allocates a DCGAN (cfg.Model) or cfg's G and D and records the
@@ -669,7 +671,7 @@ func (g *GAN) Step() error {
 			rec = g.stepR1
 		}
 	}
-	return rec.run(g.cfg.Shard)
+	return rec.run(g.cfg.Shard, &g.reduceTime)
 }
 
 // StepProfile returns GPU milliseconds per kernel of the last step (with

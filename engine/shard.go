@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"time"
 
 	"vkgan/vk"
 )
@@ -83,20 +84,30 @@ func (s *stepRec) release() {
 }
 
 // run submits the segments in order, averaging the gradients over the
-// ranks between them.
-func (s *stepRec) run(sh Shard) error {
+// ranks between them; it adds the time spent between segments (copies
+// and Reduce) to *between.
+func (s *stepRec) run(sh Shard, between *time.Duration) error {
 	for i, r := range s.segs {
 		if err := r.Submit(); err != nil {
 			return err
 		}
 		if i < len(s.grads) {
-			if err := allReduceMean(s.grads[i], sh); err != nil {
+			t0 := time.Now()
+			err := allReduceMean(s.grads[i], sh)
+			*between += time.Since(t0)
+			if err != nil {
 				return err
 			}
 		}
 	}
 	return nil
 }
+
+// ReduceTime is the host time the GAN's steps have spent averaging
+// gradients so far: downloads, Shard.Reduce, scaling and uploads, during
+// which the device is idle (nothing overlaps them yet). Zero in one
+// process.
+func (g *GAN) ReduceTime() time.Duration { return g.reduceTime }
 
 // Raw is the first segment's vk recording: the whole step in one
 // process (tests count its copies).
