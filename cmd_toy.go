@@ -51,6 +51,18 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		if err := errors.Join(c.Validate(), opt.Validate()); err != nil {
 			return err
 		}
+		// The engine shards the toy's step (ToyConfig.Shard), but its
+		// command does not join a job yet: each rank would train alone
+		// and write the same files.
+		if w, err := mpiWorld(); err != nil {
+			return err
+		} else if w.Size() > 1 {
+			ferr := w.Finalize()
+			if w.Rank() != 0 {
+				return errQuiet
+			}
+			return errors.Join(fmt.Errorf("toy: data-parallel training under mpirun is wired for vkgan train only; run vkgan toy as one process"), ferr)
+		}
 		opt.Log = stderr
 		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
