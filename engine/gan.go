@@ -271,7 +271,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 	case cfg.Shard.ranks() > 1 && cfg.Augment.Enabled():
 		// augment_draw.comp draws per-row parameters without a row offset
 		// yet: every rank would reuse rank 0's, unlike one process.
-		return nil, fmt.Errorf("engine: gan: DiffAugment is not sharded across ranks yet; train on one rank or without -augment")
+		return nil, fmt.Errorf("engine: gan: DiffAugment's parameters are not sharded across ranks yet: train augmented runs (-augment, -flip) as one process")
 	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !slices.Equal(cfg.D.In, cfg.G.Out)):
 		return nil, fmt.Errorf("engine: gan: D takes %v, G makes %v (pack %d)", cfg.D.In, cfg.G.Out, m)
 	}

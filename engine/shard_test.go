@@ -410,3 +410,30 @@ func TestShardDCGANSyncAndStats(t *testing.T) {
 		assertClose(t, "averaged statistics", want, download(t, c.got), 1e-6, 1e-7)
 	}
 }
+
+// TestShardConfigErrors: a bad rank, ranks without Reduce, and DiffAugment
+// (whose parameters are not sharded) are refused before anything is
+// allocated.
+func TestShardConfigErrors(t *testing.T) {
+	d := newTestDevice(t)
+	model := DCGAN{Size: 16, NZ: 8, NGF: 4, NDF: 4, Channels: 3}
+	data, err := d.UploadData(randomData(1, 4, 3, 16), 4, 3, 16)
+	require.NoError(t, err)
+	defer data.Release()
+	sum := func([]float32) error { return nil }
+	aug, err := ParseAugment("translation", false)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		shard Shard
+		aug   Augment
+		want  string
+	}{
+		{Shard{Rank: 2, Size: 2, Reduce: sum}, Augment{}, "is not a rank"},
+		{Shard{Rank: 1, Size: 0}, Augment{}, "is not a rank"},
+		{Shard{Rank: 0, Size: 2}, Augment{}, "need a Reduce function"},
+		{Shard{Rank: 0, Size: 2, Reduce: sum}, aug, "not sharded across ranks"},
+	} {
+		_, err := d.NewGAN(GANConfig{Model: model, Batch: 2, Augment: c.aug, AdamD: DefaultAdam(), AdamG: DefaultAdam(), Shard: c.shard}, data)
+		require.ErrorContains(t, err, c.want, "%+v", c.shard)
+	}
+}
