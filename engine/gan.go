@@ -526,20 +526,39 @@ func (g *GAN) record(withR1 bool) (*stepRec, error) {
 	rows := c.Shard.rows(B)
 	sample := prod(c.G.Out)
 	// cut ends the segment before the Adam update of grads, with ranks:
-	// Step averages grads over them before the next segment runs.
+	// the segment ends by copying grads into a host-visible staging
+	// buffer, Step averages it there over the ranks, and the next segment
+	// begins by copying it back.
 	cut := func(grads *Tensor) {
 		if ranks == 1 || r.Err() != nil {
 			return
 		}
+		bytes := int64(4 * grads.n)
+		stage, err := g.d.vk.NewHostBuffer(bytes)
+		if err != nil {
+			r.fail(fmt.Errorf("engine: gan: gradient staging: %w", err))
+			return
+		}
+		// The backward pass's last dispatch ended with a barrier that
+		// covers transfers; the copy back needs one before Adam reads.
+		r.r.Copy(stage, 0, grads.buf, 0, bytes)
 		next, err := g.d.Record()
 		if err != nil {
+			stage.Release()
 			r.fail(err)
 			return
 		}
 		if c.Profile {
 			next.EnableProfile()
 		}
-		st.segs, st.grads = append(st.segs, r), append(st.grads, grads)
+		next.r.Copy(grads.buf, 0, stage, 0, bytes)
+		next.r.Barrier()
+		st.segs, st.grads, st.stage = append(st.segs, r), append(st.grads, grads), append(st.stage, stage)
+		for _, seg := range []*Recorder{r, next} {
+			if err := seg.r.Err(); err != nil {
+				seg.fail(fmt.Errorf("engine: gan: gradient copies: %w", err))
+			}
+		}
 		r = next
 	}
 	mv := g.mviews

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"time"
+	"unsafe"
 
 	"vkgan/vk"
 )
@@ -19,8 +20,8 @@ import (
 //
 // The zero value is one process: the step is one submit, as without a
 // Shard. With Size > 1 the step is recorded in segments cut before each
-// Adam update; between them the host downloads the flat gradients,
-// calls Reduce, scales and uploads them (see GAN.Step).
+// Adam update; between them the host averages the flat gradients in a
+// mapped staging buffer with Reduce (see GAN.Step).
 type Shard struct {
 	Rank, Size int // this rank in [0, Size); Size 0 or 1 is one process
 	// Reduce replaces buf by its elementwise sum over all ranks (an MPI
@@ -66,11 +67,13 @@ func (rw Rows) push(op string, batch int) (global, offset uint32, err error) {
 }
 
 // stepRec is a recorded step: one segment in one process; with ranks,
-// segment i ends before an Adam update whose gradients grads[i] are
-// all-reduced before segment i+1 runs.
+// segment i ends by copying the gradients grads[i] of an Adam update to
+// the host-visible stage[i], where they are averaged over the ranks
+// before segment i+1 copies them back and runs the update.
 type stepRec struct {
 	segs  []*Recorder
-	grads []*Tensor // len(segs)-1 buffers
+	grads []*Tensor    // len(segs)-1 gradient buffers
+	stage []*vk.Buffer // their staging buffers, mapped on the host
 }
 
 func (s *stepRec) release() {
@@ -80,34 +83,61 @@ func (s *stepRec) release() {
 	for _, r := range s.segs {
 		r.Release()
 	}
-	s.segs, s.grads = nil, nil
+	for _, b := range s.stage { // after the recordings that copy to them
+		b.Release()
+	}
+	s.segs, s.grads, s.stage = nil, nil, nil
 }
 
 // run submits the segments in order, averaging the gradients over the
-// ranks between them; it adds the time spent between segments (copies
-// and Reduce) to *between.
+// ranks between them; it adds the host's time between segments (Reduce
+// and the scaling, while the device idles) to *between.
 func (s *stepRec) run(sh Shard, between *time.Duration) error {
 	for i, r := range s.segs {
 		if err := r.Submit(); err != nil {
 			return err
 		}
-		if i < len(s.grads) {
+		if i < len(s.stage) {
 			t0 := time.Now()
-			err := allReduceMean(s.grads[i], sh)
+			err := reduceMapped(s.stage[i].Mapped(), sh)
 			*between += time.Since(t0)
 			if err != nil {
-				return err
+				return fmt.Errorf("engine: all-reduce of %d gradients: %w", s.grads[i].n, err)
 			}
 		}
 	}
 	return nil
 }
 
-// ReduceTime is the host time the GAN's steps have spent averaging
-// gradients so far: downloads, Shard.Reduce, scaling and uploads, during
-// which the device is idle (nothing overlaps them yet). Zero in one
-// process.
-func (g *GAN) ReduceTime() time.Duration { return g.reduceTime }
+// littleEndian: the device's float32s (little-endian, as Tensor.Upload
+// writes them) can be handed to Reduce in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// reduceMapped averages the float32s in b (a mapped staging buffer) over
+// the ranks in place: no copy on a little-endian host.
+func reduceMapped(b []byte, sh Shard) error {
+	n := len(b) / 4
+	if littleEndian {
+		v := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), n)
+		if err := sh.Reduce(v); err != nil {
+			return err
+		}
+		scaleMean(v, sh.ranks())
+		return nil
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	if err := sh.Reduce(v); err != nil {
+		return err
+	}
+	scaleMean(v, sh.ranks())
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return nil
+}
 
 // Raw is the first segment's vk recording: the whole step in one
 // process (tests count its copies).
@@ -128,16 +158,23 @@ func (s *stepRec) profile() (map[string]float64, error) {
 	return out, nil
 }
 
+// ReduceTime is the host time the GAN's steps have spent averaging
+// gradients between segments so far: Shard.Reduce on the mapped staging
+// buffers and the scaling, during which the device idles (nothing
+// overlaps them yet; the copies to and from the staging buffers are
+// device work inside the segments). Zero in one process.
+func (g *GAN) ReduceTime() time.Duration { return g.reduceTime }
+
 // allReduceMean replaces t by its mean over the ranks: download, Reduce
-// (the sum), scale by 1/Size, upload. Each is a host sync; the step
-// waits for all of them (no overlap with the next segment yet).
+// (the sum), scale by 1/Size, upload: for small buffers outside the step
+// (running statistics).
 func allReduceMean(t *Tensor, sh Shard) error {
 	v, err := t.Download()
 	if err != nil {
 		return fmt.Errorf("engine: all-reduce: %w", err)
 	}
 	if err := sh.Reduce(v); err != nil {
-		return fmt.Errorf("engine: all-reduce of %d gradients: %w", len(v), err)
+		return fmt.Errorf("engine: all-reduce of %d values: %w", len(v), err)
 	}
 	scaleMean(v, sh.ranks())
 	if err := t.Upload(v); err != nil {

@@ -468,11 +468,11 @@ func loop(ctx context.Context, j *job, cfg rundir.Config, opt RunOptions, log io
 	}
 	if n := step - start; ranks > 1 && n > 0 {
 		// Measured on rank 0, per step and as a share of it: the time in
-		// MPI's all-reduces (gradients and logged metrics), and the
-		// gradients' averaging with their device-host copies.
+		// MPI's all-reduces (gradients and logged metrics), and the host's
+		// whole work between the step's segments (MPI and the scaling).
 		ms := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(n) }
 		stepMs := ms(trained)
-		fmt.Fprintf(log, "train: all-reduce on %d ranks: %d bytes per step, %.2f ms per step in MPI (%.1f%% of %.2f ms a step), %.2f ms with the host copies (%.1f%%)\n",
+		fmt.Fprintf(log, "train: all-reduce on %d ranks: %d bytes per step, %.2f ms per step in MPI (%.1f%% of %.2f ms a step); the host's gradient averaging between segments %.2f ms (%.1f%%)\n",
 			ranks, j.reduceBytes/int64(n), ms(j.reduceTime), 100*ms(j.reduceTime)/stepMs, stepMs, ms(gan.ReduceTime()), 100*ms(gan.ReduceTime())/stepMs)
 		if j.check {
 			fmt.Fprintf(log, "train: %s: every rank's weights equal rank 0's after each of %d steps\n", CheckEnv, n)
