@@ -664,7 +664,14 @@ func (g *GAN) record(withR1 bool) (*stepRec, error) {
 	}
 	st.segs = append(st.segs, r)
 	for _, seg := range st.segs {
-		if err := seg.Err(); err != nil {
+		err := seg.Err()
+		if err == nil && ranks > 1 {
+			// Ended here, not at the first submit: ranks simulated in one
+			// process submit from several goroutines, and ending a command
+			// buffer uses its pool, which Vulkan does not synchronise.
+			err = seg.r.End()
+		}
+		if err != nil {
 			st.release()
 			return nil, fmt.Errorf("engine: gan: recording the step: %w", err)
 		}
