@@ -492,8 +492,10 @@ func loop(ctx context.Context, j *job, cfg rundir.Config, opt RunOptions, log io
 // set and allocates the GAN, a rank of the job's; release frees them in
 // reverse order and reports the device's Close.
 func (j *job) open(cfg rundir.Config, ds *data.Dataset, opt RunOptions, log io.Writer) (dev *engine.Device, images *engine.DeviceData, gan *engine.GAN, release func() error, err error) {
+	// Local, not the named results: an error return zeroes those before
+	// the deferred undo runs.
 	var undo []func() error
-	release = func() error {
+	undoAll := func() error {
 		var errs []error
 		for i := len(undo) - 1; i >= 0; i-- {
 			errs = append(errs, undo[i]())
@@ -503,7 +505,7 @@ func (j *job) open(cfg rundir.Config, ds *data.Dataset, opt RunOptions, log io.W
 	}
 	defer func() {
 		if err != nil {
-			_ = release()
+			_ = undoAll()
 		}
 	}()
 	dev = opt.Device
@@ -525,7 +527,8 @@ func (j *job) open(cfg rundir.Config, ds *data.Dataset, opt RunOptions, log io.W
 	if images, err = dev.UploadData(ds.PixelsAs(cfg.Channels), ds.N, cfg.Channels, cfg.Size); err != nil {
 		return nil, nil, nil, nil, memoryHint(err, cfg)
 	}
-	undo = append(undo, func() error { images.Release(); return nil })
+	dd := images
+	undo = append(undo, func() error { dd.Release(); return nil })
 	if cfg.Cond {
 		if err = images.SetLabels(ds.Labels, len(ds.Classes)); err != nil {
 			return nil, nil, nil, nil, err
@@ -537,7 +540,7 @@ func (j *job) open(cfg rundir.Config, ds *data.Dataset, opt RunOptions, log io.W
 		return nil, nil, nil, nil, memoryHint(err, cfg)
 	}
 	undo = append(undo, func() error { gan.Release(); return nil })
-	return dev, images, gan, release, nil
+	return dev, images, gan, undoAll, nil
 }
 
 // follow is a rank other than 0: it takes rank 0's setup, loads the same

@@ -194,19 +194,25 @@ func (j *job) checkSame(gan *engine.GAN, step int) error {
 	return nil
 }
 
-// deviceFor picks this rank's device selector from sel (the -device flag,
-// else VKGAN_DEVICE): in one process sel as it is; under mpirun a comma
-// list is indexed by the local rank (a single entry serves every rank),
-// and "" is the device of index local rank, wrapping around when the
-// machine has fewer devices than ranks (devices then share ranks).
+// deviceFor picks this rank's device selector from sel (the -device
+// flag, else VKGAN_DEVICE) among devices: see pickDevice.
 func (j *job) deviceFor(sel string, devices int) (string, error) {
 	if j.ranks() == 1 {
 		return sel, nil
 	}
+	return pickDevice(sel, os.Getenv("VKGAN_DEVICE"), j.w.LocalRank(), devices)
+}
+
+// pickDevice is the device selector of the rank with the given local rank
+// (its index among the ranks on its machine) under mpirun: sel, else env,
+// as a comma-separated list indexed by local rank (a single entry serves
+// every rank), or when both are empty the device of index local rank,
+// wrapping around when the machine has fewer devices than ranks (ranks
+// then share devices).
+func pickDevice(sel, env string, local, devices int) (string, error) {
 	if sel == "" {
-		sel = os.Getenv("VKGAN_DEVICE")
+		sel = env
 	}
-	local := j.w.LocalRank()
 	if sel == "" {
 		if devices < 1 {
 			return "", nil // Open reports the missing device
@@ -215,7 +221,7 @@ func (j *job) deviceFor(sel string, devices int) (string, error) {
 	}
 	list := strings.Split(sel, ",")
 	if len(list) == 1 {
-		return list[0], nil
+		return sel, nil
 	}
 	if local >= len(list) {
 		return "", fmt.Errorf("train: -device %q lists %d devices; local rank %d has none (give one per rank on each machine)", sel, len(list), local)
