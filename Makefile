@@ -55,7 +55,8 @@ test-mpi: deps-mpi
 	$(GO) test -count=1 ./internal/mpi
 	@# Data-parallel training: ./vkgan with MPI under mpirun -np 2 (tiny
 	@# DCGANs on one shared device): weights equal on both ranks after
-	@# every step, kill and resume, a dead and a hung rank.
+	@# every step, kill and resume, a dead and a hung rank; the toy on 2
+	@# ranks against one process.
 	$(MAKE) build-mpi
 	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" VKGAN_MPI_BIN="$(CURDIR)/vkgan" VKGAN_REQUIRE_DEVICE=1 \
 		$(GO) test -tags mpi -run '^TestMPI' -count=1 -timeout 15m .

@@ -51,24 +51,33 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		if err := errors.Join(c.Validate(), opt.Validate()); err != nil {
 			return err
 		}
-		// The engine shards the toy's step (ToyConfig.Shard), but its
-		// command does not join a job yet: each rank would train alone
-		// and write the same files.
-		if w, err := mpiWorld(); err != nil {
+		w, err := mpiWorld()
+		if err != nil {
 			return err
-		} else if w.Size() > 1 {
-			ferr := w.Finalize()
-			if w.Rank() != 0 {
-				return errQuiet
-			}
-			return errors.Join(fmt.Errorf("toy: data-parallel training under mpirun is wired for vkgan train only; run vkgan toy as one process"), ferr)
 		}
 		opt.Log = stderr
 		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
 		var res *toy.Result
-		var err error
-		if *view {
+		if w.Size() > 1 {
+			if *view {
+				return errors.New("toy: -view draws one process's training; it does not run under mpirun")
+			}
+			opt.World = w
+			res, err = toy.Run(ctx, c, opt)
+			// An interrupted run still has its result: every rank stopped
+			// after the same step.
+			runErr := err
+			if res != nil || w.Rank() != 0 && errors.Is(err, context.Canceled) {
+				runErr = nil
+			}
+			if perr := parallelResult(w, runErr); perr != nil {
+				return perr
+			}
+			if w.Rank() != 0 {
+				return nil // rank 0 reports the run
+			}
+		} else if *view {
 			err = viewer.ShowImages(viewer.ImageOptions{
 				Title: fmt.Sprintf("vkgan toy %s seed %d", c.Data, c.Seed), Device: c.Device, Context: ctx,
 				NoDisplayHint: fmt.Sprintf("run vkgan toy without -view: the frames and toy.gif are written to %q", opt.Out),
