@@ -43,7 +43,7 @@ test:
 # The MPI binding: vet with the tag, its tests on 2 ranks (--oversubscribe:
 # CI may have fewer cores; --allow-run-as-root: CI is root), then as one
 # process with the tag (which also starts the fault jobs under mpirun) and
-# without it.
+# without it; then data-parallel training (mpi_train_test.go).
 test-mpi: deps-mpi
 	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" $(GO) vet -tags mpi ./internal/mpi
 	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
@@ -53,6 +53,13 @@ test-mpi: deps-mpi
 	echo "test-mpi: one process"; \
 	"$$d/mpi.test" -test.count=1 -test.timeout 5m
 	$(GO) test -count=1 ./internal/mpi
+	@# Data-parallel training: ./vkgan with MPI under mpirun -np 2 (tiny
+	@# DCGANs on one shared device): weights equal on both ranks after
+	@# every step, kill and resume, a dead and a hung rank; the toy on 2
+	@# ranks against one process.
+	$(MAKE) build-mpi
+	CGO_CFLAGS="$(MPI_CFLAGS)" CGO_LDFLAGS="$(MPI_LDFLAGS)" VKGAN_MPI_BIN="$(CURDIR)/vkgan" VKGAN_REQUIRE_DEVICE=1 \
+		$(GO) test -tags mpi -run '^TestMPI' -count=1 -timeout 15m .
 
 test-validate:
 	VKGAN_REQUIRE_DEVICE=1 VKGAN_VALIDATE=1 $(GO) test -timeout 25m -count=1 ./...

@@ -51,12 +51,33 @@ func toyCmd(fs *flag.FlagSet) func() error {
 		if err := errors.Join(c.Validate(), opt.Validate()); err != nil {
 			return err
 		}
+		w, err := mpiWorld()
+		if err != nil {
+			return err
+		}
 		opt.Log = stderr
 		ctx, stop := interruptContext("writing toy.json and the GIF")
 		defer stop()
 		var res *toy.Result
-		var err error
-		if *view {
+		if w.Size() > 1 {
+			if *view {
+				return errors.New("toy: -view draws one process's training; it does not run under mpirun")
+			}
+			opt.World = w
+			res, err = toy.Run(ctx, c, opt)
+			// An interrupted run still has its result: every rank stopped
+			// after the same step.
+			runErr := err
+			if res != nil || w.Rank() != 0 && errors.Is(err, context.Canceled) {
+				runErr = nil
+			}
+			if perr := parallelResult(w, runErr); perr != nil {
+				return perr
+			}
+			if w.Rank() != 0 {
+				return nil // rank 0 reports the run
+			}
+		} else if *view {
 			err = viewer.ShowImages(viewer.ImageOptions{
 				Title: fmt.Sprintf("vkgan toy %s seed %d", c.Data, c.Seed), Device: c.Device, Context: ctx,
 				NoDisplayHint: fmt.Sprintf("run vkgan toy without -view: the frames and toy.gif are written to %q", opt.Out),

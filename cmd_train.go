@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"vkgan/engine"
+	"vkgan/internal/mpi"
 	"vkgan/train"
 	"vkgan/train/rundir"
 	"vkgan/viewer"
@@ -108,6 +110,17 @@ func trainCmd(fs *flag.FlagSet) func() error {
 			ctx, cancel = context.WithTimeout(ctx, *maxTime)
 			defer cancel()
 		}
+		w, err := mpiWorld()
+		if err != nil {
+			return err
+		}
+		if w.Size() > 1 {
+			if *view {
+				return errors.New("train: -view draws one process's training; it does not run under mpirun")
+			}
+			opt.World = w
+			return parallelResult(w, train.Run(ctx, c, opt))
+		}
 		if !*view {
 			return train.Run(ctx, c, opt)
 		}
@@ -122,7 +135,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 			}
 			wcfg = saved
 		}
-		_, err := viewer.Run(viewer.Options{RunDir: opt.Out, Config: &wcfg, Device: c.Device, Context: ctx,
+		_, err = viewer.Run(viewer.Options{RunDir: opt.Out, Config: &wcfg, Device: c.Device, Context: ctx,
 			Train: func(wctx context.Context, dev *engine.Device, live func(*engine.GAN, int)) error {
 				// Training stops on Ctrl-C (ctx) or when the window closes (wctx).
 				both, cancel := context.WithCancel(ctx)
@@ -133,6 +146,36 @@ func trainCmd(fs *flag.FlagSet) func() error {
 			}})
 		return err
 	}
+}
+
+// mpiWorld joins the MPI job once per process (tests run many commands
+// in one): a single-process world without mpirun or without the mpi build.
+var mpiWorld = sync.OnceValues(func() (*mpi.World, error) {
+	w, err := mpi.Init()
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return w, nil
+})
+
+// parallelResult ends a rank of an MPI job. An error every rank shares
+// (non-finite losses: the ranks average them, so all stop at the same
+// step) is printed by rank 0 alone and the job ends normally; any other
+// is this rank's own (a lost device, a full disk, a timeout waiting for
+// a dead rank), which the others cannot see: it ends every rank at once
+// (MPI_Abort) with one line, the last good checkpoint kept.
+func parallelResult(w *mpi.World, err error) error {
+	if err == nil || errors.Is(err, rundir.ErrNonFinite) {
+		if ferr := w.Finalize(); err == nil {
+			err = ferr
+		}
+		if err != nil && w.Rank() != 0 {
+			return errQuiet
+		}
+		return err
+	}
+	w.Abort(1, "vkgan: "+err.Error())
+	return err // not reached
 }
 
 // demoConfig sizes the demo for the device: a CPU device (lavapipe) gets

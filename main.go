@@ -46,6 +46,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // errUsage marks a command-line mistake; the flag package already printed why.
 var errUsage = errors.New("usage")
 
+// errQuiet fails a command without a message: another rank of an MPI job
+// printed it.
+var errQuiet = errors.New("failed; another rank reported why")
+
 // stdout is where commands write their report; run sets it so tests can
 // capture it.
 var stdout io.Writer = os.Stdout
@@ -103,7 +107,9 @@ func run(args []string, out, errw io.Writer) int {
 			return 2
 		}
 		if err := action(); err != nil {
-			fmt.Fprintf(errw, "vkgan: %v\n", err)
+			if !errors.Is(err, errQuiet) {
+				fmt.Fprintf(errw, "vkgan: %v\n", err)
+			}
 			var ee *viewer.ExitError
 			if errors.As(err, &ee) {
 				return ee.Code

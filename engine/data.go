@@ -75,12 +75,23 @@ func (dd *DeviceData) Release() {
 // to [-1, 1]: images at positions counter*B .. counter*B+B-1 of a
 // per-epoch permutation determined by seed (see gather_u8.comp).
 func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Counter, seed uint64) error {
+	return r.GatherBatchRows(out, dd, counter, seed, Rows{})
+}
+
+// GatherBatchRows records rows.Offset.. of global batch number counter
+// (rows.Global images a batch) into out: a data-parallel rank's shard.
+// The zero Rows is GatherBatch's whole batch.
+func (r *Recorder) GatherBatchRows(out *Tensor, dd *DeviceData, counter *Counter, seed uint64, rows Rows) error {
 	if out == nil || dd == nil || counter.tensor() == nil || len(dd.chunks) == 0 {
 		return r.fail(fmt.Errorf("engine: gather batch: nil argument or released data set"))
 	}
 	img := dd.Channels * dd.Size * dd.Size
 	if len(out.shape) != 4 || out.shape[1] != dd.Channels || out.shape[2] != dd.Size || out.shape[3] != dd.Size {
 		return r.fail(fmt.Errorf("engine: gather batch: output %v does not hold [B,%d,%d,%d] images", out.shape, dd.Channels, dd.Size, dd.Size))
+	}
+	global, offset, err := rows.push("gather batch", out.shape[0])
+	if err != nil {
+		return r.fail(err)
 	}
 	ts := []*Tensor{out, counter.t}
 	for i := 0; i < maxDataChunks; i++ {
@@ -89,6 +100,7 @@ func (r *Recorder) GatherBatch(out *Tensor, dd *DeviceData, counter *Counter, se
 	push := shaders.GatherU8Push{
 		Batch: uint32(out.shape[0]), N: uint32(dd.N), ImgBytes: uint32(img), PerChunk: uint32(dd.perChunk),
 		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), HalfBits: dd.halfBits(),
+		Global: global, Offset: offset,
 	}
 	return dispatch(r, shaders.GatherU8, nil, r.ewGroups(out.n), push, ts...)
 }

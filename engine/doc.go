@@ -12,6 +12,14 @@
 // advanced by kernels, so the host submits one command buffer and waits on
 // one fence per step.
 //
+// Data-parallel training (GANConfig.Shard) is the exception: each rank's
+// step is recorded in segments cut before every Adam update; a segment
+// ends by copying the network's gradients into a mapped host-visible
+// staging buffer, the host sums it over the ranks in place (Shard.Reduce,
+// an MPI all-reduce), scales it by 1/ranks, and the next segment copies it
+// back. The host then waits on one fence per segment, and the device idles
+// during each all-reduce.
+//
 // Kernels are specialised per device class (ClassCPU for lavapipe, whose
 // loads are per-lane scalar loops; ClassGPU otherwise), and pipelines are
 // built on first use and cached for the device's lifetime.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"vkgan/vk"
 )
@@ -60,6 +61,9 @@ type GANConfig struct {
 	// Profile records a timestamp after every dispatch of the step (see
 	// StepProfile); it costs a little time per dispatch.
 	Profile bool
+	// Shard makes the GAN one rank of data-parallel training (see Shard);
+	// the zero value is one process. Batch is then the rank's share.
+	Shard Shard
 	// noiseSeed is xored into Seed for the latent noise (a DCGAN's
 	// constant unless a model sets its own).
 	noiseSeed uint64
@@ -143,16 +147,17 @@ func (s *NetState) release() {
 }
 
 // RealSource records a batch of real samples into out from (seed, the
-// value of counter): a data set on the device, or a distribution.
+// value of counter): a data set on the device, or a distribution. out
+// holds rows of a global batch (the zero Rows: all of it).
 type RealSource interface {
-	RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error
+	RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64, rows Rows) error
 }
 
 var _ RealSource = (*DeviceData)(nil)
 
 // RecordBatch gathers a random batch of the data set's images.
-func (dd *DeviceData) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error {
-	return r.GatherBatch(out, dd, counter, seed)
+func (dd *DeviceData) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64, rows Rows) error {
+	return r.GatherBatchRows(out, dd, counter, seed, rows)
 }
 
 // LabelSource is a RealSource with class labels, for conditional models:
@@ -161,7 +166,7 @@ func (dd *DeviceData) RecordBatch(r *Recorder, out *Tensor, counter *Counter, se
 type LabelSource interface {
 	RealSource
 	Classes() int
-	RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64) error
+	RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64, rows Rows) error
 }
 
 var _ LabelSource = (*DeviceData)(nil)
@@ -169,11 +174,11 @@ var _ LabelSource = (*DeviceData)(nil)
 // RecordLabels records the real batch's labels and, for the fake batch,
 // the labels of images drawn at random: fake classes follow the data's
 // class frequencies, as the real batches' do.
-func (dd *DeviceData) RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64) error {
-	if err := r.GatherLabels(real, dd, counter, seed); err != nil {
+func (dd *DeviceData) RecordLabels(r *Recorder, real, fake *Tensor, counter *Counter, seed uint64, rows Rows) error {
+	if err := r.gatherLabels(real, dd, counter, seed, rows); err != nil {
 		return err
 	}
-	return r.DrawLabels(fake, dd, counter, seed^fakeLabelSeed)
+	return r.drawLabels(fake, dd, counter, seed^fakeLabelSeed, rows)
 }
 
 // fakeLabelSeed keys the fake batch's labels.
@@ -185,7 +190,9 @@ const augmentSeed = 0x6a09e667f3bcc908
 
 // GAN owns both networks' state, the activations and the recorded training
 // step, for any G, D, Loss and real-data source. Everything lives on the
-// device; Step submits one command buffer and waits.
+// device; Step submits one command buffer and waits (one per segment,
+// with the gradients averaged between them, for a rank of several: see
+// Shard).
 type GAN struct {
 	d       *Device
 	cfg     GANConfig
@@ -200,10 +207,10 @@ type GAN struct {
 	dGBound Bound   // D's for G's update (the same as dBound without JointD)
 	metrics *Tensor
 	mviews  []*Tensor
-	step    *Recorder
+	step    *stepRec
 	// With R1 every k > 1 steps: stepR1 is the step with the penalty,
 	// step the one without.
-	stepR1 *Recorder
+	stepR1 *stepRec
 	r1     *R1
 	// With Augment: D's augmented inputs, the gradient at G's augmented
 	// batch, and each batch's augmentation parameters.
@@ -211,6 +218,7 @@ type GAN struct {
 	augP                   [3]*Tensor
 	realLabels, fakeLabels *Tensor // one-hot, with a conditional model
 	owned                  []*Tensor
+	reduceTime             time.Duration // see ReduceTime
 }
 
 // NewGAN allocates a DCGAN (cfg.Model) or cfg's G and D and records the
@@ -260,12 +268,19 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		return nil, fmt.Errorf("engine: gan: R1 weight %g and interval %d must be finite and non-negative", cfg.R1, cfg.R1Every)
 	case B%m != 0:
 		return nil, fmt.Errorf("engine: gan: batch %d must be a multiple of the pack %d", B, m)
+	case cfg.Shard.ranks() > 1 && cfg.Augment.Enabled():
+		// augment_draw.comp draws per-row parameters without a row offset
+		// yet: every rank would reuse rank 0's, unlike one process.
+		return nil, fmt.Errorf("engine: gan: DiffAugment's parameters are not sharded across ranks yet: train augmented runs (-augment, -flip) as one process")
 	case prod(cfg.D.In) != m*sample || (m == 1 && !cfg.JointD && !slices.Equal(cfg.D.In, cfg.G.Out)):
 		return nil, fmt.Errorf("engine: gan: D takes %v, G makes %v (pack %d)", cfg.D.In, cfg.G.Out, m)
 	}
 	if need, have := memoryNeed(cfg), d.info.Limits.DeviceLocalBytes; have > 0 && need > have {
 		return nil, fmt.Errorf("engine: gan: the networks' state and activations need about %.1f GiB, the device has %.1f GiB: %w",
 			float64(need)/(1<<30), float64(have)/(1<<30), vk.ErrOutOfDeviceMemory)
+	}
+	if err := cfg.Shard.validate(); err != nil {
+		return nil, err
 	}
 	cfg.R1Every = max(cfg.R1Every, 1)
 	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
@@ -496,7 +511,8 @@ func (g *GAN) Init(seed uint64) error {
 // adds the R1 penalty's gradient on the real batch to the first D update.
 // The recording reads only device state, so it is replayed unchanged.
 // Errors are the recorder's sticky one, checked once at the end.
-func (g *GAN) record(withR1 bool) (*Recorder, error) {
+func (g *GAN) record(withR1 bool) (*stepRec, error) {
+	st := &stepRec{}
 	r, err := g.d.Record()
 	if err != nil {
 		return nil, err
@@ -506,6 +522,45 @@ func (g *GAN) record(withR1 bool) (*Recorder, error) {
 	}
 	c := g.cfg
 	m, B := c.Pack, c.Batch
+	ranks := c.Shard.ranks()
+	rows := c.Shard.rows(B)
+	sample := prod(c.G.Out)
+	// cut ends the segment before the Adam update of grads, with ranks:
+	// the segment ends by copying grads into a host-visible staging
+	// buffer, Step averages it there over the ranks, and the next segment
+	// begins by copying it back.
+	cut := func(grads *Tensor) {
+		if ranks == 1 || r.Err() != nil {
+			return
+		}
+		bytes := int64(4 * grads.n)
+		stage, err := g.d.vk.NewHostBuffer(bytes)
+		if err != nil {
+			r.fail(fmt.Errorf("engine: gan: gradient staging: %w", err))
+			return
+		}
+		// The backward pass's last dispatch ended with a barrier that
+		// covers transfers; the copy back needs one before Adam reads.
+		r.r.Copy(stage, 0, grads.buf, 0, bytes)
+		next, err := g.d.Record()
+		if err != nil {
+			stage.Release()
+			r.fail(err)
+			return
+		}
+		if c.Profile {
+			next.EnableProfile()
+		}
+		next.r.Copy(grads.buf, 0, stage, 0, bytes)
+		next.r.Barrier()
+		st.segs, st.grads, st.stage = append(st.segs, r), append(st.grads, grads), append(st.stage, stage)
+		for _, seg := range []*Recorder{r, next} {
+			if err := seg.r.Err(); err != nil {
+				seg.fail(fmt.Errorf("engine: gan: gradient copies: %w", err))
+			}
+		}
+		r = next
+	}
 	mv := g.mviews
 	gTrain := &Pass{Params: g.G.Params, Stats: g.G.Stats, Grads: g.G.Grads, Train: true, Momentum: bnMomentum, Labels: g.fakeLabels}
 	dReal := &Pass{Params: g.D.Params, Stats: g.D.Stats, Grads: g.D.Grads, Train: true, Momentum: bnMomentum, Labels: g.realLabels}
@@ -537,21 +592,33 @@ func (g *GAN) record(withR1 bool) (*Recorder, error) {
 	fakeD, dfakeD := packed(g.fake, B/m), packed(g.gBound.Out().DX, B/m)
 	for it := 0; it < c.DSteps; it++ {
 		r.Increment(g.D.Counter)
-		if err := g.source.RecordBatch(r, g.real, g.D.Counter, c.Seed); err != nil {
+		if err := g.source.RecordBatch(r, g.real, g.D.Counter, c.Seed, rows); err != nil {
+			st.release()
+			r.Release()
 			return nil, err
 		}
 		if g.realLabels != nil {
-			if err := g.source.(LabelSource).RecordLabels(r, g.realLabels, g.fakeLabels, g.D.Counter, c.Seed); err != nil {
+			if err := g.source.(LabelSource).RecordLabels(r, g.realLabels, g.fakeLabels, g.D.Counter, c.Seed, rows); err != nil {
+				st.release()
+				r.Release()
 				return nil, err
 			}
 		}
-		r.RandNormal(g.z, c.Seed^c.noiseSeed, g.D.Counter, 0, 1)
+		// The rank's rows of the global batch's latents, z being [B, ...].
+		r.RandNormalAt(g.z, c.Seed^c.noiseSeed, g.D.Counter, rows.Offset*g.z.n/B, 0, 1)
 		g.gBound.Forward(r, gTrain, g.z)
 		logits, dlogits := g.dBound.Out().X, g.dBound.Out().DX
 		if c.JointD {
 			if c.InstanceNoise > 0 {
 				// fake is a view of xd, so G's half of the step sees the same noisy samples.
-				r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.D.Counter, c.InstanceNoise, c.NoiseUntil)
+				if ranks == 1 {
+					r.AddAnnealedNoise(g.xd, c.Seed^toyInstanceSeed, g.D.Counter, c.InstanceNoise, c.NoiseUntil)
+				} else {
+					// The global xd is [real of all ranks; fake of all ranks]:
+					// this rank's rows of each half.
+					r.addAnnealedNoise(g.real, c.Seed^toyInstanceSeed, g.D.Counter, rows.Offset*sample, c.InstanceNoise, c.NoiseUntil)
+					r.addAnnealedNoise(g.fake, c.Seed^toyInstanceSeed, g.D.Counter, (rows.Global+rows.Offset)*sample, c.InstanceNoise, c.NoiseUntil)
+				}
 			}
 			xd := packed(g.xd, 2*B/m)
 			g.dBound.Forward(r, dReal, xd)
@@ -570,6 +637,7 @@ func (g *GAN) record(withR1 bool) (*Recorder, error) {
 			g.loss.Record(r, TermFake, logits, dlogits, mv[mLossDFake], mv[mDGZ1])
 			g.dBound.Backward(r, &dFake, fakeIn, nil)
 		}
+		cut(g.D.Grads.Flat)
 		r.AdamStep(g.D.Params.Flat, g.D.Grads.Flat, g.D.M.Flat, g.D.V.Flat, g.D.Counter, c.AdamD)
 	}
 	gIn, dgIn := fakeD, dfakeD
@@ -587,17 +655,28 @@ func (g *GAN) record(withR1 bool) (*Recorder, error) {
 		r.AugmentBackward(dfakeD, g.dAug, g.augP[2], c.Augment)
 	}
 	g.gBound.Backward(r, gTrain, g.z, nil)
+	cut(g.G.Grads.Flat)
 	r.Increment(g.G.Counter)
 	r.AdamStep(g.G.Params.Flat, g.G.Grads.Flat, g.G.M.Flat, g.G.V.Flat, g.G.Counter, c.AdamG)
 	if g.G.EMA != nil {
 		r.Scale(g.G.EMA.Flat, c.EMA)
 		r.Axpy(g.G.EMA.Flat, g.G.Params.Flat, 1-c.EMA)
 	}
-	if err := r.Err(); err != nil {
-		r.Release()
-		return nil, fmt.Errorf("engine: gan: recording the step: %w", err)
+	st.segs = append(st.segs, r)
+	for _, seg := range st.segs {
+		err := seg.Err()
+		if err == nil && ranks > 1 {
+			// Ended here, not at the first submit: ranks simulated in one
+			// process submit from several goroutines, and ending a command
+			// buffer uses its pool, which Vulkan does not synchronise.
+			err = seg.r.End()
+		}
+		if err != nil {
+			st.release()
+			return nil, fmt.Errorf("engine: gan: recording the step: %w", err)
+		}
 	}
-	return r, nil
+	return st, nil
 }
 
 // Step runs one recorded training step and waits for it. With lazy R1,
@@ -618,19 +697,38 @@ func (g *GAN) Step() error {
 			rec = g.stepR1
 		}
 	}
-	return rec.Submit()
+	return rec.run(g.cfg.Shard, &g.reduceTime)
 }
 
 // StepProfile returns GPU milliseconds per kernel of the last step (with
 // GANConfig.Profile).
-func (g *GAN) StepProfile() (map[string]float64, error) { return g.step.Profile() }
+func (g *GAN) StepProfile() (map[string]float64, error) {
+	if g.step == nil {
+		return nil, fmt.Errorf("engine: gan: no training step (no data set)")
+	}
+	return g.step.profile()
+}
 
 // ReadMetrics reads the last step's metrics: the only host-device
-// transfer of a training run between checkpoints.
+// transfer of a training run between checkpoints. With ranks, they are
+// averaged over them (every rank must call it at the same step).
 func (g *GAN) ReadMetrics() (Metrics, error) {
 	v, err := g.metrics.Download()
 	if err != nil {
 		return Metrics{}, err
+	}
+	if sh := g.cfg.Shard; sh.ranks() > 1 {
+		vals := make([]float32, numMetrics)
+		for i := range vals {
+			vals[i] = v[i*ViewAlign]
+		}
+		if err := sh.Reduce(vals); err != nil {
+			return Metrics{}, fmt.Errorf("engine: gan: averaging metrics over %d ranks: %w", sh.Size, err)
+		}
+		scaleMean(vals, sh.ranks())
+		for i, x := range vals {
+			v[i*ViewAlign] = x
+		}
 	}
 	at := func(i int) float64 { return float64(v[i*ViewAlign]) }
 	if g.cfg.JointD {
@@ -663,8 +761,8 @@ func (g *GAN) Release() {
 	if g == nil {
 		return
 	}
-	g.step.Release()
-	g.stepR1.Release()
+	g.step.release()
+	g.stepR1.release()
 	g.step, g.stepR1 = nil, nil
 	g.G.release()
 	g.D.release()

@@ -71,13 +71,24 @@ func labelArgs(op string, onehot *Tensor, dd *DeviceData, counter *Counter) (int
 // walk the one permutation (shaders/permute.glsl). onehot is [B, K] with
 // K the data set's classes.
 func (r *Recorder) GatherLabels(onehot *Tensor, dd *DeviceData, counter *Counter, seed uint64) error {
+	return r.gatherLabels(onehot, dd, counter, seed, Rows{})
+}
+
+// gatherLabels is GatherLabels for rows of a global batch, as
+// GatherBatchRows gathers their images.
+func (r *Recorder) gatherLabels(onehot *Tensor, dd *DeviceData, counter *Counter, seed uint64, rows Rows) error {
 	batch, err := labelArgs("gather labels", onehot, dd, counter)
+	if err != nil {
+		return r.fail(err)
+	}
+	global, offset, err := rows.push("gather labels", batch)
 	if err != nil {
 		return r.fail(err)
 	}
 	push := shaders.GatherLabelsPush{
 		Batch: uint32(batch), N: uint32(dd.N), Classes: uint32(dd.classes),
 		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), HalfBits: dd.halfBits(),
+		Global: global, Offset: offset,
 	}
 	return dispatch(r, shaders.GatherLabels, nil, r.gridGroups(batch, 64), push, onehot, counter.t, dd.labels)
 }
@@ -90,13 +101,22 @@ func (r *Recorder) GatherLabels(onehot *Tensor, dd *DeviceData, counter *Counter
 // stream of their own (see draw_labels.comp), apart from RandNormal's
 // under the same seed and counter.
 func (r *Recorder) DrawLabels(onehot *Tensor, dd *DeviceData, counter *Counter, seed uint64) error {
+	return r.drawLabels(onehot, dd, counter, seed, Rows{})
+}
+
+// drawLabels is DrawLabels for rows of a global batch.
+func (r *Recorder) drawLabels(onehot *Tensor, dd *DeviceData, counter *Counter, seed uint64, rows Rows) error {
 	batch, err := labelArgs("draw labels", onehot, dd, counter)
+	if err != nil {
+		return r.fail(err)
+	}
+	_, offset, err := rows.push("draw labels", batch)
 	if err != nil {
 		return r.fail(err)
 	}
 	push := shaders.DrawLabelsPush{
 		Batch: uint32(batch), N: uint32(dd.N), Classes: uint32(dd.classes),
-		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32),
+		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), Offset: offset,
 	}
 	return dispatch(r, shaders.DrawLabels, nil, r.gridGroups(batch, 64), push, onehot, counter.t, dd.labels)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 
 	"vkgan/shaders"
 )
@@ -38,7 +39,7 @@ func (r *Recorder) RandUniform(x *Tensor, seed uint64, step *Counter, lo, hi flo
 	if !(lo <= hi) {
 		return r.fail(fmt.Errorf("engine: rand uniform: lo %g > hi %g", lo, hi))
 	}
-	return r.rand("rand uniform", rngUniform, x, seed, step, lo, hi)
+	return r.rand("rand uniform", rngUniform, x, seed, step, 0, lo, hi)
 }
 
 // RandNormal fills x with normal values of the given mean and standard
@@ -53,7 +54,23 @@ func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Counter, mean, std f
 	if std < 0 {
 		return r.fail(fmt.Errorf("engine: rand normal: std %g is negative", std))
 	}
-	return r.rand("rand normal", rngNormal, x, seed, step, mean, std)
+	return r.rand("rand normal", rngNormal, x, seed, step, 0, mean, std)
+}
+
+// RandNormalAt fills x with elements offset.. of the stream RandNormal
+// draws for a tensor of offset+x's size: a data-parallel rank's shard
+// of the global batch's noise (RandNormal is RandNormalAt at 0).
+func (r *Recorder) RandNormalAt(x *Tensor, seed uint64, step *Counter, offset int, mean, std float32) error {
+	if err := ewFinite("rand normal", "mean", mean); err != nil {
+		return r.fail(err)
+	}
+	if err := ewFinite("rand normal", "std", std); err != nil {
+		return r.fail(err)
+	}
+	if std < 0 {
+		return r.fail(fmt.Errorf("engine: rand normal: std %g is negative", std))
+	}
+	return r.rand("rand normal", rngNormal, x, seed, step, offset, mean, std)
 }
 
 // AddAnnealedNoise adds normal noise to x whose standard deviation falls
@@ -62,6 +79,11 @@ func (r *Recorder) RandNormal(x *Tensor, seed uint64, step *Counter, mean, std f
 // smooths D's view of the data early in training. The draws are those of
 // RandNormal with the same seed and step.
 func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Counter, std float32, until int) error {
+	return r.addAnnealedNoise(x, seed, step, 0, std, until)
+}
+
+// addAnnealedNoise adds elements offset.. of AddAnnealedNoise's stream.
+func (r *Recorder) addAnnealedNoise(x *Tensor, seed uint64, step *Counter, offset int, std float32, until int) error {
 	const op = "annealed noise"
 	if err := ewFinite(op, "std", std); err != nil {
 		return r.fail(err)
@@ -69,14 +91,18 @@ func (r *Recorder) AddAnnealedNoise(x *Tensor, seed uint64, step *Counter, std f
 	if std < 0 || until < 1 || until > 1<<24 {
 		return r.fail(fmt.Errorf("engine: %s: std %g must be >= 0 and the last step %d in 1..2^24", op, std, until))
 	}
-	return r.rand(op, rngAddAnnealed, x, seed, step, std, float32(until))
+	return r.rand(op, rngAddAnnealed, x, seed, step, offset, std, float32(until))
 }
 
-func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Counter, a, b float32) error {
+func (r *Recorder) rand(op string, dist uint32, x *Tensor, seed uint64, step *Counter, offset int, a, b float32) error {
 	if err := ewCheck(op, []string{"x", "step"}, x, step.tensor()); err != nil {
 		return r.fail(err)
 	}
-	quads := (x.n + 3) / 4
-	push := shaders.RngPush{N: uint32(x.n), SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), A: a, B: b}
+	// Element indices are uint32 on the device.
+	if offset < 0 || int64(offset)+int64(x.n)+3 > math.MaxUint32 {
+		return r.fail(fmt.Errorf("engine: %s: offset %d for %d elements is outside the stream's 2^32", op, offset, x.n))
+	}
+	quads := (offset+x.n+3)/4 - offset/4
+	push := shaders.RngPush{N: uint32(x.n), SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), A: a, B: b, Offset: uint32(offset)}
 	return dispatch(r, shaders.Rng, []uint32{dist}, r.ewGroups(quads), push, x, step.t)
 }

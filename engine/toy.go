@@ -106,6 +106,10 @@ type ToyConfig struct {
 	NoiseUntil    int
 	// Profile records a timestamp per dispatch (see StepProfile).
 	Profile bool
+	// Shard makes the toy one rank of data-parallel training; Batch is
+	// then the rank's share (see engine.Shard). The zero value is one
+	// process.
+	Shard Shard
 }
 
 // ToyGAN trains G and D on the mixture: the GAN step with the toy's
@@ -137,8 +141,8 @@ type mixture struct {
 	std     float32
 }
 
-func (m mixture) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64) error {
-	return r.mixSample(out, m.centers, counter, m.holdout, m.std, seed^toyDataSeed)
+func (m mixture) RecordBatch(r *Recorder, out *Tensor, counter *Counter, seed uint64, rows Rows) error {
+	return r.mixSample(out, m.centers, counter, m.holdout, m.std, seed^toyDataSeed, rows)
 }
 
 // NewToyGAN allocates both networks and records the step.
@@ -194,7 +198,7 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 	}
 	g.GAN, err = d.newGAN(GANConfig{G: gNet, D: dNet, Batch: cfg.Batch, Seed: cfg.Seed, AdamD: cfg.AdamD, AdamG: cfg.AdamG,
 		EMA: cfg.EMA, JointD: true, Pack: m, InstanceNoise: cfg.InstanceNoise, NoiseUntil: cfg.NoiseUntil,
-		Profile: cfg.Profile, noiseSeed: toyNoiseSeed}, mixture{g.centers, cfg.Holdout, cfg.Std})
+		Profile: cfg.Profile, Shard: cfg.Shard, noiseSeed: toyNoiseSeed}, mixture{g.centers, cfg.Holdout, cfg.Std})
 	if err != nil {
 		return nil, fmt.Errorf("engine: toy: %w", err)
 	}
@@ -202,13 +206,17 @@ func (d *Device) NewToyGAN(cfg ToyConfig) (g *ToyGAN, err error) {
 }
 
 // mixSample records out = n points of the mixture from (seed, counter).
-func (r *Recorder) mixSample(out, centers *Tensor, counter *Counter, holdout int, std float32, seed uint64) error {
+func (r *Recorder) mixSample(out, centers *Tensor, counter *Counter, holdout int, std float32, seed uint64, rows Rows) error {
 	if out == nil || centers == nil || counter.tensor() == nil || len(out.shape) != 2 || out.shape[1] != 2 {
 		return r.fail(fmt.Errorf("engine: toy mixture: want out [N,2], centres and a counter"))
 	}
+	_, offset, err := rows.push("toy mixture", out.shape[0])
+	if err != nil {
+		return r.fail(err)
+	}
 	push := shaders.ToyMixPush{
 		N: uint32(out.shape[0]), K: uint32(centers.n / 2), Holdout: int32(holdout), Stdev: std,
-		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32),
+		SeedLo: uint32(seed), SeedHi: uint32(seed >> 32), Offset: offset,
 	}
 	return dispatch(r, shaders.ToyMix, nil, r.ewGroups(out.shape[0]), push, out, centers, counter.t)
 }
@@ -220,7 +228,7 @@ func (r *Recorder) MixSample(out, centers *Tensor, counter *Counter, holdout int
 	if holdout < -1 || (centers != nil && holdout >= centers.n/2) {
 		return r.fail(fmt.Errorf("engine: toy mixture: holdout %d out of range", holdout))
 	}
-	return r.mixSample(out, centers, counter, holdout, std, seed)
+	return r.mixSample(out, centers, counter, holdout, std, seed, Rows{})
 }
 
 const (

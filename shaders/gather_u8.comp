@@ -2,9 +2,11 @@
 // gather_u8: builds a real batch from the device-resident uint8 data set.
 //
 // out[n][i] = data[idx][i] / 127.5 - 1 for the batch's n-th image, where
-// idx is position p = counter*B + n of a pseudo-random permutation of the
-// N images that changes every epoch (epoch = p / N): see permute.glsl,
-// which gather_labels.comp shares.
+// idx is position p = counter*global + offset + n of a pseudo-random
+// permutation of the N images that changes every epoch (epoch = p / N):
+// see permute.glsl, which gather_labels.comp shares. One process has
+// global = batch and offset 0; a data-parallel rank r of W has global =
+// W*batch and offset r*batch.
 // The images live in up to four buffers (a storage-buffer binding is
 // limited in size); chunk c holds images [c*perChunk, (c+1)*perChunk).
 layout(local_size_x = 256) in;
@@ -15,7 +17,7 @@ layout(std430, binding = 3) readonly buffer D1 { uint d1[]; };
 layout(std430, binding = 4) readonly buffer D2 { uint d2[]; };
 layout(std430, binding = 5) readonly buffer D3 { uint d3[]; };
 layout(push_constant) uniform P {
-    uint batch, n, imgBytes, perChunk, seedLo, seedHi, halfBits;
+    uint batch, n, imgBytes, perChunk, seedLo, seedHi, halfBits, global, offset;
 } p;
 
 #include "permute.glsl"
@@ -36,7 +38,7 @@ void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < total; i += stride) {
         uint nb = i / p.imgBytes, off = i - nb * p.imgBytes;
-        uint img = batchImage(counter, p.batch, nb, p.n, p.halfBits, p.seedLo, p.seedHi);
+        uint img = batchImage(counter, p.global, p.offset + nb, p.n, p.halfBits, p.seedLo, p.seedHi);
         outv[i] = float(loadByte(img, off)) / 127.5 - 1.0;
     }
 }

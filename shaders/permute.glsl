@@ -37,12 +37,14 @@ uint permute(uint i, uint epoch, uint n, uint halfBits, uint seedLo, uint seedHi
     return i;
 }
 
-// batchImage is the image at row nb of batch number counter (batches of
-// size batch): position counter*batch + nb of the endless sequence of
-// epochs. The position wraps after 2^32 images; epochs stay distinct long
-// before.
-uint batchImage(uint counter, uint batch, uint nb, uint n, uint halfBits, uint seedLo, uint seedHi) {
-    uint pos = counter * batch + nb;
+// batchImage is the image at row row of global batch number counter
+// (global batches of size global): position counter*global + row of the
+// endless sequence of epochs. A data-parallel rank passes its shard's
+// first row plus its own row, so the ranks' rows together are the
+// single-process batch. The position wraps after 2^32 images; epochs stay
+// distinct long before.
+uint batchImage(uint counter, uint global, uint row, uint n, uint halfBits, uint seedLo, uint seedHi) {
+    uint pos = counter * global + row;
     uint epoch = pos / n;
     return permute(pos - epoch * n, epoch, n, halfBits, seedLo, seedHi);
 }

@@ -7,11 +7,14 @@
 // by Box-Muller on word pairs, 2 adds normal noise to x with a std that
 // falls linearly with the step, a*max(0, 1 - step/b) (annealed instance
 // noise; b > 0).
+// x[i] is element offset+i of the step's stream: a data-parallel rank
+// draws its shard of the global batch's elements (offset 0 in one
+// process), walking the Philox quads that cover [offset, offset+n).
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint DIST = 0u;
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer S { uint stepv[]; };
-layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; } p;
+layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; uint offset; } p;
 
 #include "philox.glsl"
 
@@ -21,9 +24,10 @@ float unit(uint w) { return (float(w >> 9) + 0.5) * (1.0 / 8388608.0); }
 
 void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    uint quads = (p.n + 3u) / 4u;
+    uint first = p.offset / 4u;
+    uint last = (p.offset + p.n + 3u) / 4u;
     uint step = stepv[0];
-    for (uint q = gl_GlobalInvocationID.x; q < quads; q += stride) {
+    for (uint q = first + gl_GlobalInvocationID.x; q < last; q += stride) {
         uvec4 w = philox(uvec4(q, step, 0u, 0u), uvec2(p.seedLo, p.seedHi));
         vec4 v;
         if (DIST == 0u) {
@@ -36,17 +40,11 @@ void main() {
             v = vec4(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1));
             v = DIST == 1u ? v * p.b + p.a : v * (p.a * max(0.0, 1.0 - float(step) / p.b));
         }
-        uint i = 4u * q;
-        if (DIST == 2u) {
-            x[i] += v.x;
-            if (i + 1u < p.n) x[i + 1u] += v.y;
-            if (i + 2u < p.n) x[i + 2u] += v.z;
-            if (i + 3u < p.n) x[i + 3u] += v.w;
-            continue;
+        for (uint j = 0u; j < 4u; ++j) {
+            uint e = 4u * q + j;
+            if (e < p.offset || e - p.offset >= p.n) continue;
+            if (DIST == 2u) x[e - p.offset] += v[j];
+            else x[e - p.offset] = v[j];
         }
-        x[i] = v.x;
-        if (i + 1u < p.n) x[i + 1u] = v.y;
-        if (i + 2u < p.n) x[i + 2u] = v.z;
-        if (i + 3u < p.n) x[i + 3u] = v.w;
     }
 }

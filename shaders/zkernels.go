@@ -326,7 +326,7 @@ var DrawLabels = &Kernel[DrawLabelsPush]{Desc{
 		{Name: "S", Access: ReadOnly},
 		{Name: "Labels", Access: ReadOnly},
 	},
-	PushSize:  20,
+	PushSize:  24,
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
@@ -350,7 +350,7 @@ var GatherLabels = &Kernel[GatherLabelsPush]{Desc{
 		{Name: "Counter", Access: ReadOnly},
 		{Name: "Labels", Access: ReadOnly},
 	},
-	PushSize:  24,
+	PushSize:  32,
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
@@ -366,7 +366,7 @@ var GatherU8 = &Kernel[GatherU8Push]{Desc{
 		{Name: "D2", Access: ReadOnly},
 		{Name: "D3", Access: ReadOnly},
 	},
-	PushSize:  28,
+	PushSize:  36,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -575,7 +575,7 @@ var Rng = &Kernel[RngPush]{Desc{
 	Spec: []Spec{
 		{Name: "DIST", Type: "uint"},
 	},
-	PushSize:  20,
+	PushSize:  24,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -686,7 +686,7 @@ var ToyMix = &Kernel[ToyMixPush]{Desc{
 		{Name: "C", Access: ReadOnly},
 		{Name: "S", Access: ReadOnly},
 	},
-	PushSize:  24,
+	PushSize:  28,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -1080,16 +1080,18 @@ type DrawLabelsPush struct {
 	Classes uint32 // uint classes, offset 8
 	SeedLo  uint32 // uint seedLo, offset 12
 	SeedHi  uint32 // uint seedHi, offset 16
+	Offset  uint32 // uint offset, offset 20
 }
 
-// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
 func (p DrawLabelsPush) Bytes() []byte {
-	b := make([]byte, 20)
+	b := make([]byte, 24)
 	putUint(b, 0, p.Batch)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.Classes)
 	putUint(b, 12, p.SeedLo)
 	putUint(b, 16, p.SeedHi)
+	putUint(b, 20, p.Offset)
 	return b
 }
 
@@ -1119,17 +1121,21 @@ type GatherLabelsPush struct {
 	SeedLo   uint32 // uint seedLo, offset 12
 	SeedHi   uint32 // uint seedHi, offset 16
 	HalfBits uint32 // uint halfBits, offset 20
+	Global   uint32 // uint global, offset 24
+	Offset   uint32 // uint offset, offset 28
 }
 
-// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 32 bytes, little-endian.
 func (p GatherLabelsPush) Bytes() []byte {
-	b := make([]byte, 24)
+	b := make([]byte, 32)
 	putUint(b, 0, p.Batch)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.Classes)
 	putUint(b, 12, p.SeedLo)
 	putUint(b, 16, p.SeedHi)
 	putUint(b, 20, p.HalfBits)
+	putUint(b, 24, p.Global)
+	putUint(b, 28, p.Offset)
 	return b
 }
 
@@ -1144,11 +1150,13 @@ type GatherU8Push struct {
 	SeedLo   uint32 // uint seedLo, offset 16
 	SeedHi   uint32 // uint seedHi, offset 20
 	HalfBits uint32 // uint halfBits, offset 24
+	Global   uint32 // uint global, offset 28
+	Offset   uint32 // uint offset, offset 32
 }
 
-// Bytes encodes p as the shader reads it: 28 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 36 bytes, little-endian.
 func (p GatherU8Push) Bytes() []byte {
-	b := make([]byte, 28)
+	b := make([]byte, 36)
 	putUint(b, 0, p.Batch)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.ImgBytes)
@@ -1156,6 +1164,8 @@ func (p GatherU8Push) Bytes() []byte {
 	putUint(b, 16, p.SeedLo)
 	putUint(b, 20, p.SeedHi)
 	putUint(b, 24, p.HalfBits)
+	putUint(b, 28, p.Global)
+	putUint(b, 32, p.Offset)
 	return b
 }
 
@@ -1494,16 +1504,18 @@ type RngPush struct {
 	SeedHi uint32  // uint seedHi, offset 8
 	A      float32 // float a, offset 12
 	B      float32 // float b, offset 16
+	Offset uint32  // uint offset, offset 20
 }
 
-// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
 func (p RngPush) Bytes() []byte {
-	b := make([]byte, 20)
+	b := make([]byte, 24)
 	putUint(b, 0, p.N)
 	putUint(b, 4, p.SeedLo)
 	putUint(b, 8, p.SeedHi)
 	putFloat(b, 12, p.A)
 	putFloat(b, 16, p.B)
+	putUint(b, 20, p.Offset)
 	return b
 }
 
@@ -1655,17 +1667,19 @@ type ToyMixPush struct {
 	Stdev   float32 // float stdev, offset 12
 	SeedLo  uint32  // uint seedLo, offset 16
 	SeedHi  uint32  // uint seedHi, offset 20
+	Offset  uint32  // uint offset, offset 24
 }
 
-// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 28 bytes, little-endian.
 func (p ToyMixPush) Bytes() []byte {
-	b := make([]byte, 24)
+	b := make([]byte, 28)
 	putUint(b, 0, p.N)
 	putUint(b, 4, p.K)
 	putInt(b, 8, p.Holdout)
 	putFloat(b, 12, p.Stdev)
 	putUint(b, 16, p.SeedLo)
 	putUint(b, 20, p.SeedHi)
+	putUint(b, 24, p.Offset)
 	return b
 }
 

@@ -282,6 +282,18 @@ func (b *Buffer) Release() {
 // HostVisible reports whether Write and Read are plain memory copies.
 func (b *Buffer) HostVisible() bool { return b.blk != nil && b.blk.mapped != nil }
 
+// Mapped is the buffer's memory as the host sees it (host-coherent), or
+// nil unless it is host-visible: a staging buffer's bytes, read and
+// written in place between submits without another copy. The slice is
+// valid until Release, and only while no submit that uses the buffer is
+// in flight.
+func (b *Buffer) Mapped() []byte {
+	if !b.HostVisible() {
+		return nil
+	}
+	return unsafe.Slice((*byte)(b.blk.mapped), b.blk.size)[b.off : b.off+b.size]
+}
+
 func (b *Buffer) checkRange(off int64, n int) error {
 	if b == nil || b.blk == nil {
 		return fmt.Errorf("vk: use of a released buffer")

@@ -253,3 +253,33 @@ func signalList(mask uint64) []int {
 	}
 	return s
 }
+
+// TestAllreduceGradientSizes measures AllreduceSum of DCGAN gradient sizes on
+// the job's ranks (docs/SCALE.md), when VKGAN_MPI_BENCH=1: a fixed count
+// of calls on every rank (a benchmark's b.N could differ between ranks
+// and deadlock), each after a barrier so that rank skew is not counted.
+func TestAllreduceGradientSizes(t *testing.T) {
+	if os.Getenv("VKGAN_MPI_BENCH") != "1" || testWorld.Size() < 2 {
+		t.Skip("VKGAN_MPI_BENCH=1 under mpirun measures the all-reduce")
+	}
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"DCGAN-32 width 32", 538432}, {"DCGAN-64", 6342272}, {"DCGAN-128", 23950976}} {
+		buf := make([]float32, c.n)
+		const calls = 10
+		var total time.Duration
+		for range calls {
+			if err := testWorld.Barrier(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			if err := testWorld.AllreduceSum(buf, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			total += time.Since(t0)
+		}
+		per := total / calls
+		t.Logf("rank %d: %s: %d bytes in %.2f ms (%.2f GB/s of buffer)", testWorld.Rank(), c.name, 4*c.n, per.Seconds()*1e3, float64(4*c.n)/per.Seconds()/1e9)
+	}
+}

@@ -139,7 +139,14 @@ type Config struct {
 	// Inception is the FID Inception weights file for KID and FID.
 	Inception string `json:"inception,omitempty"`
 	// Device picks the Vulkan device by index or name; "" is the best one.
+	// Under mpirun, a comma-separated list is indexed by each rank's local
+	// rank, and "" gives local rank i the device of index i.
 	Device string `json:"device,omitempty"`
+	// Ranks is the number of data-parallel ranks (mpirun -np) the run
+	// trains on, recorded when it begins; 0 is one process. Batch is each
+	// rank's share: a step sees Ranks*Batch images. A resume needs the
+	// same number, since the data order follows the global batch.
+	Ranks int `json:"ranks,omitempty" resume:"-"`
 	// DataHash is the SHA-256 of the decoded data set (every image's pixels,
 	// in order), recorded when the run begins: a resume checks that the
 	// folder, even a moved one, still holds the same images.

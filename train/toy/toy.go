@@ -19,6 +19,7 @@ import (
 	"vkgan/engine"
 	"vkgan/internal/atomicfile"
 	"vkgan/internal/dirlock"
+	"vkgan/internal/mpi"
 	"vkgan/vk"
 )
 
@@ -213,6 +214,26 @@ type Options struct {
 	// process-wide and a second instance without the window's extensions
 	// would replace them).
 	Device *engine.Device
+	// World is the data-parallel job (mpi.Init); nil or one rank is one
+	// process. With N ranks each trains on Batch/N points of every global
+	// batch of Batch (the protocol's batch stays the global one, so N
+	// ranks follow one process's run to fp32 summation error); rank 0
+	// alone logs and writes the folder.
+	World *mpi.World
+}
+
+// mpiTimeout bounds a rank's wait in a collective: VKGAN_MPI_TIMEOUT (a
+// Go duration; 5m by default), as for vkgan train.
+func mpiTimeout() (time.Duration, error) {
+	s := os.Getenv("VKGAN_MPI_TIMEOUT")
+	if s == "" {
+		return 5 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("train: toy: VKGAN_MPI_TIMEOUT=%q: want a positive duration such as 5m", s)
+	}
+	return d, nil
 }
 
 // Result is toy.json.
@@ -441,15 +462,37 @@ func Run(ctx context.Context, c Config, opt Options) (*Result, error) {
 	if c.Protocol == "" {
 		c.Protocol = ProtocolSmall
 	}
-	// One toy run writes a folder at a time; the lock goes with the process.
-	lock, err := dirlock.Acquire(opt.Out)
-	if err != nil {
-		return nil, fmt.Errorf("train: toy: %w", err)
+	w := opt.World
+	ranks, lead := 1, true
+	var timeout time.Duration
+	if w != nil && w.Size() > 1 {
+		if opt.Device != nil || opt.OnFrame != nil {
+			return nil, errors.New("train: toy: -view draws one process's training; it does not run under mpirun")
+		}
+		ranks, lead = w.Size(), w.Rank() == 0
+		if ec.Batch%ranks != 0 || (ec.Batch/ranks)%32 != 0 || (ec.Batch/ranks)%ec.Pack != 0 {
+			return nil, fmt.Errorf("train: toy: -batch %d does not split into %d ranks' shares that are multiples of 32 and of the pack %d", ec.Batch, ranks, ec.Pack)
+		}
+		if timeout, err = mpiTimeout(); err != nil {
+			return nil, err
+		}
+		ec.Batch /= ranks
+		ec.Shard = engine.Shard{Rank: w.Rank(), Size: ranks, Reduce: func(buf []float32) error { return w.AllreduceSum(buf, timeout) }}
+		if !lead {
+			opt.Log = io.Discard
+		}
 	}
-	defer lock.Release()
 	framesDir := filepath.Join(opt.Out, "frames")
-	if err := os.MkdirAll(framesDir, 0o755); err != nil {
-		return nil, fmt.Errorf("train: toy: %w", err)
+	if lead {
+		// One toy run writes a folder at a time; the lock goes with the process.
+		lock, err := dirlock.Acquire(opt.Out)
+		if err != nil {
+			return nil, fmt.Errorf("train: toy: %w", err)
+		}
+		defer lock.Release()
+		if err := os.MkdirAll(framesDir, 0o755); err != nil {
+			return nil, fmt.Errorf("train: toy: %w", err)
+		}
 	}
 	dev := opt.Device
 	if dev == nil {
@@ -466,12 +509,21 @@ func Run(ctx context.Context, c Config, opt Options) (*Result, error) {
 	if err := g.Init(c.Seed); err != nil {
 		return nil, err
 	}
-	res := &Result{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch,
+	if ranks > 1 {
+		// Init is deterministic, but rank 0's state is the run's: broadcast it.
+		if err := g.SyncState(func(buf []float32) error { return w.BcastFloat32(buf, 0, timeout) }); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Data: mix.Name, Protocol: c.Protocol, Pack: ec.Pack, Seed: c.Seed, Batch: ec.Batch * ranks,
 		LRD: f32(ec.AdamD.LR), LRG: f32(ec.AdamG.LR), Beta1: f32(ec.AdamD.Beta1), Beta2: f32(ec.AdamD.Beta2), EMA: f32(ec.EMA), LRDecay: c.LRDecay, Noise: f32(ec.InstanceNoise), NoiseEnd: ec.NoiseUntil,
 		Holdout: c.Holdout, Device: dev.Info().Name, EvalSamples: opt.EvalSamples}
 	drawer := newToyDrawer(mix, c.Holdout, c.Seed)
 	var gifFrames []*toyFrame
 	frame := func(step int) error {
+		if !lead {
+			return nil
+		}
 		s, err := g.Sample(opt.EvalSamples)
 		if err != nil {
 			return err
@@ -508,7 +560,19 @@ func Run(ctx context.Context, c Config, opt Options) (*Result, error) {
 	var trainTime time.Duration
 	step := 0
 	for step < c.Steps {
-		if err := ctx.Err(); err != nil {
+		stop := ctx.Err() != nil
+		if ranks > 1 {
+			// Every rank stops after the same step, whichever was interrupted.
+			v := []float32{0}
+			if stop {
+				v[0] = 1
+			}
+			if err := w.AllreduceSum(v, timeout); err != nil {
+				return nil, fmt.Errorf("train: toy: agreeing on a stop: %w", err)
+			}
+			stop = v[0] > 0
+		}
+		if stop {
 			break
 		}
 		t0 := time.Now()
@@ -537,6 +601,9 @@ func Run(ctx context.Context, c Config, opt Options) (*Result, error) {
 	}
 	if err := frame(step); err != nil {
 		return nil, err
+	}
+	if !lead {
+		return nil, ctx.Err() // the others' result is rank 0's
 	}
 	res.Steps = step
 	if step > 0 {
