@@ -50,8 +50,8 @@ func TestPushBytes(t *testing.T) {
 		want []uint32
 	}{
 		{"fill", FillPush{N: 7, Value: -2.5}, Fill.PushSize, []uint32{7, f(-2.5)}},
-		{"toy_mix int", ToyMixPush{N: 1, K: 2, Holdout: -1, Stdev: 0.25, SeedLo: 3, SeedHi: 4}, ToyMix.PushSize,
-			[]uint32{1, 2, 0xffffffff, f(0.25), 3, 4}},
+		{"toy_mix int", ToyMixPush{N: 1, K: 2, Holdout: -1, Stdev: 0.25, SeedLo: 3, SeedHi: 4, Offset: 5}, ToyMix.PushSize,
+			[]uint32{1, 2, 0xffffffff, f(0.25), 3, 4, 5}},
 		{"igemm", IgemmPush{M: 1, N: 2, K: 3, SAm: 4, SAk: 5, SBk: 6, SBn: 7, Ldc: 8, Nb: 9, Cin: 10, H: 11, W: 12,
 			Cout: 13, Oh: 14, Ow: 15, Kh: 16, Kw: 17, Sh: 18, Sw: 19, Ph: 20, Pw: 21, Alpha: 1.5, Beta: -1,
 			HasBias: 1, Hp: 24, Wp: 25, Yc: 26, Yc0: 27, Epi: 3}, Igemm.PushSize,
