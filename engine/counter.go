@@ -10,7 +10,12 @@ import (
 // so the same recorded step draws the next batch and noise each time it is
 // submitted. It is a type of its own so that no float tensor is ever read
 // as a counter, nor a counter as floats.
-type Counter struct{ t *Tensor }
+type Counter struct {
+	t *Tensor
+	// sets counts the host's Sets, so that a host-side copy of the value
+	// (the GAN's step count for lazy R1) knows when it went stale.
+	sets uint64
+}
 
 // NewCounter allocates a counter at zero.
 func (d *Device) NewCounter() (*Counter, error) {
@@ -33,6 +38,7 @@ func (c *Counter) Value() (uint32, error) {
 
 // Set uploads v as the counter's value.
 func (c *Counter) Set(v uint32) error {
+	c.sets++
 	return c.t.Upload([]float32{math.Float32frombits(v)})
 }
 

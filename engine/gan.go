@@ -212,6 +212,12 @@ type GAN struct {
 	// step the one without.
 	stepR1 *stepRec
 	r1     *R1
+	// r1Count is G's step counter as the host last knew it (steps -1:
+	// unknown) and the counter's Set count then, for lazy R1.
+	r1Count struct {
+		steps int64
+		sets  uint64
+	}
 	// With Augment: D's augmented inputs, the gradient at G's augmented
 	// batch, and each batch's augmentation parameters.
 	augReal, augFake, dAug *Tensor
@@ -284,6 +290,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 	}
 	cfg.R1Every = max(cfg.R1Every, 1)
 	g = &GAN{d: d, cfg: cfg, source: source, loss: cfg.Loss}
+	g.r1Count.steps = -1
 	if g.loss == nil {
 		g.loss = BCELoss{RealLabel: cmp.Or(cfg.RealLabel, 1)}
 	}
@@ -685,19 +692,30 @@ func (g *GAN) Step() error {
 	if g.step == nil {
 		return fmt.Errorf("engine: gan: no training step (no data set)")
 	}
-	rec := g.step
+	rec, next := g.step, int64(-1)
 	if g.stepR1 != nil {
-		// G's counter is the number of steps run, whatever Init or a
-		// checkpoint set it to; reading it costs a few microseconds.
-		t, err := g.G.Counter.Value()
-		if err != nil {
-			return err
+		// G's counter is the number of steps run. It is read from the
+		// device only after the host set it (Init, a checkpoint), not on
+		// every step: a download would be a second sync per step.
+		if g.r1Count.sets != g.G.Counter.sets || g.r1Count.steps < 0 {
+			t, err := g.G.Counter.Value()
+			if err != nil {
+				return err
+			}
+			g.r1Count.steps, g.r1Count.sets = int64(t), g.G.Counter.sets
 		}
-		if (int64(t)+1)%int64(g.cfg.R1Every) == 0 {
+		if (g.r1Count.steps+1)%int64(g.cfg.R1Every) == 0 {
 			rec = g.stepR1
 		}
+		next, g.r1Count.steps = g.r1Count.steps+1, -1 // unknown should the step fail
 	}
-	return rec.run(g.cfg.Shard, &g.reduceTime)
+	if err := rec.run(g.cfg.Shard, &g.reduceTime); err != nil {
+		return err
+	}
+	if next >= 0 {
+		g.r1Count.steps = next
+	}
+	return nil
 }
 
 // StepProfile returns GPU milliseconds per kernel of the last step (with

@@ -230,6 +230,7 @@ func (g *GAN) SyncState(bcast func(buf []float32) error) error {
 			return fmt.Errorf("engine: sync state: %w", err)
 		}
 	}
+	g.r1Count.steps = -1 // the counters may have changed under it
 	return nil
 }
 
