@@ -34,9 +34,12 @@ def main(root, images=None):
             vals = []
             for f in sorted(glob.glob(os.path.join(root, data, row, "seed*", "eval.json"))):
                 with open(f) as fh:
-                    vals.append(json.load(fh)["swd"])
+                    res = json.load(fh)
+                if "swd" in res:
+                    vals.append(res["swd"])
             if not vals:
-                print(f"| {label} | not run | | | |")
+                why = "no row: one class" if row == "cond" and data == "mammal" else "not run"
+                print(f"| {label} | {why} | | | |")
                 continue
             med = statistics.median(vals)
             if row == "baseline":
