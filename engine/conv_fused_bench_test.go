@@ -37,7 +37,8 @@ func (c fusedCase) flops() float64 {
 
 // BenchmarkConvFusedInception times Conv2DFused on the FID Inception's
 // layer shapes at batch 8. It reports GFLOPS and gpu-ms/op from the
-// median of the GPU timestamps, and cpu-ms/op, the process's CPU time per
+// median of the GPU timestamps, best-GFLOPS from the fastest submit, and
+// cpu-ms/op, the process's CPU time per
 // submit: on a CPU device shared with other jobs, CPU time moves less
 // than elapsed time when those jobs take the cores.
 func BenchmarkConvFusedInception(b *testing.B) {
@@ -87,6 +88,8 @@ func BenchmarkConvFusedInception(b *testing.B) {
 				med := gpu[len(gpu)/2]
 				b.ReportMetric(med/1e6, "gpu-ms/op")
 				b.ReportMetric(c.flops()/med, "GFLOPS")
+				// The fastest submit: interference only slows a run down.
+				b.ReportMetric(c.flops()/gpu[0], "best-GFLOPS")
 			}
 		})
 	}
