@@ -37,9 +37,9 @@ func (r *Recorder) Conv2DFused(y, x, w *Tensor, p ConvParams, e ConvEpilogue) er
 		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, w, xp, y, bias)
 	}
 	if r.d.class == ClassCPU {
-		// The window kernel loads each input value once for all the taps
-		// that reach it; on a CPU device loads, not FLOPs, set the speed.
-		// GPUs keep igemm's gather, which is where it was measured.
+		// convwin loads each input value once for all the taps that reach
+		// it; on a CPU device loads, not FLOPs, set the speed. GPUs keep
+		// igemm: convwin has only been measured on lavapipe.
 		if vert, ok := g.windowLayout(); ok {
 			return r.convWindow(g, vert, r.d.subgroupTiles(), x, w, y, bias)
 		}
@@ -113,10 +113,10 @@ func (r *Recorder) convWindow(g gemmArgs, vert, useSG bool, x, w, y, bias *Tenso
 	}
 	// 8 pixels per invocation use each loaded weight twice as often as 4,
 	// unless the line's last group would be mostly empty (a 17-pixel line
-	// takes 3 groups of 8 but 5 of 4); measured on lavapipe, stride 2 lost
-	// with 8.
+	// takes 3 groups of 8 but 5 of 4). Measured on lavapipe: 3x3 and 5x5
+	// gained 1.2-1.4x from 8; 16 lost, and so did 8 at stride 2.
 	tn := 4
-	if up := func(n, m int) int { return (n + m - 1) / m * m }; st == 1 && 100*up(line, 8) <= 115*up(line, 4) {
+	if st == 1 && 100*roundUp(line, 8) <= 115*roundUp(line, 4) {
 		tn = 8
 	}
 	gper := (line + tn - 1) / tn
@@ -129,9 +129,15 @@ func (r *Recorder) convWindow(g gemmArgs, vert, useSG bool, x, w, y, bias *Tenso
 	tm := gemmRows(g.M)
 	wg := r.d.gemmWorkgroup(useSG, int(push.Groups))
 	groups := [3]uint32{(push.Groups + uint32(wg) - 1) / uint32(wg), uint32((g.M + tm - 1) / tm), 1}
+	if lim := r.d.info.Limits.MaxWorkGroupCount; groups[0] > lim[0] || groups[1] > lim[1] {
+		return r.fail(fmt.Errorf("engine: fused conv2d: %v workgroups exceed the device's %v (input %dx%dx%dx%d)",
+			groups, lim, g.nb, g.cin, g.h, g.w))
+	}
 	spec := []uint32{b2u(vert), uint32(wg), b2u(useSG), uint32(tm), uint32(tn), uint32(kt), uint32(st)}
 	return dispatch(r, shaders.Convwin, spec, groups, push, w, x, y, bias)
 }
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // FoldBatchNorm records s = the per-channel affine of an inference batch
 // norm: s[c] = gamma[c]/sqrt(var[c]+eps), s[C+c] = beta[c] - mean[c]*s[c],
