@@ -19,8 +19,9 @@
 // a select, so the input needs no padded copy and no load is out of bounds.
 // With USE_SG (CPU drivers) each lane loads TM/8 weight rows and
 // subgroupBroadcast hands them to the others, as in igemm. Loads are
-// 32-bit: on the AVX-512 host measured, a 64-bit lane load cost about as
-// much as two 32-bit ones.
+// 32-bit: a variant that read its windows as 64-bit words (from the even
+// index at or below the window, picking floats by the start's parity)
+// measured slower on lavapipe than these plain loads.
 
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_ballot : enable
