@@ -74,6 +74,23 @@ func TestConv2DFused(t *testing.T) {
 		{1, 6, 8, 8, 4, 8, 8, 1, 1, 0, 0, 4, 8, false, true},   // kernel covers the input
 		{2, 32, 35, 35, 19, 1, 1, 1, 1, 0, 0, 64, 96, true, true},
 		{1, 9, 12, 12, 17, 3, 1, 1, 1, 1, 0, 3, 20, true, true},
+		// The window kernel (convwin.comp): 8 pixels per invocation with a
+		// partial last group, 4 where 8 would waste a line's end, rows and
+		// columns, strides 1 and 2 either way, asymmetric padding, odd and
+		// non-multiple-of-4 sides, tile rows past M (TM 16, 8 and 4).
+		{2, 3, 9, 37, 33, 3, 3, 1, 1, 1, 1, 5, 40, true, true},   // 3x3, ow 37: 8 per invocation
+		{1, 4, 13, 21, 9, 5, 5, 1, 1, 2, 2, 0, 9, true, true},    // 5x5, ow 21
+		{1, 4, 13, 19, 9, 5, 5, 1, 1, 2, 2, 0, 9, true, true},    // 5x5, ow 19: 4 per invocation
+		{2, 3, 29, 5, 6, 7, 1, 1, 1, 3, 0, 2, 10, true, true},    // 7x1, oh 29: columns of 8
+		{1, 5, 15, 6, 4, 3, 1, 2, 1, 1, 0, 0, 4, true, false},    // 3x1, row stride 2
+		{1, 2, 9, 16, 3, 3, 3, 2, 1, 1, 0, 0, 3, false, true},    // row stride 2, column stride 1
+		{2, 3, 6, 10, 4, 3, 3, 1, 2, 0, 1, 1, 6, true, true},     // column stride 2, padding 0x1
+		{2, 6, 3, 3, 17, 1, 3, 1, 1, 0, 1, 5, 30, true, true},    // 1x3, ow 3 < 4
+		{1, 3, 7, 11, 8, 5, 3, 1, 1, 2, 1, 0, 8, true, true},     // 5x3, padding 2x1
+		{1, 3, 6, 6, 5, 2, 2, 1, 1, 1, 1, 0, 5, false, false},    // 2x2, padding 1
+		{1, 4, 10, 10, 3, 3, 3, 1, 1, 1, 1, 0, 3, true, true},    // M 3: TM 4
+		{2, 16, 17, 17, 24, 1, 7, 1, 1, 0, 3, 8, 40, true, true}, // Inception 1x7 on 17x17
+		{2, 16, 17, 17, 24, 7, 1, 1, 1, 3, 0, 8, 40, true, true}, // and 7x1
 	} {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
 			oh, ow := c.out()
@@ -102,7 +119,17 @@ func TestConv2DFused(t *testing.T) {
 				}
 				return r.Conv2DFused(y, x, w, p, e)
 			})
-			assertClose(t, "y", refFused(c, xv, wv, gamma, beta, mean, vr, prev, eps), download(t, y), gemmRtol, gemmAtol)
+			want := refFused(c, xv, wv, gamma, beta, mean, vr, prev, eps)
+			assertClose(t, "y", want, download(t, y), gemmRtol, gemmAtol)
+
+			// The window kernel as a GPU runs it (no subgroup broadcasts).
+			g, bias, err := fusedArgs(y, x, w, p, e)
+			require.NoError(t, err)
+			if vert, ok := g.windowLayout(); ok && !g.paddable() {
+				y2 := tensorOf(t, d, prev, c.N, c.Ctot, oh, ow)
+				run(t, d, func(r *Recorder) error { return r.convWindow(g, vert, false, x, w, y2, bias) })
+				assertClose(t, "y without subgroups", want, download(t, y2), gemmRtol, gemmAtol)
+			}
 		})
 	}
 }

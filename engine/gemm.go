@@ -77,34 +77,13 @@ func (g gemmArgs) push() shaders.IgemmPush {
 // aligned 4-wide loads.
 func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
 	d := r.d
-	lim := d.info.Limits
-	useSG := d.class == ClassCPU && lim.SubgroupSize >= 8 && lim.SubgroupSize <= 64 && lim.SubgroupOps&0x9 == 0x9
-	wg := 64
-	if d.class == ClassCPU {
-		// Lanes own columns: shrink the workgroup for narrow outputs so lanes
-		// are not spent on clamped columns.
-		wg = 128
-		need := (ncols + gemmTN - 1) / gemmTN
-		for wg > 8 && wg/2 >= need {
-			wg /= 2
-		}
-		if useSG && wg < int(lim.SubgroupSize) {
-			wg = int(lim.SubgroupSize)
-		}
-	}
-	if uint32(wg) > lim.MaxWorkGroupSize {
-		wg = int(lim.MaxWorkGroupSize)
-	}
+	useSG := d.subgroupTiles()
+	wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
 	kernel := shaders.Igemm
-	if lim.ShaderInt64 {
+	if d.info.Limits.ShaderInt64 {
 		kernel = shaders.IgemmI64
 	}
-	// Few output rows (an RGB image, one logit): a shorter tile wastes
-	// fewer lanes on rows past M.
-	tm := gemmTM
-	for tm > 4 && g.M <= tm/2 {
-		tm /= 2
-	}
+	tm := gemmRows(g.M)
 	groups := [3]uint32{
 		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
 		uint32((g.M + tm - 1) / tm),
@@ -115,6 +94,48 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 		bias = c // bound but never read (hasBias = 0)
 	}
 	return dispatch(r, kernel, spec, groups, g.push(), a, b, c, bias)
+}
+
+// subgroupTiles reports whether the GEMM kernels share A rows through
+// subgroupBroadcast (USE_SG): on CPU devices, whose buffer loads are
+// per-lane loops, with subgroups of 8 to 64 lanes that have the basic and
+// ballot operations.
+func (d *Device) subgroupTiles() bool {
+	lim := d.info.Limits
+	return d.class == ClassCPU && lim.SubgroupSize >= 8 && lim.SubgroupSize <= 64 && lim.SubgroupOps&0x9 == 0x9
+}
+
+// gemmWorkgroup is the workgroup size of the GEMM kernels when need
+// invocations have columns to compute.
+func (d *Device) gemmWorkgroup(useSG bool, need int) int {
+	lim := d.info.Limits
+	wg := 64
+	if d.class == ClassCPU {
+		// Lanes own columns: shrink the workgroup for narrow outputs so lanes
+		// are not spent on clamped columns.
+		wg = 128
+		for wg > 8 && wg/2 >= need {
+			wg /= 2
+		}
+		if useSG && wg < int(lim.SubgroupSize) {
+			wg = int(lim.SubgroupSize)
+		}
+	}
+	if uint32(wg) > lim.MaxWorkGroupSize {
+		wg = int(lim.MaxWorkGroupSize)
+	}
+	return wg
+}
+
+// gemmRows is the GEMM kernels' rows per tile (TM) for m rows: few output
+// rows (an RGB image, one logit) take a shorter tile, which wastes fewer
+// lanes on rows past m.
+func gemmRows(m int) int {
+	tm := gemmTM
+	for tm > 4 && m <= tm/2 {
+		tm /= 2
+	}
+	return tm
 }
 
 func b2u(b bool) uint32 {

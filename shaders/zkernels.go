@@ -295,6 +295,29 @@ var BnTrainW2 = &Kernel[BnTrainPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// Convwin is convwin.spv, built from convwin.comp.
+var Convwin = &Kernel[ConvwinPush]{Desc{
+	Name:   "convwin",
+	Source: "convwin.comp",
+	Bindings: []Binding{
+		{Name: "W", Access: ReadOnly},
+		{Name: "X", Access: ReadOnly},
+		{Name: "Y", Access: ReadWrite},
+		{Name: "Bias", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "VERT", Type: "bool"},
+		{Name: "local_size_x", Type: "uint"},
+		{Name: "USE_SG", Type: "bool"},
+		{Name: "TM", Type: "uint"},
+		{Name: "TN", Type: "uint"},
+		{Name: "KT", Type: "uint"},
+		{Name: "ST", Type: "uint"},
+	},
+	PushSize:  72,
+	LocalSize: [3]uint32{0, 1, 1},
+}}
+
 // CopyCols is copy_cols.spv, built from copy_cols.comp.
 var CopyCols = &Kernel[CopyColsPush]{Desc{
 	Name:   "copy_cols",
@@ -711,6 +734,7 @@ var All = []*Desc{
 	&BnTrain.Desc,
 	&BnTrainCols.Desc,
 	&BnTrainW2.Desc,
+	&Convwin.Desc,
 	&CopyCols.Desc,
 	&Counter.Desc,
 	&DrawLabels.Desc,
@@ -1048,6 +1072,54 @@ func (p BnTrainPush) Bytes() []byte {
 }
 
 func (BnTrainPush) push() {}
+
+// ConvwinPush is convwin.comp's push-constant block P.
+type ConvwinPush struct {
+	M      uint32 // uint M, offset 0
+	Cin    uint32 // uint cin, offset 4
+	H      uint32 // uint h, offset 8
+	W      uint32 // uint w, offset 12
+	Oh     uint32 // uint oh, offset 16
+	Ow     uint32 // uint ow, offset 20
+	Kh     uint32 // uint kh, offset 24
+	Sh     uint32 // uint sh, offset 28
+	Sw     uint32 // uint sw, offset 32
+	Ph     uint32 // uint ph, offset 36
+	Pw     uint32 // uint pw, offset 40
+	Groups uint32 // uint groups, offset 44
+	Gper   uint32 // uint gper, offset 48
+	XLen   uint32 // uint xLen, offset 52
+	WLen   uint32 // uint wLen, offset 56
+	Yc     uint32 // uint yc, offset 60
+	Yc0    uint32 // uint yc0, offset 64
+	Epi    uint32 // uint epi, offset 68
+}
+
+// Bytes encodes p as the shader reads it: 72 bytes, little-endian.
+func (p ConvwinPush) Bytes() []byte {
+	b := make([]byte, 72)
+	putUint(b, 0, p.M)
+	putUint(b, 4, p.Cin)
+	putUint(b, 8, p.H)
+	putUint(b, 12, p.W)
+	putUint(b, 16, p.Oh)
+	putUint(b, 20, p.Ow)
+	putUint(b, 24, p.Kh)
+	putUint(b, 28, p.Sh)
+	putUint(b, 32, p.Sw)
+	putUint(b, 36, p.Ph)
+	putUint(b, 40, p.Pw)
+	putUint(b, 44, p.Groups)
+	putUint(b, 48, p.Gper)
+	putUint(b, 52, p.XLen)
+	putUint(b, 56, p.WLen)
+	putUint(b, 60, p.Yc)
+	putUint(b, 64, p.Yc0)
+	putUint(b, 68, p.Epi)
+	return b
+}
+
+func (ConvwinPush) push() {}
 
 // CopyColsPush is copy_cols.comp's push-constant block P.
 type CopyColsPush struct {
