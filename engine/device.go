@@ -66,6 +66,10 @@ func (d *Device) Close() error {
 // Info describes the underlying Vulkan device.
 func (d *Device) Info() vk.DeviceInfo { return d.info }
 
+// MemoryStats reports the device memory vkgan holds and what its tensors
+// and buffers asked for, now and at the peak.
+func (d *Device) MemoryStats() vk.MemoryStats { return d.vk.MemoryStats() }
+
 // Class is the device class kernels are specialised for.
 func (d *Device) Class() Class { return d.class }
 

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"vkgan/internal/rss"
 )
 
 // BenchmarkGANStep times the whole recorded DCGAN step (PyTorch example
@@ -52,6 +54,14 @@ func BenchmarkGANStep(b *testing.B) {
 					b.Logf("%-16s %8.1f ms  %5.1f%%", k, prof[k], 100*prof[k]/total)
 				}
 			}
+			// Memory beside PyTorch's peak RSS for the same step: what the
+			// device holds at the peak, what the tensors asked for, and the
+			// process's peak RSS (on a CPU device the device memory is host
+			// memory, so it is inside the RSS).
+			mem := d.MemoryStats()
+			b.ReportMetric(float64(mem.PeakHeld)/(1<<20), "dev-MiB")
+			b.ReportMetric(float64(mem.PeakRequested)/(1<<20), "tensor-MiB")
+			b.ReportMetric(float64(rss.Peak())/(1<<20), "rss-MiB")
 			b.ReportMetric(sec, "s/step")
 			b.ReportMetric(64/sec, "images/s")
 		})

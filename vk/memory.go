@@ -34,6 +34,30 @@ type allocator struct {
 	typeIndex  uint32
 	hostMapped bool
 	blocks     []*block
+	stats      MemoryStats
+}
+
+// MemoryStats counts a device's memory: what vkgan holds from the driver
+// (VkDeviceMemory: the sub-allocated blocks, buffers too large for them and
+// staging buffers) against what its buffers asked for, now and at the peak.
+// Held exceeds Requested by the unused tails of blocks and by alignment.
+type MemoryStats struct {
+	Held, PeakHeld           uint64
+	Requested, PeakRequested uint64
+}
+
+func (s *MemoryStats) add(held, requested int64) {
+	s.Held = uint64(int64(s.Held) + held)
+	s.Requested = uint64(int64(s.Requested) + requested)
+	s.PeakHeld = max(s.PeakHeld, s.Held)
+	s.PeakRequested = max(s.PeakRequested, s.Requested)
+}
+
+// MemoryStats reports the device's memory use so far.
+func (d *Device) MemoryStats() MemoryStats {
+	d.allocMu.Lock()
+	defer d.allocMu.Unlock()
+	return d.mem.stats
 }
 
 func newAllocator(d *Device) *allocator {
@@ -123,6 +147,7 @@ func (a *allocator) newBlock(size uint64, hostVisible bool) (*block, error) {
 		}
 		b.mapped = p
 	}
+	a.stats.add(int64(size), 0)
 	return b, nil
 }
 
@@ -147,6 +172,7 @@ func (a *allocator) freeBlock(b *block) {
 	}
 	vulkan.DestroyBuffer(a.d.dev, b.buf, nil)
 	vulkan.FreeMemory(a.d.dev, b.mem, nil)
+	a.stats.add(-int64(b.size), 0)
 }
 
 func (a *allocator) release() {
@@ -236,15 +262,11 @@ func (d *Device) newBuffer(size int64, host bool) (*Buffer, error) {
 			return nil, err
 		}
 		b.free, b.used = nil, 1
-		buf := &Buffer{d: d, blk: b, size: uint64(size), padded: padded, own: true}
-		d.track(buf)
-		return buf, nil
+		return a.handOut(&Buffer{d: d, blk: b, size: uint64(size), padded: padded, own: true}), nil
 	}
 	for _, b := range a.blocks {
 		if off, ok := b.take(padded); ok {
-			buf := &Buffer{d: d, blk: b, off: off, size: uint64(size), padded: padded}
-			d.track(buf)
-			return buf, nil
+			return a.handOut(&Buffer{d: d, blk: b, off: off, size: uint64(size), padded: padded}), nil
 		}
 	}
 	b, err := a.newBlock(a.blockSize, false)
@@ -253,9 +275,14 @@ func (d *Device) newBuffer(size int64, host bool) (*Buffer, error) {
 	}
 	a.blocks = append(a.blocks, b)
 	off, _ := b.take(padded)
-	buf := &Buffer{d: d, blk: b, off: off, size: uint64(size), padded: padded}
-	d.track(buf)
-	return buf, nil
+	return a.handOut(&Buffer{d: d, blk: b, off: off, size: uint64(size), padded: padded}), nil
+}
+
+// handOut counts a new buffer and gives it an owner that releases it.
+func (a *allocator) handOut(buf *Buffer) *Buffer {
+	a.stats.add(0, int64(buf.size))
+	a.d.track(buf)
+	return buf
 }
 
 // Size is the buffer's size in bytes.
@@ -270,6 +297,7 @@ func (b *Buffer) Release() {
 	}
 	b.d.untrack(b)
 	b.d.allocMu.Lock()
+	b.d.mem.stats.add(0, -int64(b.size))
 	if b.own {
 		b.d.mem.freeBlock(b.blk)
 	} else {

@@ -437,3 +437,31 @@ func TestPipelineCacheSeal(t *testing.T) {
 	require.Nil(t, unsealCache(blob), "an unsealed (old or foreign) file")
 	require.Nil(t, unsealCache(nil))
 }
+
+func TestMemoryStats(t *testing.T) {
+	d := openOwn(t, Options{NoPipelineCache: true})
+	s0 := d.MemoryStats()
+	require.Zero(t, s0.Held)
+	small, err := d.NewBuffer(1000)
+	require.NoError(t, err)
+	s := d.MemoryStats()
+	assert.Equal(t, uint64(1000), s.Requested)
+	second, err := d.NewBuffer(3000) // from the same block
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4000), d.MemoryStats().Requested)
+	second.Release()
+	assert.Equal(t, d.mem.blockSize, s.Held, "the first small buffer takes one block")
+	big := int64(d.mem.blockSize) // too large to share a block
+	large, err := d.NewBuffer(big)
+	require.NoError(t, err)
+	s = d.MemoryStats()
+	assert.Equal(t, uint64(1000+big), s.Requested)
+	assert.Equal(t, d.mem.blockSize+uint64(big), s.Held)
+	large.Release()
+	small.Release()
+	s = d.MemoryStats()
+	assert.Zero(t, s.Requested)
+	assert.Equal(t, d.mem.blockSize, s.Held, "a shared block is kept for reuse")
+	assert.Equal(t, uint64(1000+big), s.PeakRequested)
+	assert.Equal(t, d.mem.blockSize+uint64(big), s.PeakHeld)
+}
