@@ -154,16 +154,20 @@ crosscheck: deps-crosscheck
 	echo "== crosscheck FID and KID against numpy and scipy, the .pth reader against torch.save"; \
 	$(GO) test ./engine/quality/ ./internal/torchfile/ -run 'FixturesRegenerate|MatchesScipy|Match(es)?Numpy|Generated' -count=1
 
-# Seconds per DCGAN step (batch 64, width 64), vkgan and PyTorch in one run.
-bench-step: deps-crosscheck
-	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench GANStep -benchtime 3x ./engine
-	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul
-	/usr/bin/python3 scripts/torch_dcgan_bench.py --steps 3 --matmul --threads $$(nproc)
+# vkgan beside the fair PyTorch baseline (PyTorch 1.13 with the OpenMP
+# OpenBLAS on every core, scripts/torch_cpu.sh) in one run: WINDOWS rounds,
+# each case once per side per round, the ratio per round and its median.
+WINDOWS ?= 3
 
-# The toy GAN's step (both protocols) in vkgan and in PyTorch on the CPU.
+# The DCGAN-32 and -64 steps (batch 64), the 1024^3 matmul, and memory.
+bench-step: deps-crosscheck build
+	$(GO) test -c -o engine.test ./engine
+	VKGAN_REQUIRE_DEVICE=1 /usr/bin/python3 scripts/bench_vs_torch.py step --windows $(WINDOWS)
+
+# The toy GAN's step, both protocols.
 bench-toy: deps-crosscheck
-	VKGAN_REQUIRE_DEVICE=1 $(GO) test -run XXX -bench ToyStep -benchtime 200x ./engine
-	for p in small large; do /usr/bin/python3 scripts/torch_toy_bench.py --protocol $$p --threads $$(nproc); done
+	$(GO) test -c -o engine.test ./engine
+	VKGAN_REQUIRE_DEVICE=1 /usr/bin/python3 scripts/bench_vs_torch.py toy --windows $(WINDOWS)
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

@@ -9,11 +9,13 @@ vkgan computes in plain fp32; --tf32 is what PyTorch does by default for
 convolutions.
 The models come from crosscheck.py (the example's architecture). Random
 data stands in for the data set; the step is the example's loop body.
-Prints seconds per step (median of --steps after one warm-up).
+Prints seconds per step (median of --steps after one warm-up); --json adds
+the process's peak RSS after each size.
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -102,9 +104,13 @@ def main():
         out.append({f"matmul_{n}_gflops": g, "where": where, "torch": torch.__version__})
         if not a.json:
             print(f"pytorch {torch.__version__} ({where}): matmul {n}^3: {g:.1f} GFLOP/s")
-    for s in (int(x) for x in a.sizes.split(",")):
+    for s in (int(x) for x in a.sizes.split(",") if x):
         sec = step_time(s, a.batch, a.steps, dev=dev)
-        out.append({"size": s, "batch": a.batch, "s_per_step": sec, "where": where, "torch": torch.__version__})
+        # Peak RSS of the process so far: run one size per process to
+        # compare it with vkgan's for that model.
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out.append({"size": s, "batch": a.batch, "s_per_step": sec, "maxrss_mib": rss, "where": where,
+                    "torch": torch.__version__})
         if not a.json:
             print(f"pytorch {torch.__version__} ({where}): {s}x{s} batch {a.batch}: {1e3 * sec:.2f} ms/step")
     if a.json:

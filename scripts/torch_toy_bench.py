@@ -9,6 +9,7 @@ the ring8 mixture. Prints milliseconds per step (median of --steps after
 five warm-up steps).
 """
 import argparse
+import json
 import math
 import statistics
 import time
@@ -80,12 +81,17 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} threads"
-    print(f"{a.protocol}: {step_ms(a.protocol, a.steps, dev):.2f} ms/step (torch {torch.__version__}, {where})")
+    ms = step_ms(a.protocol, a.steps, dev)
+    if a.json:
+        print(json.dumps([{"protocol": a.protocol, "ms_per_step": ms, "where": where, "torch": torch.__version__}]))
+    else:
+        print(f"{a.protocol}: {ms:.2f} ms/step (torch {torch.__version__}, {where})")
 
 
 if __name__ == "__main__":

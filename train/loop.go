@@ -16,6 +16,7 @@ import (
 	"vkgan/engine/quality"
 	"vkgan/internal/mpi"
 	"vkgan/internal/progress"
+	"vkgan/internal/rss"
 	"vkgan/train/data"
 	"vkgan/train/eval"
 	"vkgan/train/grid"
@@ -478,6 +479,9 @@ func loop(ctx context.Context, j *job, cfg rundir.Config, opt RunOptions, log io
 			fmt.Fprintf(log, "train: %s: every rank's weights equal rank 0's after each of %d steps\n", CheckEnv, n)
 		}
 	}
+	mem := dev.MemoryStats()
+	fmt.Fprintf(log, "train: memory: %s of device memory held at the peak for %s of tensors and buffers; peak RSS %s\n",
+		mib(mem.PeakHeld), mib(mem.PeakRequested), mib(rss.Peak()))
 	if interrupted {
 		fmt.Fprintf(log, "train: interrupted at step %d; checkpoint written. Continue with: vkgan train -resume %s\n", step, out)
 	} else {
@@ -583,3 +587,5 @@ func follow(ctx context.Context, j *job, opt RunOptions, log io.Writer) (err err
 	}
 	return loop(ctx, j, cfg, opt, log, dev, ds, gan, s.Step, s.Elapsed)
 }
+
+func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
