@@ -317,14 +317,16 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
 	}
-	// One workgroup per padded row; planes split into slices that fit the
-	// device's grid limit.
-	planes, maxZ := g.nb*g.cin, int(r.d.info.Limits.MaxWorkGroupCount[2])
-	for base := 0; base < planes && err == nil; base += maxZ {
-		z := min(maxZ, planes-base)
+	// One invocation per padded row; planes split into slices whose rows
+	// fit the device's grid limit.
+	const wg = 64 // pad.comp's local_size_x
+	planes := g.nb * g.cin
+	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/g.hp)
+	for base := 0; base < planes && err == nil; base += step {
+		rows := min(step, planes-base) * g.hp
 		push := shaders.PadPush{H: uint32(g.h), W: uint32(g.w), Hp: uint32(g.hp), Wp: uint32(g.wp),
-			Ph: uint32(g.ph), Pw: uint32(g.pw), PlaneBase: uint32(base)}
-		err = dispatch(r, shaders.Pad, nil, [3]uint32{1, uint32(g.hp), uint32(z)}, push, x, xp)
+			Ph: uint32(g.ph), Pw: uint32(g.pw), PlaneBase: uint32(base), Rows: uint32(rows)}
+		err = dispatch(r, shaders.Pad, nil, [3]uint32{uint32((rows + wg - 1) / wg), 1, 1}, push, x, xp)
 	}
 	return xp, err
 }

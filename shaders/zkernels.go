@@ -512,7 +512,7 @@ var Pad = &Kernel[PadPush]{Desc{
 		{Name: "X", Access: ReadOnly},
 		{Name: "Y", Access: WriteOnly},
 	},
-	PushSize:  28,
+	PushSize:  32,
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
@@ -1420,11 +1420,12 @@ type PadPush struct {
 	Ph        uint32 // uint ph, offset 16
 	Pw        uint32 // uint pw, offset 20
 	PlaneBase uint32 // uint planeBase, offset 24
+	Rows      uint32 // uint rows, offset 28
 }
 
-// Bytes encodes p as the shader reads it: 28 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 32 bytes, little-endian.
 func (p PadPush) Bytes() []byte {
-	b := make([]byte, 28)
+	b := make([]byte, 32)
 	putUint(b, 0, p.H)
 	putUint(b, 4, p.W)
 	putUint(b, 8, p.Hp)
@@ -1432,6 +1433,7 @@ func (p PadPush) Bytes() []byte {
 	putUint(b, 16, p.Ph)
 	putUint(b, 20, p.Pw)
 	putUint(b, 24, p.PlaneBase)
+	putUint(b, 28, p.Rows)
 	return b
 }
 
