@@ -8,9 +8,11 @@
 // Options.Validate or VKGAN_VALIDATE=1 the Khronos validation layer is on
 // and its messages go to Options.OnMessage.
 //
-// Memory: buffers are regions sub-allocated from a few 64 MiB blocks (each
-// one VkDeviceMemory bound to one VkBuffer), so a training step binds a
-// handful of buffers and stays far below drivers' allocation-count limits.
+// Memory: buffers are regions sub-allocated from 16 MiB blocks (each one
+// VkDeviceMemory bound to one VkBuffer; a buffer over half a block gets its
+// own), so a training step binds a few dozen buffers and stays far below
+// drivers' allocation-count limits. Device.MemoryStats counts what is held
+// against what buffers asked for.
 // On devices that share memory with the host (lavapipe, integrated GPUs)
 // the blocks are persistently mapped and Buffer.Write/Read are memcpys;
 // elsewhere they go through a staging buffer and one submit each.

@@ -11,9 +11,11 @@ import (
 // Sub-allocation: tensors come from a few large blocks, each one VkDeviceMemory
 // bound to one VkBuffer, so a step binds regions of a handful of buffers
 // instead of thousands of small allocations (drivers cap the allocation count,
-// often at 4096).
+// often at 4096). At 16 MiB the unused tail of the last block keeps the
+// memory held within a few percent of what the tensors ask for (DCGAN-64,
+// batch 64: 598 MiB held for 580 MiB; 64 MiB blocks held 640).
 const (
-	defaultBlockSize = 64 << 20
+	defaultBlockSize = 16 << 20
 	regionAlign      = 256 // covers minStorageBufferOffsetAlignment everywhere and keeps vec4/u64 loads aligned
 )
 
