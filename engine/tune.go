@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"vkgan/internal/atomicfile"
 	"vkgan/shaders"
@@ -240,7 +241,7 @@ func (r *Recorder) tuned(k gemmCall, def GemmVariant) GemmVariant {
 	}
 	ts.busy = true
 	ts.mu.Unlock()
-	res, err := d.TuneGemm(GemmShape{call: k, def: def}, auto.repeat)
+	res, err := d.TuneGemm(GemmShape{call: k, def: def}, nil, auto.repeat)
 	ts.mu.Lock()
 	ts.busy = false
 	ts.mu.Unlock()
@@ -320,13 +321,30 @@ func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 	return out
 }
 
+// NearCandidates is the part of GemmCandidates one setting away from
+// the default (another workgroup, TM, SG or I64): about a seventh of
+// them, for a quick tuning.
+func (d *Device) NearCandidates(s GemmShape) []GemmVariant {
+	return slices.DeleteFunc(d.GemmCandidates(s), func(v GemmVariant) bool {
+		u := s.def
+		n := 0
+		for _, diff := range []bool{v.WG != u.WG, v.TM != u.TM, v.SG != u.SG, v.I64 != u.I64, v.Kernel != u.Kernel} {
+			if diff {
+				n++
+			}
+		}
+		return n > 1
+	})
+}
+
 // TuneResult is one shape's tuning: the heuristics' variant and the
 // fastest, with their median GPU times.
 type TuneResult struct {
 	Shape             GemmShape
 	Default, Best     GemmVariant
 	DefaultMs, BestMs float64
-	Candidates        int // variants timed
+	Candidates        int           // variants timed
+	Took              time.Duration // the tuning's wall time, compiles included
 }
 
 // Speedup is DefaultMs / BestMs.
@@ -337,22 +355,32 @@ func (r TuneResult) Speedup() float64 {
 	return r.DefaultMs / r.BestMs
 }
 
-// tuneFinalists is how many of the screening's fastest variants are timed
+// TuneFinalists is how many of the screening's fastest variants are timed
 // repeat times beside the default.
-const tuneFinalists = 3
+const TuneFinalists = 3
 
 // tuneMargin is how much faster than the default a variant must be to
 // replace it: closer timings are noise on a busy machine, and the
 // heuristics' variant is the one every test exercises most.
 const tuneMargin = 0.97
 
-// TuneGemm times every candidate of s once (screening), then the default
-// and the tuneFinalists fastest repeat times more, interleaved so that a
-// busy machine slows them alike, and returns the variant with the lowest
-// median. Inputs are seeded random values in [-1, 1).
-func (d *Device) TuneGemm(s GemmShape, repeat int) (TuneResult, error) {
-	res := TuneResult{Shape: s, Default: s.def, Best: s.def}
-	cands := d.GemmCandidates(s)
+// TuneGemm times every candidate of s (cands, or GemmCandidates when nil;
+// the default is always one) once (screening), then the default
+// and the TuneFinalists fastest repeat times more, interleaved so that a
+// busy machine slows them alike; the fastest median, if tuneMargin ahead
+// of the default's, is timed against the default once more the same way
+// and wins only if it stays ahead. Inputs are seeded random values in
+// [-1, 1).
+func (d *Device) TuneGemm(s GemmShape, cands []GemmVariant, repeat int) (res TuneResult, err error) {
+	start := time.Now()
+	defer func() { res.Took = time.Since(start) }()
+	res = TuneResult{Shape: s, Default: s.def, Best: s.def}
+	if cands == nil {
+		cands = d.GemmCandidates(s)
+	}
+	if len(cands) == 0 || cands[0] != s.def {
+		cands = append([]GemmVariant{s.def}, slices.DeleteFunc(slices.Clone(cands), func(v GemmVariant) bool { return v == s.def })...)
+	}
 	res.Candidates = len(cands)
 	if repeat < 1 {
 		return res, fmt.Errorf("engine: tune %s: repeat %d must be at least 1", s, repeat)
@@ -367,7 +395,7 @@ func (d *Device) TuneGemm(s GemmShape, repeat int) (TuneResult, error) {
 	}
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(screen[a], screen[b]) })
 	final := []GemmVariant{s.def}
-	for _, i := range idx[:min(tuneFinalists, len(idx))] {
+	for _, i := range idx[:min(TuneFinalists, len(idx))] {
 		final = append(final, cands[i])
 	}
 	ms, err := d.TimeGemm(s, final, repeat)
@@ -375,10 +403,26 @@ func (d *Device) TuneGemm(s GemmShape, repeat int) (TuneResult, error) {
 		return res, err
 	}
 	res.DefaultMs, res.BestMs = ms[0], ms[0]
-	for i, v := range final[1:] {
-		if m := ms[i+1]; m < res.BestMs && m < tuneMargin*ms[0] {
-			res.Best, res.BestMs = v, m
+	best := 0
+	for i := range final[1:] {
+		if m := ms[i+1]; m < ms[best] && m < tuneMargin*ms[0] {
+			best = i + 1
 		}
+	}
+	if best == 0 {
+		return res, nil
+	}
+	// Confirm the winner against the default alone, interleaved again:
+	// on a busy machine one round of finalists can flatter a variant.
+	ms, err = d.TimeGemm(s, []GemmVariant{s.def, final[best]}, repeat)
+	if err != nil {
+		return res, err
+	}
+	res.DefaultMs = ms[0]
+	if ms[1] < tuneMargin*ms[0] {
+		res.Best, res.BestMs = final[best], ms[1]
+	} else {
+		res.BestMs = ms[0]
 	}
 	return res, nil
 }
