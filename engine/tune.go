@@ -147,7 +147,7 @@ type tuneState struct {
 	capture map[string]GemmShape // non-nil inside CaptureGemms
 	order   []string             // capture's keys in first-seen order
 	auto    *autoTune
-	busy    bool // an automatic tuning is running (its own dispatches skip the hooks)
+	busy    bool // an automatic tuning is running
 }
 
 type autoTune struct {
@@ -212,7 +212,7 @@ func (r *Recorder) tuned(k gemmCall, def GemmVariant) GemmVariant {
 	d := r.d
 	ts := &d.tune
 	ts.mu.Lock()
-	if ts.busy || (ts.table == nil && ts.capture == nil) {
+	if ts.table == nil && ts.capture == nil {
 		ts.mu.Unlock()
 		return def
 	}
@@ -224,6 +224,9 @@ func (r *Recorder) tuned(k gemmCall, def GemmVariant) GemmVariant {
 		}
 	}
 	t, auto := ts.table, ts.auto
+	if ts.busy {
+		auto = nil // one tuning at a time; this call takes the heuristics
+	}
 	if t == nil {
 		ts.mu.Unlock()
 		return def
@@ -242,15 +245,15 @@ func (r *Recorder) tuned(k gemmCall, def GemmVariant) GemmVariant {
 	ts.busy = true
 	ts.mu.Unlock()
 	res, err := d.TuneGemm(GemmShape{call: k, def: def}, nil, auto.repeat)
-	ts.mu.Lock()
-	ts.busy = false
-	ts.mu.Unlock()
 	if err == nil {
 		t.Set(res)
 	}
 	if auto.done != nil {
-		auto.done(res, err)
+		auto.done(res, err) // before busy clears: calls never overlap
 	}
+	ts.mu.Lock()
+	ts.busy = false
+	ts.mu.Unlock()
 	if err != nil {
 		return def
 	}

@@ -90,6 +90,7 @@ func TestGemmCandidates(t *testing.T) {
 			shapes, err := d.CaptureGemms(func() error { got, want = op.run(t, d); return nil })
 			require.NoError(t, err)
 			require.NotEmpty(t, shapes)
+			worst := 0.0
 			check := func(what string) {
 				for i := range want {
 					atol := gemmAtol
@@ -97,8 +98,10 @@ func TestGemmCandidates(t *testing.T) {
 						atol *= 10
 					}
 					assertClose(t, fmt.Sprintf("%s output %d", what, i), want[i], got[i], gemmRtol, atol)
+					worst = max(worst, maxAbsDiff(want[i], got[i]))
 				}
 			}
+			defer func() { t.Logf("max |error| over every candidate: %.3g", worst) }()
 			check("default")
 			for _, s := range shapes {
 				cands := d.GemmCandidates(s)
@@ -199,6 +202,7 @@ func TestTuningChangesVariant(t *testing.T) {
 	d.mu.Unlock()
 	require.True(t, after, "the table's variant %s was not dispatched", v)
 	assertClose(t, "tuned vs default", to64(download(t, c0)), download(t, c1), 1e-5, 1e-6)
+	t.Logf("%s vs default %s: max |difference| %.3g", v, s.Default(), maxAbsDiff(to64(download(t, c0)), download(t, c1)))
 	assertClose(t, "tuned vs reference", refGemm(av, bv, M, N, K, false, false, 1, 0, nil, nil), download(t, c1), gemmRtol, gemmAtol)
 	// A table entry the device cannot run falls back to the default.
 	tab.SetVariant(s, GemmVariant{Kernel: KernelIgemm, WG: 4096, TM: 16})
