@@ -132,6 +132,9 @@ func trainCmd(fs *flag.FlagSet) func() error {
 			if err != nil {
 				return err
 			}
+			if dev == nil {
+				return train.Run(ctx, c, opt)
+			}
 			after := trainTuning(dev, tc, *tune)
 			opt.Device = dev
 			err = train.Run(ctx, c, opt)

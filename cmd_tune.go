@@ -269,44 +269,40 @@ func useTuning(cmd string, dev *engine.Device, tune bool, log io.Writer) (summar
 }
 
 // trainDevice opens the device vkgan train would (c's, or on resume the
-// run's unless -device was given) with its tuning table loaded (see
-// trainTuning). It returns the config of the run as far as it is known
-// before training starts (nil when the resumed run cannot be read: Run
-// reports why).
+// run's unless -device was given), for trainTuning to load its tuning
+// table into, and returns the run's config. It returns no device when
+// the config is bad or the resumed run cannot be read: Run then reports
+// why, as it did before it was handed a device.
 func trainDevice(c rundir.Config, opt train.RunOptions, set map[string]bool) (*engine.Device, *rundir.Config, error) {
-	tc := &c
 	if opt.Resume {
 		saved, err := rundir.ReadRunConfig(opt.Out, func(string) {})
 		if err != nil {
-			tc = nil
-		} else {
-			if set["device"] {
-				saved.Device = c.Device
-			}
-			tc = &saved
+			return nil, nil, nil
 		}
+		if set["device"] {
+			saved.Device = c.Device
+		}
+		c = saved
+	} else if c.Validate() != nil {
+		return nil, nil, nil
 	}
-	sel := c.Device
-	if tc != nil {
-		sel = tc.Device
-	}
-	dev, err := engine.Open(vk.Options{Device: sel, OnMessage: opt.OnValidation})
+	dev, err := engine.Open(vk.Options{Device: c.Device, OnMessage: opt.OnValidation})
 	if err != nil {
 		return nil, nil, deviceError(err)
 	}
-	return dev, tc, nil
+	return dev, &c, nil
 }
 
 // trainTuning loads dev's tuning table for vkgan train. With tune it
 // first tunes the shapes of c's training step and sample grid the table
 // lacks (on random images of c's size) and prints one summary line; any
 // shape recorded later that the table lacks (a conditional model's, whose
-// classes come from the data; c nil) is tuned when first recorded, and
+// classes come from the data) is tuned when first recorded, and
 // the returned func, called when training ends, reports those if any.
 func trainTuning(dev *engine.Device, c *rundir.Config, tune bool) (after func()) {
 	summary := useTuning("train", dev, tune, stderr)
 	after = func() { summary(false) }
-	if !tune || c == nil || c.Cond || c.Validate() != nil {
+	if !tune || c.Cond || c.Validate() != nil {
 		return after
 	}
 	if _, err := captureDCGAN(dev, *c); err != nil {
