@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ func benchCmd(fs *flag.FlagSet) func() error {
 	device := fs.String("device", "", "device index or name substring (default $VKGAN_DEVICE, else the best device)")
 	repeat := fs.Int("repeat", 5, "timed submits per case, after one warm-up; the median is reported")
 	seed := fs.Uint64("seed", 1, "seed of the random input data")
+	tune := fs.Bool("tune", false, "first tune the GEMM shapes the device's tuning table lacks (see vkgan tune)")
 	return func() error {
 		if *repeat < 1 {
 			return fmt.Errorf("bench: -repeat %d: want at least 1", *repeat)
@@ -30,6 +32,7 @@ func benchCmd(fs *flag.FlagSet) func() error {
 			return deviceError(err)
 		}
 		defer d.Close()
+		tuned := useTuning("bench", d, *tune, stderr)
 		info := d.Info()
 		peak, how, havePeak, err := bench.Peak(info)
 		if err != nil {
@@ -46,9 +49,9 @@ func benchCmd(fs *flag.FlagSet) func() error {
 		}
 		// Fixed-width columns rather than tabwriter: rows are printed as
 		// each case finishes, and a full run takes minutes on lavapipe.
-		const row = "%-17s %-25s %10s %9s %8s %8s\n"
+		const row = "%-17s %-25s %10s %9s %8s %8s  %s\n"
 		if !*asJSON {
-			fmt.Fprintf(stdout, row, "kernel", "shape", "ms", "GFLOP/s", "GB/s", "of peak")
+			fmt.Fprintf(stdout, row, "kernel", "shape", "ms", "GFLOP/s", "GB/s", "of peak", "variant")
 		}
 		results := []bench.Result{}
 		failed := 0
@@ -72,9 +75,10 @@ func benchCmd(fs *flag.FlagSet) func() error {
 				if res.Fraction != nil {
 					frac = fmt.Sprintf("%.1f%%", 100**res.Fraction)
 				}
-				fmt.Fprintf(stdout, row, res.Kernel, res.Shape, fmt.Sprintf("%.3f", res.Ms), gflops, fmt.Sprintf("%.2f", res.GBps), frac)
+				fmt.Fprintf(stdout, row, res.Kernel, res.Shape, fmt.Sprintf("%.3f", res.Ms), gflops, fmt.Sprintf("%.2f", res.GBps), frac, cmp.Or(res.Variant, "-"))
 			}
 		}
+		tuned(true)
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")

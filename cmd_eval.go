@@ -33,6 +33,7 @@ func evalCmd(fs *flag.FlagSet) func() error {
 	batch := fs.Int("batch", 16, "images per Inception pass")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	device := fs.String("device", "", "Vulkan device index or name substring")
+	tune := fs.Bool("tune", false, "first tune the GEMM shapes the device's tuning table lacks (see vkgan tune)")
 	return func() error {
 		if (*runDir == "") == (*refDir == "") {
 			return errors.New("eval: give -run DIR (score a run's generator) or -data A -ref B (compare two folders)")
@@ -68,6 +69,7 @@ func evalCmd(fs *flag.FlagSet) func() error {
 			return err
 		}
 		defer dev.Close()
+		tuned := useTuning("eval", dev, *tune, stderr)
 		var (
 			res  eval.Result
 			head string
@@ -80,6 +82,7 @@ func evalCmd(fs *flag.FlagSet) func() error {
 		if err != nil {
 			return err
 		}
+		tuned(true)
 		return printEval(res, head, *asJSON)
 	}
 }

@@ -65,6 +65,7 @@ func trainCmd(fs *flag.FlagSet) func() error {
 	view := fs.Bool("view", false, "open a window showing G's samples from its live weights as it trains (closing it stops training with a checkpoint)")
 	demo := fs.Bool("demo", false, "the demo: emoji, with a model sized for the device (CPU: 32x32, width 32; GPU: the example's 64x64)")
 	maxTime := fs.Duration("max-time", 0, "stop (with a checkpoint) after this long, e.g. 10m; 0 = no limit")
+	tune := fs.Bool("tune", false, "first tune the GEMM shapes of the model that the device's tuning table lacks (see vkgan tune)")
 	return func() error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -119,10 +120,29 @@ func trainCmd(fs *flag.FlagSet) func() error {
 				return errors.New("train: -view draws one process's training; it does not run under mpirun")
 			}
 			opt.World = w
+			if *tune {
+				fmt.Fprintln(stderr, "train: -tune is not applied under mpirun (each rank opens its own device); run vkgan tune on each node first")
+			}
 			return parallelResult(w, train.Run(ctx, c, opt))
 		}
 		if !*view {
-			return train.Run(ctx, c, opt)
+			// The device is opened here, not by Run, to load its tuning
+			// table before the step is recorded.
+			dev, tc, err := trainDevice(c, opt, set)
+			if err != nil {
+				return err
+			}
+			if dev == nil {
+				return train.Run(ctx, c, opt)
+			}
+			after := trainTuning(dev, tc, *tune)
+			opt.Device = dev
+			err = train.Run(ctx, c, opt)
+			after()
+			if cerr := dev.Close(); err == nil {
+				err = cerr
+			}
+			return err
 		}
 		// The window owns the device and the main thread; training runs
 		// beside it and stops (with a checkpoint) when the window closes.
@@ -141,6 +161,8 @@ func trainCmd(fs *flag.FlagSet) func() error {
 				both, cancel := context.WithCancel(ctx)
 				defer cancel()
 				defer context.AfterFunc(wctx, cancel)()
+				after := trainTuning(dev, &wcfg, *tune)
+				defer after()
 				opt.Device, opt.OnStep = dev, live
 				return train.Run(both, c, opt)
 			}})

@@ -5,7 +5,7 @@
 //
 //	vkgan COMMAND [flags]
 //
-// Commands: devices, bench, train, sample, eval, data, toy, view, help.
+// Commands: devices, bench, tune, train, sample, eval, data, toy, view, help.
 // `vkgan COMMAND -h` lists a command's flags.
 package main
 
@@ -30,6 +30,7 @@ type command struct {
 var commands = []command{
 	{"devices", "list Vulkan devices and the one vkgan would use", devicesCmd, ""},
 	{"bench", "time kernels with GPU timestamps (GFLOP/s, GB/s)", benchCmd, ""},
+	{"tune", "time the GEMM variants on a model's shapes and keep the fastest for this device", tuneCmd, ""},
 	{"train", "train a DCGAN on a folder of images or the emoji set", trainCmd, ""},
 	{"sample", "write samples, a latent interpolation, or samples beside their nearest training images", sampleCmd, ""},
 	{"eval", "score a run's generator (SWD, KID, FID) or compare two image folders", evalCmd, ""},

@@ -37,6 +37,7 @@ type Device struct {
 	class Class
 	mu    sync.Mutex // pipes: a window and a training loop may record at once
 	pipes map[string]*vk.Pipeline
+	tune  tuneState // GEMM tuning table and hooks (tune.go)
 }
 
 // Open opens the device chosen by opts (see vk.Options).

@@ -79,21 +79,33 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	d := r.d
 	useSG := d.subgroupTiles()
 	wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
+	v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: gemmRows(g.M), SG: useSG, I64: d.info.Limits.ShaderInt64}
+	// The device's tuning table may pick another variant (tune.go).
+	v = r.tuned(newGemmCall(mode, g, ncols, zslices, vecA, vecB, a, b, c, bias), v)
+	return r.igemmVariant(v, mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
+}
+
+// igemmVariant records igemm's dispatch with variant v.
+func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
 	kernel := shaders.Igemm
-	if d.info.Limits.ShaderInt64 {
+	if v.I64 {
 		kernel = shaders.IgemmI64
 	}
-	tm := gemmRows(g.M)
-	groups := [3]uint32{
-		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
-		uint32((g.M + tm - 1) / tm),
-		uint32(zslices),
-	}
-	spec := []uint32{uint32(mode), uint32(wg), b2u(useSG), b2u(vecA), b2u(vecB), uint32(tm)}
+	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
-	return dispatch(r, kernel, spec, groups, g.push(), a, b, c, bias)
+	return dispatch(r, kernel, spec, igemmGroups(v, g, ncols, zslices), g.push(), a, b, c, bias)
+}
+
+// igemmGroups is variant v's grid: TN columns per invocation, TM rows per
+// workgroup.
+func igemmGroups(v GemmVariant, g gemmArgs, ncols, zslices int) [3]uint32 {
+	return [3]uint32{
+		uint32((ncols + v.WG*gemmTN - 1) / (v.WG * gemmTN)),
+		uint32((g.M + v.TM - 1) / v.TM),
+		uint32(zslices),
+	}
 }
 
 // subgroupTiles reports whether the GEMM kernels share A rows through

@@ -69,6 +69,10 @@ type Result struct {
 	Fraction   *float64 `json:"fraction,omitempty"` // GFLOPS / PeakGFLOPS
 	Runs       int      `json:"runs"`
 	Timer      string   `json:"timer"` // "gpu" (timestamp queries) or "wall" (device without compute timestamps)
+	// Variant is the GEMM variant that ran (e.g. "igemm wg128 tm16 sg
+	// i64", from the tuning table or the heuristics); distinct ones joined
+	// by "; " when the op records several GEMMs, empty for other kernels.
+	Variant string `json:"variant,omitempty"`
 }
 
 // Run times c on d: it allocates and fills c's tensors, records the op once
@@ -116,7 +120,8 @@ func Run(d *engine.Device, c Case, repeat int, seed uint64, peak float64) (Resul
 	}
 	defer rec.Release()
 	t0 := rec.Timestamp()
-	if err := c.Op(rec, ts, step); err != nil {
+	gemms, err := d.CaptureGemms(func() error { return c.Op(rec, ts, step) })
+	if err != nil {
 		return Result{}, err
 	}
 	t1 := rec.Timestamp()
@@ -141,7 +146,7 @@ func Run(d *engine.Device, c Case, repeat int, seed uint64, peak float64) (Resul
 		}
 		ms = append(ms, (stamps[t1]-stamps[t0])/1e6)
 	}
-	res := Result{Kernel: c.Kernel, Shape: c.Shape, Device: d.Info().Name, Ms: median(ms), Runs: repeat, Timer: "wall"}
+	res := Result{Kernel: c.Kernel, Shape: c.Shape, Device: d.Info().Name, Ms: median(ms), Runs: repeat, Timer: "wall", Variant: variants(d, gemms)}
 	if gpu {
 		res.Timer = "gpu"
 	}
@@ -167,4 +172,16 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// variants names the variants d runs for the shapes, distinct ones in
+// order, joined by "; ".
+func variants(d *engine.Device, shapes []engine.GemmShape) string {
+	var out []string
+	for _, s := range shapes {
+		if v := d.GemmVariantFor(s).String(); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -137,6 +137,12 @@ func TestRunOnDevice(t *testing.T) {
 	assert.InDelta(t, 4000/(res.Ms/1e3)/1e9, res.GBps, 1e-9)
 	require.NotNil(t, res.Fraction)
 	assert.InDelta(t, res.GFLOPS/100, *res.Fraction, 1e-12)
+	assert.Empty(t, res.Variant, "fill runs no GEMM")
+
+	// A GEMM case names the variant that ran.
+	res, err = Run(d, gemm("matmul_nt", 33, 17, 9, false, true), 1, 1, 0)
+	require.NoError(t, err)
+	assert.Regexp(t, `^igemm wg\d+ tm\d+`, res.Variant)
 
 	// A failing op is an error for that case, not a panic.
 	broken := Case{Kernel: "broken", Shape: "1", Tensors: [][]int{{1}},
