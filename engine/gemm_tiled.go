@@ -59,15 +59,20 @@ func (c tiledConfig) check(d *Device) error {
 // follow ggml's Vulkan matmul (128, 64, 32 square; see
 // shared/gpu-gemm-notes.md); the narrow ones serve outputs with a few rows
 // (a 3-channel image, one logit: M <= 16) or a few columns (a GEMV, N <= 4).
-var tiledCandidates = []tiledConfig{
-	{WG: 256, BM: 128, BN: 128, BK: 16, TM: 8, TN: 8}, // large, 33 KB of shared memory
-	{WG: 256, BM: 128, BN: 128, BK: 8, TM: 8, TN: 8},  // large for 32 KB devices
-	{WG: 128, BM: 64, BN: 64, BK: 16, TM: 8, TN: 4},   // medium
-	{WG: 64, BM: 32, BN: 32, BK: 16, TM: 4, TN: 4},    // small
-	{WG: 128, BM: 16, BN: 128, BK: 16, TM: 2, TN: 8},  // narrow M
-	{WG: 64, BM: 4, BN: 128, BK: 16, TM: 1, TN: 8},    // very narrow M: RGB, one logit
-	{WG: 64, BM: 128, BN: 4, BK: 16, TM: 8, TN: 1},    // narrow N: GEMV
-}
+var (
+	tileLarge16 = tiledConfig{WG: 256, BM: 128, BN: 128, BK: 16, TM: 8, TN: 8} // 33 KB of shared memory
+	tileLarge   = tiledConfig{WG: 256, BM: 128, BN: 128, BK: 8, TM: 8, TN: 8}  // for 32 KB devices
+	tileMedium  = tiledConfig{WG: 128, BM: 64, BN: 64, BK: 16, TM: 8, TN: 4}
+	tileSmall   = tiledConfig{WG: 64, BM: 32, BN: 32, BK: 16, TM: 4, TN: 4} // fits Vulkan's minimum limits
+	// The narrow tiles' slices are 8 deep: 8 loads per invocation per
+	// slice, not 16 or 32, keep the unrolled shader small (the 32-load
+	// versions took over a minute per pipeline to compile on lavapipe).
+	tileRows16 = tiledConfig{WG: 128, BM: 16, BN: 128, BK: 8, TM: 2, TN: 8}
+	tileRows4  = tiledConfig{WG: 128, BM: 4, BN: 128, BK: 8, TM: 1, TN: 4} // RGB, one logit
+	tileCols4  = tiledConfig{WG: 128, BM: 128, BN: 4, BK: 8, TM: 4, TN: 1} // GEMV
+
+	tiledCandidates = []tiledConfig{tileLarge16, tileLarge, tileMedium, tileSmall, tileRows16, tileRows4, tileCols4}
+)
 
 // tiledConfigs returns every candidate tiling this device can run.
 func (d *Device) tiledConfigs() []tiledConfig {
@@ -86,30 +91,30 @@ func (d *Device) tiledConfigs() []tiledConfig {
 func (d *Device) defaultTiledConfig(mode int, g gemmArgs, ncols, zslices int) tiledConfig {
 	m, n := g.M, ncols
 	var want []tiledConfig // preference order; the first that fits wins
-	large, medium, small := tiledCandidates[:2], tiledCandidates[2:3], tiledCandidates[3:4]
 	switch {
 	case m <= 4 && n > 32:
-		want = append(want, tiledCandidates[5], tiledCandidates[4])
+		want = []tiledConfig{tileRows4, tileRows16}
 	case m <= 16 && n > 32:
-		want = append(want, tiledCandidates[4])
+		want = []tiledConfig{tileRows16}
 	case n <= 4 && m > 32:
-		want = append(want, tiledCandidates[6])
+		want = []tiledConfig{tileCols4}
 	case m <= 32 || n <= 32:
 	case m <= 64 || n <= 64:
-		want = append(want, medium...)
+		want = []tiledConfig{tileMedium}
 	default:
-		want = append(want, large...)
-		want = append(want, medium...)
+		want = []tiledConfig{tileLarge16, tileLarge, tileMedium}
 	}
-	want = append(want, small...)
-	want = append(want, tiledCandidates...) // anything that fits
-	for _, c := range want {
+	for _, c := range append(want, tileSmall) {
 		if c.check(d) == nil {
 			c.S = d.tiledSplit(c, mode, g, ncols, zslices)
 			return c
 		}
 	}
-	return tiledCandidates[len(tiledCandidates)-1] // unreachable: the small tile fits every Vulkan device
+	// Every Vulkan device has the 64 invocations and 8.3 KB of shared
+	// memory the small tile needs (the minimums are 128 and 16 KB).
+	c := tileSmall
+	c.S = d.tiledSplit(c, mode, g, ncols, zslices)
+	return c
 }
 
 // reduction is the GEMM's reduction length: for backward-data the longest
@@ -121,8 +126,9 @@ func (g gemmArgs) reduction(mode int) int {
 	return g.K
 }
 
-// Split-K limits: parts of at least splitChunk products, at most
-// maxSplit parts, and the scratch of partial sums at most maxSplitScratch
+// Split-K: parts of about splitChunk reduction steps, at most maxSplit
+// of them, only when the tile grid has fewer than splitGridBelow
+// workgroups, and the scratch of partial sums at most maxSplitScratch
 // floats (64 MiB).
 const (
 	splitChunk      = 4096
@@ -193,7 +199,7 @@ func (r *Recorder) igemmTiled(cfg tiledConfig, mode int, g gemmArgs, ncols, zsli
 		return nil // an empty output
 	}
 	spec := []uint32{uint32(mode), uint32(cfg.WG), uint32(cfg.BM), uint32(cfg.BN), uint32(cfg.BK),
-		uint32(cfg.TM), uint32(cfg.TN), b2u(vecA), b2u(vecB), uint32(cfg.S)}
+		uint32(cfg.TM), uint32(cfg.TN), b2u(vecA), b2u(vecB)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0, epi = 0)
 	}

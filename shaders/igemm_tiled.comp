@@ -18,9 +18,11 @@
 // of shared memory, where a same-address read is a broadcast, so
 // subgroupBroadcast would add shuffles without saving a load.
 //
-// With SPLIT > 1 the reduction is split in SPLIT parts over grid z (z =
-// slice class * SPLIT + part; the class is the backward-data parity class
-// in mode 2, else 0) and binding 2 is scratch [SPLIT][M][Ntot]: each part
+// Split-K: the grid's z is (class, part), z = class * S + part, where the
+// class is the backward-data parity class in mode 2 (sh*sw of them) and 0
+// otherwise, so S is the grid's depth over the class count: a run-time
+// value, which saves a pipeline per split. With S > 1 the reduction is
+// split in S parts and binding 2 is scratch [S][M][Ntot]: each part
 // stores its raw partial sums there and igemm_reduce.comp sums the parts
 // in a fixed order and applies the epilogue. Ntot is the output's column
 // count over all classes (mode 2: nb*h*w, else N).
@@ -39,7 +41,6 @@ layout(constant_id = 5) const uint TM = 4;
 layout(constant_id = 6) const uint TN = 4;
 layout(constant_id = 7) const bool VEC_A = false; // A rows contiguous along k, aligned, K%4 == 0 (see igemm.comp)
 layout(constant_id = 8) const bool VEC_B = false; // MODE 0: B rows contiguous along n, aligned, N%4 == 0
-layout(constant_id = 9) const uint SPLIT = 1;
 
 // The workgroup is exactly one invocation per register block; the host
 // passes the same value as local_size_x.
@@ -60,6 +61,10 @@ const uint BKU = BK / VA;
 const uint BNU = BN / VB;
 const uint EA = (BM * BKU + WG - 1) / WG;
 const uint EB = (BK * BNU + WG - 1) / WG;
+// The conv modes walk A along k; when WG is a multiple of the units per
+// row, all of an invocation's A loads share one k, whose decomposition
+// (integer divisions) fetch then does once.
+const bool ONE_K = MODE != 0 && WG % BKU == 0;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 0) readonly buffer A128 { vec4 a128[]; };
@@ -165,12 +170,19 @@ vec4 ra[EA], rb[EB]; // the next slice, in registers
 
 // fetch loads this invocation's share of the slice at k0 into ra, rb.
 void fetch(uint k0) {
+    int ka1 = 0;
+    if (ONE_K) {
+        uint k = k0 + tid % BKU * VA;
+        int kb, dh, dw;
+        kTerms(k < kEnd ? k : 0, ka1, kb, dh, dw);
+    }
     for (uint i = 0; i < EA; ++i) {
         uint e = tid + i * WG;
         uint kl = aAlongM ? e / BM : e % BKU * VA;
         uint k = k0 + kl;
         int ka, kb, dh, dw;
-        kTerms(k < kEnd ? k : 0, ka, kb, dh, dw);
+        if (ONE_K) ka = ka1;
+        else kTerms(k < kEnd ? k : 0, ka, kb, dh, dw);
         bool ok = aRowOk[i] && k < kEnd;
         uint idx = ok ? aRowOff[i] + uint(ka) : 0;
         if (VEC_A) {
@@ -228,7 +240,8 @@ void main() {
     tid = gl_LocalInvocationID.x;
     uint tx = tid % WN, ty = tid / WN;
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
-    uint zc = gl_WorkGroupID.z / SPLIT, part = gl_WorkGroupID.z % SPLIT;
+    uint S = gl_NumWorkGroups.z / (MODE == 2 ? p.sh * p.sw : 1);
+    uint zc = gl_WorkGroupID.z / S, part = gl_WorkGroupID.z % S;
 
     uint ncols = p.N, Kc = p.K, Ntot = p.N;
     bh = p.h; bw = p.w;
@@ -255,7 +268,7 @@ void main() {
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; }
 
     // This part's k range, whole slices long.
-    uint kPart = (Kc + SPLIT - 1) / SPLIT;
+    uint kPart = (Kc + S - 1) / S;
     kPart = (kPart + BK - 1) / BK * BK;
     uint kBeg = min(part * kPart, Kc);
     kEnd = min(kBeg + kPart, Kc);
@@ -323,7 +336,7 @@ void main() {
         for (uint j = 0; j < TN; ++j) {
             if (!colOk[j]) continue;
             float v = acc[i * TN + j];
-            if (SPLIT > 1) {
+            if (S > 1) {
                 c32[(part * p.M + m) * Ntot + scol[j]] = v;
                 continue;
             }

@@ -482,7 +482,6 @@ var IgemmTiled = &Kernel[IgemmTiledPush]{Desc{
 		{Name: "TN", Type: "uint"},
 		{Name: "VEC_A", Type: "bool"},
 		{Name: "VEC_B", Type: "bool"},
-		{Name: "SPLIT", Type: "uint"},
 	},
 	PushSize:  116,
 	LocalSize: [3]uint32{0, 1, 1},
