@@ -3,7 +3,7 @@ package engine
 import "testing"
 
 // TestGPUClassKernels reruns the kernel tests with the variants chosen for
-// GPUs (no subgroup broadcast in igemm, 64-invocation workgroups, uncapped
+// GPUs (the shared-memory tiled GEMM core at its default tilings, uncapped
 // grids, tree bias gradients), so those code paths are checked against the
 // references on lavapipe too, not only on a real GPU.
 func TestGPUClassKernels(t *testing.T) {
@@ -15,6 +15,8 @@ func TestGPUClassKernels(t *testing.T) {
 		"Gemm": TestGemm, "Conv2D": TestConv2D, "Conv2DBackward": TestConv2DBackward, "ConvTranspose2D": TestConvTranspose2D,
 		"BiasGrad": TestBiasGrad, "BiasAdd": TestBiasAdd, "ScaleAxpy": TestScaleAxpy, "Activations": TestActivationForward,
 		"Rand": TestRandMatchesReference, "GANStep": TestGANStepMatchesReference,
+		// The fused epilogue and accumulation through the tiled GEMM core.
+		"Conv2DFused": TestConv2DFused, "ConvAccumulate": TestConvAccumulate,
 	} {
 		t.Run(name, fn)
 	}

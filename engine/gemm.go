@@ -77,6 +77,10 @@ func (g gemmArgs) push() shaders.IgemmPush {
 // aligned 4-wide loads.
 func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
 	d := r.d
+	if d.class == ClassGPU {
+		// GPUs take the shared-memory tiled core (gemm_tiled.go).
+		return r.igemmTiled(d.defaultTiledConfig(mode, g, ncols, zslices), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
+	}
 	useSG := d.subgroupTiles()
 	wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
 	v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: gemmRows(g.M), SG: useSG, I64: d.info.Limits.ShaderInt64}

@@ -449,6 +449,44 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
+// IgemmReduce is igemm_reduce.spv, built from igemm_reduce.comp.
+var IgemmReduce = &Kernel[IgemmReducePush]{Desc{
+	Name:   "igemm_reduce",
+	Source: "igemm_reduce.comp",
+	Bindings: []Binding{
+		{Name: "Part", Access: ReadOnly},
+		{Name: "C32", Access: ReadWrite},
+		{Name: "Bias", Access: ReadOnly},
+	},
+	PushSize:  44,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// IgemmTiled is igemm_tiled.spv, built from igemm_tiled.comp.
+var IgemmTiled = &Kernel[IgemmTiledPush]{Desc{
+	Name:   "igemm_tiled",
+	Source: "igemm_tiled.comp",
+	Bindings: []Binding{
+		{Name: "A32/A128", Access: ReadOnly},
+		{Name: "B32/B128", Access: ReadOnly},
+		{Name: "C32", Access: ReadWrite},
+		{Name: "Bias", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "MODE", Type: "uint"},
+		{Name: "local_size_x", Type: "uint"},
+		{Name: "BM", Type: "uint"},
+		{Name: "BN", Type: "uint"},
+		{Name: "BK", Type: "uint"},
+		{Name: "TM", Type: "uint"},
+		{Name: "TN", Type: "uint"},
+		{Name: "VEC_A", Type: "bool"},
+		{Name: "VEC_B", Type: "bool"},
+	},
+	PushSize:  116,
+	LocalSize: [3]uint32{0, 1, 1},
+}}
+
 // MarginBackward is margin_backward.spv, built from margin_backward.comp.
 var MarginBackward = &Kernel[MarginBackwardPush]{Desc{
 	Name:   "margin_backward",
@@ -744,6 +782,8 @@ var All = []*Desc{
 	&GlobalAvgPool.Desc,
 	&Igemm.Desc,
 	&IgemmI64.Desc,
+	&IgemmReduce.Desc,
+	&IgemmTiled.Desc,
 	&MarginBackward.Desc,
 	&MarginLoss.Desc,
 	&MaxoutBwd.Desc,
@@ -1334,6 +1374,110 @@ func (p IgemmPush) Bytes() []byte {
 }
 
 func (IgemmPush) push() {}
+
+// IgemmReducePush is igemm_reduce.comp's push-constant block P.
+type IgemmReducePush struct {
+	M       uint32  // uint M, offset 0
+	Ntot    uint32  // uint ntot, offset 4
+	InnerN  uint32  // uint innerN, offset 8
+	MStride uint32  // uint mStride, offset 12
+	Yc      uint32  // uint yc, offset 16
+	Yc0     uint32  // uint yc0, offset 20
+	S       uint32  // uint S, offset 24
+	Alpha   float32 // float alpha, offset 28
+	Beta    float32 // float beta, offset 32
+	HasBias uint32  // uint hasBias, offset 36
+	Epi     uint32  // uint epi, offset 40
+}
+
+// Bytes encodes p as the shader reads it: 44 bytes, little-endian.
+func (p IgemmReducePush) Bytes() []byte {
+	b := make([]byte, 44)
+	putUint(b, 0, p.M)
+	putUint(b, 4, p.Ntot)
+	putUint(b, 8, p.InnerN)
+	putUint(b, 12, p.MStride)
+	putUint(b, 16, p.Yc)
+	putUint(b, 20, p.Yc0)
+	putUint(b, 24, p.S)
+	putFloat(b, 28, p.Alpha)
+	putFloat(b, 32, p.Beta)
+	putUint(b, 36, p.HasBias)
+	putUint(b, 40, p.Epi)
+	return b
+}
+
+func (IgemmReducePush) push() {}
+
+// IgemmTiledPush is igemm_tiled.comp's push-constant block P.
+type IgemmTiledPush struct {
+	M       uint32  // uint M, offset 0
+	N       uint32  // uint N, offset 4
+	K       uint32  // uint K, offset 8
+	SAm     uint32  // uint sAm, offset 12
+	SAk     uint32  // uint sAk, offset 16
+	SBk     uint32  // uint sBk, offset 20
+	SBn     uint32  // uint sBn, offset 24
+	Ldc     uint32  // uint ldc, offset 28
+	Nb      uint32  // uint nb, offset 32
+	Cin     uint32  // uint cin, offset 36
+	H       uint32  // uint h, offset 40
+	W       uint32  // uint w, offset 44
+	Cout    uint32  // uint cout, offset 48
+	Oh      uint32  // uint oh, offset 52
+	Ow      uint32  // uint ow, offset 56
+	Kh      uint32  // uint kh, offset 60
+	Kw      uint32  // uint kw, offset 64
+	Sh      uint32  // uint sh, offset 68
+	Sw      uint32  // uint sw, offset 72
+	Ph      uint32  // uint ph, offset 76
+	Pw      uint32  // uint pw, offset 80
+	Alpha   float32 // float alpha, offset 84
+	Beta    float32 // float beta, offset 88
+	HasBias uint32  // uint hasBias, offset 92
+	Hp      uint32  // uint hp, offset 96
+	Wp      uint32  // uint wp, offset 100
+	Yc      uint32  // uint yc, offset 104
+	Yc0     uint32  // uint yc0, offset 108
+	Epi     uint32  // uint epi, offset 112
+}
+
+// Bytes encodes p as the shader reads it: 116 bytes, little-endian.
+func (p IgemmTiledPush) Bytes() []byte {
+	b := make([]byte, 116)
+	putUint(b, 0, p.M)
+	putUint(b, 4, p.N)
+	putUint(b, 8, p.K)
+	putUint(b, 12, p.SAm)
+	putUint(b, 16, p.SAk)
+	putUint(b, 20, p.SBk)
+	putUint(b, 24, p.SBn)
+	putUint(b, 28, p.Ldc)
+	putUint(b, 32, p.Nb)
+	putUint(b, 36, p.Cin)
+	putUint(b, 40, p.H)
+	putUint(b, 44, p.W)
+	putUint(b, 48, p.Cout)
+	putUint(b, 52, p.Oh)
+	putUint(b, 56, p.Ow)
+	putUint(b, 60, p.Kh)
+	putUint(b, 64, p.Kw)
+	putUint(b, 68, p.Sh)
+	putUint(b, 72, p.Sw)
+	putUint(b, 76, p.Ph)
+	putUint(b, 80, p.Pw)
+	putFloat(b, 84, p.Alpha)
+	putFloat(b, 88, p.Beta)
+	putUint(b, 92, p.HasBias)
+	putUint(b, 96, p.Hp)
+	putUint(b, 100, p.Wp)
+	putUint(b, 104, p.Yc)
+	putUint(b, 108, p.Yc0)
+	putUint(b, 112, p.Epi)
+	return b
+}
+
+func (IgemmTiledPush) push() {}
 
 // MarginBackwardPush is margin_backward.comp's push-constant block P.
 type MarginBackwardPush struct {
