@@ -77,13 +77,15 @@ func (g gemmArgs) push() shaders.IgemmPush {
 // aligned 4-wide loads.
 func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
 	d := r.d
+	var v GemmVariant
 	if d.class == ClassGPU {
 		// GPUs take the shared-memory tiled core (gemm_tiled.go).
-		return r.igemmTiled(d.defaultTiledConfig(mode, g, ncols, zslices), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
+		v = tiledVariant(d.defaultTiledConfig(mode, g, ncols, zslices))
+	} else {
+		useSG := d.subgroupTiles()
+		wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
+		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: gemmRows(g.M), SG: useSG, I64: d.info.Limits.ShaderInt64}
 	}
-	useSG := d.subgroupTiles()
-	wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
-	v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: gemmRows(g.M), SG: useSG, I64: d.info.Limits.ShaderInt64}
 	// The device's tuning table may pick another variant (tune.go).
 	v = r.tuned(newGemmCall(mode, g, ncols, zslices, vecA, vecB, a, b, c, bias), v)
 	return r.igemmVariant(v, mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
@@ -91,6 +93,9 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 
 // igemmVariant records igemm's dispatch with variant v.
 func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
+	if v.Kernel == KernelTiled {
+		return r.igemmTiled(v.tiled(), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
+	}
 	kernel := shaders.Igemm
 	if v.I64 {
 		kernel = shaders.IgemmI64

@@ -35,13 +35,13 @@ import (
 const (
 	// KernelIgemm is igemm.comp (igemm_i64 with GemmVariant.I64).
 	KernelIgemm = "igemm"
-	// Another family (igemm_tiled.comp's tiledConfig, say) adds its name
-	// here, a field to GemmVariant, a case to igemmOK and its candidates
-	// to gemmCandidates.
+	// KernelTiled is igemm_tiled.comp, the GPU-class core (gemm_tiled.go),
+	// with igemm_reduce.comp for split-K.
+	KernelTiled = "igemm_tiled"
 )
 
 // tunedKernels are the modules whose SPIR-V a table's timings depend on.
-var tunedKernels = []string{"igemm", "igemm_i64"}
+var tunedKernels = []string{"igemm", "igemm_i64", "igemm_tiled", "igemm_reduce"}
 
 // GemmVariant is one way to run a GEMM: a kernel family and its
 // specialization constants. The zero value is not a variant.
@@ -51,10 +51,29 @@ type GemmVariant struct {
 	TM     int    `json:"tm"`            // output rows per tile: 4, 8 or 16
 	SG     bool   `json:"sg,omitempty"`  // A rows shared by subgroupBroadcast
 	I64    bool   `json:"i64,omitempty"` // 64-bit loads (igemm_i64)
+	// KernelTiled: the workgroup tile BM x BN x BK, columns per invocation
+	// TN (rows: TM) and the split-K parts S (see tiledConfig).
+	BM int `json:"bm,omitempty"`
+	BN int `json:"bn,omitempty"`
+	BK int `json:"bk,omitempty"`
+	TN int `json:"tn,omitempty"`
+	S  int `json:"s,omitempty"`
 }
 
-// String is a short label, e.g. "igemm wg128 tm16 sg i64".
+func tiledVariant(c tiledConfig) GemmVariant {
+	return GemmVariant{Kernel: KernelTiled, WG: c.WG, TM: c.TM, BM: c.BM, BN: c.BN, BK: c.BK, TN: c.TN, S: c.S}
+}
+
+func (v GemmVariant) tiled() tiledConfig {
+	return tiledConfig{WG: v.WG, BM: v.BM, BN: v.BN, BK: v.BK, TM: v.TM, TN: v.TN, S: v.S}
+}
+
+// String is a short label, e.g. "igemm wg128 tm16 sg i64" or
+// "igemm_tiled 64x64x16/wg128/8x4/s16".
 func (v GemmVariant) String() string {
+	if v.Kernel == KernelTiled {
+		return v.Kernel + " " + v.tiled().String()
+	}
 	s := fmt.Sprintf("%s wg%d tm%d", v.Kernel, v.WG, v.TM)
 	if v.SG {
 		s += " sg"
@@ -263,6 +282,16 @@ func (r *Recorder) tuned(k gemmCall, def GemmVariant) GemmVariant {
 // igemmOK reports why v cannot run call k on d, or nil when it can.
 func (d *Device) igemmOK(v GemmVariant, k gemmCall) error {
 	lim := d.info.Limits
+	if v.Kernel == KernelTiled {
+		c := v.tiled()
+		if err := c.check(d); err != nil {
+			return err
+		}
+		if gx, gy := ceilDiv(k.ncols, c.BN), ceilDiv(k.g.M, c.BM); uint32(gx) > lim.MaxWorkGroupCount[0] || uint32(gy) > lim.MaxWorkGroupCount[1] {
+			return fmt.Errorf("%dx%d workgroups exceed the device's %v", gx, gy, lim.MaxWorkGroupCount)
+		}
+		return nil
+	}
 	switch {
 	case v.Kernel != KernelIgemm:
 		return fmt.Errorf("kernel %q is not a GEMM kernel", v.Kernel)
@@ -308,6 +337,18 @@ func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 	}
 	if d.info.Limits.ShaderInt64 {
 		i64s = append(i64s, true)
+	}
+	if d.class == ClassGPU {
+		// The tiled core's tilings, each with the default split and, where
+		// that splits, unsplit. (On CPU devices shared memory only costs.)
+		for _, c := range d.tiledConfigs() {
+			for _, split := range []int{d.tiledSplit(c, s.call.mode, s.call.g, s.call.ncols, s.call.z), 1} {
+				c.S = split
+				if v := tiledVariant(c); v != s.def && !slices.Contains(out, v) && d.igemmOK(v, s.call) == nil {
+					out = append(out, v)
+				}
+			}
+		}
 	}
 	for wg := 8; wg <= 256; wg *= 2 {
 		for _, tm := range []int{4, 8, 16} {

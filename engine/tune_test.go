@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,4 +304,45 @@ func TestTuningFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, id.fileKey()+".json", filepath.Base(p))
 	require.Equal(t, "tune", filepath.Base(filepath.Dir(p)))
+}
+
+// TestTunedTiledVariant: on a GPU-class device the candidates include the
+// tiled core's tilings, and a table that picks one (unsplit, or split
+// where the default would not) runs it correctly.
+func TestTunedTiledVariant(t *testing.T) {
+	d := newTestDevice(t)
+	saved := d.class
+	d.class = ClassGPU
+	t.Cleanup(func() { d.class = saved; d.SetTuning(nil) })
+	const M, N, K = 37, 53, 611
+	rng := rand.New(rand.NewPCG(3, 4))
+	av, bv := randSlice(rng, M*K), randSlice(rng, K*N)
+	a, b, c := tensorOf(t, d, av, M, K), tensorOf(t, d, bv, K, N), zeros(t, d, M, N)
+	mm := func() error { return d.Run(func(r *Recorder) error { return r.MatMul(c, a, b) }) }
+	shapes, err := d.CaptureGemms(mm)
+	require.NoError(t, err)
+	require.Len(t, shapes, 1)
+	s := shapes[0]
+	require.Equal(t, KernelTiled, s.Default().Kernel, "a GPU-class device defaults to the tiled core")
+	want := refGemm(av, bv, M, N, K, false, false, 1, 0, nil, nil)
+	var tiled []GemmVariant
+	for _, v := range d.GemmCandidates(s) {
+		if v.Kernel == KernelTiled && v != s.Default() {
+			tiled = append(tiled, v)
+		}
+	}
+	require.NotEmpty(t, tiled)
+	picks := []GemmVariant{tiled[0], tiled[len(tiled)-1]}
+	split := tiledVariant(tileSmall)
+	split.S = 4 // a split the default would not choose for this short K
+	picks = append(picks, split)
+	for _, v := range picks {
+		tab := d.NewTuning()
+		tab.SetVariant(s, v)
+		d.SetTuning(tab)
+		require.Equal(t, v, d.GemmVariantFor(s))
+		require.NoError(t, mm())
+		assertClose(t, v.String(), want, download(t, c), gemmRtol, gemmAtol)
+		require.True(t, strings.HasPrefix(v.String(), "igemm_tiled "), v.String())
+	}
 }
