@@ -29,7 +29,7 @@ func (r *Recorder) Conv2DFused(y, x, w *Tensor, p ConvParams, e ConvEpilogue) er
 	if err != nil {
 		return r.fail(err)
 	}
-	if g.paddable() {
+	if g.paddable() && r.d.class == ClassCPU {
 		xp, err := r.pad(x, &g)
 		if err != nil {
 			return r.fail(err)

@@ -300,7 +300,7 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 		return r.Gemm(y2, x2, w2, false, true, 1, g.beta, nil)
 	}
 	g.M, g.N, g.K = g.cout, g.nb*g.oh*g.ow, g.cin*g.kh*g.kw
-	if g.paddable() {
+	if g.paddable() && r.d.class == ClassCPU {
 		xp, err := r.pad(x, &g)
 		if err != nil {
 			return r.fail(err)
@@ -318,6 +318,9 @@ func (g gemmArgs) fullKernel() bool {
 
 // paddable reports whether the zero-padded fast paths apply: kw taps come
 // in aligned groups of four when KW % 4 == 0 and the column stride is even.
+// Only CPU devices take them: the copy saves bounds tests in igemm's
+// per-lane loads, while GPUs' tiled core stages taps through shared memory
+// with its bounds tests anyway, and the copy would cost a pass over x.
 func (g gemmArgs) paddable() bool {
 	return g.kw%4 == 0 && g.sw%2 == 0
 }
@@ -392,7 +395,7 @@ func (r *Recorder) Conv2DBackwardWeights(dw, dy, x *Tensor, p ConvParams) error 
 	}
 	g.M, g.N, g.K = g.cout, g.cin*g.kh*g.kw, g.nb*g.oh*g.ow
 	vecA := (g.oh*g.ow)%4 == 0
-	if g.paddable() {
+	if g.paddable() && r.d.class == ClassCPU {
 		xp, err := r.pad(x, &g)
 		if err != nil {
 			return r.fail(err)
