@@ -83,7 +83,7 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	if d.info.Limits.ShaderInt64 {
 		kernel = shaders.IgemmI64
 	}
-	tm := gemmRows(g.M)
+	tm := igemmRows(mode, g.M, useSG)
 	groups := [3]uint32{
 		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
 		uint32((g.M + tm - 1) / tm),
@@ -136,6 +136,18 @@ func gemmRows(m int) int {
 		tm /= 2
 	}
 	return tm
+}
+
+// igemmRows is igemm.comp's TM for m rows in mode: with the subgroup
+// broadcast (CPU devices) 32 once m fills it, which halves B's per-lane
+// loads per multiply-add, for the modes whose B loads are 64-bit words
+// (matmul, padded conv forward and backward-weights); else gemmRows. The
+// bounds-checked gathers of backward-data measured slower with 32.
+func igemmRows(mode, m int, useSG bool) int {
+	if useSG && m >= 32 && (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) {
+		return 32
+	}
+	return gemmRows(m)
 }
 
 func b2u(b bool) uint32 {

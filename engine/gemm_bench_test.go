@@ -5,14 +5,24 @@ import (
 	"testing"
 )
 
-// gemmBench times the op from setup with benchGPU and reports GFLOP/s.
+// gemmBench times the op from setup with benchGPU and reports GFLOP/s. On
+// CPU devices it also reports the process's CPU time per op (cpu-ms/op,
+// the one warm-up submit included, so run enough ops): on a machine shared
+// with other work the GPU timestamps measure wall time and move by up to
+// 2x, while the CPU time the kernel burns moves far less, which is what
+// makes A/B comparisons of kernel variants possible there.
 func gemmBench(b *testing.B, flops float64, setup func(d *Device) (func(r *Recorder) error, error)) {
 	d := newTestDevice(b)
 	op, err := setup(d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if ns := benchGPU(b, d, 0, op); ns > 0 {
+	cpu0 := cpuTime()
+	ns := benchGPU(b, d, 0, op)
+	if d.class == ClassCPU {
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N+1)/1e6, "cpu-ms/op")
+	}
+	if ns > 0 {
 		b.ReportMetric(flops/ns, "GFLOPS")
 	}
 }

@@ -44,7 +44,8 @@ layout(constant_id = 2) const bool USE_SG = false;
 layout(constant_id = 3) const bool VEC_A = false; // A rows contiguous along k, K%4 == 0, 16-byte aligned
 layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous along n, N%4 == 0, aligned
 // Rows per tile: 16, or 8 / 4 for outputs with few rows (an RGB image, a
-// single logit) so lanes are not spent on rows that do not exist.
+// single logit) so lanes are not spent on rows that do not exist; 32 with
+// USE_SG (each lane loads four rows), which halves B's loads per multiply-add.
 layout(constant_id = 5) const uint TM = 16;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
@@ -253,12 +254,13 @@ void main() {
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
-    // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of a 16-row tile, or
-    // row l of a smaller one.
-    uint myRow0 = TM == 16 ? min(m0 + 2 * (lane & 7u), p.M - 1) : min(m0 + (lane & 7u), p.M - 1);
-    uint myRow1 = min(m0 + 2 * (lane & 7u) + 1, p.M - 1);
+    // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
+    // four rows of a 32-row tile, two of a 16-row one, row l of a smaller one.
+    const uint RPL = TM >= 16 ? TM / 8 : 1;
+    uint myRow[4];
+    for (uint i = 0; i < 4; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
 
-    vec4 acc[TM];
+    vec4 acc[32]; // TM's largest value; rows past TM are never touched
     for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
 
     c0 = 0; c1 = 0; c2 = 0;
@@ -298,25 +300,31 @@ void main() {
         }
 
         // A: rows m0..m0+TM-1 at k0..k0+3.
-        vec4 la0, la1;
+        vec4 la[4];
         if (USE_SG) {
-            if (VEC_A) {
-                bool ok = kok[0];
-                la0 = load4A(ok ? myRow0 * mStrideA + uint(kA[0]) : 0);
-                if (TM == 16) la1 = load4A(ok ? myRow1 * mStrideA + uint(kA[0]) : 0);
-            } else {
-                for (uint kk = 0; kk < 4; ++kk) {
-                    bool ok = kok[kk];
-                    la0[kk] = ok ? a32[ok ? myRow0 * mStrideA + uint(kA[kk]) : 0] : 0.0;
-                    if (TM == 16) la1[kk] = ok ? a32[ok ? myRow1 * mStrideA + uint(kA[kk]) : 0] : 0.0;
+            for (uint i = 0; i < RPL; ++i) {
+                if (VEC_A) {
+                    bool ok = kok[0];
+                    la[i] = load4A(ok ? myRow[i] * mStrideA + uint(kA[0]) : 0);
+                } else {
+                    for (uint kk = 0; kk < 4; ++kk) {
+                        bool ok = kok[kk];
+                        la[i][kk] = ok ? a32[ok ? myRow[i] * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                    }
                 }
             }
         }
 
 #define FMA_ROW(r, av) acc[r] += (av).x * b[0] + (av).y * b[1] + (av).z * b[2] + (av).w * b[3];
-#define ROW_SG(r) { vec4 av = subgroupBroadcast(((r) & 1) == 0 ? la0 : la1, (r) >> 1); FMA_ROW(r, av) }
-#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la0, (r)); FMA_ROW(r, av) }
-        if (USE_SG && TM == 16) {
+#define ROW_SG4(r) { vec4 av = subgroupBroadcast(la[(r) & 3], (r) >> 2); FMA_ROW(r, av) }
+#define ROW_SG(r) { vec4 av = subgroupBroadcast(la[(r) & 1], (r) >> 1); FMA_ROW(r, av) }
+#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la[0], (r)); FMA_ROW(r, av) }
+        if (USE_SG && TM == 32) {
+            ROW_SG4(0) ROW_SG4(1) ROW_SG4(2) ROW_SG4(3) ROW_SG4(4) ROW_SG4(5) ROW_SG4(6) ROW_SG4(7)
+            ROW_SG4(8) ROW_SG4(9) ROW_SG4(10) ROW_SG4(11) ROW_SG4(12) ROW_SG4(13) ROW_SG4(14) ROW_SG4(15)
+            ROW_SG4(16) ROW_SG4(17) ROW_SG4(18) ROW_SG4(19) ROW_SG4(20) ROW_SG4(21) ROW_SG4(22) ROW_SG4(23)
+            ROW_SG4(24) ROW_SG4(25) ROW_SG4(26) ROW_SG4(27) ROW_SG4(28) ROW_SG4(29) ROW_SG4(30) ROW_SG4(31)
+        } else if (USE_SG && TM == 16) {
             ROW_SG(0) ROW_SG(1) ROW_SG(2) ROW_SG(3) ROW_SG(4) ROW_SG(5) ROW_SG(6) ROW_SG(7)
             ROW_SG(8) ROW_SG(9) ROW_SG(10) ROW_SG(11) ROW_SG(12) ROW_SG(13) ROW_SG(14) ROW_SG(15)
         } else if (USE_SG) {
