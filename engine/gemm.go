@@ -139,11 +139,16 @@ func gemmRows(m int) int {
 }
 
 // igemmRows is igemm.comp's TM for m rows in mode: with the subgroup
-// broadcast (CPU devices) 32 once m fills it, which halves B's per-lane
-// loads per multiply-add, for the modes whose B loads are 64-bit words
-// (matmul, padded conv forward and backward-weights); else gemmRows. The
-// bounds-checked gathers of backward-data measured slower with 32.
+// broadcast (CPU devices) 64 or 32 once m fills it, which cuts B's
+// per-lane loads per multiply-add by 4x or 2x, for the modes whose B loads
+// are 64-bit words (matmul, padded conv forward and backward-weights); else
+// gemmRows. The bounds-checked gathers of backward-data measured slower
+// with 32; 128 rows was another 7% on the matmul but takes llvmpipe 6 s to
+// compile per pipeline (64: 2 s).
 func igemmRows(mode, m int, useSG bool) int {
+	if useSG && m >= 64 && (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) {
+		return 64
+	}
 	if useSG && m >= 32 && (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) {
 		return 32
 	}

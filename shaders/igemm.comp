@@ -44,8 +44,9 @@ layout(constant_id = 2) const bool USE_SG = false;
 layout(constant_id = 3) const bool VEC_A = false; // A rows contiguous along k, K%4 == 0, 16-byte aligned
 layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous along n, N%4 == 0, aligned
 // Rows per tile: 16, or 8 / 4 for outputs with few rows (an RGB image, a
-// single logit) so lanes are not spent on rows that do not exist; 32 with
-// USE_SG (each lane loads four rows), which halves B's loads per multiply-add.
+// single logit) so lanes are not spent on rows that do not exist; 32 or 64
+// with USE_SG (each lane loads four or eight rows), which cuts B's loads per
+// multiply-add by 2x or 4x.
 layout(constant_id = 5) const uint TM = 16;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
@@ -255,12 +256,13 @@ void main() {
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
     // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
-    // four rows of a 32-row tile, two of a 16-row one, row l of a smaller one.
+    // eight rows of a 64-row tile, four of a 32-row one, two of a 16-row
+    // one, row l of a smaller one.
     const uint RPL = TM >= 16 ? TM / 8 : 1;
-    uint myRow[4];
-    for (uint i = 0; i < 4; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
+    uint myRow[8];
+    for (uint i = 0; i < 8; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
 
-    vec4 acc[32]; // TM's largest value; rows past TM are never touched
+    vec4 acc[64]; // TM's largest value; rows past TM are never touched
     for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
 
     c0 = 0; c1 = 0; c2 = 0;
@@ -300,7 +302,7 @@ void main() {
         }
 
         // A: rows m0..m0+TM-1 at k0..k0+3.
-        vec4 la[4];
+        vec4 la[8];
         if (USE_SG) {
             for (uint i = 0; i < RPL; ++i) {
                 if (VEC_A) {
@@ -319,7 +321,17 @@ void main() {
 #define ROW_SG4(r) { vec4 av = subgroupBroadcast(la[(r) & 3], (r) >> 2); FMA_ROW(r, av) }
 #define ROW_SG(r) { vec4 av = subgroupBroadcast(la[(r) & 1], (r) >> 1); FMA_ROW(r, av) }
 #define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la[0], (r)); FMA_ROW(r, av) }
-        if (USE_SG && TM == 32) {
+#define ROW_SG8(r) { vec4 av = subgroupBroadcast(la[(r) & 7], (r) >> 3); FMA_ROW(r, av) }
+        if (USE_SG && TM == 64) {
+            ROW_SG8(0) ROW_SG8(1) ROW_SG8(2) ROW_SG8(3) ROW_SG8(4) ROW_SG8(5) ROW_SG8(6) ROW_SG8(7)
+            ROW_SG8(8) ROW_SG8(9) ROW_SG8(10) ROW_SG8(11) ROW_SG8(12) ROW_SG8(13) ROW_SG8(14) ROW_SG8(15)
+            ROW_SG8(16) ROW_SG8(17) ROW_SG8(18) ROW_SG8(19) ROW_SG8(20) ROW_SG8(21) ROW_SG8(22) ROW_SG8(23)
+            ROW_SG8(24) ROW_SG8(25) ROW_SG8(26) ROW_SG8(27) ROW_SG8(28) ROW_SG8(29) ROW_SG8(30) ROW_SG8(31)
+            ROW_SG8(32) ROW_SG8(33) ROW_SG8(34) ROW_SG8(35) ROW_SG8(36) ROW_SG8(37) ROW_SG8(38) ROW_SG8(39)
+            ROW_SG8(40) ROW_SG8(41) ROW_SG8(42) ROW_SG8(43) ROW_SG8(44) ROW_SG8(45) ROW_SG8(46) ROW_SG8(47)
+            ROW_SG8(48) ROW_SG8(49) ROW_SG8(50) ROW_SG8(51) ROW_SG8(52) ROW_SG8(53) ROW_SG8(54) ROW_SG8(55)
+            ROW_SG8(56) ROW_SG8(57) ROW_SG8(58) ROW_SG8(59) ROW_SG8(60) ROW_SG8(61) ROW_SG8(62) ROW_SG8(63)
+        } else if (USE_SG && TM == 32) {
             ROW_SG4(0) ROW_SG4(1) ROW_SG4(2) ROW_SG4(3) ROW_SG4(4) ROW_SG4(5) ROW_SG4(6) ROW_SG4(7)
             ROW_SG4(8) ROW_SG4(9) ROW_SG4(10) ROW_SG4(11) ROW_SG4(12) ROW_SG4(13) ROW_SG4(14) ROW_SG4(15)
             ROW_SG4(16) ROW_SG4(17) ROW_SG4(18) ROW_SG4(19) ROW_SG4(20) ROW_SG4(21) ROW_SG4(22) ROW_SG4(23)
