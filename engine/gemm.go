@@ -84,6 +84,9 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 		kernel = shaders.IgemmI64
 	}
 	tm := igemmRows(mode, g.M, useSG)
+	if f := forceGemmRows; f > 0 && tm > gemmRows(g.M) && g.M >= f {
+		tm = f
+	}
 	groups := [3]uint32{
 		uint32((ncols + wg*gemmTN - 1) / (wg * gemmTN)),
 		uint32((g.M + tm - 1) / tm),
@@ -138,18 +141,25 @@ func gemmRows(m int) int {
 	return tm
 }
 
-// igemmRows is igemm.comp's TM for m rows in mode: with the subgroup
-// broadcast (CPU devices) 64 or 32 once m fills it, which cuts B's
-// per-lane loads per multiply-add by 4x or 2x, for the modes whose B loads
-// are 64-bit words (matmul, padded conv forward and backward-weights); else
-// gemmRows. The bounds-checked gathers of backward-data measured slower
-// with 32; 128 rows was another 7% on the matmul but takes llvmpipe 6 s to
-// compile per pipeline (64: 2 s).
+// forceGemmRows, when positive (16, 32 or 64), replaces igemmRows's larger
+// tiles where m fills them, and 16 restores the tiles from before them:
+// benchmarks set it to time tile shapes side by side.
+var forceGemmRows int
+
+// igemmRows is igemm.comp's TM for m rows in mode. With the subgroup
+// broadcast (CPU devices) each lane loads TM/8 rows of A, so larger tiles
+// cut B's per-lane loads per multiply-add: matmul takes 64 rows once m
+// fills them (2.0x the 16-row tile on 1024^3, 32 rows 1.5x), the padded
+// conv forward and backward-weights 32 (1.13-1.36x on the DCGAN layers; 64
+// rows measured no better there and take llvmpipe twice as long to
+// compile). Backward-data's bounds-checked gathers measured slower with
+// 32 or 64; it and the rest keep gemmRows.
 func igemmRows(mode, m int, useSG bool) int {
-	if useSG && m >= 64 && (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) {
+	switch {
+	case !useSG:
+	case mode == modeMatMul && m >= 64:
 		return 64
-	}
-	if useSG && m >= 32 && (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) {
+	case (mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded) && m >= 32:
 		return 32
 	}
 	return gemmRows(m)
