@@ -168,13 +168,19 @@ func BenchmarkGemmRows(b *testing.B) {
 		flops float64
 		setup func(d *Device) (func(r *Recorder) error, error)
 	}
-	cases := []opCase{{"matmul1024", 2 * 1024 * 1024 * 1024, func(d *Device) (func(r *Recorder) error, error) {
-		a, _ := randTensor(d, 1, 1024, 1024)
-		bb, _ := randTensor(d, 2, 1024, 1024)
-		c, err := d.NewTensor(1024, 1024)
-		b.Cleanup(func() { a.Release(); bb.Release(); c.Release() })
-		return func(r *Recorder) error { return r.Gemm(c, a, bb, false, false, 1, 0, nil) }, err
-	}}}
+	var cases []opCase
+	for _, tr := range []struct {
+		name   string
+		ta, tb bool
+	}{{"nn", false, false}, {"tn", true, false}, {"nt", false, true}} {
+		cases = append(cases, opCase{"matmul1024/" + tr.name, 2 * 1024 * 1024 * 1024, func(d *Device) (func(r *Recorder) error, error) {
+			a, _ := randTensor(d, 1, 1024, 1024)
+			bb, _ := randTensor(d, 2, 1024, 1024)
+			c, err := d.NewTensor(1024, 1024)
+			b.Cleanup(func() { a.Release(); bb.Release(); c.Release() })
+			return func(r *Recorder) error { return r.Gemm(c, a, bb, tr.ta, tr.tb, 1, 0, nil) }, err
+		}})
+	}
 	for _, s := range dcganConvs[1:4] {
 		for _, pass := range []string{"forward", "backward-weights"} {
 			cases = append(cases, opCase{s.String() + "/" + pass, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {

@@ -98,6 +98,22 @@ func TestGemm(t *testing.T) {
 	}
 }
 
+// TestGemmTileRows runs the GEMM and convolution tests with 32- and
+// 64-row tiles wherever igemm would take a larger tile than 16 rows, on
+// any shape (CPU devices; elsewhere the same tests run again).
+func TestGemmTileRows(t *testing.T) {
+	for _, rows := range []int{32, 64} {
+		t.Run(fmt.Sprint(rows), func(t *testing.T) {
+			forceGemmRows = rows
+			defer func() { forceGemmRows = 0 }()
+			t.Run("Gemm", TestGemm)
+			t.Run("Conv2D", TestConv2D)
+			t.Run("Conv2DBackward", TestConv2DBackward)
+			t.Run("ConvTranspose2D", TestConvTranspose2D)
+		})
+	}
+}
+
 func TestGemmBadInput(t *testing.T) {
 	d := newTestDevice(t)
 	a, b, c := zeros(t, d, 4, 5), zeros(t, d, 6, 7), zeros(t, d, 4, 7)
@@ -204,6 +220,7 @@ var convCases = []convShape{
 	{2, 5, 9, 10, 40, 4, 4, 2, 1},
 	{1, 6, 10, 8, 80, 4, 4, 2, 1},
 	{1, 3, 9, 6, 36, 4, 4, 2, 1},
+	{1, 3, 6, 16, 36, 4, 4, 2, 1}, // ow 8: quads of adjacent pixels, the last lanes clamped
 }
 
 func TestConv2D(t *testing.T) {

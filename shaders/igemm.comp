@@ -48,6 +48,11 @@ layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous a
 // with USE_SG (each lane loads four or eight rows), which cuts B's loads per
 // multiply-add by 2x or 4x.
 layout(constant_id = 5) const uint TM = 16;
+// MODE 4 with ow % 4 == 0, stride 2 and wp % 4 == 0: a lane's four columns
+// are adjacent pixels of one output row, whose 4-tap windows overlap, so
+// the 16 taps of a chunk are 10 floats from one 16-byte aligned offset:
+// three loads instead of eight.
+layout(constant_id = 6) const bool QUAD_B = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -101,6 +106,14 @@ vec4 load4Bpair(uint idx) { // idx % 2 == 0: four floats as two 64-bit words
     return vec4(uintBitsToFloat(unpackUint2x32(b64s[i])), uintBitsToFloat(unpackUint2x32(b64s[i + 1])));
 #else
     return vec4(b32[idx], b32[idx + 1], b32[idx + 2], b32[idx + 3]);
+#endif
+}
+
+vec2 load2B(uint idx) { // idx % 2 == 0
+#ifdef USE_I64
+    return uintBitsToFloat(unpackUint2x32(b64s[idx >> 1]));
+#else
+    return vec2(b32[idx], b32[idx + 1]);
 #endif
 }
 
@@ -248,6 +261,16 @@ void main() {
         }
     }
 
+    // QUAD_B: the first pixel of the lane's quad, clamped to the last
+    // whole quad (N % 4 == 0) so every load stays inside its padded row.
+    int quadBase = 0;
+    if (MODE == 4 && QUAD_B) {
+        uint n = min(col0, max(ncols, 4) - 4);
+        uint ohw = p.oh * p.ow;
+        uint b = n / ohw, pix = n % ohw;
+        quadBase = int(((b * p.cin) * p.hp + (pix / p.ow) * p.sh) * p.wp + (pix % p.ow) * p.sw);
+    }
+
     // Row geometry: A's row offset and the output's row stride.
     uint mStrideA, mStrideOut;
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
@@ -272,7 +295,16 @@ void main() {
 
         // B: b[kk] holds B[k0+kk][col0 .. col0+3].
         vec4 b[4];
-        if (MODE == 4) {
+        if (MODE == 4 && QUAD_B) {
+            // Column j's tap kk is float 2j+kk of the ten from quadBase.
+            uint i = uint(quadBase + kB[0]);
+            vec4 f0 = load4B(i), f1 = load4B(i + 4);
+            vec2 f2 = load2B(i + 8);
+            b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
+            b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
+            b[2] = vec4(f0.z, f1.x, f1.z, f2.x);
+            b[3] = vec4(f0.w, f1.y, f1.w, f2.y);
+        } else if (MODE == 4) {
             // Column j's four taps are B[k0..k0+3][j].
             vec4 t[TN];
             for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
