@@ -97,7 +97,7 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	}
 	groups := [3]uint32{uint32(colGroups), uint32((g.M + tm - 1) / tm), uint32(zslices)}
 	// A lane's four columns are one row's adjacent pixels, 16-byte aligned.
-	quad := useSG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0
+	quad := useSG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16
 	spec := []uint32{uint32(mode), uint32(wg), b2u(useSG), b2u(vecA), b2u(vecB), uint32(tm), b2u(quad)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
@@ -148,8 +148,9 @@ func gemmRows(m int) int {
 }
 
 // forceGemmRows, when positive (16, 32 or 64), replaces igemmRows's larger
-// tiles where m fills them, and 16 restores the tiles from before them:
-// benchmarks set it to time tile shapes side by side, tests to cover each.
+// tiles where m fills them, and 16 restores the tiles and B loads from
+// before them (no QUAD_B): benchmarks set it to time variants side by
+// side, tests to cover each.
 var forceGemmRows int
 
 // igemmRows is igemm.comp's TM for m rows in mode. With the subgroup

@@ -264,8 +264,8 @@ func BenchmarkGemmRows(b *testing.B) {
 }
 
 // BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example
-// widths) recorded with 16-row igemm tiles (as before larger tiles) and
-// with the default tiles, in one process, alternating steps; it reports
+// widths) recorded with igemm's kernels from before larger tiles and quad
+// loads (forceGemmRows = 16) and with the default ones, in one process, alternating steps; it reports
 // each one's median seconds per step and the median over rounds of the
 // 16-row step time divided by the default one (speedup).
 func BenchmarkGANStepRows(b *testing.B) {
