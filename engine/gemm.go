@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 
 	"vkgan/shaders"
@@ -84,7 +85,18 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 	} else {
 		useSG := d.subgroupTiles()
 		wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
-		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: gemmRows(g.M), SG: useSG, I64: d.info.Limits.ShaderInt64}
+		colGroups := (ncols + wg*gemmTN - 1) / (wg * gemmTN)
+		tm := igemmRows(mode, g.M, useSG, vecA, vecB)
+		large := tm > gemmRows(g.M)
+		// Larger tiles mean fewer workgroups: keep two per CPU thread (D's
+		// last layer has one column and 64 rows).
+		for tm > gemmRows(g.M) && colGroups*((g.M+tm-1)/tm)*zslices < 2*runtime.NumCPU() {
+			tm /= 2
+		}
+		if f := forceGemmRows; f > 0 && large && g.M >= f {
+			tm = f
+		}
+		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: useSG, I64: d.info.Limits.ShaderInt64}
 	}
 	// The device's tuning table may pick another variant (tune.go).
 	v = r.tuned(newGemmCall(mode, g, ncols, zslices, vecA, vecB, a, b, c, bias), v)
@@ -100,7 +112,9 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	if v.I64 {
 		kernel = shaders.IgemmI64
 	}
-	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM)}
+	// A lane's four columns are one row's adjacent pixels, 16-byte aligned.
+	quad := v.SG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16
+	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
@@ -157,6 +171,34 @@ func gemmRows(m int) int {
 		tm /= 2
 	}
 	return tm
+}
+
+// forceGemmRows, when positive (16, 32 or 64), replaces igemmRows's larger
+// tiles where m fills them, and 16 restores the tiles and B loads from
+// before them (no QUAD_B): benchmarks set it to time variants side by
+// side, tests to cover each.
+var forceGemmRows int
+
+// igemmRows is igemm.comp's TM for m rows in mode. With the subgroup
+// broadcast (CPU devices) each lane loads TM/8 rows of A, so larger tiles
+// cut B's per-lane loads per multiply-add, where A's rows are 64-bit loads
+// (vecA; scalar A loads grow with the tile). Measured in one process
+// against 16 rows (BenchmarkGemmRows) on a quiet and on a loaded machine:
+// 32 rows gave the 1024^3 matmul 1.2x and 1.25x and the padded DCGAN
+// convs 1.09-1.38x; 64 rows won only under load (matmul 0.95x quiet,
+// 1.7-2.0x loaded) except where B is gathered column by column (B^T:
+// 1.6x quiet), and take llvmpipe twice as long to compile. A^T and
+// backward-data's gathers measured slower with larger tiles; they and the
+// rest keep gemmRows.
+func igemmRows(mode, m int, useSG, vecA, vecB bool) int {
+	wide := mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded
+	switch {
+	case !useSG || !vecA || !wide || m < 32:
+		return gemmRows(m)
+	case mode == modeMatMul && !vecB && m >= 64:
+		return 64
+	}
+	return 32
 }
 
 func b2u(b bool) uint32 {
@@ -332,11 +374,11 @@ func (t *Tensor) flat2(rows int) *Tensor {
 }
 
 // pad records a zero-padded copy of x into recording-owned workspace with
-// an even row width, and sets g.hp, g.wp.
+// a row width that is a multiple of 4, and sets g.hp, g.wp.
 func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	g.hp = g.h + 2*g.ph
 	g.wp = g.w + 2*g.pw
-	g.wp += g.wp % 2
+	g.wp += (4 - g.wp%4) % 4 // rows 16-byte aligned: igemm.comp's QUAD_B loads
 	xp, err := r.workspace(g.nb, g.cin, g.hp, g.wp)
 	if err != nil {
 		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)

@@ -2,18 +2,66 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 )
 
-// gemmBench times the op from setup with benchGPU and reports GFLOP/s.
+// gemmBench records the op from setup once between two timestamps,
+// submits it once to warm up (JIT, first touch), then b.N times. It
+// reports the median GPU time (gpu-ms/op) and GFLOP/s, the fastest
+// submit's GFLOP/s (best-GFLOPS: interference from other work only slows
+// a submit down) and, on CPU devices, the process's CPU time per submit
+// (cpu-ms/op). On a machine shared with other work the timestamps measure
+// wall time and move by up to 2x; the CPU time the kernel burns moves far
+// less, which is what makes A/B comparisons of kernel variants possible
+// there.
 func gemmBench(b *testing.B, flops float64, setup func(d *Device) (func(r *Recorder) error, error)) {
 	d := newTestDevice(b)
 	op, err := setup(d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if ns := benchGPU(b, d, 0, op); ns > 0 {
-		b.ReportMetric(flops/ns, "GFLOPS")
+	r, err := d.Record()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Release()
+	t0 := r.Timestamp()
+	if err := op(r); err != nil {
+		b.Fatal(err)
+	}
+	t1 := r.Timestamp()
+	if err := r.Submit(); err != nil {
+		b.Fatal(err)
+	}
+	var gpu []float64
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		if err := r.Submit(); err != nil {
+			b.Fatal(err)
+		}
+		if t0 < 0 || t1 < 0 {
+			continue
+		}
+		ts, err := r.Timestamps()
+		if err != nil {
+			b.Fatal(err)
+		}
+		gpu = append(gpu, ts[t1]-ts[t0])
+	}
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	if d.class == ClassCPU {
+		b.ReportMetric(float64(cpu)/float64(b.N)/1e6, "cpu-ms/op")
+	}
+	if len(gpu) > 0 {
+		slices.Sort(gpu)
+		med := gpu[len(gpu)/2]
+		b.ReportMetric(med/1e6, "gpu-ms/op")
+		b.ReportMetric(flops/med, "GFLOPS")
+		b.ReportMetric(flops/gpu[0], "best-GFLOPS")
 	}
 }
 
@@ -105,6 +153,175 @@ func BenchmarkConvTranspose2D(b *testing.B) {
 				p := ConvParams{StrideH: c.S, StrideW: c.S, PadH: c.P, PadW: c.P}
 				return func(r *Recorder) error { return r.ConvTranspose2D(y, x, w, p) }, err
 			})
+		})
+	}
+}
+
+// BenchmarkGemmRows times igemm's 16-, 32- and 64-row tiles (CPU devices)
+// on the same op in one process, alternating submits, so that load from
+// other work on a shared machine falls on all variants alike. It reports
+// each variant's median and best GFLOP/s and the median over rounds of
+// the 16-row time divided by each variant's (speedup-vsTM16).
+func BenchmarkGemmRows(b *testing.B) {
+	type opCase struct {
+		name  string
+		flops float64
+		setup func(d *Device) (func(r *Recorder) error, error)
+	}
+	var cases []opCase
+	for _, tr := range []struct {
+		name   string
+		ta, tb bool
+	}{{"nn", false, false}, {"tn", true, false}, {"nt", false, true}} {
+		cases = append(cases, opCase{"matmul1024/" + tr.name, 2 * 1024 * 1024 * 1024, func(d *Device) (func(r *Recorder) error, error) {
+			a, _ := randTensor(d, 1, 1024, 1024)
+			bb, _ := randTensor(d, 2, 1024, 1024)
+			c, err := d.NewTensor(1024, 1024)
+			b.Cleanup(func() { a.Release(); bb.Release(); c.Release() })
+			return func(r *Recorder) error { return r.Gemm(c, a, bb, tr.ta, tr.tb, 1, 0, nil) }, err
+		}})
+	}
+	for _, s := range dcganConvs[1:4] {
+		for _, pass := range []string{"forward", "backward-weights"} {
+			cases = append(cases, opCase{s.String() + "/" + pass, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
+				oh, ow := s.out()
+				x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
+				w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
+				y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
+				b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
+				p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+				if pass == "forward" {
+					return func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, err
+				}
+				return func(r *Recorder) error { return r.Conv2DBackwardWeights(w, y, x, p) }, err
+			}})
+		}
+	}
+	rows := []int{16, 32, 64}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			d := newTestDevice(b)
+			if !d.subgroupTiles() {
+				b.Skip("tile rows apply to CPU devices only")
+			}
+			op, err := c.setup(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs := make([]*Recorder, len(rows))
+			for i, tm := range rows {
+				forceGemmRows = tm
+				r, err := d.Record()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Release()
+				t0 := r.Timestamp()
+				err = op(r)
+				if t1 := r.Timestamp(); t0 != 0 || t1 != 1 {
+					b.Skip("no timestamps")
+				}
+				if err == nil {
+					err = r.Submit() // warm-up: JIT and first touch
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs[i] = r
+			}
+			forceGemmRows = 0
+			times := make([][]float64, len(rows))
+			b.ResetTimer()
+			for range b.N {
+				for i, r := range recs {
+					if err := r.Submit(); err != nil {
+						b.Fatal(err)
+					}
+					ts, err := r.Timestamps()
+					if err != nil {
+						b.Fatal(err)
+					}
+					times[i] = append(times[i], ts[1]-ts[0])
+				}
+			}
+			b.StopTimer()
+			for i, tm := range rows {
+				ratio := make([]float64, b.N)
+				for n := range ratio {
+					ratio[n] = times[0][n] / times[i][n]
+				}
+				slices.Sort(ratio)
+				t := slices.Clone(times[i])
+				slices.Sort(t)
+				b.ReportMetric(c.flops/t[len(t)/2], fmt.Sprintf("GFLOPS-TM%d", tm))
+				b.ReportMetric(c.flops/t[0], fmt.Sprintf("best-GFLOPS-TM%d", tm))
+				if i > 0 {
+					b.ReportMetric(ratio[len(ratio)/2], fmt.Sprintf("speedup-TM%d", tm))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example
+// widths) recorded with igemm's kernels from before larger tiles and quad
+// loads (forceGemmRows = 16) and with the default ones, in one process, alternating steps; it reports
+// each one's median seconds per step and the median over rounds of the
+// 16-row step time divided by the default one (speedup).
+func BenchmarkGANStepRows(b *testing.B) {
+	for _, size := range []int{32, 64} {
+		b.Run(fmt.Sprintf("%dx%d/b64", size, size), func(b *testing.B) {
+			d := newTestDevice(b)
+			if !d.subgroupTiles() {
+				b.Skip("tile rows apply to CPU devices only")
+			}
+			model := DCGAN{Size: size, NZ: 100, NGF: 64, NDF: 64, Channels: 3}
+			data, err := d.UploadData(randomData(1, 256, 3, size), 256, 3, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer data.Release()
+			ad := DefaultAdam()
+			ad.LR, ad.Beta1 = 2e-4, 0.5
+			var gans [2]*GAN
+			for i, force := range []int{16, 0} {
+				forceGemmRows = force
+				g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
+				forceGemmRows = 0
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer g.Release()
+				if err := g.Init(1); err != nil {
+					b.Fatal(err)
+				}
+				if err := g.Step(); err != nil { // warm-up
+					b.Fatal(err)
+				}
+				gans[i] = g
+			}
+			var sec [2][]float64
+			b.ResetTimer()
+			for range b.N {
+				for i, g := range gans {
+					t := time.Now()
+					if err := g.Step(); err != nil {
+						b.Fatal(err)
+					}
+					sec[i] = append(sec[i], time.Since(t).Seconds())
+				}
+			}
+			b.StopTimer()
+			ratio := make([]float64, b.N)
+			for n := range ratio {
+				ratio[n] = sec[0][n] / sec[1][n]
+			}
+			slices.Sort(ratio)
+			for i, name := range []string{"TM16", "default"} {
+				slices.Sort(sec[i])
+				b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
+			}
+			b.ReportMetric(ratio[len(ratio)/2], "speedup")
 		})
 	}
 }

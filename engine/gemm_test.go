@@ -67,6 +67,10 @@ func TestGemm(t *testing.T) {
 		{256, 512, 320, false, false, 1, 0, false},
 		{200, 264, 96, true, false, 1, 0, false},
 		{96, 200, 264, false, true, 1, 0, false},
+		// 64-row tiles (CPU devices) with a partial last tile.
+		{65, 37, 19, false, false, 1, 0, false},
+		{72, 64, 40, false, false, 1, 0.5, true},
+		{130, 20, 64, true, false, 1, 0, false},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("%dx%dx%d_ta%v_tb%v_b%v", tc.M, tc.N, tc.K, tc.transA, tc.transB, tc.bias)
@@ -90,6 +94,22 @@ func TestGemm(t *testing.T) {
 			run(t, d, func(r *Recorder) error { return r.Gemm(c, a, b, tc.transA, tc.transB, tc.alpha, tc.beta, bias) })
 			want := refGemm(av, bv, tc.M, tc.N, tc.K, tc.transA, tc.transB, float64(tc.alpha), float64(tc.beta), cv, biasv)
 			assertClose(t, "c", want, download(t, c), gemmRtol, gemmAtol)
+		})
+	}
+}
+
+// TestGemmTileRows runs the GEMM and convolution tests with 32- and
+// 64-row tiles wherever igemm would take a larger tile than 16 rows, on
+// any shape (CPU devices; elsewhere the same tests run again).
+func TestGemmTileRows(t *testing.T) {
+	for _, rows := range []int{32, 64} {
+		t.Run(fmt.Sprint(rows), func(t *testing.T) {
+			forceGemmRows = rows
+			defer func() { forceGemmRows = 0 }()
+			t.Run("Gemm", TestGemm)
+			t.Run("Conv2D", TestConv2D)
+			t.Run("Conv2DBackward", TestConv2DBackward)
+			t.Run("ConvTranspose2D", TestConvTranspose2D)
 		})
 	}
 }
@@ -195,6 +215,12 @@ var convCases = []convShape{
 	{2, 64, 16, 16, 32, 4, 4, 2, 1},
 	{2, 128, 8, 8, 64, 4, 4, 2, 1},
 	{1, 6, 11, 13, 9, 5, 3, 2, 2},
+	// 32- and 64-row tiles (CPU devices) with partial last tiles, on the
+	// zero-padded paths (kw 4, stride 2).
+	{2, 5, 9, 10, 40, 4, 4, 2, 1},
+	{1, 6, 10, 8, 80, 4, 4, 2, 1},
+	{1, 3, 9, 6, 36, 4, 4, 2, 1},
+	{1, 3, 6, 16, 36, 4, 4, 2, 1}, // ow 8: quads of adjacent pixels, the last lanes clamped
 }
 
 func TestConv2D(t *testing.T) {

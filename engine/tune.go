@@ -43,12 +43,16 @@ const (
 // tunedKernels are the modules whose SPIR-V a table's timings depend on.
 var tunedKernels = []string{"igemm", "igemm_i64", "igemm_tiled", "igemm_reduce"}
 
+// igemmTileRows are igemm.comp's tile heights (its TM): 4 and 8 for
+// outputs with few rows, 16 to 64 sharing more of each loaded B value.
+var igemmTileRows = []int{4, 8, 16, 32, 64}
+
 // GemmVariant is one way to run a GEMM: a kernel family and its
 // specialization constants. The zero value is not a variant.
 type GemmVariant struct {
 	Kernel string `json:"kernel"`        // KernelIgemm
 	WG     int    `json:"wg"`            // invocations per workgroup
-	TM     int    `json:"tm"`            // output rows per tile: 4, 8 or 16
+	TM     int    `json:"tm"`            // output rows per tile (igemmTileRows)
 	SG     bool   `json:"sg,omitempty"`  // A rows shared by subgroupBroadcast
 	I64    bool   `json:"i64,omitempty"` // 64-bit loads (igemm_i64)
 	// KernelTiled: the workgroup tile BM x BN x BK, columns per invocation
@@ -297,8 +301,8 @@ func (d *Device) igemmOK(v GemmVariant, k gemmCall) error {
 		return fmt.Errorf("kernel %q is not a GEMM kernel", v.Kernel)
 	case v.WG < 1 || v.WG&(v.WG-1) != 0 || uint32(v.WG) > lim.MaxWorkGroupSize:
 		return fmt.Errorf("workgroup %d is not a power of two within the device's %d", v.WG, lim.MaxWorkGroupSize)
-	case v.TM != 4 && v.TM != 8 && v.TM != 16:
-		return fmt.Errorf("tm %d is not 4, 8 or 16", v.TM)
+	case !slices.Contains(igemmTileRows, v.TM):
+		return fmt.Errorf("tm %d is not one of %v", v.TM, igemmTileRows)
 	case v.I64 && !lim.ShaderInt64:
 		return errors.New("the device has no 64-bit integers")
 	case v.SG && !d.hasSubgroupTiles():
@@ -327,8 +331,10 @@ func (d *Device) hasSubgroupTiles() bool {
 
 // GemmCandidates returns every variant that can run shape s on d, the
 // heuristics' choice first: workgroups 8..256 (powers of two within the
-// device's limit), TM 4, 8 and 16, subgroup sharing on and off where the
-// device has it, 64-bit loads on and off where it has shaderInt64.
+// device's limit), every TM in igemmTileRows up to the output's rows,
+// subgroup sharing on and off where the device has it, 64-bit loads on and
+// off where it has shaderInt64; on GPU-class devices also the tiled core's
+// tilings.
 func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 	out := []GemmVariant{s.def}
 	sgs, i64s := []bool{false}, []bool{false}
@@ -351,7 +357,10 @@ func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 		}
 	}
 	for wg := 8; wg <= 256; wg *= 2 {
-		for _, tm := range []int{4, 8, 16} {
+		for _, tm := range igemmTileRows {
+			if tm > 16 && s.call.g.M < tm {
+				continue // a tile taller than the output: lanes idle, pipelines slow to compile
+			}
 			for _, sg := range sgs {
 				for _, i64 := range i64s {
 					v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: sg, I64: i64}

@@ -44,8 +44,15 @@ layout(constant_id = 2) const bool USE_SG = false;
 layout(constant_id = 3) const bool VEC_A = false; // A rows contiguous along k, K%4 == 0, 16-byte aligned
 layout(constant_id = 4) const bool VEC_B = false; // MODE 0: B rows contiguous along n, N%4 == 0, aligned
 // Rows per tile: 16, or 8 / 4 for outputs with few rows (an RGB image, a
-// single logit) so lanes are not spent on rows that do not exist.
+// single logit) so lanes are not spent on rows that do not exist; 32 or 64
+// with USE_SG (each lane loads four or eight rows), which cuts B's loads per
+// multiply-add by 2x or 4x.
 layout(constant_id = 5) const uint TM = 16;
+// MODE 4 with ow % 4 == 0, stride 2 and wp % 4 == 0: a lane's four columns
+// are adjacent pixels of one output row, whose 4-tap windows overlap, so
+// the 16 taps of a chunk are 10 floats from one 16-byte aligned offset:
+// three loads instead of eight.
+layout(constant_id = 6) const bool QUAD_B = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -99,6 +106,14 @@ vec4 load4Bpair(uint idx) { // idx % 2 == 0: four floats as two 64-bit words
     return vec4(uintBitsToFloat(unpackUint2x32(b64s[i])), uintBitsToFloat(unpackUint2x32(b64s[i + 1])));
 #else
     return vec4(b32[idx], b32[idx + 1], b32[idx + 2], b32[idx + 3]);
+#endif
+}
+
+vec2 load2B(uint idx) { // idx % 2 == 0
+#ifdef USE_I64
+    return uintBitsToFloat(unpackUint2x32(b64s[idx >> 1]));
+#else
+    return vec2(b32[idx], b32[idx + 1]);
 #endif
 }
 
@@ -246,6 +261,16 @@ void main() {
         }
     }
 
+    // QUAD_B: the first pixel of the lane's quad, clamped to the last
+    // whole quad (N % 4 == 0) so every load stays inside its padded row.
+    int quadBase = 0;
+    if (MODE == 4 && QUAD_B) {
+        uint n = min(col0, max(ncols, 4) - 4);
+        uint ohw = p.oh * p.ow;
+        uint b = n / ohw, pix = n % ohw;
+        quadBase = int(((b * p.cin) * p.hp + (pix / p.ow) * p.sh) * p.wp + (pix % p.ow) * p.sw);
+    }
+
     // Row geometry: A's row offset and the output's row stride.
     uint mStrideA, mStrideOut;
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
@@ -253,12 +278,14 @@ void main() {
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
-    // With USE_SG, lane l < 8 loads rows 2l and 2l+1 of a 16-row tile, or
-    // row l of a smaller one.
-    uint myRow0 = TM == 16 ? min(m0 + 2 * (lane & 7u), p.M - 1) : min(m0 + (lane & 7u), p.M - 1);
-    uint myRow1 = min(m0 + 2 * (lane & 7u) + 1, p.M - 1);
+    // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
+    // eight rows of a 64-row tile, four of a 32-row one, two of a 16-row
+    // one, row l of a smaller one.
+    const uint RPL = TM >= 16 ? TM / 8 : 1;
+    uint myRow[8];
+    for (uint i = 0; i < 8; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
 
-    vec4 acc[TM];
+    vec4 acc[64]; // TM's largest value; rows past TM are never touched
     for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
 
     c0 = 0; c1 = 0; c2 = 0;
@@ -268,7 +295,16 @@ void main() {
 
         // B: b[kk] holds B[k0+kk][col0 .. col0+3].
         vec4 b[4];
-        if (MODE == 4) {
+        if (MODE == 4 && QUAD_B) {
+            // Column j's tap kk is float 2j+kk of the ten from quadBase.
+            uint i = uint(quadBase + kB[0]);
+            vec4 f0 = load4B(i), f1 = load4B(i + 4);
+            vec2 f2 = load2B(i + 8);
+            b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
+            b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
+            b[2] = vec4(f0.z, f1.x, f1.z, f2.x);
+            b[3] = vec4(f0.w, f1.y, f1.w, f2.y);
+        } else if (MODE == 4) {
             // Column j's four taps are B[k0..k0+3][j].
             vec4 t[TN];
             for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
@@ -298,25 +334,41 @@ void main() {
         }
 
         // A: rows m0..m0+TM-1 at k0..k0+3.
-        vec4 la0, la1;
+        vec4 la[8];
         if (USE_SG) {
-            if (VEC_A) {
-                bool ok = kok[0];
-                la0 = load4A(ok ? myRow0 * mStrideA + uint(kA[0]) : 0);
-                if (TM == 16) la1 = load4A(ok ? myRow1 * mStrideA + uint(kA[0]) : 0);
-            } else {
-                for (uint kk = 0; kk < 4; ++kk) {
-                    bool ok = kok[kk];
-                    la0[kk] = ok ? a32[ok ? myRow0 * mStrideA + uint(kA[kk]) : 0] : 0.0;
-                    if (TM == 16) la1[kk] = ok ? a32[ok ? myRow1 * mStrideA + uint(kA[kk]) : 0] : 0.0;
+            for (uint i = 0; i < RPL; ++i) {
+                if (VEC_A) {
+                    bool ok = kok[0];
+                    la[i] = load4A(ok ? myRow[i] * mStrideA + uint(kA[0]) : 0);
+                } else {
+                    for (uint kk = 0; kk < 4; ++kk) {
+                        bool ok = kok[kk];
+                        la[i][kk] = ok ? a32[ok ? myRow[i] * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                    }
                 }
             }
         }
 
 #define FMA_ROW(r, av) acc[r] += (av).x * b[0] + (av).y * b[1] + (av).z * b[2] + (av).w * b[3];
-#define ROW_SG(r) { vec4 av = subgroupBroadcast(((r) & 1) == 0 ? la0 : la1, (r) >> 1); FMA_ROW(r, av) }
-#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la0, (r)); FMA_ROW(r, av) }
-        if (USE_SG && TM == 16) {
+#define ROW_SG4(r) { vec4 av = subgroupBroadcast(la[(r) & 3], (r) >> 2); FMA_ROW(r, av) }
+#define ROW_SG(r) { vec4 av = subgroupBroadcast(la[(r) & 1], (r) >> 1); FMA_ROW(r, av) }
+#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la[0], (r)); FMA_ROW(r, av) }
+#define ROW_SG8(r) { vec4 av = subgroupBroadcast(la[(r) & 7], (r) >> 3); FMA_ROW(r, av) }
+        if (USE_SG && TM == 64) {
+            ROW_SG8(0) ROW_SG8(1) ROW_SG8(2) ROW_SG8(3) ROW_SG8(4) ROW_SG8(5) ROW_SG8(6) ROW_SG8(7)
+            ROW_SG8(8) ROW_SG8(9) ROW_SG8(10) ROW_SG8(11) ROW_SG8(12) ROW_SG8(13) ROW_SG8(14) ROW_SG8(15)
+            ROW_SG8(16) ROW_SG8(17) ROW_SG8(18) ROW_SG8(19) ROW_SG8(20) ROW_SG8(21) ROW_SG8(22) ROW_SG8(23)
+            ROW_SG8(24) ROW_SG8(25) ROW_SG8(26) ROW_SG8(27) ROW_SG8(28) ROW_SG8(29) ROW_SG8(30) ROW_SG8(31)
+            ROW_SG8(32) ROW_SG8(33) ROW_SG8(34) ROW_SG8(35) ROW_SG8(36) ROW_SG8(37) ROW_SG8(38) ROW_SG8(39)
+            ROW_SG8(40) ROW_SG8(41) ROW_SG8(42) ROW_SG8(43) ROW_SG8(44) ROW_SG8(45) ROW_SG8(46) ROW_SG8(47)
+            ROW_SG8(48) ROW_SG8(49) ROW_SG8(50) ROW_SG8(51) ROW_SG8(52) ROW_SG8(53) ROW_SG8(54) ROW_SG8(55)
+            ROW_SG8(56) ROW_SG8(57) ROW_SG8(58) ROW_SG8(59) ROW_SG8(60) ROW_SG8(61) ROW_SG8(62) ROW_SG8(63)
+        } else if (USE_SG && TM == 32) {
+            ROW_SG4(0) ROW_SG4(1) ROW_SG4(2) ROW_SG4(3) ROW_SG4(4) ROW_SG4(5) ROW_SG4(6) ROW_SG4(7)
+            ROW_SG4(8) ROW_SG4(9) ROW_SG4(10) ROW_SG4(11) ROW_SG4(12) ROW_SG4(13) ROW_SG4(14) ROW_SG4(15)
+            ROW_SG4(16) ROW_SG4(17) ROW_SG4(18) ROW_SG4(19) ROW_SG4(20) ROW_SG4(21) ROW_SG4(22) ROW_SG4(23)
+            ROW_SG4(24) ROW_SG4(25) ROW_SG4(26) ROW_SG4(27) ROW_SG4(28) ROW_SG4(29) ROW_SG4(30) ROW_SG4(31)
+        } else if (USE_SG && TM == 16) {
             ROW_SG(0) ROW_SG(1) ROW_SG(2) ROW_SG(3) ROW_SG(4) ROW_SG(5) ROW_SG(6) ROW_SG(7)
             ROW_SG(8) ROW_SG(9) ROW_SG(10) ROW_SG(11) ROW_SG(12) ROW_SG(13) ROW_SG(14) ROW_SG(15)
         } else if (USE_SG) {
