@@ -45,6 +45,7 @@ const (
 	modeConvBackwardWeights
 	modeConvForwardPadded
 	modeConvBackwardWeightsPadded
+	modeConvBackwardDataPacked
 )
 
 // gemmArgs is igemm.comp's push-constant block in the engine's terms (ints
@@ -191,7 +192,8 @@ var forceGemmRows int
 // backward-data's gathers measured slower with larger tiles; they and the
 // rest keep gemmRows.
 func igemmRows(mode, m int, useSG, vecA, vecB bool) int {
-	wide := mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded
+	wide := mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded ||
+		mode == modeConvBackwardDataPacked
 	switch {
 	case !useSG || !vecA || !wide || m < 32:
 		return gemmRows(m)
@@ -417,7 +419,44 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 	// Columns per class: at most ceil(H/s)*ceil(W/s) pixels per image.
 	maxCols := g.nb * ((g.h + g.sh - 1) / g.sh) * ((g.w + g.sw - 1) / g.sw)
 	g.M, g.N, g.K = g.cin, maxCols, 0 // K is per class, computed in the shader
+	if r.d.class == ClassCPU && !forceUnpackedBwd {
+		wp, err := r.packBwd(w, &g)
+		if err != nil {
+			return r.fail(err)
+		}
+		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, nil)
+	}
 	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
+}
+
+// forceUnpackedBwd makes CPU devices take igemm's mode 2 (weights gathered
+// tap by tap) instead of packing them: benchmarks set it to time both in
+// one process, tests to cover both.
+var forceUnpackedBwd bool
+
+// packBwd records pack_bwd.comp: w's taps per output parity class as
+// contiguous, zero-padded rows in recording-owned workspace
+// [sh*sw, cin, kp], and sets g.sAm = kp. Class 0 has the most taps,
+// ceil(kh/sh)*ceil(kw/sw) per output channel, so kp fits every class.
+// Mode 2's scalar A gathers become igemm's 64-bit VEC_A loads; the
+// weights change every step, so the pack is recorded with each use (it
+// is one pass over w).
+func (r *Recorder) packBwd(w *Tensor, g *gemmArgs) (*Tensor, error) {
+	taps := ((g.kh + g.sh - 1) / g.sh) * ((g.kw + g.sw - 1) / g.sw)
+	kp := (g.cout*taps + 3) &^ 3
+	classes := g.sh * g.sw
+	wp, err := r.workspace(classes, g.cin, kp)
+	if err != nil {
+		return nil, fmt.Errorf("engine: packed weights of %v: %w", w.shape, err)
+	}
+	g.sAm = kp
+	const wg = 64 // pack_bwd.comp's local_size_x
+	groups := (classes*g.cin*kp + wg - 1) / wg
+	gx := min(groups, int(r.d.info.Limits.MaxWorkGroupCount[0]))
+	push := shaders.PackBwdPush{Cout: uint32(g.cout), Cin: uint32(g.cin), Kh: uint32(g.kh), Kw: uint32(g.kw),
+		Sh: uint32(g.sh), Sw: uint32(g.sw), Kp: uint32(kp), GroupsX: uint32(gx)}
+	err = dispatch(r, shaders.PackBwd, nil, [3]uint32{uint32(gx), uint32((groups + gx - 1) / gx), 1}, push, w, wp)
+	return wp, err
 }
 
 // Conv2DBackwardWeights records dw = d conv(x, w) / d w applied to dy.

@@ -325,3 +325,112 @@ func BenchmarkGANStepRows(b *testing.B) {
 		})
 	}
 }
+
+// bwdVariant is one way BenchmarkConvBwdPacked records backward-data.
+type bwdVariant struct {
+	name     string
+	unpacked bool // forceUnpackedBwd: mode 2's gathered weights
+	rows     int  // forceGemmRows
+}
+
+var bwdVariants = []bwdVariant{{"unpacked", true, 0}, {"packedTM16", false, 16}, {"packed", false, 0}}
+
+// BenchmarkConvBwdPacked times conv backward-data (every ConvTranspose2D)
+// with igemm's mode 2, which gathers the weights tap by tap, and with the
+// weights packed per parity class (mode 6, 16-row and default tiles), in
+// one process, alternating submits. It reports each variant's median and
+// best GFLOP/s and the median over rounds of the unpacked time divided by
+// each packed one's (speedup).
+func BenchmarkConvBwdPacked(b *testing.B) {
+	type opCase struct {
+		name  string
+		flops float64
+		setup func(d *Device) (func(r *Recorder) error, error)
+	}
+	var cases []opCase
+	for _, c := range []struct{ Cin, H, Cout int }{{512, 4, 256}, {256, 8, 128}, {128, 16, 64}, {64, 32, 3}} {
+		oh := 2 * c.H
+		cases = append(cases, opCase{fmt.Sprintf("deconv_%dx%dx%d_to_%dx%dx%d", c.Cin, c.H, c.H, c.Cout, oh, oh),
+			2 * float64(64*c.Cin*c.H*c.H) * float64(c.Cout*16), func(d *Device) (func(r *Recorder) error, error) {
+				x, _ := randTensor(d, 1, 64, c.Cin, c.H, c.H)
+				w, _ := randTensor(d, 2, c.Cin, c.Cout, 4, 4)
+				y, err := d.NewTensor(64, c.Cout, oh, oh)
+				b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
+				p := ConvParams{StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+				return func(r *Recorder) error { return r.ConvTranspose2D(y, x, w, p) }, err
+			}})
+	}
+	s := convShape{64, 64, 32, 32, 128, 4, 4, 2, 1} // D's second layer
+	cases = append(cases, opCase{s.String() + "/backward-data", convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
+		oh, ow := s.out()
+		x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
+		w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
+		y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
+		b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
+		p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+		return func(r *Recorder) error { return r.Conv2DBackwardData(x, y, w, p) }, err
+	}})
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			d := newTestDevice(b)
+			if d.class != ClassCPU {
+				b.Skip("packed backward-data applies to CPU devices only")
+			}
+			op, err := c.setup(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs := make([]*Recorder, len(bwdVariants))
+			for i, v := range bwdVariants {
+				forceUnpackedBwd, forceGemmRows = v.unpacked, v.rows
+				r, err := d.Record()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer r.Release()
+				t0 := r.Timestamp()
+				err = op(r)
+				if t1 := r.Timestamp(); t0 != 0 || t1 != 1 {
+					b.Skip("no timestamps")
+				}
+				if err == nil {
+					err = r.Submit() // warm-up: JIT and first touch
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs[i] = r
+			}
+			forceUnpackedBwd, forceGemmRows = false, 0
+			times := make([][]float64, len(recs))
+			b.ResetTimer()
+			for range b.N {
+				for i, r := range recs {
+					if err := r.Submit(); err != nil {
+						b.Fatal(err)
+					}
+					ts, err := r.Timestamps()
+					if err != nil {
+						b.Fatal(err)
+					}
+					times[i] = append(times[i], ts[1]-ts[0])
+				}
+			}
+			b.StopTimer()
+			for i, v := range bwdVariants {
+				ratio := make([]float64, b.N)
+				for n := range ratio {
+					ratio[n] = times[0][n] / times[i][n]
+				}
+				slices.Sort(ratio)
+				t := slices.Clone(times[i])
+				slices.Sort(t)
+				b.ReportMetric(c.flops/t[len(t)/2], "GFLOPS-"+v.name)
+				b.ReportMetric(c.flops/t[0], "best-GFLOPS-"+v.name)
+				if i > 0 {
+					b.ReportMetric(ratio[len(ratio)/2], "speedup-"+v.name)
+				}
+			}
+		})
+	}
+}

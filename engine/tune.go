@@ -149,13 +149,19 @@ func (s GemmShape) String() string {
 		}
 		return fmt.Sprintf("%s %dx%dx%d", name, g.M, g.N, g.K)
 	}
-	name := map[int]string{modeConvForward: "conv", modeConvForwardPadded: "conv_pad", modeConvBackwardData: "conv_bwd_data",
-		modeConvBackwardWeights: "conv_bwd_weights", modeConvBackwardWeightsPadded: "conv_bwd_weights_pad"}[k.mode]
+	name := map[int]string{
+		modeConvForward:               "conv",
+		modeConvForwardPadded:         "conv_pad",
+		modeConvBackwardData:          "conv_bwd_data",
+		modeConvBackwardDataPacked:    "conv_bwd_data_packed",
+		modeConvBackwardWeights:       "conv_bwd_weights",
+		modeConvBackwardWeightsPadded: "conv_bwd_weights_pad",
+	}[k.mode]
 	geom := fmt.Sprintf("k%ds%dp%d", g.kh, g.sh, g.ph)
 	if g.kh != g.kw || g.sh != g.sw || g.ph != g.pw {
 		geom = fmt.Sprintf("k%dx%ds%dx%dp%dx%d", g.kh, g.kw, g.sh, g.sw, g.ph, g.pw)
 	}
-	if k.mode == modeConvBackwardData {
+	if k.mode == modeConvBackwardData || k.mode == modeConvBackwardDataPacked {
 		mnk = fmt.Sprintf("M%d N%d z%d", g.M, g.N, k.z) // K is per parity class
 	}
 	return fmt.Sprintf("%s %dx%dx%dx%d %s ->%d (%s)", name, g.nb, g.cin, g.h, g.w, geom, g.cout, mnk)

@@ -14,6 +14,9 @@
 //     four kw taps of a chunk are two aligned 64-bit loads, no bounds checks
 //   5 conv backward-weights on a zero-padded input, same conditions: an
 //     invocation's four columns are four adjacent kw taps
+//   6 mode 2 with A packed by pack_bwd.comp (CPU devices): class z's
+//     A[m][k] at (z*cin + m)*sAm + k, k = (co, th, tw) in mode 2's order,
+//     rows zero-padded to sAm % 4 == 0, so A takes 64-bit loads (VEC_A)
 //
 // In modes 4 and 5 binding 1 is the input zero-padded by pad.comp to
 // [nb, cin, hp, wp] with wp even, so tap (kh, kw) of output (oh, ow) sits at
@@ -127,14 +130,14 @@ bool kok[4];   // k < K
 // k decomposition counters (uniform across the workgroup).
 uint c0, c1, c2; // MODE 1: (ci, kh, kw); MODE 2: (co, th, tw); MODE 3: (batch, oh, ow)
 
-// Class geometry for MODE 2.
-uint clsH, clsW, tapsH, tapsW, firstH, firstW;
+// Class geometry for MODES 2 and 6; aCls is MODE 6's class offset into A.
+uint clsH, clsW, tapsH, tapsW, firstH, firstW, aCls;
 int qh, qw;
 
 void advance() {
     if (MODE == 1) {
         if (++c2 == p.kw) { c2 = 0; if (++c1 == p.kh) { c1 = 0; ++c0; } }
-    } else if (MODE == 2) {
+    } else if (MODE == 2 || MODE == 6) {
         if (++c2 == tapsW) { c2 = 0; if (++c1 == tapsH) { c1 = 0; ++c0; } }
     } else if (MODE == 3 || MODE == 5) {
         if (++c2 == p.ow) { c2 = 0; if (++c1 == p.oh) { c1 = 0; ++c0; } }
@@ -156,6 +159,11 @@ void describeK(uint kk, uint k) {
     } else if (MODE == 2) {
         uint khh = clsH + p.sh * c1, kww = clsW + p.sw * c2;
         kA[kk] = int((c0 * p.cin * p.kh + khh) * p.kw + kww);
+        kB[kk] = int(c0 * p.oh * p.ow) - int(c1 * p.ow) - int(c2);
+        kdh[kk] = -int(c1);
+        kdw[kk] = -int(c2);
+    } else if (MODE == 6) {
+        kA[kk] = int(aCls + k);
         kB[kk] = int(c0 * p.oh * p.ow) - int(c1 * p.ow) - int(c2);
         kdh[kk] = -int(c1);
         kdw[kk] = -int(c2);
@@ -186,8 +194,9 @@ void main() {
     // every load stays in bounds; their results are never stored.
     uint ncols = p.N;
     uint bh = 0, bw = 0; // bounds for the B gather (conv modes)
-    if (MODE == 2) {
+    if (MODE == 2 || MODE == 6) {
         uint cls = gl_WorkGroupID.z;
+        aCls = cls * p.cin * p.sAm;
         clsH = cls / p.sw;
         clsW = cls % p.sw;
         firstH = (clsH + p.sh * p.ph - p.ph) % p.sh;
@@ -206,7 +215,7 @@ void main() {
         bh = p.h; bw = p.w;
     }
     uint Kc = p.K;
-    if (MODE == 2) Kc = p.cout * tapsH * tapsW;
+    if (MODE == 2 || MODE == 6) Kc = p.cout * tapsH * tapsW;
 
     int colBase[TN], h0[TN], w0[TN];
     uint outCol[TN];
@@ -226,7 +235,7 @@ void main() {
             w0[j] = int(x * p.sw) - int(p.pw);
             colBase[j] = int(b * p.cin * p.h * p.w) + h0[j] * int(p.w) + w0[j];
             outCol[j] = b * p.yc * ohw + pix;
-        } else if (MODE == 2) {
+        } else if (MODE == 2 || MODE == 6) {
             uint rowsH = firstH < p.h ? (p.h - firstH + p.sh - 1) / p.sh : 0;
             uint rowsW = firstW < p.w ? (p.w - firstW + p.sw - 1) / p.sw : 0;
             uint per = max(rowsH * rowsW, 1);
@@ -276,6 +285,7 @@ void main() {
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
     else if (MODE == 1 || MODE == 4) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
+    else if (MODE == 6) { mStrideA = p.sAm; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
     // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
@@ -291,7 +301,7 @@ void main() {
     c0 = 0; c1 = 0; c2 = 0;
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
         for (uint kk = 0; kk < 4; ++kk) describeK(kk, k0 + kk);
-        if (MODE == 2) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
+        if (MODE == 2 || MODE == 6) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
 
         // B: b[kk] holds B[k0+kk][col0 .. col0+3].
         vec4 b[4];

@@ -544,6 +544,18 @@ var MaxoutFwd = &Kernel[MaxoutFwdPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// PackBwd is pack_bwd.spv, built from pack_bwd.comp.
+var PackBwd = &Kernel[PackBwdPush]{Desc{
+	Name:   "pack_bwd",
+	Source: "pack_bwd.comp",
+	Bindings: []Binding{
+		{Name: "W", Access: ReadOnly},
+		{Name: "A", Access: WriteOnly},
+	},
+	PushSize:  32,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Pad is pad.spv, built from pad.comp.
 var Pad = &Kernel[PadPush]{Desc{
 	Name:   "pad",
@@ -790,6 +802,7 @@ var All = []*Desc{
 	&MarginLoss.Desc,
 	&MaxoutBwd.Desc,
 	&MaxoutFwd.Desc,
+	&PackBwd.Desc,
 	&Pad.Desc,
 	&Pool2d.Desc,
 	&ProjBwd.Desc,
@@ -1556,6 +1569,34 @@ func (p MaxoutFwdPush) Bytes() []byte {
 }
 
 func (MaxoutFwdPush) push() {}
+
+// PackBwdPush is pack_bwd.comp's push-constant block P.
+type PackBwdPush struct {
+	Cout    uint32 // uint cout, offset 0
+	Cin     uint32 // uint cin, offset 4
+	Kh      uint32 // uint kh, offset 8
+	Kw      uint32 // uint kw, offset 12
+	Sh      uint32 // uint sh, offset 16
+	Sw      uint32 // uint sw, offset 20
+	Kp      uint32 // uint kp, offset 24
+	GroupsX uint32 // uint groupsX, offset 28
+}
+
+// Bytes encodes p as the shader reads it: 32 bytes, little-endian.
+func (p PackBwdPush) Bytes() []byte {
+	b := make([]byte, 32)
+	putUint(b, 0, p.Cout)
+	putUint(b, 4, p.Cin)
+	putUint(b, 8, p.Kh)
+	putUint(b, 12, p.Kw)
+	putUint(b, 16, p.Sh)
+	putUint(b, 20, p.Sw)
+	putUint(b, 24, p.Kp)
+	putUint(b, 28, p.GroupsX)
+	return b
+}
+
+func (PackBwdPush) push() {}
 
 // PadPush is pad.comp's push-constant block P.
 type PadPush struct {
