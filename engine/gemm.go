@@ -189,8 +189,10 @@ var forceGemmRows int
 // convs 1.09-1.38x; 64 rows won only under load (matmul 0.95x quiet,
 // 1.7-2.0x loaded) except where B is gathered column by column (B^T:
 // 1.6x quiet), and take llvmpipe twice as long to compile. A^T and
-// backward-data's gathers measured slower with larger tiles; they and the
-// rest keep gemmRows.
+// mode 2's gathered weights measured slower with larger tiles; they and
+// the rest keep gemmRows. Backward-data with packed weights (mode 6)
+// measured 1.17-1.36x faster with 32 rows than with 16
+// (BenchmarkConvBwdPacked, loaded machine).
 func igemmRows(mode, m int, useSG, vecA, vecB bool) int {
 	wide := mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded ||
 		mode == modeConvBackwardDataPacked

@@ -434,3 +434,66 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGANStepBwdPacked times the DCGAN step (batch 64, PyTorch
+// example widths) recorded with backward-data's weights gathered tap by
+// tap (forceUnpackedBwd) and packed per parity class (the default on CPU
+// devices), in one process, alternating steps; it reports each one's
+// median seconds per step and the median over rounds of the unpacked step
+// time divided by the packed one (speedup).
+func BenchmarkGANStepBwdPacked(b *testing.B) {
+	for _, size := range []int{32, 64} {
+		b.Run(fmt.Sprintf("%dx%d/b64", size, size), func(b *testing.B) {
+			d := newTestDevice(b)
+			if d.class != ClassCPU {
+				b.Skip("packed backward-data applies to CPU devices only")
+			}
+			model := DCGAN{Size: size, NZ: 100, NGF: 64, NDF: 64, Channels: 3}
+			data, err := d.UploadData(randomData(1, 256, 3, size), 256, 3, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer data.Release()
+			ad := DefaultAdam()
+			ad.LR, ad.Beta1 = 2e-4, 0.5
+			var gans [2]*GAN
+			for i, unpacked := range []bool{true, false} {
+				forceUnpackedBwd = unpacked
+				g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
+				if err == nil {
+					defer g.Release()
+					if err = g.Init(1); err == nil {
+						err = g.Step() // warm-up
+					}
+				}
+				forceUnpackedBwd = false
+				if err != nil {
+					b.Fatal(err)
+				}
+				gans[i] = g
+			}
+			var sec [2][]float64
+			b.ResetTimer()
+			for range b.N {
+				for i, g := range gans {
+					t := time.Now()
+					if err := g.Step(); err != nil {
+						b.Fatal(err)
+					}
+					sec[i] = append(sec[i], time.Since(t).Seconds())
+				}
+			}
+			b.StopTimer()
+			ratio := make([]float64, b.N)
+			for n := range ratio {
+				ratio[n] = sec[0][n] / sec[1][n]
+			}
+			slices.Sort(ratio)
+			for i, name := range []string{"unpacked", "packed"} {
+				slices.Sort(sec[i])
+				b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
+			}
+			b.ReportMetric(ratio[len(ratio)/2], "speedup")
+		})
+	}
+}
