@@ -12,7 +12,7 @@ import (
 )
 
 // TestDCGANBitIdentity hashes the outputs of the DCGAN training path's
-// GEMM and convolution passes (igemm modes 0-5 as Gemm, Conv2D,
+// GEMM and convolution passes (igemm modes 0-6 as Gemm, Conv2D,
 // ConvTranspose2D and their backward passes dispatch them) on the DCGAN
 // shapes at batch 64 and 2, from seeded inputs. The hashes depend on the
 // device, so it is a tool for changes to shared GEMM code rather than a
