@@ -59,7 +59,7 @@ def vkgan_matmul(vkgan):
 def step_cases(a, threads):
     for size in (32, 64):
         def vk(size=size):
-            m = go_bench(a.engine_test, f"^GANStep$/^{size}x{size}/^b64$", "3x")
+            m = go_bench(a.engine_test, f"^BenchmarkGANStep$/^{size}x{size}$/^b64$", "3x")
             return {"value": m["s/step"], "dev_mib": m["dev-MiB"], "tensor_mib": m["tensor-MiB"], "rss_mib": m["rss-MiB"]}
 
         def pt(size=size):
@@ -81,7 +81,7 @@ def step_cases(a, threads):
 def toy_cases(a, threads):
     for proto in ("small", "large"):
         def vk(proto=proto):
-            return {"value": go_bench(a.engine_test, f"^ToyStep$/^{proto}$", "200x")["ms/step"]}
+            return {"value": go_bench(a.engine_test, f"^BenchmarkToyStep$/^{proto}$", "200x")["ms/step"]}
 
         def pt(proto=proto):
             r = torch_json(os.path.join(HERE, "torch_toy_bench.py"), "--protocol", proto, "--threads", threads,
