@@ -265,15 +265,30 @@ func BenchmarkGemmRows(b *testing.B) {
 
 // BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example
 // widths) recorded with igemm's kernels from before larger tiles and quad
-// loads (forceGemmRows = 16) and with the default ones, in one process, alternating steps; it reports
-// each one's median seconds per step and the median over rounds of the
-// 16-row step time divided by the default one (speedup).
+// loads (forceGemmRows = 16) and with the default ones, in one process,
+// alternating steps (see benchGANStepAB).
 func BenchmarkGANStepRows(b *testing.B) {
+	benchGANStepAB(b, func(d *Device) bool { return d.subgroupTiles() }, [2]string{"TM16", "default"},
+		func(old bool) {
+			forceGemmRows = 0
+			if old {
+				forceGemmRows = 16
+			}
+		})
+}
+
+// benchGANStepAB times the DCGAN-32 and -64 steps (batch 64) recorded two
+// ways, the old one with use(true) in force while the GAN is built, the
+// new one with use(false), alternating steps in one process so a shared
+// machine's load hits both alike. It reports each one's median seconds
+// per step and the median over rounds of old time / new time (speedup).
+// applies says whether the device has the choice at all.
+func benchGANStepAB(b *testing.B, applies func(*Device) bool, names [2]string, use func(old bool)) {
 	for _, size := range []int{32, 64} {
 		b.Run(fmt.Sprintf("%dx%d/b64", size, size), func(b *testing.B) {
 			d := newTestDevice(b)
-			if !d.subgroupTiles() {
-				b.Skip("tile rows apply to CPU devices only")
+			if !applies(d) {
+				b.Skip("the choice does not apply to this device")
 			}
 			model := DCGAN{Size: size, NZ: 100, NGF: 64, NDF: 64, Channels: 3}
 			data, err := d.UploadData(randomData(1, 256, 3, size), 256, 3, size)
@@ -284,18 +299,17 @@ func BenchmarkGANStepRows(b *testing.B) {
 			ad := DefaultAdam()
 			ad.LR, ad.Beta1 = 2e-4, 0.5
 			var gans [2]*GAN
-			for i, force := range []int{16, 0} {
-				forceGemmRows = force
+			for i, old := range []bool{true, false} {
+				use(old)
 				g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
-				forceGemmRows = 0
+				if err == nil {
+					defer g.Release()
+					if err = g.Init(1); err == nil {
+						err = g.Step() // warm-up
+					}
+				}
+				use(false)
 				if err != nil {
-					b.Fatal(err)
-				}
-				defer g.Release()
-				if err := g.Init(1); err != nil {
-					b.Fatal(err)
-				}
-				if err := g.Step(); err != nil { // warm-up
 					b.Fatal(err)
 				}
 				gans[i] = g
@@ -317,7 +331,7 @@ func BenchmarkGANStepRows(b *testing.B) {
 				ratio[n] = sec[0][n] / sec[1][n]
 			}
 			slices.Sort(ratio)
-			for i, name := range []string{"TM16", "default"} {
+			for i, name := range names {
 				slices.Sort(sec[i])
 				b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
 			}
@@ -438,62 +452,8 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 // BenchmarkGANStepBwdPacked times the DCGAN step (batch 64, PyTorch
 // example widths) recorded with backward-data's weights gathered tap by
 // tap (forceUnpackedBwd) and packed per parity class (the default on CPU
-// devices), in one process, alternating steps; it reports each one's
-// median seconds per step and the median over rounds of the unpacked step
-// time divided by the packed one (speedup).
+// devices), in one process, alternating steps (see benchGANStepAB).
 func BenchmarkGANStepBwdPacked(b *testing.B) {
-	for _, size := range []int{32, 64} {
-		b.Run(fmt.Sprintf("%dx%d/b64", size, size), func(b *testing.B) {
-			d := newTestDevice(b)
-			if d.class != ClassCPU {
-				b.Skip("packed backward-data applies to CPU devices only")
-			}
-			model := DCGAN{Size: size, NZ: 100, NGF: 64, NDF: 64, Channels: 3}
-			data, err := d.UploadData(randomData(1, 256, 3, size), 256, 3, size)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer data.Release()
-			ad := DefaultAdam()
-			ad.LR, ad.Beta1 = 2e-4, 0.5
-			var gans [2]*GAN
-			for i, unpacked := range []bool{true, false} {
-				forceUnpackedBwd = unpacked
-				g, err := d.NewGAN(GANConfig{Model: model, Batch: 64, Seed: 1, AdamD: ad, AdamG: ad}, data)
-				if err == nil {
-					defer g.Release()
-					if err = g.Init(1); err == nil {
-						err = g.Step() // warm-up
-					}
-				}
-				forceUnpackedBwd = false
-				if err != nil {
-					b.Fatal(err)
-				}
-				gans[i] = g
-			}
-			var sec [2][]float64
-			b.ResetTimer()
-			for range b.N {
-				for i, g := range gans {
-					t := time.Now()
-					if err := g.Step(); err != nil {
-						b.Fatal(err)
-					}
-					sec[i] = append(sec[i], time.Since(t).Seconds())
-				}
-			}
-			b.StopTimer()
-			ratio := make([]float64, b.N)
-			for n := range ratio {
-				ratio[n] = sec[0][n] / sec[1][n]
-			}
-			slices.Sort(ratio)
-			for i, name := range []string{"unpacked", "packed"} {
-				slices.Sort(sec[i])
-				b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
-			}
-			b.ReportMetric(ratio[len(ratio)/2], "speedup")
-		})
-	}
+	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"unpacked", "packed"},
+		func(old bool) { forceUnpackedBwd = old })
 }
