@@ -230,35 +230,11 @@ func BenchmarkGemmRows(b *testing.B) {
 				recs[i] = r
 			}
 			forceGemmRows = 0
-			times := make([][]float64, len(rows))
-			b.ResetTimer()
-			for range b.N {
-				for i, r := range recs {
-					if err := r.Submit(); err != nil {
-						b.Fatal(err)
-					}
-					ts, err := r.Timestamps()
-					if err != nil {
-						b.Fatal(err)
-					}
-					times[i] = append(times[i], ts[1]-ts[0])
-				}
-			}
-			b.StopTimer()
+			names := make([]string, len(rows))
 			for i, tm := range rows {
-				ratio := make([]float64, b.N)
-				for n := range ratio {
-					ratio[n] = times[0][n] / times[i][n]
-				}
-				slices.Sort(ratio)
-				t := slices.Clone(times[i])
-				slices.Sort(t)
-				b.ReportMetric(c.flops/t[len(t)/2], fmt.Sprintf("GFLOPS-TM%d", tm))
-				b.ReportMetric(c.flops/t[0], fmt.Sprintf("best-GFLOPS-TM%d", tm))
-				if i > 0 {
-					b.ReportMetric(ratio[len(ratio)/2], fmt.Sprintf("speedup-TM%d", tm))
-				}
+				names[i] = fmt.Sprintf("TM%d", tm)
 			}
+			reportAlternating(b, c.flops, names, timeAlternating(b, recs))
 		})
 	}
 }
@@ -416,35 +392,11 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 				recs[i] = r
 			}
 			forceUnpackedBwd, forceGemmRows = false, 0
-			times := make([][]float64, len(recs))
-			b.ResetTimer()
-			for range b.N {
-				for i, r := range recs {
-					if err := r.Submit(); err != nil {
-						b.Fatal(err)
-					}
-					ts, err := r.Timestamps()
-					if err != nil {
-						b.Fatal(err)
-					}
-					times[i] = append(times[i], ts[1]-ts[0])
-				}
-			}
-			b.StopTimer()
+			names := make([]string, len(bwdVariants))
 			for i, v := range bwdVariants {
-				ratio := make([]float64, b.N)
-				for n := range ratio {
-					ratio[n] = times[0][n] / times[i][n]
-				}
-				slices.Sort(ratio)
-				t := slices.Clone(times[i])
-				slices.Sort(t)
-				b.ReportMetric(c.flops/t[len(t)/2], "GFLOPS-"+v.name)
-				b.ReportMetric(c.flops/t[0], "best-GFLOPS-"+v.name)
-				if i > 0 {
-					b.ReportMetric(ratio[len(ratio)/2], "speedup-"+v.name)
-				}
+				names[i] = v.name
 			}
+			reportAlternating(b, c.flops, names, timeAlternating(b, recs))
 		})
 	}
 }
@@ -456,4 +408,45 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 func BenchmarkGANStepBwdPacked(b *testing.B) {
 	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"unpacked", "packed"},
 		func(old bool) { forceUnpackedBwd = old })
+}
+
+// timeAlternating submits each recording once per round, b.N rounds, so a
+// shared machine's load hits every variant alike, and returns each one's
+// GPU times (the recordings' first two timestamps).
+func timeAlternating(b *testing.B, recs []*Recorder) [][]float64 {
+	times := make([][]float64, len(recs))
+	b.ResetTimer()
+	for range b.N {
+		for i, r := range recs {
+			if err := r.Submit(); err != nil {
+				b.Fatal(err)
+			}
+			ts, err := r.Timestamps()
+			if err != nil {
+				b.Fatal(err)
+			}
+			times[i] = append(times[i], ts[1]-ts[0])
+		}
+	}
+	b.StopTimer()
+	return times
+}
+
+// reportAlternating reports each variant's median and best rate for flops
+// per time unit, and the median over rounds of the first variant's time
+// divided by each other's (speedup).
+func reportAlternating(b *testing.B, flops float64, names []string, times [][]float64) {
+	for i, name := range names {
+		t := slices.Sorted(slices.Values(times[i]))
+		b.ReportMetric(flops/t[len(t)/2], "GFLOPS-"+name)
+		b.ReportMetric(flops/t[0], "best-GFLOPS-"+name)
+		if i > 0 {
+			ratio := make([]float64, len(t))
+			for n := range ratio {
+				ratio[n] = times[0][n] / times[i][n]
+			}
+			slices.Sort(ratio)
+			b.ReportMetric(ratio[len(ratio)/2], "speedup-"+name)
+		}
+	}
 }
