@@ -102,7 +102,13 @@ func (d *Device) pipeline(k *shaders.Desc, spec []uint32) (*vk.Pipeline, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := d.vk.NewPipeline(vk.PipelineDesc{Name: k.Name, SPIRV: code, Bindings: len(k.Bindings), PushSize: k.PushSize, Spec: spec})
+	var texel uint32
+	for i, b := range k.Bindings {
+		if b.Texel {
+			texel |= 1 << uint(i)
+		}
+	}
+	p, err := d.vk.NewPipeline(vk.PipelineDesc{Name: k.Name, SPIRV: code, Bindings: len(k.Bindings), PushSize: k.PushSize, Spec: spec, Texel: texel})
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,8 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 		if f := forceGemmRows; f > 0 && large && g.M >= f {
 			tm = f
 		}
-		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: useSG, I64: d.info.Limits.ShaderInt64}
+		i64 := d.info.Limits.ShaderInt64
+		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: useSG, I64: i64, Tex: i64 && d.class == ClassCPU}
 	}
 	// The device's tuning table may pick another variant (tune.go).
 	v = r.tuned(newGemmCall(mode, g, ncols, zslices, vecA, vecB, a, b, c, bias), v)
@@ -109,17 +110,23 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	if v.Kernel == KernelTiled {
 		return r.igemmTiled(v.tiled(), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
 	}
-	kernel := shaders.Igemm
-	if v.I64 {
-		kernel = shaders.IgemmI64
-	}
 	// A lane's four columns are one row's adjacent pixels, 16-byte aligned.
 	quad := v.SG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16
 	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
-	return dispatch(r, kernel, spec, igemmGroups(v, g, ncols, zslices), g.push(), a, b, c, bias)
+	groups := igemmGroups(v, g, ncols, zslices)
+	// Texel loads serve only the aligned 4-float loads, and need both
+	// operands viewable as texels.
+	if v.Tex && !forceNoTexel && (vecA || vecB || quad) && a.buf.TexelViewable() && b.buf.TexelViewable() {
+		return dispatch(r, shaders.IgemmTex, spec, groups, g.push(), a, b, c, bias, a, b)
+	}
+	kernel := shaders.Igemm
+	if v.I64 {
+		kernel = shaders.IgemmI64
+	}
+	return dispatch(r, kernel, spec, groups, g.push(), a, b, c, bias)
 }
 
 // igemmGroups is variant v's grid: TN columns per invocation, TM rows per
@@ -430,6 +437,10 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 	}
 	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
 }
+
+// forceNoTexel makes igemm load through storage buffers only, as it does
+// where texel views are not possible; tests compare the two.
+var forceNoTexel bool
 
 // forceUnpackedBwd makes CPU devices take igemm's mode 2 (weights gathered
 // tap by tap) instead of packing them: benchmarks set it to time both in

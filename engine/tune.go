@@ -33,7 +33,8 @@ import (
 
 // Kernel families a GemmVariant can name.
 const (
-	// KernelIgemm is igemm.comp (igemm_i64 with GemmVariant.I64).
+	// KernelIgemm is igemm.comp (igemm_i64 with GemmVariant.I64,
+	// igemm_tex with GemmVariant.Tex).
 	KernelIgemm = "igemm"
 	// KernelTiled is igemm_tiled.comp, the GPU-class core (gemm_tiled.go),
 	// with igemm_reduce.comp for split-K.
@@ -41,7 +42,7 @@ const (
 )
 
 // tunedKernels are the modules whose SPIR-V a table's timings depend on.
-var tunedKernels = []string{"igemm", "igemm_i64", "igemm_tiled", "igemm_reduce"}
+var tunedKernels = []string{"igemm", "igemm_i64", "igemm_tex", "igemm_tiled", "igemm_reduce"}
 
 // igemmTileRows are igemm.comp's tile heights (its TM): 4 and 8 for
 // outputs with few rows, 16 to 64 sharing more of each loaded B value.
@@ -55,6 +56,9 @@ type GemmVariant struct {
 	TM     int    `json:"tm"`            // output rows per tile (igemmTileRows)
 	SG     bool   `json:"sg,omitempty"`  // A rows shared by subgroupBroadcast
 	I64    bool   `json:"i64,omitempty"` // 64-bit loads (igemm_i64)
+	// Tex: aligned 4-float loads of A and B through texel buffers
+	// (igemm_tex, which has I64 too).
+	Tex bool `json:"tex,omitempty"`
 	// KernelTiled: the workgroup tile BM x BN x BK, columns per invocation
 	// TN (rows: TM) and the split-K parts S (see tiledConfig).
 	BM int `json:"bm,omitempty"`
@@ -84,6 +88,9 @@ func (v GemmVariant) String() string {
 	}
 	if v.I64 {
 		s += " i64"
+	}
+	if v.Tex {
+		s += " tex"
 	}
 	return s
 }
@@ -311,6 +318,8 @@ func (d *Device) igemmOK(v GemmVariant, k gemmCall) error {
 		return fmt.Errorf("tm %d is not one of %v", v.TM, igemmTileRows)
 	case v.I64 && !lim.ShaderInt64:
 		return errors.New("the device has no 64-bit integers")
+	case v.Tex && !v.I64:
+		return errors.New("texel loads come only with 64-bit loads (igemm_tex)")
 	case v.SG && !d.hasSubgroupTiles():
 		return errors.New("the device's subgroups cannot share tiles")
 	case v.SG && uint32(v.WG) < lim.SubgroupSize:
@@ -369,9 +378,11 @@ func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 			}
 			for _, sg := range sgs {
 				for _, i64 := range i64s {
-					v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: sg, I64: i64}
-					if v != s.def && d.igemmOK(v, s.call) == nil {
-						out = append(out, v)
+					for _, tex := range []bool{false, i64 && d.class == ClassCPU} {
+						v := GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: sg, I64: i64, Tex: tex}
+						if v != s.def && !slices.Contains(out, v) && d.igemmOK(v, s.call) == nil {
+							out = append(out, v)
+						}
 					}
 				}
 			}
@@ -381,13 +392,13 @@ func (d *Device) GemmCandidates(s GemmShape) []GemmVariant {
 }
 
 // NearCandidates is the part of GemmCandidates one setting away from
-// the default (another workgroup, TM, SG or I64): about a seventh of
+// the default (another workgroup, TM, SG, I64 or Tex): about a seventh of
 // them, for a quick tuning.
 func (d *Device) NearCandidates(s GemmShape) []GemmVariant {
 	return slices.DeleteFunc(d.GemmCandidates(s), func(v GemmVariant) bool {
 		u := s.def
 		n := 0
-		for _, diff := range []bool{v.WG != u.WG, v.TM != u.TM, v.SG != u.SG, v.I64 != u.I64, v.Kernel != u.Kernel} {
+		for _, diff := range []bool{v.WG != u.WG, v.TM != u.TM, v.SG != u.SG, v.I64 != u.I64, v.Tex != u.Tex, v.Kernel != u.Kernel} {
 			if diff {
 				n++
 			}

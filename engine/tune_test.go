@@ -134,7 +134,7 @@ func TestGemmCandidates(t *testing.T) {
 
 // TestGemmCandidatesEnumerate checks the candidate set on this device:
 // every workgroup 8..256, TM 4/8/16, SG and I64 both ways where allowed,
-// no duplicates, all valid.
+// Tex both ways with I64 on CPU devices, no duplicates, all valid.
 func TestGemmCandidatesEnumerate(t *testing.T) {
 	d := newTestDevice(t)
 	a, b, c := zeros(t, d, 3, 5), zeros(t, d, 5, 7), zeros(t, d, 3, 7)
@@ -148,7 +148,10 @@ func TestGemmCandidatesEnumerate(t *testing.T) {
 	if d.hasSubgroupTiles() {
 		want *= 2
 	}
-	if d.info.Limits.ShaderInt64 {
+	switch {
+	case d.info.Limits.ShaderInt64 && d.class == ClassCPU:
+		want *= 3 // 32-bit, 64-bit, 64-bit with texel loads
+	case d.info.Limits.ShaderInt64:
 		want *= 2
 	}
 	require.Len(t, cands, want)
@@ -161,6 +164,7 @@ func TestGemmCandidatesEnumerate(t *testing.T) {
 	require.Error(t, d.igemmOK(GemmVariant{Kernel: KernelIgemm, WG: 48, TM: 16}, shapes[0].call))
 	require.Error(t, d.igemmOK(GemmVariant{Kernel: KernelIgemm, WG: 64, TM: 2}, shapes[0].call))
 	require.Error(t, d.igemmOK(GemmVariant{Kernel: "nope", WG: 64, TM: 16}, shapes[0].call))
+	require.Error(t, d.igemmOK(GemmVariant{Kernel: KernelIgemm, WG: 64, TM: 16, Tex: true}, shapes[0].call), "tex without i64")
 }
 
 // TestTuningChangesVariant: a table that picks a non-default variant

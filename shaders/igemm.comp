@@ -30,7 +30,14 @@
 // multiply-add, not FLOPs, set the speed. Without USE_SG (GPUs) each
 // invocation loads A itself; those same-address loads are broadcast by the
 // hardware.
+//
+// USE_TEX (igemm_tex, CPU devices) also binds A and B as RGBA32F uniform
+// texel buffers and takes the aligned 4-float loads of A and B from them:
+// llvmpipe fetches a texel for all lanes with one vector load per lane and
+// a transpose, where a storage-buffer load is a per-lane scalar loop with a
+// bounds branch (1024^3 matmul about 1.25x).
 // vkgan:variant i64 -DUSE_I64=1
+// vkgan:variant tex -DUSE_I64=1 -DUSE_TEX=1
 
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_ballot : enable
@@ -67,6 +74,10 @@ layout(std430, binding = 0) readonly buffer A64 { u64vec2 a64[]; };
 layout(std430, binding = 1) readonly buffer B64 { u64vec2 b64[]; };
 layout(std430, binding = 1) readonly buffer B64s { uint64_t b64s[]; };
 #endif
+#ifdef USE_TEX
+layout(binding = 4) uniform samplerBuffer texA; // A as texels of 4 floats
+layout(binding = 5) uniform samplerBuffer texB; // B as texels of 4 floats
+#endif
 
 layout(push_constant) uniform P {
     uint M, N, K;
@@ -86,7 +97,9 @@ layout(push_constant) uniform P {
 } p;
 
 vec4 load4A(uint idx) { // idx % 4 == 0
-#ifdef USE_I64
+#if defined(USE_TEX)
+    return texelFetch(texA, int(idx >> 2));
+#elif defined(USE_I64)
     u64vec2 v = a64[idx >> 2];
     return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
 #else
@@ -95,7 +108,9 @@ vec4 load4A(uint idx) { // idx % 4 == 0
 }
 
 vec4 load4B(uint idx) { // idx % 4 == 0
-#ifdef USE_I64
+#if defined(USE_TEX)
+    return texelFetch(texB, int(idx >> 2));
+#elif defined(USE_I64)
     u64vec2 v = b64[idx >> 2];
     return vec4(uintBitsToFloat(unpackUint2x32(v.x)), uintBitsToFloat(unpackUint2x32(v.y)));
 #else
@@ -309,7 +324,11 @@ void main() {
             // Column j's tap kk is float 2j+kk of the ten from quadBase.
             uint i = uint(quadBase + kB[0]);
             vec4 f0 = load4B(i), f1 = load4B(i + 4);
+#ifdef USE_TEX
+            vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
+#else
             vec2 f2 = load2B(i + 8);
+#endif
             b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
             b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
             b[2] = vec4(f0.z, f1.x, f1.z, f2.x);

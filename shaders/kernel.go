@@ -24,10 +24,13 @@ type Desc struct {
 	LocalSize [3]uint32 // workgroup size; 0 where a specialization constant sets it
 }
 
-// Binding is one storage-buffer binding.
+// Binding is one storage-buffer binding, or one uniform texel buffer.
 type Binding struct {
 	Name   string // the GLSL block name; views of one binding are joined by "/"
 	Access Access
+	// Texel: a GLSL samplerBuffer, bound as a uniform texel buffer of
+	// RGBA32F texels (see vk.PipelineDesc.Texel).
+	Texel bool
 }
 
 // Access says how a kernel uses a storage buffer.

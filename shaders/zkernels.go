@@ -464,6 +464,31 @@ var IgemmReduce = &Kernel[IgemmReducePush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// IgemmTex is igemm_tex.spv, built from igemm.comp.
+var IgemmTex = &Kernel[IgemmPush]{Desc{
+	Name:   "igemm_tex",
+	Source: "igemm.comp",
+	Bindings: []Binding{
+		{Name: "A32/A64", Access: ReadOnly},
+		{Name: "B32/B64/B64s", Access: ReadOnly},
+		{Name: "C32", Access: ReadWrite},
+		{Name: "Bias", Access: ReadOnly},
+		{Name: "texA", Access: ReadOnly, Texel: true},
+		{Name: "texB", Access: ReadOnly, Texel: true},
+	},
+	Spec: []Spec{
+		{Name: "MODE", Type: "uint"},
+		{Name: "local_size_x", Type: "uint"},
+		{Name: "USE_SG", Type: "bool"},
+		{Name: "VEC_A", Type: "bool"},
+		{Name: "VEC_B", Type: "bool"},
+		{Name: "TM", Type: "uint"},
+		{Name: "QUAD_B", Type: "bool"},
+	},
+	PushSize:  116,
+	LocalSize: [3]uint32{0, 1, 1},
+}}
+
 // IgemmTiled is igemm_tiled.spv, built from igemm_tiled.comp.
 var IgemmTiled = &Kernel[IgemmTiledPush]{Desc{
 	Name:   "igemm_tiled",
@@ -797,6 +822,7 @@ var All = []*Desc{
 	&Igemm.Desc,
 	&IgemmI64.Desc,
 	&IgemmReduce.Desc,
+	&IgemmTex.Desc,
 	&IgemmTiled.Desc,
 	&MarginBackward.Desc,
 	&MarginLoss.Desc,

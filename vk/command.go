@@ -28,6 +28,13 @@ type Recorder struct {
 	ended   bool
 	err     error
 	copies  int // buffer copies recorded (a step should record none)
+	views   map[viewKey]vulkan.BufferView
+}
+
+// viewKey names one texel view: a buffer's region.
+type viewKey struct {
+	buf      vulkan.Buffer
+	off, len uint64
 }
 
 // NewRecorder starts recording a command buffer.
@@ -87,8 +94,11 @@ func (r *Recorder) allocSet(p *Pipeline) (vulkan.DescriptorSet, error) {
 		err := check("vkCreateDescriptorPool", vulkan.CreateDescriptorPool(r.d.dev, &vulkan.DescriptorPoolCreateInfo{
 			SType:         vulkan.StructureTypeDescriptorPoolCreateInfo,
 			MaxSets:       setsPerPool,
-			PoolSizeCount: 1,
-			PPoolSizes:    []vulkan.DescriptorPoolSize{{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * maxBindings}},
+			PoolSizeCount: 2,
+			PPoolSizes: []vulkan.DescriptorPoolSize{
+				{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * maxBindings},
+				{Type: vulkan.DescriptorTypeUniformTexelBuffer, DescriptorCount: setsPerPool * maxBindings},
+			},
 		}, nil, &pool))
 		if err != nil {
 			return nil, err
@@ -136,7 +146,20 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 			return
 		}
 	}
-	r.d.hot.bindBuffers(r.d.dev, set, bufs)
+	var views []vulkan.BufferView
+	if p.texel != 0 {
+		views = make([]vulkan.BufferView, len(bufs))
+		for i, b := range bufs {
+			if p.texel&(1<<uint(i)) == 0 {
+				continue
+			}
+			if views[i], err = r.texelView(b); err != nil {
+				r.err = fmt.Errorf("vk: dispatch %s: binding %d: %w", p.name, i, err)
+				return
+			}
+		}
+	}
+	r.d.hot.bindBuffers(r.d.dev, set, bufs, views)
 	vulkan.CmdBindPipeline(r.cb, vulkan.PipelineBindPointCompute, p.pipe)
 	vulkan.CmdBindDescriptorSets(r.cb, vulkan.PipelineBindPointCompute, p.layout, 0, 1, []vulkan.DescriptorSet{set}, 0, nil)
 	if len(push) > 0 {
@@ -280,6 +303,9 @@ func (r *Recorder) Release() {
 	for _, p := range r.pools {
 		vulkan.DestroyDescriptorPool(d.dev, p, nil)
 	}
+	for _, v := range r.views {
+		vulkan.DestroyBufferView(d.dev, v, nil)
+	}
 	if r.queries != nil {
 		vulkan.DestroyQueryPool(d.dev, r.queries, nil)
 	}
@@ -287,4 +313,49 @@ func (r *Recorder) Release() {
 	vulkan.FreeCommandBuffers(d.dev, d.pool, 1, []vulkan.CommandBuffer{r.cb})
 	d.allocMu.Unlock()
 	*r = Recorder{}
+}
+
+// texelBytes is the size of the RGBA32F texels of a texel binding.
+const texelBytes = 16
+
+// TexelViewable reports whether b can be bound as a uniform texel buffer
+// (PipelineDesc.Texel): its offset meets the device's alignment and its
+// texels are within the device's limit.
+func (b *Buffer) TexelViewable() bool {
+	if b == nil || b.blk == nil {
+		return false
+	}
+	lim := b.d.info.Limits
+	return lim.TexelOffsetAlignment > 0 && b.off%lim.TexelOffsetAlignment == 0 && b.off%texelBytes == 0 &&
+		alignUp(b.padded, texelBytes)/texelBytes <= uint64(lim.MaxTexelBufferElements)
+}
+
+// texelView returns the recorder's RGBA32F view of b's region, made on
+// first use and destroyed with the recorder. A region that ends inside a
+// texel is viewed to the texel's end: regions start 256-byte aligned in
+// blocks of whole 256-byte units, so that stays inside the block.
+func (r *Recorder) texelView(b *Buffer) (vulkan.BufferView, error) {
+	if !b.TexelViewable() {
+		return nil, fmt.Errorf("a buffer region at byte %d of %d bytes cannot be a texel buffer on this device", b.off, b.padded)
+	}
+	size := alignUp(b.padded, texelBytes)
+	k := viewKey{b.blk.buf, b.off, size}
+	if v, ok := r.views[k]; ok {
+		return v, nil
+	}
+	var v vulkan.BufferView
+	if err := check("vkCreateBufferView", vulkan.CreateBufferView(r.d.dev, &vulkan.BufferViewCreateInfo{
+		SType:  vulkan.StructureTypeBufferViewCreateInfo,
+		Buffer: b.blk.buf,
+		Format: vulkan.FormatR32g32b32a32Sfloat,
+		Offset: vulkan.DeviceSize(b.off),
+		Range:  vulkan.DeviceSize(size),
+	}, nil, &v)); err != nil {
+		return nil, err
+	}
+	if r.views == nil {
+		r.views = make(map[viewKey]vulkan.BufferView)
+	}
+	r.views[k] = v
+	return v, nil
 }

@@ -40,6 +40,8 @@ type Limits struct {
 	MaxWorkGroupSize       uint32 // invocations per workgroup
 	MaxWorkGroupCount      [3]uint32
 	MaxStorageBufferRange  uint64 // largest storage-buffer binding, bytes
+	MaxTexelBufferElements uint32 // texels in one texel buffer view
+	TexelOffsetAlignment   uint64 // minTexelBufferOffsetAlignment
 	MaxPushConstants       uint32 // bytes
 	StorageOffsetAlignment uint64 // minStorageBufferOffsetAlignment
 	TimestampPeriodNs      float64
@@ -176,6 +178,8 @@ func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
 			MaxWorkGroupSize:       l.MaxComputeWorkGroupInvocations,
 			MaxWorkGroupCount:      l.MaxComputeWorkGroupCount,
 			MaxStorageBufferRange:  uint64(l.MaxStorageBufferRange),
+			MaxTexelBufferElements: l.MaxTexelBufferElements,
+			TexelOffsetAlignment:   uint64(l.MinTexelBufferOffsetAlignment),
 			MaxPushConstants:       l.MaxPushConstantsSize,
 			StorageOffsetAlignment: uint64(l.MinStorageBufferOffsetAlignment),
 			TimestampPeriodNs:      float64(l.TimestampPeriod),

@@ -128,21 +128,27 @@ static VkResult vkg_alloc_set(vkg_hot *h, VkDevice dev, VkDescriptorPool pool, V
 
 #define VKG_MAX_BINDINGS 8
 
-// vkg_bind_buffers points bindings 0..n-1 of set at storage-buffer ranges.
+// vkg_bind_buffers points bindings 0..n-1 of set at storage-buffer ranges,
+// or, where views[i] is not null, at that uniform texel buffer view.
 static int vkg_bind_buffers(vkg_hot *h, VkDevice dev, VkDescriptorSet set, uint32_t n,
-		const VkBuffer *bufs, const uint64_t *offs, const uint64_t *ranges) {
+		const VkBuffer *bufs, const uint64_t *offs, const uint64_t *ranges, const VkBufferView *views) {
 	if (n > VKG_MAX_BINDINGS) return 0;
 	VkDescriptorBufferInfo infos[VKG_MAX_BINDINGS];
 	VkWriteDescriptorSet writes[VKG_MAX_BINDINGS];
 	memset(writes, 0, sizeof writes);
 	for (uint32_t i = 0; i < n; i++) {
-		infos[i].buffer = bufs[i];
-		infos[i].offset = offs[i];
-		infos[i].range = ranges[i];
 		writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
 		writes[i].dstSet = set;
 		writes[i].dstBinding = i;
 		writes[i].descriptorCount = 1;
+		if (views[i] != VK_NULL_HANDLE) {
+			writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+			writes[i].pTexelBufferView = &views[i];
+			continue;
+		}
+		infos[i].buffer = bufs[i];
+		infos[i].offset = offs[i];
+		infos[i].range = ranges[i];
 		writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 		writes[i].pBufferInfo = &infos[i];
 	}
@@ -272,21 +278,26 @@ func (h *hotPath) submitWait(dev vulkan.Device, q vulkan.Queue, cb vulkan.Comman
 // and the descriptor pools are sized for it).
 const maxBindings = C.VKG_MAX_BINDINGS
 
-// bindBuffers points bindings 0..len(bufs)-1 of set at the buffers' ranges.
-func (h *hotPath) bindBuffers(dev vulkan.Device, set vulkan.DescriptorSet, bufs []*Buffer) {
+// bindBuffers points bindings 0..len(bufs)-1 of set at the buffers' ranges,
+// or at views[i] where that is not nil (uniform texel buffers).
+func (h *hotPath) bindBuffers(dev vulkan.Device, set vulkan.DescriptorSet, bufs []*Buffer, views []vulkan.BufferView) {
 	n := len(bufs)
 	if n == 0 {
 		return
 	}
 	var handles [maxBindings]C.VkBuffer
+	var vs [maxBindings]C.VkBufferView
 	var offs, ranges [maxBindings]C.uint64_t
 	for i, b := range bufs {
 		handles[i] = C.VkBuffer(unsafe.Pointer(b.blk.buf))
 		offs[i] = C.uint64_t(b.off)
 		ranges[i] = C.uint64_t(b.padded)
+		if views != nil {
+			vs[i] = C.VkBufferView(unsafe.Pointer(views[i]))
+		}
 	}
 	C.vkg_bind_buffers(h.fns, C.VkDevice(unsafe.Pointer(dev)), C.VkDescriptorSet(unsafe.Pointer(set)), C.uint32_t(n),
-		&handles[0], &offs[0], &ranges[0])
+		&handles[0], &offs[0], &ranges[0], &vs[0])
 }
 
 // allocSet allocates one descriptor set of layout from pool.

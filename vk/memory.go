@@ -103,7 +103,7 @@ func (a *allocator) newBlock(size uint64, hostVisible bool) (*block, error) {
 	err := check("vkCreateBuffer", vulkan.CreateBuffer(d.dev, &vulkan.BufferCreateInfo{
 		SType:       vulkan.StructureTypeBufferCreateInfo,
 		Size:        vulkan.DeviceSize(size),
-		Usage:       vulkan.BufferUsageFlags(vulkan.BufferUsageStorageBufferBit | vulkan.BufferUsageTransferSrcBit | vulkan.BufferUsageTransferDstBit),
+		Usage:       vulkan.BufferUsageFlags(vulkan.BufferUsageStorageBufferBit | vulkan.BufferUsageUniformTexelBufferBit | vulkan.BufferUsageTransferSrcBit | vulkan.BufferUsageTransferDstBit),
 		SharingMode: vulkan.SharingModeExclusive,
 	}, nil, &buf))
 	if err != nil {

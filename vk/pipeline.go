@@ -15,6 +15,11 @@ type PipelineDesc struct {
 	Bindings int      // storage buffers at set 0, bindings 0..Bindings-1
 	PushSize int      // bytes of push constants
 	Spec     []uint32 // specialization constants with ids 0..len-1, 32 bits each
+	// Texel marks (bit i) the bindings read as uniform texel buffers of
+	// RGBA32F texels (GLSL samplerBuffer) instead of storage buffers: on
+	// CPU drivers a texel fetch is a vector gather, where a storage-buffer
+	// load is a per-lane scalar loop.
+	Texel uint32
 }
 
 // Pipeline is a compute pipeline with its layouts.
@@ -22,6 +27,7 @@ type Pipeline struct {
 	d        *Device
 	name     string
 	bindings int
+	texel    uint32
 	push     int
 	module   vulkan.ShaderModule
 	setLay   vulkan.DescriptorSetLayout
@@ -45,7 +51,10 @@ func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
 	if desc.Bindings < 0 || desc.Bindings > maxBindings {
 		return nil, fmt.Errorf("vk: pipeline %s: %d buffer bindings, want 0..%d", desc.Name, desc.Bindings, maxBindings)
 	}
-	p := &Pipeline{d: d, name: desc.Name, bindings: desc.Bindings, push: desc.PushSize}
+	if desc.Texel>>uint(desc.Bindings) != 0 {
+		return nil, fmt.Errorf("vk: pipeline %s: texel binding mask %#x outside its %d bindings", desc.Name, desc.Texel, desc.Bindings)
+	}
+	p := &Pipeline{d: d, name: desc.Name, bindings: desc.Bindings, texel: desc.Texel, push: desc.PushSize}
 	if err := p.build(desc); err != nil {
 		p.destroy()
 		return nil, fmt.Errorf("pipeline %s: %w", desc.Name, err)
@@ -71,9 +80,13 @@ func (p *Pipeline) build(desc PipelineDesc) error {
 	p.module = mod
 	binds := make([]vulkan.DescriptorSetLayoutBinding, desc.Bindings)
 	for i := range binds {
+		typ := vulkan.DescriptorTypeStorageBuffer
+		if desc.Texel&(1<<uint(i)) != 0 {
+			typ = vulkan.DescriptorTypeUniformTexelBuffer
+		}
 		binds[i] = vulkan.DescriptorSetLayoutBinding{
 			Binding:         uint32(i),
-			DescriptorType:  vulkan.DescriptorTypeStorageBuffer,
+			DescriptorType:  typ,
 			DescriptorCount: 1,
 			StageFlags:      vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit),
 		}

@@ -99,7 +99,11 @@ func writeKernel(b *bytes.Buffer, v, pt string, sh *Shader) {
 	if len(sh.Bindings) > 0 {
 		b.WriteString("Bindings: []Binding{\n")
 		for _, bd := range sh.Bindings {
-			fmt.Fprintf(b, "{Name: %q, Access: %s},\n", strings.Join(bd.Blocks, "/"), bd.Access)
+			texel := ""
+			if bd.Texel {
+				texel = ", Texel: true"
+			}
+			fmt.Fprintf(b, "{Name: %q, Access: %s%s},\n", strings.Join(bd.Blocks, "/"), bd.Access, texel)
 		}
 		b.WriteString("},\n")
 	}

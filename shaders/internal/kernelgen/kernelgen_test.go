@@ -7,13 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // snippet declares every form the parser accepts: a workgroup size with a
 // specialization-constant dimension, constants, aliased and instanced
-// buffers, and a push-constant block whose vectors need std430 padding.
+// buffers, a texel buffer, and a push-constant block whose vectors need std430 padding.
 // main uses everything, so glslc's optimiser keeps it all.
 const snippet = `#version 450
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : enable
@@ -24,6 +25,7 @@ layout(std430, binding = 0) readonly buffer A { float a[]; };
 layout(std430, binding = 1) writeonly buffer B { float b[]; } bo;
 layout(std430, binding = 1) writeonly buffer B2 { vec2 b2[]; };
 layout(std430, binding = 2) restrict buffer C { uint c[]; };
+layout(binding = 3) uniform samplerBuffer T;
 // a comment: layout(binding = 9) buffer X { float x[]; };
 /* another { one } */
 layout(push_constant) uniform P {
@@ -40,7 +42,7 @@ void main() {
     uint g = gl_GlobalInvocationID.x;
     if (g >= p.n) return;
     float v = a[g] * p.s + p.dir.x + p.dir.y + p.dir.z + float(p.u.x + p.u.y) +
-        float(p.i - p.j) + (p.flag ? 1.0 : 0.0) + dot(p.col, vec4(1.0));
+        float(p.i - p.j) + (p.flag ? 1.0 : 0.0) + dot(p.col, vec4(1.0)) + texelFetch(T, int(g)).x;
     if (MODE == 1u && FAST) v = helper(v);
     tile[gl_LocalInvocationID.x % 64u] = v;
     bo.b[g] = tile[0];
@@ -56,6 +58,7 @@ var snippetShader = &Shader{
 		{Blocks: []string{"A"}, Access: ReadOnly},
 		{Blocks: []string{"B", "B2"}, Access: WriteOnly},
 		{Blocks: []string{"C"}, Access: ReadWrite},
+		{Blocks: []string{"T"}, Access: ReadOnly, Texel: true},
 	},
 	Spec:      []Spec{{"MODE", "uint"}, {"local_size_x", "uint"}, {"FAST", "bool"}},
 	LocalSize: [3]uint32{0, 4, 1},
@@ -107,6 +110,11 @@ func TestParseErrors(t *testing.T) {
 		{"uniform buffer", local + "layout(std430, binding = 0) uniform U { float u; };", "unrecognised buffer declaration"},
 		{"image", local + "layout(rgba8, binding = 0) uniform image2D img;", "rgba8 is not supported on a storage buffer"},
 		{"readonly and writeonly", local + "layout(std430, binding = 0) readonly writeonly buffer X { float x[]; };", "both readonly and writeonly"},
+		{"texel buffer sharing a storage binding", local + "layout(std430, binding = 0) buffer X { float x[]; };\nlayout(binding = 0) uniform samplerBuffer t;", "binding 0 declared twice"},
+		{"storage buffer sharing a texel binding", local + "layout(binding = 0) uniform samplerBuffer t;\nlayout(std430, binding = 0) buffer X { float x[]; };", "both a texel buffer and a storage buffer"},
+		{"texel buffer with std430", local + "layout(std430, binding = 0) uniform samplerBuffer t;", "std430 is not supported on a texel buffer"},
+		{"texel buffer without a name", local + "layout(binding = 0) uniform samplerBuffer;", "want uniform samplerBuffer NAME;"},
+		{"texel buffer in set 1", local + "layout(set = 1, binding = 0) uniform samplerBuffer t;", "descriptor set 1"},
 		{"plain uniform", local + "uniform float scale;", "unrecognised declaration"},
 		{"buffer without layout", local + "buffer X { float x[]; };", "unrecognised declaration"},
 		{"qualifier before layout", local + "readonly layout(std430, binding = 0) buffer X { float x[]; };", "unrecognised declaration"},
@@ -178,13 +186,26 @@ func TestCheckSPIRV(t *testing.T) {
 	// A module using a binding or constant the parse does not know.
 	fewer := *snippetShader
 	fewer.Bindings = fewer.Bindings[:2]
-	if err := CheckSPIRV(&fewer, module); err == nil || !strings.Contains(err.Error(), "binding 2 is not among the 2") {
+	if err := CheckSPIRV(&fewer, module); err == nil || !strings.Contains(err.Error(), "is not among the 2") {
 		t.Errorf("unknown binding: got %v", err)
 	}
 	fewer = *snippetShader
 	fewer.Spec = fewer.Spec[:2]
 	if err := CheckSPIRV(&fewer, module); err == nil || !strings.Contains(err.Error(), "constant id 2 is not among the 2") {
 		t.Errorf("unknown constant: got %v", err)
+	}
+
+	// A texel buffer the parse took for a storage buffer, and the reverse.
+	kinds := *snippetShader
+	kinds.Bindings = slices.Clone(snippetShader.Bindings)
+	kinds.Bindings[3].Texel = false
+	if err := CheckSPIRV(&kinds, module); err == nil || !strings.Contains(err.Error(), "binding 3 is not a storage buffer") {
+		t.Errorf("texel buffer as storage: got %v", err)
+	}
+	kinds.Bindings[3].Texel = true
+	kinds.Bindings[2].Texel = true
+	if err := CheckSPIRV(&kinds, module); err == nil || !strings.Contains(err.Error(), "binding 2 is not a texel buffer") {
+		t.Errorf("storage buffer as texel: got %v", err)
 	}
 
 	if err := CheckSPIRV(snippetShader, []byte("not spirv")); err == nil {

@@ -51,10 +51,12 @@ type Shader struct {
 }
 
 // Binding is one storage-buffer binding. Several blocks may share a
-// binding (typed views of one buffer, as igemm's 64-bit loads).
+// binding (typed views of one buffer, as igemm's 64-bit loads). A uniform
+// texel buffer (samplerBuffer) is a binding of its own, read-only.
 type Binding struct {
-	Blocks []string // block names, in declaration order
+	Blocks []string // block names, in declaration order; a texel buffer's variable name
 	Access Access   // ReadWrite when the views disagree
+	Texel  bool     // a samplerBuffer: an RGBA32F uniform texel buffer
 }
 
 // Spec is one specialization constant.
@@ -306,6 +308,8 @@ func (p *parser) statement(st []token) error {
 		return p.pushBlock(line, quals, rest)
 	case quals.has("constant_id"):
 		return p.specConstant(line, quals, rest)
+	case quals.has("binding") && len(rest) > 1 && rest[0].text == "uniform" && rest[1].text == "samplerBuffer":
+		return p.texelBuffer(line, quals, rest)
 	case quals.has("binding"):
 		return p.buffer(line, quals, rest)
 	}
@@ -504,10 +508,36 @@ func (p *parser) buffer(line int, qs qualifiers, rest []token) error {
 		p.bindings[b] = &Binding{Blocks: []string{name}, Access: access}
 		return nil
 	}
+	if old.Texel {
+		return p.errAt(line, "binding %d is both a texel buffer and a storage buffer", b)
+	}
 	old.Blocks = append(old.Blocks, name)
 	if old.Access != access {
 		old.Access = ReadWrite
 	}
+	return nil
+}
+
+// texelBuffer reads "layout(binding = N[, set = 0]) uniform samplerBuffer
+// NAME;": a uniform texel buffer the vk package views as RGBA32F texels.
+func (p *parser) texelBuffer(line int, qs qualifiers, rest []token) error {
+	if err := p.only(line, qs, "a texel buffer", map[string]bool{"binding": true, "set": true}); err != nil {
+		return err
+	}
+	if s := qs.value("set"); s > 0 {
+		return p.errAt(line, "descriptor set %d: every binding is in set 0", s)
+	}
+	if len(rest) != 4 || !isIdentStart(rest[2].text[0]) || rest[3].text != ";" {
+		return p.errAt(line, "texel buffer: want uniform samplerBuffer NAME;")
+	}
+	b := qs.value("binding")
+	if p.bindings == nil {
+		p.bindings = map[int]*Binding{}
+	}
+	if p.bindings[b] != nil {
+		return p.errAt(line, "binding %d declared twice (a texel buffer shares it with nothing)", b)
+	}
+	p.bindings[b] = &Binding{Blocks: []string{rest[2].text}, Access: ReadOnly, Texel: true}
 	return nil
 }
 

@@ -22,9 +22,10 @@ const (
 	decDescriptorSet = 34
 	decOffset        = 35
 
-	scUniform       = 2
-	scPushConstant  = 9
-	scStorageBuffer = 12
+	scUniformConstant = 0 // samplers and images, texel buffers among them
+	scUniform         = 2
+	scPushConstant    = 9
+	scStorageBuffer   = 12
 )
 
 // CheckSPIRV checks sh, parsed from GLSL, against the module glslc built
@@ -81,12 +82,14 @@ func CheckSPIRV(sh *Shader, module []byte) error {
 	for id, b := range bindingOf {
 		v, ok := vars[id]
 		switch {
-		case !ok || (v.class != scStorageBuffer && v.class != scUniform):
-			return fail("binding %d is not a storage buffer", b)
 		case setOf[id] != 0:
 			return fail("binding %d is in descriptor set %d", b, setOf[id])
 		case b >= len(sh.Bindings):
 			return fail("binding %d is not among the %d the source declares", b, len(sh.Bindings))
+		case sh.Bindings[b].Texel && (!ok || v.class != scUniformConstant):
+			return fail("binding %d is not a texel buffer", b)
+		case !sh.Bindings[b].Texel && (!ok || (v.class != scStorageBuffer && v.class != scUniform)):
+			return fail("binding %d is not a storage buffer", b)
 		}
 	}
 	for _, id := range specIDs {

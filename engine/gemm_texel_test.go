@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestTexelLoads runs the GEMM and convolution paths that take texel loads
+// on CPU devices (igemm_tex: aligned A and B of a matmul, the padded conv
+// forward's quad B loads, the packed backward-data's A) with texel loads
+// and with storage-buffer loads only (forceNoTexel). Both read the same
+// floats in the same order, so they must agree bit for bit, and both must
+// match the float64 reference. Shapes are odd where the paths allow:
+// partial tiles in M, K not a multiple of the tile, few rows.
+func TestTexelLoads(t *testing.T) {
+	d := newTestDevice(t)
+	if d.class != ClassCPU || !d.info.Limits.ShaderInt64 {
+		t.Skipf("texel loads serve CPU devices with 64-bit integers; %s is not one", d.info.Name)
+	}
+	rng := newRand(16)
+	type kase struct {
+		name string
+		run  func(r *Recorder) error
+		out  *Tensor
+		want []float64
+	}
+	var cases []kase
+	for _, s := range [][3]int{{37, 36, 20}, {64, 128, 64}, {5, 8, 4}, {130, 4, 260}} {
+		M, N, K := s[0], s[1], s[2]
+		av, bv := randSlice(rng, M*K), randSlice(rng, K*N)
+		a, b, c := tensorOf(t, d, av, M, K), tensorOf(t, d, bv, K, N), zeros(t, d, M, N)
+		cases = append(cases, kase{fmt.Sprintf("matmul %dx%dx%d", M, N, K), func(r *Recorder) error { return r.MatMul(c, a, b) }, c,
+			refGemm(av, bv, M, N, K, false, false, 1, 0, nil, nil)})
+	}
+	for _, s := range []convShape{
+		{2, 12, 16, 16, 20, 4, 4, 2, 1}, // DCGAN's discriminator geometry
+		{1, 3, 32, 32, 8, 4, 4, 2, 1},   // three input channels
+		{3, 8, 8, 8, 35, 4, 4, 2, 1},    // output channels not a multiple of the tile
+	} {
+		oh, ow := s.out()
+		xv, wv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW)
+		x, w, y := tensorOf(t, d, xv, s.N, s.Cin, s.H, s.W), tensorOf(t, d, wv, s.Cout, s.Cin, s.KH, s.KW), zeros(t, d, s.N, s.Cout, oh, ow)
+		p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+		cases = append(cases, kase{"conv " + s.String(), func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, y, refConv(xv, wv, s)})
+		rv := randSlice(rng, s.N*s.Cout*oh*ow)
+		dy, dx := tensorOf(t, d, rv, s.N, s.Cout, oh, ow), zeros(t, d, s.N, s.Cin, s.H, s.W)
+		wantDx, _ := refConvGrads(xv, wv, rv, s)
+		cases = append(cases, kase{"backward-data " + s.String(), func(r *Recorder) error { return r.Conv2DBackwardData(dx, dy, w, p) }, dx, wantDx})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got [2][]float32
+			for i, noTexel := range []bool{false, true} {
+				forceNoTexel = noTexel
+				var names []string
+				run(t, d, func(r *Recorder) error {
+					r.EnableProfile()
+					err := c.run(r)
+					names = r.profNames
+					return err
+				})
+				forceNoTexel = false
+				require.Equal(t, !noTexel, slices.Contains(names, "igemm_tex"), "texel loads %v, kernels %v", !noTexel, names)
+				got[i] = download(t, c.out)
+				assertClose(t, c.name, c.want, got[i], gemmRtol, gemmAtol)
+			}
+			for j := range got[0] {
+				if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+					t.Fatalf("element %d: %g with texel loads, %g without: want the same bits", j, got[0][j], got[1][j])
+				}
+			}
+		})
+	}
+}
