@@ -145,6 +145,18 @@ bool kok[4];   // k < K
 // k decomposition counters (uniform across the workgroup).
 uint c0, c1, c2; // MODE 1: (ci, kh, kw); MODE 2: (co, th, tw); MODE 3: (batch, oh, ow)
 
+// Column and row geometry main sets up once for chunk() (B's column
+// offsets and bounds, QUAD_B's base, A's rows and row stride).
+int colBase[TN], h0[TN], w0[TN];
+int quadBase;
+uint bh, bw;
+uint myRow[8];
+uint mStrideA;
+// With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
+// eight rows of a 64-row tile, four of a 32-row one, two of a 16-row
+// one, row l of a smaller one.
+const uint RPL = TM >= 16 ? TM / 8 : 1;
+
 // Class geometry for MODES 2 and 6; aCls is MODE 6's class offset into A.
 uint clsH, clsW, tapsH, tapsW, firstH, firstW, aCls;
 int qh, qw;
@@ -200,6 +212,73 @@ void describeK(uint kk, uint k) {
     advance();
 }
 
+// chunk describes k0 .. k0+3 and loads their B (b[kk] holds
+// B[k0+kk][col0 .. col0+3]) and, with USE_SG, this lane's A rows (la[i]
+// holds A[myRow[i]][k0 .. k0+3]). In a partial last chunk the B values
+// past Kc are zero.
+void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
+    for (uint kk = 0; kk < 4; ++kk) describeK(kk, k0 + kk);
+    if (MODE == 2 || MODE == 6) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
+
+    // B.
+    if (MODE == 4 && QUAD_B) {
+        // Column j's tap kk is float 2j+kk of the ten from quadBase.
+        uint i = uint(quadBase + kB[0]);
+        vec4 f0 = load4B(i), f1 = load4B(i + 4);
+#ifdef USE_TEX
+        vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
+#else
+        vec2 f2 = load2B(i + 8);
+#endif
+        b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
+        b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
+        b[2] = vec4(f0.z, f1.x, f1.z, f2.x);
+        b[3] = vec4(f0.w, f1.y, f1.w, f2.y);
+    } else if (MODE == 4) {
+        // Column j's four taps are B[k0..k0+3][j].
+        vec4 t[TN];
+        for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
+        for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
+    } else if (MODE == 5) {
+        // The four columns are adjacent taps of one padded row.
+        for (uint kk = 0; kk < 4; ++kk) {
+            bool ok = kok[kk];
+            b[kk] = ok ? load4Bpair(ok ? uint(colBase[0] + kB[kk]) : 0) : vec4(0);
+        }
+    } else if (MODE == 0 && VEC_B) {
+        for (uint kk = 0; kk < 4; ++kk) {
+            uint idx = uint(kB[kk] + colBase[0]);
+            b[kk] = kok[kk] ? load4B(kok[kk] ? idx : 0) : vec4(0);
+        }
+    } else {
+        for (uint kk = 0; kk < 4; ++kk) {
+            for (uint j = 0; j < TN; ++j) {
+                bool ok = kok[kk];
+                if (MODE != 0) {
+                    ok = ok && uint(h0[j] + kdh[kk]) < bh && uint(w0[j] + kdw[kk]) < bw;
+                }
+                float v = b32[ok ? uint(colBase[j] + kB[kk]) : 0];
+                b[kk][j] = ok ? v : 0.0;
+            }
+        }
+    }
+
+    // A.
+    if (USE_SG) {
+        for (uint i = 0; i < RPL; ++i) {
+            if (VEC_A) {
+                bool ok = kok[0];
+                la[i] = load4A(ok ? myRow[i] * mStrideA + uint(kA[0]) : 0);
+            } else {
+                for (uint kk = 0; kk < 4; ++kk) {
+                    bool ok = kok[kk];
+                    la[i][kk] = ok ? a32[ok ? myRow[i] * mStrideA + uint(kA[kk]) : 0] : 0.0;
+                }
+            }
+        }
+    }
+}
+
 void main() {
     const uint lane = gl_SubgroupInvocationID;
     uint m0 = gl_WorkGroupID.y * TM;
@@ -208,7 +287,7 @@ void main() {
     // Column geometry. Columns past the end are clamped to a valid one so
     // every load stays in bounds; their results are never stored.
     uint ncols = p.N;
-    uint bh = 0, bw = 0; // bounds for the B gather (conv modes)
+    bh = 0; bw = 0; // bounds for the B gather (conv modes)
     if (MODE == 2 || MODE == 6) {
         uint cls = gl_WorkGroupID.z;
         aCls = cls * p.cin * p.sAm;
@@ -232,7 +311,6 @@ void main() {
     uint Kc = p.K;
     if (MODE == 2 || MODE == 6) Kc = p.cout * tapsH * tapsW;
 
-    int colBase[TN], h0[TN], w0[TN];
     uint outCol[TN];
     bool colOk[TN];
     for (uint j = 0; j < TN; ++j) {
@@ -287,7 +365,7 @@ void main() {
 
     // QUAD_B: the first pixel of the lane's quad, clamped to the last
     // whole quad (N % 4 == 0) so every load stays inside its padded row.
-    int quadBase = 0;
+    quadBase = 0;
     if (MODE == 4 && QUAD_B) {
         uint n = min(col0, max(ncols, 4) - 4);
         uint ohw = p.oh * p.ow;
@@ -296,113 +374,44 @@ void main() {
     }
 
     // Row geometry: A's row offset and the output's row stride.
-    uint mStrideA, mStrideOut;
+    uint mStrideOut;
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
     else if (MODE == 1 || MODE == 4) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
     else if (MODE == 6) { mStrideA = p.sAm; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
-    // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
-    // eight rows of a 64-row tile, four of a 32-row one, two of a 16-row
-    // one, row l of a smaller one.
-    const uint RPL = TM >= 16 ? TM / 8 : 1;
-    uint myRow[8];
     for (uint i = 0; i < 8; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
 
     vec4 acc[64]; // TM's largest value; rows past TM are never touched
     for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
 
+#define ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define ROWS16(X) ROWS8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define ROWS32(X) ROWS16(X) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24) X(25) X(26) X(27) X(28) X(29) X(30) X(31)
+#define ROWS64(X) ROWS32(X) X(32) X(33) X(34) X(35) X(36) X(37) X(38) X(39) X(40) X(41) X(42) X(43) X(44) X(45) X(46) X(47) X(48) X(49) X(50) X(51) X(52) X(53) X(54) X(55) X(56) X(57) X(58) X(59) X(60) X(61) X(62) X(63)
+// A row's products with one chunk's B rows bb.
+#define DOT4(av, bb) ((av).x * bb[0] + (av).y * bb[1] + (av).z * bb[2] + (av).w * bb[3])
+// Row r's A values come from the lane that loaded them (literal lane
+// numbers: one macro per rows-per-lane).
+#define A_SG8(l, r) subgroupBroadcast(l[(r) & 7], (r) >> 3)
+#define A_SG4(l, r) subgroupBroadcast(l[(r) & 3], (r) >> 2)
+#define A_SG2(l, r) subgroupBroadcast(l[(r) & 1], (r) >> 1)
+#define A_SG1(l, r) subgroupBroadcast(l[0], (r))
+#define ROW_SG8(r) acc[r] += DOT4(A_SG8(la, r), b);
+#define ROW_SG4(r) acc[r] += DOT4(A_SG4(la, r), b);
+#define ROW_SG2(r) acc[r] += DOT4(A_SG2(la, r), b);
+#define ROW_SG1(r) if ((r) < TM) acc[r] += DOT4(A_SG1(la, r), b);
+
     c0 = 0; c1 = 0; c2 = 0;
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
-        for (uint kk = 0; kk < 4; ++kk) describeK(kk, k0 + kk);
-        if (MODE == 2 || MODE == 6) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
-
-        // B: b[kk] holds B[k0+kk][col0 .. col0+3].
-        vec4 b[4];
-        if (MODE == 4 && QUAD_B) {
-            // Column j's tap kk is float 2j+kk of the ten from quadBase.
-            uint i = uint(quadBase + kB[0]);
-            vec4 f0 = load4B(i), f1 = load4B(i + 4);
-#ifdef USE_TEX
-            vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
-#else
-            vec2 f2 = load2B(i + 8);
-#endif
-            b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
-            b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
-            b[2] = vec4(f0.z, f1.x, f1.z, f2.x);
-            b[3] = vec4(f0.w, f1.y, f1.w, f2.y);
-        } else if (MODE == 4) {
-            // Column j's four taps are B[k0..k0+3][j].
-            vec4 t[TN];
-            for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
-            for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
-        } else if (MODE == 5) {
-            // The four columns are adjacent taps of one padded row.
-            for (uint kk = 0; kk < 4; ++kk) {
-                bool ok = kok[kk];
-                b[kk] = ok ? load4Bpair(ok ? uint(colBase[0] + kB[kk]) : 0) : vec4(0);
-            }
-        } else if (MODE == 0 && VEC_B) {
-            for (uint kk = 0; kk < 4; ++kk) {
-                uint idx = uint(kB[kk] + colBase[0]);
-                b[kk] = kok[kk] ? load4B(kok[kk] ? idx : 0) : vec4(0);
-            }
-        } else {
-            for (uint kk = 0; kk < 4; ++kk) {
-                for (uint j = 0; j < TN; ++j) {
-                    bool ok = kok[kk];
-                    if (MODE != 0) {
-                        ok = ok && uint(h0[j] + kdh[kk]) < bh && uint(w0[j] + kdw[kk]) < bw;
-                    }
-                    float v = b32[ok ? uint(colBase[j] + kB[kk]) : 0];
-                    b[kk][j] = ok ? v : 0.0;
-                }
-            }
-        }
-
-        // A: rows m0..m0+TM-1 at k0..k0+3.
-        vec4 la[8];
-        if (USE_SG) {
-            for (uint i = 0; i < RPL; ++i) {
-                if (VEC_A) {
-                    bool ok = kok[0];
-                    la[i] = load4A(ok ? myRow[i] * mStrideA + uint(kA[0]) : 0);
-                } else {
-                    for (uint kk = 0; kk < 4; ++kk) {
-                        bool ok = kok[kk];
-                        la[i][kk] = ok ? a32[ok ? myRow[i] * mStrideA + uint(kA[kk]) : 0] : 0.0;
-                    }
-                }
-            }
-        }
-
-#define FMA_ROW(r, av) acc[r] += (av).x * b[0] + (av).y * b[1] + (av).z * b[2] + (av).w * b[3];
-#define ROW_SG4(r) { vec4 av = subgroupBroadcast(la[(r) & 3], (r) >> 2); FMA_ROW(r, av) }
-#define ROW_SG(r) { vec4 av = subgroupBroadcast(la[(r) & 1], (r) >> 1); FMA_ROW(r, av) }
-#define ROW_SG1(r) if ((r) < TM) { vec4 av = subgroupBroadcast(la[0], (r)); FMA_ROW(r, av) }
-#define ROW_SG8(r) { vec4 av = subgroupBroadcast(la[(r) & 7], (r) >> 3); FMA_ROW(r, av) }
-        if (USE_SG && TM == 64) {
-            ROW_SG8(0) ROW_SG8(1) ROW_SG8(2) ROW_SG8(3) ROW_SG8(4) ROW_SG8(5) ROW_SG8(6) ROW_SG8(7)
-            ROW_SG8(8) ROW_SG8(9) ROW_SG8(10) ROW_SG8(11) ROW_SG8(12) ROW_SG8(13) ROW_SG8(14) ROW_SG8(15)
-            ROW_SG8(16) ROW_SG8(17) ROW_SG8(18) ROW_SG8(19) ROW_SG8(20) ROW_SG8(21) ROW_SG8(22) ROW_SG8(23)
-            ROW_SG8(24) ROW_SG8(25) ROW_SG8(26) ROW_SG8(27) ROW_SG8(28) ROW_SG8(29) ROW_SG8(30) ROW_SG8(31)
-            ROW_SG8(32) ROW_SG8(33) ROW_SG8(34) ROW_SG8(35) ROW_SG8(36) ROW_SG8(37) ROW_SG8(38) ROW_SG8(39)
-            ROW_SG8(40) ROW_SG8(41) ROW_SG8(42) ROW_SG8(43) ROW_SG8(44) ROW_SG8(45) ROW_SG8(46) ROW_SG8(47)
-            ROW_SG8(48) ROW_SG8(49) ROW_SG8(50) ROW_SG8(51) ROW_SG8(52) ROW_SG8(53) ROW_SG8(54) ROW_SG8(55)
-            ROW_SG8(56) ROW_SG8(57) ROW_SG8(58) ROW_SG8(59) ROW_SG8(60) ROW_SG8(61) ROW_SG8(62) ROW_SG8(63)
-        } else if (USE_SG && TM == 32) {
-            ROW_SG4(0) ROW_SG4(1) ROW_SG4(2) ROW_SG4(3) ROW_SG4(4) ROW_SG4(5) ROW_SG4(6) ROW_SG4(7)
-            ROW_SG4(8) ROW_SG4(9) ROW_SG4(10) ROW_SG4(11) ROW_SG4(12) ROW_SG4(13) ROW_SG4(14) ROW_SG4(15)
-            ROW_SG4(16) ROW_SG4(17) ROW_SG4(18) ROW_SG4(19) ROW_SG4(20) ROW_SG4(21) ROW_SG4(22) ROW_SG4(23)
-            ROW_SG4(24) ROW_SG4(25) ROW_SG4(26) ROW_SG4(27) ROW_SG4(28) ROW_SG4(29) ROW_SG4(30) ROW_SG4(31)
-        } else if (USE_SG && TM == 16) {
-            ROW_SG(0) ROW_SG(1) ROW_SG(2) ROW_SG(3) ROW_SG(4) ROW_SG(5) ROW_SG(6) ROW_SG(7)
-            ROW_SG(8) ROW_SG(9) ROW_SG(10) ROW_SG(11) ROW_SG(12) ROW_SG(13) ROW_SG(14) ROW_SG(15)
-        } else if (USE_SG) {
-            ROW_SG1(0) ROW_SG1(1) ROW_SG1(2) ROW_SG1(3) ROW_SG1(4) ROW_SG1(5) ROW_SG1(6) ROW_SG1(7)
-        } else {
+        vec4 b[4], la[8];
+        chunk(k0, Kc, b, la);
+        if (USE_SG && TM == 64) { ROWS64(ROW_SG8) }
+        else if (USE_SG && TM == 32) { ROWS32(ROW_SG4) }
+        else if (USE_SG && TM == 16) { ROWS16(ROW_SG2) }
+        else if (USE_SG) { ROWS8(ROW_SG1) }
+        else {
             for (uint r = 0; r < TM; ++r) {
                 uint row = min(m0 + r, p.M - 1);
                 vec4 av;
@@ -414,7 +423,7 @@ void main() {
                         av[kk] = ok ? a32[ok ? row * mStrideA + uint(kA[kk]) : 0] : 0.0;
                     }
                 }
-                FMA_ROW(r, av)
+                acc[r] += DOT4(av, b);
             }
         }
     }
