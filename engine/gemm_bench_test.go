@@ -290,30 +290,37 @@ func benchGANStepAB(b *testing.B, applies func(*Device) bool, names [2]string, u
 				}
 				gans[i] = g
 			}
-			var sec [2][]float64
-			b.ResetTimer()
-			for range b.N {
-				for i, g := range gans {
-					t := time.Now()
-					if err := g.Step(); err != nil {
-						b.Fatal(err)
-					}
-					sec[i] = append(sec[i], time.Since(t).Seconds())
-				}
-			}
-			b.StopTimer()
-			ratio := make([]float64, b.N)
-			for n := range ratio {
-				ratio[n] = sec[0][n] / sec[1][n]
-			}
-			slices.Sort(ratio)
-			for i, name := range names {
-				slices.Sort(sec[i])
-				b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
-			}
-			b.ReportMetric(ratio[len(ratio)/2], "speedup")
+			alternateSteps(b, names, [2]func() error{gans[0].Step, gans[1].Step})
 		})
 	}
+}
+
+// alternateSteps runs the two steps in turn b.N times and reports each
+// one's median seconds per step and the median over rounds of the first's
+// time / the second's (speedup).
+func alternateSteps(b *testing.B, names [2]string, steps [2]func() error) {
+	var sec [2][]float64
+	b.ResetTimer()
+	for range b.N {
+		for i, step := range steps {
+			t := time.Now()
+			if err := step(); err != nil {
+				b.Fatal(err)
+			}
+			sec[i] = append(sec[i], time.Since(t).Seconds())
+		}
+	}
+	b.StopTimer()
+	ratio := make([]float64, b.N)
+	for n := range ratio {
+		ratio[n] = sec[0][n] / sec[1][n]
+	}
+	slices.Sort(ratio)
+	for i, name := range names {
+		slices.Sort(sec[i])
+		b.ReportMetric(sec[i][len(sec[i])/2], "s/step-"+name)
+	}
+	b.ReportMetric(ratio[len(ratio)/2], "speedup")
 }
 
 // bwdVariant is one way BenchmarkConvBwdPacked records backward-data.
@@ -323,11 +330,12 @@ type bwdVariant struct {
 	rows     int  // forceGemmRows
 }
 
-var bwdVariants = []bwdVariant{{"unpacked", true, 0}, {"packedTM16", false, 16}, {"packed", false, 0}}
+var bwdVariants = []bwdVariant{{"unpacked", true, 0}, {"packedTM16", false, 16}, {"packed", false, 0}, {"packedTM64", false, 64}}
 
 // BenchmarkConvBwdPacked times conv backward-data (every ConvTranspose2D)
 // with igemm's mode 2, which gathers the weights tap by tap, and with the
-// weights packed per parity class (mode 6, 16-row and default tiles), in
+// weights packed per parity class (mode 6, 16-row, default and 64-row
+// tiles), in
 // one process, alternating submits. It reports each variant's median and
 // best GFLOP/s and the median over rounds of the unpacked time divided by
 // each packed one's (speedup).
@@ -448,5 +456,46 @@ func reportAlternating(b *testing.B, flops float64, names []string, times [][]fl
 			slices.Sort(ratio)
 			b.ReportMetric(ratio[len(ratio)/2], "speedup-"+name)
 		}
+	}
+}
+
+// BenchmarkGANStepTexel times the DCGAN step with igemm's storage-buffer
+// loads only (forceNoTexel) and with its texel loads (the default on CPU
+// devices), in one process, alternating steps (see benchGANStepAB).
+func BenchmarkGANStepTexel(b *testing.B) {
+	benchGANStepAB(b, texelApplies, [2]string{"buffer", "texel"}, func(old bool) { forceNoTexel = old })
+}
+
+func texelApplies(d *Device) bool { return d.class == ClassCPU && d.info.Limits.ShaderInt64 }
+
+// BenchmarkToyStepTexel is BenchmarkGANStepTexel for both toy protocols.
+func BenchmarkToyStepTexel(b *testing.B) {
+	for _, p := range []struct {
+		name string
+		cfg  ToyConfig
+	}{{"small", smallToy(256, 128, 512, 1)}, {"large", largeToy()}} {
+		b.Run(p.name, func(b *testing.B) {
+			d := newTestDevice(b)
+			if !texelApplies(d) {
+				b.Skip("the choice does not apply to this device")
+			}
+			var gans [2]*ToyGAN
+			for i, noTexel := range []bool{true, false} {
+				forceNoTexel = noTexel
+				g, err := d.NewToyGAN(p.cfg)
+				if err == nil {
+					defer g.Release()
+					if err = g.Init(1); err == nil {
+						err = g.Step() // warm-up
+					}
+				}
+				forceNoTexel = false
+				if err != nil {
+					b.Fatal(err)
+				}
+				gans[i] = g
+			}
+			alternateSteps(b, [2]string{"buffer", "texel"}, [2]func() error{gans[0].Step, gans[1].Step})
+		})
 	}
 }
