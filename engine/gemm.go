@@ -112,14 +112,16 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	}
 	// A lane's four columns are one row's adjacent pixels, 16-byte aligned.
 	quad := v.SG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16
-	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad)}
+	// B transposed: a column's four k are one aligned load.
+	vecBT := mode == modeMatMul && !vecB && g.sBk == 1 && g.sBn%4 == 0 && g.K%4 == 0 && !forceNoVecBT
+	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
 	groups := igemmGroups(v, g, ncols, zslices)
 	// Texel loads serve only the aligned 4-float loads, and need both
 	// operands viewable as texels.
-	if v.Tex && !forceNoTexel && (vecA || vecB || quad) && a.buf.TexelViewable() && b.buf.TexelViewable() {
+	if v.Tex && !forceNoTexel && (vecA || vecB || vecBT || quad) && a.buf.TexelViewable() && b.buf.TexelViewable() {
 		return dispatch(r, shaders.IgemmTex, spec, groups, g.push(), a, b, c, bias, a, b)
 	}
 	kernel := shaders.Igemm
@@ -441,6 +443,10 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 // forceNoTexel makes igemm load through storage buffers only, as it does
 // where texel views are not possible; tests compare the two.
 var forceNoTexel bool
+
+// forceNoVecBT makes igemm gather a transposed B element by element, as
+// before its 4-float loads; tests and benchmarks compare the two.
+var forceNoVecBT bool
 
 // forceUnpackedBwd makes CPU devices take igemm's mode 2 (weights gathered
 // tap by tap) instead of packing them: benchmarks set it to time both in

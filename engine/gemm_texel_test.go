@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +12,8 @@ import (
 
 // TestTexelLoads runs the GEMM and convolution paths that take texel loads
 // on CPU devices (igemm_tex: aligned A and B of a matmul, the padded conv
-// forward's quad B loads, the packed backward-data's A) with texel loads
+// forward's quad B loads, a transposed B's column loads, the packed
+// backward-data's A) with texel loads
 // and with storage-buffer loads only (forceNoTexel). Both read the same
 // floats in the same order, so they must agree bit for bit, and both must
 // match the float64 reference. Shapes are odd where the paths allow:
@@ -35,6 +37,13 @@ func TestTexelLoads(t *testing.T) {
 		a, b, c := tensorOf(t, d, av, M, K), tensorOf(t, d, bv, K, N), zeros(t, d, M, N)
 		cases = append(cases, kase{fmt.Sprintf("matmul %dx%dx%d", M, N, K), func(r *Recorder) error { return r.MatMul(c, a, b) }, c,
 			refGemm(av, bv, M, N, K, false, false, 1, 0, nil, nil)})
+	}
+	for _, s := range [][3]int{{37, 36, 20}, {64, 8, 4}} {
+		M, N, K := s[0], s[1], s[2]
+		av, bv := randSlice(rng, M*K), randSlice(rng, N*K)
+		a, b, c := tensorOf(t, d, av, M, K), tensorOf(t, d, bv, N, K), zeros(t, d, M, N)
+		cases = append(cases, kase{fmt.Sprintf("A*B^T %dx%dx%d", M, N, K), func(r *Recorder) error { return r.Gemm(c, a, b, false, true, 1, 0, nil) }, c,
+			refGemm(av, bv, M, N, K, false, true, 1, 0, nil, nil)})
 	}
 	for _, s := range []convShape{
 		{2, 12, 16, 16, 20, 4, 4, 2, 1}, // DCGAN's discriminator geometry
@@ -75,4 +84,55 @@ func TestTexelLoads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGemmTransposedB checks A*B^T with B's columns read as aligned
+// 4-float loads (VEC_BT) against the element-by-element gather it replaces
+// (forceNoVecBT) and the float64 reference, with and without texel loads,
+// on shapes with partial tiles, alpha, beta and a bias; K % 4 != 0 takes
+// the gather either way. Both read the same values in the same order, so
+// they must agree bit for bit.
+func TestGemmTransposedB(t *testing.T) {
+	d := newTestDevice(t)
+	rng := newRand(18)
+	for _, s := range [][3]int{{37, 36, 20}, {130, 13, 64}, {5, 8, 4}, {70, 44, 18}, {64, 1, 200}} {
+		M, N, K := s[0], s[1], s[2]
+		t.Run(fmt.Sprintf("%dx%dx%d", M, N, K), func(t *testing.T) {
+			av, bv, cv, biasv := randSlice(rng, M*K), randSlice(rng, N*K), randSlice(rng, M*N), randSlice(rng, N)
+			a, b, bias := tensorOf(t, d, av, M, K), tensorOf(t, d, bv, N, K), tensorOf(t, d, biasv, N)
+			want := refGemm(av, bv, M, N, K, false, true, 0.5, 2, cv, biasv)
+			var got [2][]float32
+			for _, noTexel := range []bool{false, true} {
+				for i, gather := range []bool{false, true} {
+					c := tensorOf(t, d, cv, M, N)
+					forceNoTexel, forceNoVecBT = noTexel, gather
+					run(t, d, func(r *Recorder) error { return r.Gemm(c, a, b, false, true, 0.5, 2, bias) })
+					forceNoTexel, forceNoVecBT = false, false
+					got[i] = download(t, c)
+					assertClose(t, fmt.Sprintf("texel %v, gather %v", !noTexel, gather), want, got[i], gemmRtol, gemmAtol)
+				}
+				if K%4 == 0 {
+					require.True(t, vecBTBuilt(d), "no igemm pipeline with VEC_BT was built")
+				}
+				for j := range got[0] {
+					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+						t.Fatalf("element %d: %g with column loads, %g gathered: want the same bits", j, got[0][j], got[1][j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// vecBTBuilt reports whether d has built an igemm pipeline with VEC_BT,
+// its last specialization constant, set.
+func vecBTBuilt(d *Device) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for key := range d.pipes {
+		if strings.HasPrefix(key, "igemm") && !strings.HasPrefix(key, "igemm_tiled") && !strings.HasPrefix(key, "igemm_reduce") && strings.HasSuffix(key, ":1") {
+			return true
+		}
+	}
+	return false
 }

@@ -63,6 +63,9 @@ layout(constant_id = 5) const uint TM = 16;
 // the 16 taps of a chunk are 10 floats from one 16-byte aligned offset:
 // three loads instead of eight.
 layout(constant_id = 6) const bool QUAD_B = false;
+// MODE 0 with B transposed (sBk == 1, sBn % 4 == 0, K % 4 == 0): a
+// column's four k of a chunk are one aligned 4-float load.
+layout(constant_id = 7) const bool VEC_BT = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -250,6 +253,11 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
             uint idx = uint(kB[kk] + colBase[0]);
             b[kk] = kok[kk] ? load4B(kok[kk] ? idx : 0) : vec4(0);
         }
+    } else if (MODE == 0 && VEC_BT) {
+        // Column j's four k, transposed into b (whole chunks: K % 4 == 0).
+        vec4 t[TN];
+        for (uint j = 0; j < TN; ++j) t[j] = load4B(uint(colBase[j] + kB[0]));
+        for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
     } else {
         for (uint kk = 0; kk < 4; ++kk) {
             for (uint j = 0; j < TN; ++j) {
