@@ -41,6 +41,11 @@
 
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_ballot : enable
+#ifdef USE_TEX
+// texelFetch on a textureBuffer without a sampler: OpImageFetch on the
+// image itself (a sampled image of a buffer is deprecated SPIR-V).
+#extension GL_EXT_samplerless_texture_functions : require
+#endif
 #ifdef USE_I64
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #extension GL_ARB_gpu_shader_int64 : require
@@ -78,8 +83,8 @@ layout(std430, binding = 1) readonly buffer B64 { u64vec2 b64[]; };
 layout(std430, binding = 1) readonly buffer B64s { uint64_t b64s[]; };
 #endif
 #ifdef USE_TEX
-layout(binding = 4) uniform samplerBuffer texA; // A as texels of 4 floats
-layout(binding = 5) uniform samplerBuffer texB; // B as texels of 4 floats
+layout(binding = 4) uniform textureBuffer texA; // A as texels of 4 floats
+layout(binding = 5) uniform textureBuffer texB; // B as texels of 4 floats
 #endif
 
 layout(push_constant) uniform P {

@@ -28,7 +28,7 @@ type Desc struct {
 type Binding struct {
 	Name   string // the GLSL block name; views of one binding are joined by "/"
 	Access Access
-	// Texel: a GLSL samplerBuffer, bound as a uniform texel buffer of
+	// Texel: a GLSL textureBuffer, bound as a uniform texel buffer of
 	// RGBA32F texels (see vk.PipelineDesc.Texel).
 	Texel bool
 }

@@ -16,7 +16,7 @@ type PipelineDesc struct {
 	PushSize int      // bytes of push constants
 	Spec     []uint32 // specialization constants with ids 0..len-1, 32 bits each
 	// Texel marks (bit i) the bindings read as uniform texel buffers of
-	// RGBA32F texels (GLSL samplerBuffer) instead of storage buffers: on
+	// RGBA32F texels (GLSL textureBuffer) instead of storage buffers: on
 	// CPU drivers a texel fetch is a vector gather, where a storage-buffer
 	// load is a per-lane scalar loop.
 	Texel uint32

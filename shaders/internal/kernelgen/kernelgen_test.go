@@ -18,6 +18,7 @@ import (
 // main uses everything, so glslc's optimiser keeps it all.
 const snippet = `#version 450
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : enable
+#extension GL_EXT_samplerless_texture_functions : enable
 layout(local_size_x_id = 1, local_size_y = 4) in;
 layout(constant_id = 0) const uint MODE = 0u;
 layout(constant_id = 2) const bool FAST = false;
@@ -25,7 +26,7 @@ layout(std430, binding = 0) readonly buffer A { float a[]; };
 layout(std430, binding = 1) writeonly buffer B { float b[]; } bo;
 layout(std430, binding = 1) writeonly buffer B2 { vec2 b2[]; };
 layout(std430, binding = 2) restrict buffer C { uint c[]; };
-layout(binding = 3) uniform samplerBuffer T;
+layout(binding = 3) uniform textureBuffer T;
 // a comment: layout(binding = 9) buffer X { float x[]; };
 /* another { one } */
 layout(push_constant) uniform P {
@@ -110,11 +111,12 @@ func TestParseErrors(t *testing.T) {
 		{"uniform buffer", local + "layout(std430, binding = 0) uniform U { float u; };", "unrecognised buffer declaration"},
 		{"image", local + "layout(rgba8, binding = 0) uniform image2D img;", "rgba8 is not supported on a storage buffer"},
 		{"readonly and writeonly", local + "layout(std430, binding = 0) readonly writeonly buffer X { float x[]; };", "both readonly and writeonly"},
-		{"texel buffer sharing a storage binding", local + "layout(std430, binding = 0) buffer X { float x[]; };\nlayout(binding = 0) uniform samplerBuffer t;", "binding 0 declared twice"},
-		{"storage buffer sharing a texel binding", local + "layout(binding = 0) uniform samplerBuffer t;\nlayout(std430, binding = 0) buffer X { float x[]; };", "both a texel buffer and a storage buffer"},
-		{"texel buffer with std430", local + "layout(std430, binding = 0) uniform samplerBuffer t;", "std430 is not supported on a texel buffer"},
-		{"texel buffer without a name", local + "layout(binding = 0) uniform samplerBuffer;", "want uniform samplerBuffer NAME;"},
-		{"texel buffer in set 1", local + "layout(set = 1, binding = 0) uniform samplerBuffer t;", "descriptor set 1"},
+		{"texel buffer sharing a storage binding", local + "layout(std430, binding = 0) buffer X { float x[]; };\nlayout(binding = 0) uniform textureBuffer t;", "binding 0 declared twice"},
+		{"storage buffer sharing a texel binding", local + "layout(binding = 0) uniform textureBuffer t;\nlayout(std430, binding = 0) buffer X { float x[]; };", "both a texel buffer and a storage buffer"},
+		{"texel buffer with std430", local + "layout(std430, binding = 0) uniform textureBuffer t;", "std430 is not supported on a texel buffer"},
+		{"texel buffer without a name", local + "layout(binding = 0) uniform textureBuffer;", "want uniform textureBuffer NAME;"},
+		{"sampler buffer", local + "layout(binding = 0) uniform samplerBuffer t;", "declare a textureBuffer"},
+		{"texel buffer in set 1", local + "layout(set = 1, binding = 0) uniform textureBuffer t;", "descriptor set 1"},
 		{"plain uniform", local + "uniform float scale;", "unrecognised declaration"},
 		{"buffer without layout", local + "buffer X { float x[]; };", "unrecognised declaration"},
 		{"qualifier before layout", local + "readonly layout(std430, binding = 0) buffer X { float x[]; };", "unrecognised declaration"},

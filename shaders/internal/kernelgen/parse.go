@@ -52,11 +52,11 @@ type Shader struct {
 
 // Binding is one storage-buffer binding. Several blocks may share a
 // binding (typed views of one buffer, as igemm's 64-bit loads). A uniform
-// texel buffer (samplerBuffer) is a binding of its own, read-only.
+// texel buffer (textureBuffer) is a binding of its own, read-only.
 type Binding struct {
 	Blocks []string // block names, in declaration order; a texel buffer's variable name
 	Access Access   // ReadWrite when the views disagree
-	Texel  bool     // a samplerBuffer: an RGBA32F uniform texel buffer
+	Texel  bool     // a textureBuffer: an RGBA32F uniform texel buffer
 }
 
 // Spec is one specialization constant.
@@ -308,8 +308,10 @@ func (p *parser) statement(st []token) error {
 		return p.pushBlock(line, quals, rest)
 	case quals.has("constant_id"):
 		return p.specConstant(line, quals, rest)
-	case quals.has("binding") && len(rest) > 1 && rest[0].text == "uniform" && rest[1].text == "samplerBuffer":
+	case quals.has("binding") && len(rest) > 1 && rest[0].text == "uniform" && rest[1].text == "textureBuffer":
 		return p.texelBuffer(line, quals, rest)
+	case quals.has("binding") && len(rest) > 1 && rest[0].text == "uniform" && rest[1].text == "samplerBuffer":
+		return p.errAt(line, "samplerBuffer: declare a textureBuffer and read it with texelFetch (GL_EXT_samplerless_texture_functions); a sampled buffer image is deprecated SPIR-V")
 	case quals.has("binding"):
 		return p.buffer(line, quals, rest)
 	}
@@ -518,7 +520,7 @@ func (p *parser) buffer(line int, qs qualifiers, rest []token) error {
 	return nil
 }
 
-// texelBuffer reads "layout(binding = N[, set = 0]) uniform samplerBuffer
+// texelBuffer reads "layout(binding = N[, set = 0]) uniform textureBuffer
 // NAME;": a uniform texel buffer the vk package views as RGBA32F texels.
 func (p *parser) texelBuffer(line int, qs qualifiers, rest []token) error {
 	if err := p.only(line, qs, "a texel buffer", map[string]bool{"binding": true, "set": true}); err != nil {
@@ -528,7 +530,7 @@ func (p *parser) texelBuffer(line int, qs qualifiers, rest []token) error {
 		return p.errAt(line, "descriptor set %d: every binding is in set 0", s)
 	}
 	if len(rest) != 4 || !isIdentStart(rest[2].text[0]) || rest[3].text != ";" {
-		return p.errAt(line, "texel buffer: want uniform samplerBuffer NAME;")
+		return p.errAt(line, "texel buffer: want uniform textureBuffer NAME;")
 	}
 	b := qs.value("binding")
 	if p.bindings == nil {
