@@ -470,7 +470,7 @@ func (r *Recorder) packBwd(w *Tensor, g *gemmArgs) (*Tensor, error) {
 	}
 	g.sAm = kp
 	const wg = 64 // pack_bwd.comp's local_size_x
-	groups := (classes*g.cin*kp + wg - 1) / wg
+	groups := (classes*g.cin*g.cout + wg - 1) / wg // one invocation per (class, m, co)
 	gx := min(groups, int(r.d.info.Limits.MaxWorkGroupCount[0]))
 	push := shaders.PackBwdPush{Cout: uint32(g.cout), Cin: uint32(g.cin), Kh: uint32(g.kh), Kw: uint32(g.kw),
 		Sh: uint32(g.sh), Sw: uint32(g.sw), Kp: uint32(kp), GroupsX: uint32(gx)}

@@ -8,7 +8,10 @@
 // in one 64-bit load pair, and a 32-row tile costs no more A loads per
 // multiply-add than a 16-row one.
 //
-// One invocation writes one element; the grid is 2D (x up to groupsX
+// One invocation writes one (class, m, co): its tapsH*tapsW taps, and for
+// the last co the row's zero tail. Integer division is a scalar loop per
+// lane on CPU devices, so the index is split once per taps elements
+// instead of once per element. The grid is 2D (x up to groupsX
 // workgroups) so large weights fit the device's grid limit.
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { float w[]; };
@@ -17,22 +20,21 @@ layout(push_constant) uniform P { uint cout, cin, kh, kw, sh, sw, kp, groupsX; }
 void main() {
     uint idx = (gl_WorkGroupID.y * p.groupsX + gl_WorkGroupID.x) * 64u + gl_LocalInvocationID.x;
     uint rows = p.sh * p.sw * p.cin;
-    if (idx >= rows * p.kp) return;
-    uint row = idx / p.kp, k = idx - row * p.kp;
+    if (idx >= rows * p.cout) return;
+    uint row = idx / p.cout, co = idx - row * p.cout;
     uint cls = row / p.cin, m = row - cls * p.cin;
     uint clsH = cls / p.sw, clsW = cls - clsH * p.sw;
     uint tapsH = clsH < p.kh ? (p.kh - clsH + p.sh - 1u) / p.sh : 0u;
     uint tapsW = clsW < p.kw ? (p.kw - clsW + p.sw - 1u) / p.sw : 0u;
     uint taps = tapsH * tapsW;
-    bool inside = k < p.cout * taps;
-    uint co = 0u, th = 0u, tw = 0u;
-    if (inside) {
-        co = k / taps;
-        uint t = k - co * taps;
-        th = t / tapsW;
-        tw = t - th * tapsW;
+    uint dst = row * p.kp + co * taps;
+    uint src = (co * p.cin + m) * p.kh * p.kw;
+    for (uint th = 0u; th < tapsH; ++th) {
+        for (uint tw = 0u; tw < tapsW; ++tw) {
+            a[dst++] = w[src + (clsH + p.sh * th) * p.kw + clsW + p.sw * tw];
+        }
     }
-    uint src = ((co * p.cin + m) * p.kh + clsH + p.sh * th) * p.kw + clsW + p.sw * tw;
-    float v = w[inside ? src : 0u];
-    a[idx] = inside ? v : 0.0;
+    if (co == p.cout - 1u) {
+        for (uint k = p.cout * taps; k < p.kp; ++k) a[row * p.kp + k] = 0.0;
+    }
 }
