@@ -469,7 +469,7 @@ func (r *Recorder) packBwd(w *Tensor, g *gemmArgs) (*Tensor, error) {
 		return nil, fmt.Errorf("engine: packed weights of %v: %w", w.shape, err)
 	}
 	g.sAm = kp
-	const wg = 64 // pack_bwd.comp's local_size_x
+	const wg = 64                                  // pack_bwd.comp's local_size_x
 	groups := (classes*g.cin*g.cout + wg - 1) / wg // one invocation per (class, m, co)
 	gx := min(groups, int(r.d.info.Limits.MaxWorkGroupCount[0]))
 	push := shaders.PackBwdPush{Cout: uint32(g.cout), Cin: uint32(g.cin), Kh: uint32(g.kh), Kw: uint32(g.kw),
