@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -214,11 +215,13 @@ var ewActs = []ewAct{
 	{"sigmoid", ewSigmoid, (*Recorder).Sigmoid, (*Recorder).SigmoidBackward},
 }
 
+// TestActivationForward covers odd lengths (one float per access) and even
+// ones (the w2 kernels, two per 64-bit word).
 func TestActivationForward(t *testing.T) {
 	d := newTestDevice(t)
 	rng := newRand(5)
 	for _, a := range ewActs {
-		for _, n := range []int{1, 13, 100003} {
+		for _, n := range []int{1, 13, 100003, 2, 100004} {
 			xv := actInputs(rng, n)
 			want := make([]float64, n)
 			for i, v := range xv {
@@ -242,48 +245,54 @@ func TestActivationForward(t *testing.T) {
 }
 
 // TestActivationBackward checks each backward kernel against central
-// finite differences of the float64 forward, on L = sum(f(x) * g).
+// finite differences of the float64 forward, on L = sum(f(x) * g), at an
+// odd length and an even one (the w2 kernels).
 func TestActivationBackward(t *testing.T) {
 	d := newTestDevice(t)
 	rng := newRand(6)
-	const n = 301
-	for _, a := range ewActs {
-		xv, gv := make([]float32, n), randSlice(rng, n)
-		for i := range xv {
-			// Keep away from ReLU's kink, where the derivative jumps.
-			v := (rng.Float64()*2 - 1) * 4
-			if math.Abs(v) < 0.01 {
-				v = 0.5
-			}
-			xv[i] = float32(v)
+	for _, n := range []int{301, 300} {
+		for _, a := range ewActs {
+			testActivationBackward(t, d, rng, a, n)
 		}
-		x := tensorOf(t, d, xv, n)
-		y := zeros(t, d, n)
-		dx := zeros(t, d, n)
-		g := tensorOf(t, d, gv, n)
-		gAlias := tensorOf(t, d, gv, n)
-		v := x
-		if a.op == ewTanh || a.op == ewSigmoid {
-			v = y
-		}
-		run(t, d, func(r *Recorder) error {
-			if err := a.fwd(r, y, x); err != nil {
-				return err
-			}
-			if err := a.bwd(r, dx, g, v); err != nil {
-				return err
-			}
-			return a.bwd(r, gAlias, gAlias, v) // dx aliasing dy
-		})
-		const h = 1e-3
-		fd := make([]float64, n)
-		for i := range fd {
-			xi := float64(xv[i])
-			fd[i] = (actRef(a.op, xi+h, ewSlope) - actRef(a.op, xi-h, ewSlope)) / (2 * h) * float64(gv[i])
-		}
-		// Central differences err by h^2 f'''/6 ~ 1e-7; the fp32 forward
-		// output feeding tanh/sigmoid backward by ~1e-7 relative.
-		assertClose(t, a.name+" backward", fd, download(t, dx), 1e-5, 1e-6)
-		assertClose(t, a.name+" backward in place", fd, download(t, gAlias), 1e-5, 1e-6)
 	}
+}
+
+func testActivationBackward(t *testing.T, d *Device, rng *rand.Rand, a ewAct, n int) {
+	xv, gv := make([]float32, n), randSlice(rng, n)
+	for i := range xv {
+		// Keep away from ReLU's kink, where the derivative jumps.
+		v := (rng.Float64()*2 - 1) * 4
+		if math.Abs(v) < 0.01 {
+			v = 0.5
+		}
+		xv[i] = float32(v)
+	}
+	x := tensorOf(t, d, xv, n)
+	y := zeros(t, d, n)
+	dx := zeros(t, d, n)
+	g := tensorOf(t, d, gv, n)
+	gAlias := tensorOf(t, d, gv, n)
+	v := x
+	if a.op == ewTanh || a.op == ewSigmoid {
+		v = y
+	}
+	run(t, d, func(r *Recorder) error {
+		if err := a.fwd(r, y, x); err != nil {
+			return err
+		}
+		if err := a.bwd(r, dx, g, v); err != nil {
+			return err
+		}
+		return a.bwd(r, gAlias, gAlias, v) // dx aliasing dy
+	})
+	const h = 1e-3
+	fd := make([]float64, n)
+	for i := range fd {
+		xi := float64(xv[i])
+		fd[i] = (actRef(a.op, xi+h, ewSlope) - actRef(a.op, xi-h, ewSlope)) / (2 * h) * float64(gv[i])
+	}
+	// Central differences err by h^2 f'''/6 ~ 1e-7; the fp32 forward
+	// output feeding tanh/sigmoid backward by ~1e-7 relative.
+	assertClose(t, a.name+" backward", fd, download(t, dx), 1e-5, 1e-6)
+	assertClose(t, a.name+" backward in place", fd, download(t, gAlias), 1e-5, 1e-6)
 }

@@ -1,10 +1,23 @@
 #version 450
 // act_fwd: y[i] = f(x[i]) for i < n; f is chosen by specialization
 // constant 0: 0 ReLU, 1 LeakyReLU(slope), 2 tanh, 3 sigmoid. y may alias x.
+//
+// The w2 variant reads and writes two floats per 64-bit word (n counts
+// words): on CPU devices every buffer access is a per-lane scalar loop, so
+// this halves them. The host uses it for even lengths.
+// vkgan:variant w2 -DWIDE=1
+#ifdef WIDE
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint OP = 0u;
+#ifdef WIDE
+layout(std430, binding = 0) writeonly buffer Y { uint64_t y[]; };
+layout(std430, binding = 1) readonly buffer X { uint64_t x[]; };
+#else
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
+#endif
 layout(push_constant) uniform P { uint n; float slope; } p;
 
 // Tanh without the inf/inf of (e^2x-1)/(e^2x+1): for |x| >= 0.25 use
@@ -27,15 +40,21 @@ float safeSigmoid(float v) {
     return v >= 0.0 ? 1.0 / (1.0 + t) : t / (1.0 + t);
 }
 
+float act(float v) {
+    if (OP == 0u) return max(v, 0.0);
+    if (OP == 1u) return v > 0.0 ? v : p.slope * v;
+    if (OP == 2u) return safeTanh(v);
+    return safeSigmoid(v);
+}
+
 void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
-        float v = x[i];
-        float r;
-        if (OP == 0u) r = max(v, 0.0);
-        else if (OP == 1u) r = v > 0.0 ? v : p.slope * v;
-        else if (OP == 2u) r = safeTanh(v);
-        else r = safeSigmoid(v);
-        y[i] = r;
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[i]));
+        y[i] = packUint2x32(floatBitsToUint(vec2(act(v.x), act(v.y))));
+#else
+        y[i] = act(x[i]);
+#endif
     }
 }

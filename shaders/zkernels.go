@@ -18,9 +18,40 @@ var ActBwd = &Kernel[ActBwdPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// ActBwdW2 is act_bwd_w2.spv, built from act_bwd.comp.
+var ActBwdW2 = &Kernel[ActBwdPush]{Desc{
+	Name:   "act_bwd_w2",
+	Source: "act_bwd.comp",
+	Bindings: []Binding{
+		{Name: "DX", Access: WriteOnly},
+		{Name: "DY", Access: ReadOnly},
+		{Name: "V", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "OP", Type: "uint"},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
 // ActFwd is act_fwd.spv, built from act_fwd.comp.
 var ActFwd = &Kernel[ActFwdPush]{Desc{
 	Name:   "act_fwd",
+	Source: "act_fwd.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "OP", Type: "uint"},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// ActFwdW2 is act_fwd_w2.spv, built from act_fwd.comp.
+var ActFwdW2 = &Kernel[ActFwdPush]{Desc{
+	Name:   "act_fwd_w2",
 	Source: "act_fwd.comp",
 	Bindings: []Binding{
 		{Name: "Y", Access: WriteOnly},
@@ -796,7 +827,9 @@ var ToyMix = &Kernel[ToyMixPush]{Desc{
 // All lists every kernel by name.
 var All = []*Desc{
 	&ActBwd.Desc,
+	&ActBwdW2.Desc,
 	&ActFwd.Desc,
+	&ActFwdW2.Desc,
 	&Adam.Desc,
 	&Augment.Desc,
 	&AugmentDraw.Desc,
