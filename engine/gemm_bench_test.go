@@ -208,27 +208,7 @@ func BenchmarkGemmRows(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			recs := make([]*Recorder, len(rows))
-			for i, tm := range rows {
-				forceGemmRows = tm
-				r, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer r.Release()
-				t0 := r.Timestamp()
-				err = op(r)
-				if t1 := r.Timestamp(); t0 != 0 || t1 != 1 {
-					b.Skip("no timestamps")
-				}
-				if err == nil {
-					err = r.Submit() // warm-up: JIT and first touch
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				recs[i] = r
-			}
+			recs := recordVariants(b, d, len(rows), func(i int) { forceGemmRows = rows[i] }, op)
 			forceGemmRows = 0
 			names := make([]string, len(rows))
 			for i, tm := range rows {
@@ -323,6 +303,35 @@ func alternateSteps(b *testing.B, names [2]string, steps [2]func() error) {
 	b.ReportMetric(ratio[len(ratio)/2], "speedup")
 }
 
+// recordVariants records op n times, variant i with use(i) in force,
+// each between two timestamps, and submits each once (JIT and first
+// touch). The recorders are released when the benchmark ends; it skips on
+// a queue without timestamps.
+func recordVariants(b *testing.B, d *Device, n int, use func(i int), op func(r *Recorder) error) []*Recorder {
+	recs := make([]*Recorder, n)
+	for i := range recs {
+		use(i)
+		r, err := d.Record()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(r.Release)
+		t0 := r.Timestamp()
+		err = op(r)
+		if t1 := r.Timestamp(); t0 != 0 || t1 != 1 {
+			b.Skip("no timestamps")
+		}
+		if err == nil {
+			err = r.Submit()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = r
+	}
+	return recs
+}
+
 // bwdVariant is one way BenchmarkConvBwdPacked records backward-data.
 type bwdVariant struct {
 	name     string
@@ -378,27 +387,9 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			recs := make([]*Recorder, len(bwdVariants))
-			for i, v := range bwdVariants {
-				forceUnpackedBwd, forceGemmRows = v.unpacked, v.rows
-				r, err := d.Record()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer r.Release()
-				t0 := r.Timestamp()
-				err = op(r)
-				if t1 := r.Timestamp(); t0 != 0 || t1 != 1 {
-					b.Skip("no timestamps")
-				}
-				if err == nil {
-					err = r.Submit() // warm-up: JIT and first touch
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				recs[i] = r
-			}
+			recs := recordVariants(b, d, len(bwdVariants), func(i int) {
+				forceUnpackedBwd, forceGemmRows = bwdVariants[i].unpacked, bwdVariants[i].rows
+			}, op)
 			forceUnpackedBwd, forceGemmRows = false, 0
 			names := make([]string, len(bwdVariants))
 			for i, v := range bwdVariants {
