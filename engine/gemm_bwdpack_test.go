@@ -56,15 +56,8 @@ func TestConvBackwardDataPacked(t *testing.T) {
 			// Central differences of the float64 forward: the loss is
 			// linear in x, so h can be large and the check is tight.
 			x64, w64 := to64(xv), to64(wv)
-			const h = 0.5
 			for _, i := range sampleIdx(rng, len(xv), 6) {
-				old := x64[i]
-				x64[i] = old + h
-				lp := refConvLoss(x64, w64, rv, s)
-				x64[i] = old - h
-				lm := refConvLoss(x64, w64, rv, s)
-				x64[i] = old
-				fd := (lp - lm) / (2 * h)
+				fd := convLossDiff(x64, w64, rv, s, x64, i)
 				require.InDelta(t, fd, float64(got[0][i]), 1e-4+1e-4*abs(fd), "dx[%d]", i)
 			}
 		})

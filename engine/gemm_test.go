@@ -46,15 +46,18 @@ func refGemm(a, b []float32, M, N, K int, transA, transB bool, alpha, beta float
 	return out
 }
 
+// gemmCase is one GEMM a test runs: C = alpha*op(A)*op(B) + beta*C (+ bias).
+type gemmCase struct {
+	M, N, K        int
+	transA, transB bool
+	alpha, beta    float32
+	bias           bool
+}
+
 func TestGemm(t *testing.T) {
 	d := newTestDevice(t)
 	rng := newRand(1)
-	cases := []struct {
-		M, N, K        int
-		transA, transB bool
-		alpha, beta    float32
-		bias           bool
-	}{
+	cases := []gemmCase{
 		{1, 1, 1, false, false, 1, 0, false},
 		{7, 13, 5, false, false, 1, 0, false},
 		{17, 9, 33, true, false, 0.5, 0, false},
@@ -191,6 +194,20 @@ func refConvLoss(x, w []float64, r []float32, s convShape) float64 {
 	return L
 }
 
+// convLossDiff is the central difference of refConvLoss in v[i], v being
+// x or w (restored afterwards). The loss is linear in each argument, so
+// h = 0.5 has no truncation error.
+func convLossDiff(x, w []float64, r []float32, s convShape, v []float64, i int) float64 {
+	const h = 0.5
+	old := v[i]
+	v[i] = old + h
+	lp := refConvLoss(x, w, r, s)
+	v[i] = old - h
+	lm := refConvLoss(x, w, r, s)
+	v[i] = old
+	return (lp - lm) / (2 * h)
+}
+
 // refConvGrads returns dL/dx and dL/dw of L = sum(conv(x,w)*r) computed
 // directly (the adjoint sums), used where finite differences would be slow.
 func refConvGrads(x, w, r []float32, s convShape) (dx, dw []float64) {
@@ -264,25 +281,12 @@ func TestConv2DBackward(t *testing.T) {
 			// elements: the loss is linear in each argument, so h can be
 			// large and the check is tight.
 			x64, w64 := to64(xv), to64(wv)
-			const h = 0.5
 			for _, i := range sampleIdx(rng, len(xv), 4) {
-				old := x64[i]
-				x64[i] = old + h
-				lp := refConvLoss(x64, w64, rv, s)
-				x64[i] = old - h
-				lm := refConvLoss(x64, w64, rv, s)
-				x64[i] = old
-				fd := (lp - lm) / (2 * h)
+				fd := convLossDiff(x64, w64, rv, s, x64, i)
 				require.InDelta(t, fd, float64(gotDx[i]), 1e-4+1e-4*abs(fd), "dx[%d]", i)
 			}
 			for _, i := range sampleIdx(rng, len(wv), 4) {
-				old := w64[i]
-				w64[i] = old + h
-				lp := refConvLoss(x64, w64, rv, s)
-				w64[i] = old - h
-				lm := refConvLoss(x64, w64, rv, s)
-				w64[i] = old
-				fd := (lp - lm) / (2 * h)
+				fd := convLossDiff(x64, w64, rv, s, w64, i)
 				require.InDelta(t, fd, float64(gotDw[i]), 1e-3+1e-4*abs(fd), "dw[%d]", i)
 			}
 		})

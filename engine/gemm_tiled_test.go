@@ -148,12 +148,7 @@ func tiledGemm(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB boo
 func TestTiledGemm(t *testing.T) {
 	d := newTestDevice(t)
 	rng := newRand(14)
-	cases := []struct {
-		M, N, K        int
-		transA, transB bool
-		alpha, beta    float32
-		bias           bool
-	}{
+	cases := []gemmCase{
 		{1, 1, 1, false, false, 1, 0, false},
 		{37, 53, 61, false, false, 1, 0, false},
 		{37, 53, 61, true, false, 1, 0.5, false},
@@ -336,16 +331,7 @@ func checkConvFD(t *testing.T, name string, s convShape, c convData, gotDx, gotD
 	t.Helper()
 	x64, w64 := to64(c.xv), to64(c.wv)
 	rng := newRand(uint64(len(c.xv)))
-	const h = 0.5
-	fd := func(v []float64, i int) float64 {
-		old := v[i]
-		v[i] = old + h
-		lp := refConvLoss(x64, w64, c.rv, s)
-		v[i] = old - h
-		lm := refConvLoss(x64, w64, c.rv, s)
-		v[i] = old
-		return (lp - lm) / (2 * h)
-	}
+	fd := func(v []float64, i int) float64 { return convLossDiff(x64, w64, c.rv, s, v, i) }
 	for _, i := range sampleIdx(rng, len(c.xv), 2) {
 		if f := fd(x64, i); math.Abs(f-float64(gotDx[i])) > 1e-4+1e-4*math.Abs(f) {
 			t.Errorf("%s: dx[%d] = %g, finite difference %g", name, i, gotDx[i], f)
