@@ -465,3 +465,25 @@ func TestMemoryStats(t *testing.T) {
 	assert.Equal(t, uint64(1000+big), s.PeakRequested)
 	assert.Equal(t, d.mem.blockSize+uint64(big), s.PeakHeld)
 }
+
+// TestTexelBindings: sub-allocated and view buffers can be texel views
+// (their regions start 256-byte aligned), a released one cannot, and a
+// texel mask outside the bindings is an error, not a pipeline.
+func TestTexelBindings(t *testing.T) {
+	d := device(t)
+	b, err := d.NewBuffer(1000) // not a whole number of texels: viewed to the texel's end
+	require.NoError(t, err)
+	assert.True(t, b.TexelViewable())
+	v, err := b.View(256, 100)
+	require.NoError(t, err)
+	assert.True(t, v.TexelViewable())
+	b.Release()
+	assert.False(t, b.TexelViewable(), "released")
+	var none *Buffer
+	assert.False(t, none.TexelViewable(), "nil")
+	code, err := shaders.SPIRV("fill")
+	require.NoError(t, err)
+	_, err = d.NewPipeline(PipelineDesc{Name: "fill", SPIRV: code, Bindings: 1, PushSize: 8, Texel: 1 << 1})
+	assert.ErrorContains(t, err, "texel binding mask")
+	assert.Empty(t, testDevice.Take())
+}
