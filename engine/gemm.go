@@ -392,7 +392,7 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	g.hp = g.h + 2*g.ph
 	g.wp = g.w + 2*g.pw
 	g.wp += (4 - g.wp%4) % 4 // rows 16-byte aligned: igemm.comp's QUAD_B loads
-	xp, err := r.workspace(g.nb, g.cin, g.hp, g.wp)
+	xp, err := r.scratch(scratchPad, g.nb, g.cin, g.hp, g.wp)
 	if err != nil {
 		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
 	}
@@ -464,7 +464,7 @@ func (r *Recorder) packBwd(w *Tensor, g *gemmArgs) (*Tensor, error) {
 	taps := ((g.kh + g.sh - 1) / g.sh) * ((g.kw + g.sw - 1) / g.sw)
 	kp := (g.cout*taps + 3) &^ 3
 	classes := g.sh * g.sw
-	wp, err := r.workspace(classes, g.cin, kp)
+	wp, err := r.scratch(scratchPacked, classes, g.cin, kp)
 	if err != nil {
 		return nil, fmt.Errorf("engine: packed weights of %v: %w", w.shape, err)
 	}

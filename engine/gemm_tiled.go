@@ -211,7 +211,7 @@ func (r *Recorder) igemmTiled(cfg tiledConfig, mode int, g gemmArgs, ncols, zsli
 	// Split-K: partial sums into recording-owned scratch, then the
 	// ordered reduction with the epilogue.
 	ntot := g.outCols(mode)
-	part, err := r.workspace(cfg.S, g.M, ntot)
+	part, err := r.scratch(scratchSplitK, cfg.S, g.M, ntot)
 	if err != nil {
 		return r.fail(fmt.Errorf("engine: tiled gemm %v: split-K scratch: %w", cfg, err))
 	}

@@ -16,6 +16,8 @@ type Recorder struct {
 	r    *vk.Recorder
 	err  error
 	work []*Tensor // workspace owned by the recording
+	// scratch is the current buffer of each scratch role (see scratch).
+	scratchBufs [numScratchRoles]*Tensor
 
 	// With profiling on, every dispatch is followed by a timestamp, so a
 	// replay can be broken down by kernel (Profile).
@@ -80,6 +82,7 @@ func (r *Recorder) Release() {
 		t.Release()
 	}
 	r.work = nil
+	r.scratchBufs = [numScratchRoles]*Tensor{}
 }
 
 // workspace allocates a tensor that lives as long as the recording: ops
@@ -92,6 +95,42 @@ func (r *Recorder) workspace(shape ...int) (*Tensor, error) {
 	}
 	r.work = append(r.work, t)
 	return t, nil
+}
+
+// scratchRole names an intermediate that one op writes and the op's next
+// dispatch reads, so that recordings can share one buffer per role.
+type scratchRole int
+
+const (
+	scratchPad     scratchRole = iota // pad's zero-padded copy of a conv input
+	scratchPacked                     // packBwd's packed weights
+	scratchSplitK                     // the tiled core's split-K partial sums
+	scratchDiscard                    // an output nothing reads
+	numScratchRoles
+)
+
+// scratch returns a tensor of the given shape at the start of the
+// recording's buffer for role, which the next scratch call for that role
+// reuses: a DCGAN step pads each convolution's input up to five times, and
+// giving every copy its own buffer held a third of the step's memory.
+// Reuse is safe because every dispatch ends with a barrier, so the next
+// writer waits for the last reader, and the previous contents are never
+// read again: each role's writer fills the whole view. A larger request
+// gets a larger buffer; the old one stays with the recording, whose
+// commands still use it.
+func (r *Recorder) scratch(role scratchRole, shape ...int) (*Tensor, error) {
+	n, err := numel(shape)
+	if err != nil {
+		return nil, err
+	}
+	buf := r.scratchBufs[role]
+	if buf == nil || buf.n < n {
+		if buf, err = r.workspace(n); err != nil {
+			return nil, err
+		}
+		r.scratchBufs[role] = buf
+	}
+	return buf.View(0, shape...)
 }
 
 // Timestamp records a GPU timestamp; see Timestamps.
