@@ -40,6 +40,8 @@ type Limits struct {
 	MaxWorkGroupSize       uint32 // invocations per workgroup
 	MaxWorkGroupCount      [3]uint32
 	MaxStorageBufferRange  uint64 // largest storage-buffer binding, bytes
+	MaxStorageBuffers      uint32 // storage buffers one shader may bind
+	MaxSampledImages       uint32 // sampled images and uniform texel buffers one shader may bind
 	MaxTexelBufferElements uint32 // texels in one texel buffer view
 	TexelOffsetAlignment   uint64 // minTexelBufferOffsetAlignment
 	MaxPushConstants       uint32 // bytes
@@ -178,6 +180,8 @@ func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
 			MaxWorkGroupSize:       l.MaxComputeWorkGroupInvocations,
 			MaxWorkGroupCount:      l.MaxComputeWorkGroupCount,
 			MaxStorageBufferRange:  uint64(l.MaxStorageBufferRange),
+			MaxStorageBuffers:      l.MaxPerStageDescriptorStorageBuffers,
+			MaxSampledImages:       l.MaxPerStageDescriptorSampledImages,
 			MaxTexelBufferElements: l.MaxTexelBufferElements,
 			TexelOffsetAlignment:   uint64(l.MinTexelBufferOffsetAlignment),
 			MaxPushConstants:       l.MaxPushConstantsSize,

@@ -126,7 +126,7 @@ static VkResult vkg_alloc_set(vkg_hot *h, VkDevice dev, VkDescriptorPool pool, V
 	return h->allocSet(dev, &ai, out);
 }
 
-#define VKG_MAX_BINDINGS 8
+#define VKG_MAX_BINDINGS 12
 
 // vkg_bind_buffers points bindings 0..n-1 of set at storage-buffer ranges,
 // or, where views[i] is not null, at that uniform texel buffer view.

@@ -3,6 +3,7 @@ package vk
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unsafe"
 
 	vulkan "github.com/vulkan-go/vulkan"
@@ -53,6 +54,11 @@ func (d *Device) NewPipeline(desc PipelineDesc) (*Pipeline, error) {
 	}
 	if desc.Texel>>uint(desc.Bindings) != 0 {
 		return nil, fmt.Errorf("vk: pipeline %s: texel binding mask %#x outside its %d bindings", desc.Name, desc.Texel, desc.Bindings)
+	}
+	texels := bits.OnesCount32(desc.Texel)
+	if lim := d.info.Limits; desc.Bindings-texels > int(lim.MaxStorageBuffers) || texels > int(lim.MaxSampledImages) {
+		return nil, fmt.Errorf("vk: pipeline %s: %d storage buffers and %d texel buffers, the device allows %d and %d per shader",
+			desc.Name, desc.Bindings-texels, texels, lim.MaxStorageBuffers, lim.MaxSampledImages)
 	}
 	p := &Pipeline{d: d, name: desc.Name, bindings: desc.Bindings, texel: desc.Texel, push: desc.PushSize}
 	if err := p.build(desc); err != nil {

@@ -384,6 +384,13 @@ func TestDispatchFillAndTimestamps(t *testing.T) {
 	require.NoError(t, err)
 	_, err = d.NewPipeline(PipelineDesc{Name: "fill", SPIRV: code, Bindings: maxBindings + 1, PushSize: 8})
 	assert.ErrorContains(t, err, "buffer bindings", "more bindings than a descriptor write holds")
+	// A device that allows fewer buffers per shader than a kernel binds
+	// gets an error naming both counts, not a driver failure.
+	saved := d.info.Limits
+	d.info.Limits.MaxStorageBuffers = 1
+	_, err = d.NewPipeline(PipelineDesc{Name: "fill", SPIRV: code, Bindings: 2, PushSize: 8})
+	d.info.Limits = saved
+	assert.ErrorContains(t, err, "2 storage buffers and 0 texel buffers, the device allows 1")
 }
 
 // TestValidationLayerReports checks that a bug only the Khronos layer can
