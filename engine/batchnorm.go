@@ -83,6 +83,33 @@ func bnKernel[P shaders.Push](r *Recorder, s bnShape, base, w2, cols *shaders.Ke
 // where that is undefined, the biased variance (0) is used instead. y may
 // not alias x. momentum is in [0, 1] and eps > 0.
 func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd *Tensor, momentum, eps float32) error {
+	return r.batchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd, momentum, eps, bnAct{})
+}
+
+// bnAct is an activation fused into batch norm's kernels: the one after
+// every batch norm in the DCGAN. Fused, the forward writes act(y) and the
+// backward takes dy through act's derivative first, which saves the
+// activation's two passes. Only ReLU and LeakyReLU fuse: their derivative
+// follows from the sign of y, which the backward recomputes from x.
+type bnAct struct {
+	kind  uint32 // the kernels' ACT: 0 none, 1 ReLU, 2 LeakyReLU
+	slope float32
+}
+
+// fusedAct returns activation op (ewReLU, ...) in fused form, or false
+// when batch norm cannot fuse it.
+func fusedAct(op uint32, slope float32) (bnAct, bool) {
+	switch op {
+	case ewReLU:
+		return bnAct{kind: 1}, true
+	case ewLeakyReLU:
+		return bnAct{kind: 2, slope: slope}, true
+	}
+	return bnAct{}, false
+}
+
+// batchNormTrain is BatchNormTrain with act applied to y.
+func (r *Recorder) batchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd *Tensor, momentum, eps float32, act bnAct) error {
 	const op = "batchnorm train"
 	s, err := r.bnCheck(op, x, map[string]*Tensor{"gamma": gamma, "beta": beta, "runMean": runMean,
 		"runVar": runVar, "saveMean": saveMean, "saveInvStd": saveInvStd})
@@ -99,8 +126,8 @@ func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, 
 		return r.fail(err)
 	}
 	k, hw, groups := bnKernel(r, s, shaders.BnTrain, shaders.BnTrainW2, shaders.BnTrainCols)
-	push := shaders.BnTrainPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Momentum: momentum, Eps: eps}
-	return dispatch(r, k, nil, groups, push, y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
+	push := shaders.BnTrainPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Momentum: momentum, Eps: eps, Slope: act.slope}
+	return dispatch(r, k, []uint32{act.kind}, groups, push, y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
 }
 
 // BatchNormBackward records the training-mode batch-norm backward for
@@ -108,8 +135,14 @@ func (r *Recorder) BatchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, 
 // accumulated). saveMean and saveInvStd are BatchNormTrain's outputs for x.
 // dx may alias neither x nor dy.
 func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd *Tensor) error {
+	return r.batchNormBackward(dx, dgamma, dbeta, dy, x, gamma, gamma, saveMean, saveInvStd, bnAct{})
+}
+
+// batchNormBackward is BatchNormBackward for batchNormTrain with act: dy
+// is the gradient of act(y), and beta (read only with act) is the forward's.
+func (r *Recorder) batchNormBackward(dx, dgamma, dbeta, dy, x, gamma, beta, saveMean, saveInvStd *Tensor, act bnAct) error {
 	const op = "batchnorm backward"
-	s, err := r.bnCheck(op, x, map[string]*Tensor{"dgamma": dgamma, "dbeta": dbeta, "gamma": gamma,
+	s, err := r.bnCheck(op, x, map[string]*Tensor{"dgamma": dgamma, "dbeta": dbeta, "gamma": gamma, "beta": beta,
 		"saveMean": saveMean, "saveInvStd": saveInvStd})
 	if err == nil {
 		err = bnLike(op, "dx", dx, x)
@@ -124,8 +157,8 @@ func (r *Recorder) BatchNormBackward(dx, dgamma, dbeta, dy, x, gamma, saveMean, 
 		return r.fail(err)
 	}
 	k, hw, groups := bnKernel(r, s, shaders.BnBackward, shaders.BnBackwardW2, shaders.BnBackwardCols)
-	push := shaders.BnBackwardPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Count: float32(s.n * s.hw)}
-	return dispatch(r, k, nil, groups, push, dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd)
+	push := shaders.BnBackwardPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Count: float32(s.n * s.hw), Slope: act.slope}
+	return dispatch(r, k, []uint32{act.kind}, groups, push, dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd, beta)
 }
 
 // BatchNormInference records batch norm with the running statistics:

@@ -81,3 +81,10 @@ func numelOf(shape []int) int {
 	}
 	return n
 }
+
+// BenchmarkGANStepBNAct times the DCGAN step with batch norm and the
+// activation after it in separate kernels (forceNoBNActFusion) and fused,
+// in one process, alternating steps (see benchGANStepAB).
+func BenchmarkGANStepBNAct(b *testing.B) {
+	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"}, func(old bool) { forceNoBNActFusion = old })
+}

@@ -52,21 +52,24 @@ func (a *Activation) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (
 }
 
 type boundAct struct {
-	a   *Activation
-	out Port
+	a     *Activation
+	out   Port
+	fused bool // the batch norm before it does its work (boundBN.fuseNext)
 }
 
 func (b *boundAct) Out() Port { return b.out }
 
 func (b *boundAct) Forward(r *Recorder, _ *Pass, x *Tensor) {
-	r.actForward(b.a.op, b.out.X, x, b.a.slope)
+	if !b.fused {
+		r.actForward(b.a.op, b.out.X, x, b.a.slope)
+	}
 }
 
 // Backward reads the output only: ReLU's and LeakyReLU's sign is their
 // input's, and tanh's and sigmoid's derivatives are functions of the
 // output, so in-place layers need nothing else.
 func (b *boundAct) Backward(r *Recorder, _ *Pass, _, dx *Tensor) {
-	if dx == nil {
+	if dx == nil || b.fused {
 		return
 	}
 	switch b.a.op {

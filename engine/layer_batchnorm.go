@@ -78,6 +78,26 @@ type boundBN struct {
 	out                 Port
 	mean, invstd        *Tensor // the batch's statistics, saved for backward
 	dgamma, dbeta       *Tensor // scratch when gradients are added or not wanted
+	// The in-place activation after the batch norm, when its kernels do
+	// its work (fuseNext); nil otherwise.
+	fused *Activation
+	act   bnAct
+}
+
+// forceNoBNActFusion keeps batch norm and the activation after it in
+// separate kernels; tests and benchmarks compare the two.
+var forceNoBNActFusion bool
+
+// fuseNext takes an in-place ReLU or LeakyReLU after the batch norm into
+// its kernels and turns the activation's own passes off.
+func (b *boundBN) fuseNext(next Bound) {
+	a, ok := next.(*boundAct)
+	if !ok || a.out != b.out || forceNoBNActFusion {
+		return
+	}
+	if act, ok := fusedAct(a.a.op, a.a.slope); ok {
+		b.fused, b.act, a.fused = a.a, act, true
+	}
 }
 
 func (b *boundBN) Out() Port { return b.out }
@@ -86,9 +106,12 @@ func (b *boundBN) Forward(r *Recorder, p *Pass, x *Tensor) {
 	g, bt := p.Params.T(b.gamma), p.Params.T(b.beta)
 	rm, rv := p.Stats.T(b.rm), p.Stats.T(b.rv)
 	if p.Train {
-		r.BatchNormTrain(b.out.X, x, g, bt, rm, rv, b.mean, b.invstd, p.Momentum, bnEps)
-	} else {
-		r.BatchNormInference(b.out.X, x, g, bt, rm, rv, bnEps)
+		r.batchNormTrain(b.out.X, x, g, bt, rm, rv, b.mean, b.invstd, p.Momentum, bnEps, b.act)
+		return
+	}
+	r.BatchNormInference(b.out.X, x, g, bt, rm, rv, bnEps)
+	if b.fused != nil { // sampling: one pass more is of no account
+		r.actForward(b.fused.op, b.out.X, b.out.X, b.fused.slope)
 	}
 }
 
@@ -99,12 +122,12 @@ func (b *boundBN) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 	}
 	if dx == nil { // the kernel always writes the input gradient
 		var err error
-		if dx, err = r.workspace(x.shape...); err != nil {
+		if dx, err = r.scratch(scratchDiscard, x.shape...); err != nil {
 			r.fail(err)
 			return
 		}
 	}
-	r.BatchNormBackward(dx, dgamma, dbeta, b.out.DX, x, p.Params.T(b.gamma), b.mean, b.invstd)
+	r.batchNormBackward(dx, dgamma, dbeta, b.out.DX, x, p.Params.T(b.gamma), p.Params.T(b.beta), b.mean, b.invstd, b.act)
 	if p.Grads != nil && p.Accumulate {
 		r.Axpy(p.Grads.T(b.gamma), dgamma, 1)
 		r.Axpy(p.Grads.T(b.beta), dbeta, 1)

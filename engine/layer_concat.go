@@ -99,11 +99,20 @@ func bindChildren(layers []Layer, d *Device, batch int, prev Port, keep func(*Te
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.Name(), err)
 		}
+		if i > 0 {
+			if f, ok := b.layers[i-1].(nextFuser); ok {
+				f.fuseNext(lb)
+			}
+		}
 		b.layers = append(b.layers, lb)
 		prev = lb.Out()
 	}
 	return b, nil
 }
+
+// nextFuser is a bound layer whose kernels can do the work of the layer
+// bound after it (batch norm fuses the activation that follows it).
+type nextFuser interface{ fuseNext(next Bound) }
 
 // sliceBinder is a layer that can write its output into channels c0.. of
 // a larger NCHW tensor: a branch of a channel concatenation.

@@ -176,6 +176,8 @@ func TestLayers(t *testing.T) {
 		{"flatten between a convolution and a linear layer", func() Layer {
 			return NewSequential(NewConv2d(2, 3, 4, 2, 1, 0.3), NewFlatten(), NewLinear(12, 2))
 		}, []int{2, 4, 4}, 3},
+		{"batch norm and relu on odd planes (fused)", func() Layer { return NewSequential(NewBatchNorm(3, 0.02), ReLU()) }, []int{3, 3, 3}, 4},
+		{"batch norm and leaky relu on even planes (fused)", func() Layer { return NewSequential(NewBatchNorm(3, 0.02), LeakyReLU(0.2)) }, []int{3, 4, 4}, 4},
 		{"sequential of convolutions", func() Layer {
 			return NewSequential(NewConv2d(2, 4, 4, 2, 1, 0.3), NewBatchNorm(4, 0.02), LeakyReLU(0.2), NewConv2d(4, 1, 4, 1, 0, 0.3))
 		}, []int{2, 8, 8}, 3},

@@ -4,6 +4,10 @@
 // tree; pass 2 writes dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
 // The COLS variant (batch norm 1d with few rows) gives each lane a channel,
 // as in bn_train.
+// Specialization constant ACT takes dy through the activation fused into
+// bn_train.comp first (0 none, 1 ReLU, 2 LeakyReLU(slope), as act_bwd.comp
+// does), with the sign of the pre-activation recomputed from x by
+// bn_train.comp's expression: that saves act_bwd's pass over dy and y.
 // vkgan:variant w2 -DWIDE=1
 // vkgan:variant cols -DCOLS=1
 #ifdef WIDE
@@ -15,6 +19,7 @@
 #define WG 256
 #endif
 layout(local_size_x = WG) in;
+layout(constant_id = 0) const uint ACT = 0u;
 #ifdef WIDE
 // Float pairs in 64-bit words halve the per-lane loads on lavapipe (HW even).
 layout(std430, binding = 0) writeonly buffer DX { uint64_t dx[]; };
@@ -34,29 +39,41 @@ layout(std430, binding = 2) writeonly buffer DB { float dbeta[]; };
 layout(std430, binding = 5) readonly buffer G { float gamma[]; };
 layout(std430, binding = 6) readonly buffer SM { float saveMean[]; };
 layout(std430, binding = 7) readonly buffer SI { float saveInvStd[]; };
+layout(std430, binding = 8) readonly buffer Bt { float beta[]; }; // read with ACT only
 // hw counts words per plane (floats, or float pairs with WIDE); count is
 // the number of floats per channel.
-layout(push_constant) uniform P { uint n; uint c; uint hw; float count; } p;
+layout(push_constant) uniform P { uint n; uint c; uint hw; float count; float slope; } p;
+
+// g through the activation at pre-activation z.
+float actGrad(float g, float z) {
+    if (ACT == 1u) return z > 0.0 ? g : 0.0;
+    if (ACT == 2u) return z > 0.0 ? g : p.slope * g;
+    return g;
+}
+vec2 actGrad(vec2 g, vec2 z) { return vec2(actGrad(g.x, z.x), actGrad(g.y, z.y)); }
 
 #ifdef COLS
 void main() {
     uint ch = gl_GlobalInvocationID.x;
     if (ch >= p.c) return;
     float mu = saveMean[ch], invstd = saveInvStd[ch];
+    float scale = ACT != 0u ? invstd * gamma[ch] : 0.0, shift = ACT != 0u ? beta[ch] : 0.0;
     float db = 0.0, dyx = 0.0;
     for (uint n = 0u; n < p.n; n++) {
         uint i = n * p.c + ch;
-        float g = dy[i];
+        float xv = x[i];
+        float g = actGrad(dy[i], (xv - mu) * scale + shift);
         db += g;
-        dyx += g * (x[i] - mu);
+        dyx += g * (xv - mu);
     }
     float dg = dyx * invstd;
     float k = gamma[ch] * invstd;
     float meanDy = db / p.count, meanDyx = dg / p.count;
     for (uint n = 0u; n < p.n; n++) {
         uint i = n * p.c + ch;
-        float xhat = (x[i] - mu) * invstd;
-        dx[i] = k * (dy[i] - meanDy - xhat * meanDyx);
+        float xv = x[i];
+        float xhat = (xv - mu) * invstd;
+        dx[i] = k * (actGrad(dy[i], (xv - mu) * scale + shift) - meanDy - xhat * meanDyx);
     }
     dgamma[ch] = dg;
     dbeta[ch] = db;
@@ -70,12 +87,14 @@ void main() {
     uint hw = p.hw, plane = p.c * hw, off = ch * hw;
     uint stepN = WG / hw, stepS = WG % hw;
     float mu = saveMean[ch], invstd = saveInvStd[ch];
+    float scale = ACT != 0u ? invstd * gamma[ch] : 0.0, shift = ACT != 0u ? beta[ch] : 0.0;
     float sumDy = 0.0, sumDyx = 0.0;
     uint s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
-        VAL g = LOAD(dy, i);
-        VAL gx = g * (LOAD(x, i) - mu);
+        VAL xv = LOAD(x, i);
+        VAL g = actGrad(LOAD(dy, i), (xv - mu) * scale + shift);
+        VAL gx = g * (xv - mu);
 #ifdef WIDE
         sumDy += g.x + g.y;
         sumDyx += gx.x + gx.y;
@@ -103,8 +122,9 @@ void main() {
     s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
-        VAL xhat = (LOAD(x, i) - mu) * invstd;
-        VAL r = k * (LOAD(dy, i) - meanDy - xhat * meanDyx);
+        VAL xv = LOAD(x, i);
+        VAL xhat = (xv - mu) * invstd;
+        VAL r = k * (actGrad(LOAD(dy, i), (xv - mu) * scale + shift) - meanDy - xhat * meanDyx);
 #ifdef WIDE
         dx[i] = packUint2x32(floatBitsToUint(r));
 #else

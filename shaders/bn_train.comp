@@ -8,6 +8,9 @@
 // channel walks the rows, so there is no reduction tree and its barriers,
 // and one workgroup serves 64 channels (lavapipe pays per workgroup and per
 // barrier; a GPU gets coalesced rows).
+// Specialization constant ACT fuses the activation that follows the batch
+// norm in the DCGAN into pass 2 (0 none, 1 ReLU, 2 LeakyReLU(slope), each
+// computed as act_fwd.comp does), saving a pass over y.
 // vkgan:variant w2 -DWIDE=1
 // vkgan:variant cols -DCOLS=1
 #ifdef WIDE
@@ -19,6 +22,7 @@
 #define WG 256
 #endif
 layout(local_size_x = WG) in;
+layout(constant_id = 0) const uint ACT = 0u;
 #ifdef WIDE
 // Two floats per 64-bit word: every load on lavapipe is a per-lane scalar
 // loop, so this halves the loads. The host uses it only when HW is even, so
@@ -36,7 +40,14 @@ layout(std430, binding = 5) buffer RV { float runVar[]; };
 layout(std430, binding = 6) writeonly buffer SM { float saveMean[]; };
 layout(std430, binding = 7) writeonly buffer SI { float saveInvStd[]; };
 // hw counts words per plane (floats, or float pairs with WIDE).
-layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float eps; } p;
+layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float eps; float slope; } p;
+
+float act(float v) {
+    if (ACT == 1u) return max(v, 0.0);
+    if (ACT == 2u) return v > 0.0 ? v : p.slope * v;
+    return v;
+}
+vec2 act(vec2 v) { return vec2(act(v.x), act(v.y)); }
 
 #ifdef COLS
 void main() {
@@ -58,7 +69,7 @@ void main() {
     float scale = invstd * gamma[ch], shift = beta[ch];
     for (uint n = 0u; n < p.n; n++) {
         uint i = n * p.c + ch;
-        y[i] = (x[i] - mu) * scale + shift;
+        y[i] = act((x[i] - mu) * scale + shift);
     }
     saveMean[ch] = mu;
     saveInvStd[ch] = invstd;
@@ -131,9 +142,9 @@ void main() {
         uint i = n * plane + off + s;
 #ifdef WIDE
         vec2 v = uintBitsToFloat(unpackUint2x32(x[i]));
-        y[i] = packUint2x32(floatBitsToUint((v - mu) * scale + shift));
+        y[i] = packUint2x32(floatBitsToUint(act((v - mu) * scale + shift)));
 #else
-        y[i] = (x[i] - mu) * scale + shift;
+        y[i] = act((x[i] - mu) * scale + shift);
 #endif
         s += stepS;
         n += stepN;

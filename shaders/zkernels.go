@@ -200,8 +200,12 @@ var BnBackward = &Kernel[BnBackwardPush]{Desc{
 		{Name: "G", Access: ReadOnly},
 		{Name: "SM", Access: ReadOnly},
 		{Name: "SI", Access: ReadOnly},
+		{Name: "Bt", Access: ReadOnly},
 	},
-	PushSize:  16,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  20,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -218,8 +222,12 @@ var BnBackwardCols = &Kernel[BnBackwardPush]{Desc{
 		{Name: "G", Access: ReadOnly},
 		{Name: "SM", Access: ReadOnly},
 		{Name: "SI", Access: ReadOnly},
+		{Name: "Bt", Access: ReadOnly},
 	},
-	PushSize:  16,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  20,
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
@@ -236,8 +244,12 @@ var BnBackwardW2 = &Kernel[BnBackwardPush]{Desc{
 		{Name: "G", Access: ReadOnly},
 		{Name: "SM", Access: ReadOnly},
 		{Name: "SI", Access: ReadOnly},
+		{Name: "Bt", Access: ReadOnly},
 	},
-	PushSize:  16,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  20,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -286,7 +298,10 @@ var BnTrain = &Kernel[BnTrainPush]{Desc{
 		{Name: "SM", Access: WriteOnly},
 		{Name: "SI", Access: WriteOnly},
 	},
-	PushSize:  20,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  24,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -304,7 +319,10 @@ var BnTrainCols = &Kernel[BnTrainPush]{Desc{
 		{Name: "SM", Access: WriteOnly},
 		{Name: "SI", Access: WriteOnly},
 	},
-	PushSize:  20,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  24,
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
@@ -322,7 +340,10 @@ var BnTrainW2 = &Kernel[BnTrainPush]{Desc{
 		{Name: "SM", Access: WriteOnly},
 		{Name: "SI", Access: WriteOnly},
 	},
-	PushSize:  20,
+	Spec: []Spec{
+		{Name: "ACT", Type: "uint"},
+	},
+	PushSize:  24,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -1118,15 +1139,17 @@ type BnBackwardPush struct {
 	C     uint32  // uint c, offset 4
 	Hw    uint32  // uint hw, offset 8
 	Count float32 // float count, offset 12
+	Slope float32 // float slope, offset 16
 }
 
-// Bytes encodes p as the shader reads it: 16 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
 func (p BnBackwardPush) Bytes() []byte {
-	b := make([]byte, 16)
+	b := make([]byte, 20)
 	putUint(b, 0, p.N)
 	putUint(b, 4, p.C)
 	putUint(b, 8, p.Hw)
 	putFloat(b, 12, p.Count)
+	putFloat(b, 16, p.Slope)
 	return b
 }
 
@@ -1175,16 +1198,18 @@ type BnTrainPush struct {
 	Hw       uint32  // uint hw, offset 8
 	Momentum float32 // float momentum, offset 12
 	Eps      float32 // float eps, offset 16
+	Slope    float32 // float slope, offset 20
 }
 
-// Bytes encodes p as the shader reads it: 20 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 24 bytes, little-endian.
 func (p BnTrainPush) Bytes() []byte {
-	b := make([]byte, 20)
+	b := make([]byte, 24)
 	putUint(b, 0, p.N)
 	putUint(b, 4, p.C)
 	putUint(b, 8, p.Hw)
 	putFloat(b, 12, p.Momentum)
 	putFloat(b, 16, p.Eps)
+	putFloat(b, 20, p.Slope)
 	return b
 }
 
