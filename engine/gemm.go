@@ -110,8 +110,10 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	if v.Kernel == KernelTiled {
 		return r.igemmTiled(v.tiled(), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
 	}
-	// A lane's four columns are one row's adjacent pixels, 16-byte aligned.
-	quad := v.SG && mode == modeConvForwardPadded && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16
+	// A lane's four columns (forward) or a chunk's four k (backward-weights)
+	// are one row's adjacent pixels, 16-byte aligned.
+	quad := v.SG && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16 &&
+		(mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded && !forceNoQuadWeights)
 	// B transposed: a column's four k are one aligned load.
 	vecBT := mode == modeMatMul && !vecB && g.sBk == 1 && g.sBn%4 == 0 && g.K%4 == 0 && !forceNoVecBT
 	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT)}
@@ -443,6 +445,11 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 // forceNoTexel makes igemm load through storage buffers only, as it does
 // where texel views are not possible; tests compare the two.
 var forceNoTexel bool
+
+// forceNoQuadWeights makes the padded backward-weights load each k's taps
+// as two 64-bit words, as before its aligned quad loads; tests and
+// benchmarks compare the two.
+var forceNoQuadWeights bool
 
 // forceNoVecBT makes igemm gather a transposed B element by element, as
 // before its 4-float loads; tests and benchmarks compare the two.

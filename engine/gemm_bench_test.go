@@ -184,16 +184,7 @@ func BenchmarkGemmRows(b *testing.B) {
 	for _, s := range dcganConvs[1:4] {
 		for _, pass := range []string{"forward", "backward-weights"} {
 			cases = append(cases, opCase{s.String() + "/" + pass, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
-				oh, ow := s.out()
-				x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
-				w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
-				y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
-				b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
-				p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-				if pass == "forward" {
-					return func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, err
-				}
-				return func(r *Recorder) error { return r.Conv2DBackwardWeights(w, y, x, p) }, err
+				return convOp(b, d, s, pass == "forward")
 			}})
 		}
 	}
@@ -217,6 +208,50 @@ func BenchmarkGemmRows(b *testing.B) {
 			reportAlternating(b, c.flops, names, timeAlternating(b, recs))
 		})
 	}
+}
+
+// convOp returns a recorder of conv s's forward pass, or of its
+// backward-weights, on random tensors that b releases.
+func convOp(b *testing.B, d *Device, s convShape, forward bool) (func(r *Recorder) error, error) {
+	oh, ow := s.out()
+	x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
+	w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
+	y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
+	b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
+	p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+	if forward {
+		return func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, err
+	}
+	return func(r *Recorder) error { return r.Conv2DBackwardWeights(w, y, x, p) }, err
+}
+
+// BenchmarkConvWeightsQuad times the padded backward-weights of the DCGAN
+// discriminator's convolutions with each k's taps as two 64-bit words
+// (forceNoQuadWeights) and as a chunk's three aligned quad loads, in one
+// process, alternating submits.
+func BenchmarkConvWeightsQuad(b *testing.B) {
+	for _, s := range dcganConvs[:4] {
+		b.Run(s.String(), func(b *testing.B) {
+			d := newTestDevice(b)
+			if !d.subgroupTiles() {
+				b.Skip("the padded paths apply to CPU devices only")
+			}
+			op, err := convOp(b, d, s, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs := recordVariants(b, d, 2, func(i int) { forceNoQuadWeights = i == 0 }, op)
+			forceNoQuadWeights = false
+			reportAlternating(b, convFlops(s), []string{"words", "quad"}, timeAlternating(b, recs))
+		})
+	}
+}
+
+// BenchmarkGANStepQuadWeights is BenchmarkConvWeightsQuad for the whole
+// DCGAN step (see benchGANStepAB).
+func BenchmarkGANStepQuadWeights(b *testing.B) {
+	benchGANStepAB(b, func(d *Device) bool { return d.subgroupTiles() }, [2]string{"words", "quad"},
+		func(old bool) { forceNoQuadWeights = old })
 }
 
 // BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example

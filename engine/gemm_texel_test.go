@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"vkgan/shaders"
 )
 
 // TestTexelLoads runs the GEMM and convolution paths that take texel loads
@@ -127,12 +129,72 @@ func TestGemmTransposedB(t *testing.T) {
 // vecBTBuilt reports whether d has built an igemm pipeline with VEC_BT,
 // its last specialization constant, set.
 func vecBTBuilt(d *Device) bool {
+	return igemmBuilt(d, func(spec []string) bool { return spec[7] == "1" })
+}
+
+// igemmBuilt reports whether d built an igemm pipeline (any variant but
+// the tiled core) whose specialization constants satisfy ok.
+func igemmBuilt(d *Device, ok func(spec []string) bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for key := range d.pipes {
-		if strings.HasPrefix(key, "igemm") && !strings.HasPrefix(key, "igemm_tiled") && !strings.HasPrefix(key, "igemm_reduce") && strings.HasSuffix(key, ":1") {
-			return true
+		f := strings.Split(key, ":")
+		switch f[0] {
+		case shaders.Igemm.Name, shaders.IgemmI64.Name, shaders.IgemmTex.Name:
+			if ok(f[1:]) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// TestQuadWeights checks the padded backward-weights with each chunk's
+// taps read as three aligned loads (QUAD_B in mode 5) against the two
+// 64-bit words per k it replaces (forceNoQuadWeights) and the float64
+// reference, with and without texel loads. Both read the same values in
+// the same order, so they must agree bit for bit. The last shape's output
+// width is not a multiple of 4, which takes the words either way.
+func TestQuadWeights(t *testing.T) {
+	d := newTestDevice(t)
+	if !d.subgroupTiles() {
+		t.Skipf("the padded paths serve CPU devices; %s is not one", d.info.Name)
+	}
+	rng := newRand(19)
+	for _, s := range []convShape{
+		{2, 12, 16, 16, 20, 4, 4, 2, 1}, // DCGAN's discriminator geometry
+		{3, 3, 32, 32, 8, 4, 4, 2, 1},   // three input channels
+		{2, 5, 8, 8, 37, 4, 4, 2, 1},    // output channels not a multiple of the tile
+		{2, 4, 12, 12, 6, 4, 4, 2, 1},   // 6x6 output: no quads
+	} {
+		t.Run(s.String(), func(t *testing.T) {
+			oh, ow := s.out()
+			xv, wv, rv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW), randSlice(rng, s.N*s.Cout*oh*ow)
+			x, dy := tensorOf(t, d, xv, s.N, s.Cin, s.H, s.W), tensorOf(t, d, rv, s.N, s.Cout, oh, ow)
+			_, want := refConvGrads(xv, wv, rv, s)
+			p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+			for _, noTexel := range []bool{false, true} {
+				var got [2][]float32
+				for i, words := range []bool{false, true} {
+					dw := zeros(t, d, s.Cout, s.Cin, s.KH, s.KW)
+					forceNoTexel, forceNoQuadWeights = noTexel, words
+					run(t, d, func(r *Recorder) error { return r.Conv2DBackwardWeights(dw, dy, x, p) })
+					forceNoTexel, forceNoQuadWeights = false, false
+					got[i] = download(t, dw)
+					assertClose(t, fmt.Sprintf("texel %v, words %v", !noTexel, words), want, got[i], gemmRtol, gemmAtol)
+				}
+				for j := range got[0] {
+					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+						t.Fatalf("element %d: %g with quad loads, %g with words: want the same bits", j, got[0][j], got[1][j])
+					}
+				}
+			}
+			if ow%4 == 0 {
+				quad := igemmBuilt(d, func(spec []string) bool {
+					return spec[0] == fmt.Sprint(modeConvBackwardWeightsPadded) && spec[6] == "1"
+				})
+				require.True(t, quad, "no backward-weights pipeline with quad loads was built")
+			}
+		})
+	}
 }

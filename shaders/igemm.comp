@@ -66,7 +66,8 @@ layout(constant_id = 5) const uint TM = 16;
 // MODE 4 with ow % 4 == 0, stride 2 and wp % 4 == 0: a lane's four columns
 // are adjacent pixels of one output row, whose 4-tap windows overlap, so
 // the 16 taps of a chunk are 10 floats from one 16-byte aligned offset:
-// three loads instead of eight.
+// three loads instead of eight. MODE 5 under the same conditions: the
+// chunk's four k are such pixels and the columns their taps.
 layout(constant_id = 6) const bool QUAD_B = false;
 // MODE 0 with B transposed (sBk == 1, sBn % 4 == 0, K % 4 == 0): a
 // column's four k of a chunk are one aligned 4-float load.
@@ -247,6 +248,21 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
         vec4 t[TN];
         for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
         for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
+    } else if (MODE == 5 && QUAD_B) {
+        // The chunk's four k are adjacent pixels of one output row, whose
+        // windows of the four taps (the columns) are floats 2kk .. 2kk+3
+        // of the ten from an aligned offset: three loads instead of eight.
+        uint i = uint(colBase[0] + kB[0]);
+        vec4 f0 = load4B(i), f1 = load4B(i + 4);
+#ifdef USE_TEX
+        vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
+#else
+        vec2 f2 = load2B(i + 8);
+#endif
+        b[0] = f0;
+        b[1] = vec4(f0.z, f0.w, f1.x, f1.y);
+        b[2] = f1;
+        b[3] = vec4(f1.z, f1.w, f2.x, f2.y);
     } else if (MODE == 5) {
         // The four columns are adjacent taps of one padded row.
         for (uint kk = 0; kk < 4; ++kk) {
