@@ -403,11 +403,19 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	const wg = 64 // pad.comp's local_size_x
 	planes := g.nb * g.cin
 	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/g.hp)
+	// Texel reads and 64-bit writes where the rows allow (see pad.comp).
+	tex := r.d.class == ClassCPU && r.d.info.Limits.ShaderInt64 && g.w%4 == 0 && g.pw == 1 &&
+		x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
 	for base := 0; base < planes && err == nil; base += step {
 		rows := min(step, planes-base) * g.hp
 		push := shaders.PadPush{H: uint32(g.h), W: uint32(g.w), Hp: uint32(g.hp), Wp: uint32(g.wp),
 			Ph: uint32(g.ph), Pw: uint32(g.pw), PlaneBase: uint32(base), Rows: uint32(rows)}
-		err = dispatch(r, shaders.Pad, nil, [3]uint32{uint32((rows + wg - 1) / wg), 1, 1}, push, x, xp)
+		groups := [3]uint32{uint32((rows + wg - 1) / wg), 1, 1}
+		if tex {
+			err = dispatch(r, shaders.PadTex, nil, groups, push, x, xp, x)
+		} else {
+			err = dispatch(r, shaders.Pad, nil, groups, push, x, xp)
+		}
 	}
 	return xp, err
 }
@@ -450,6 +458,10 @@ var forceNoTexel bool
 // as two 64-bit words, as before its aligned quad loads; tests and
 // benchmarks compare the two.
 var forceNoQuadWeights bool
+
+// forceNoTexelPad makes pad read through storage buffers only, as it does
+// where texel views are not possible; benchmarks compare the two.
+var forceNoTexelPad bool
 
 // forceNoVecBT makes igemm gather a transposed B element by element, as
 // before its 4-float loads; tests and benchmarks compare the two.

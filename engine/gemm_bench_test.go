@@ -254,6 +254,13 @@ func BenchmarkGANStepQuadWeights(b *testing.B) {
 		func(old bool) { forceNoQuadWeights = old })
 }
 
+// BenchmarkGANStepTexelPad times the DCGAN step with pad reading through
+// storage buffers (forceNoTexelPad) and through texels (see
+// benchGANStepAB).
+func BenchmarkGANStepTexelPad(b *testing.B) {
+	benchGANStepAB(b, texelApplies, [2]string{"buffer", "texel"}, func(old bool) { forceNoTexelPad = old })
+}
+
 // BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example
 // widths) recorded with igemm's kernels from before larger tiles and quad
 // loads (forceGemmRows = 16) and with the default ones, in one process,

@@ -648,6 +648,19 @@ var Pad = &Kernel[PadPush]{Desc{
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
+// PadTex is pad_tex.spv, built from pad.comp.
+var PadTex = &Kernel[PadPush]{Desc{
+	Name:   "pad_tex",
+	Source: "pad.comp",
+	Bindings: []Binding{
+		{Name: "X", Access: ReadOnly},
+		{Name: "Y", Access: WriteOnly},
+		{Name: "texX", Access: ReadOnly, Texel: true},
+	},
+	PushSize:  32,
+	LocalSize: [3]uint32{64, 1, 1},
+}}
+
 // Pool2d is pool2d.spv, built from pool2d.comp.
 var Pool2d = &Kernel[Pool2dPush]{Desc{
 	Name:   "pool2d",
@@ -887,6 +900,7 @@ var All = []*Desc{
 	&MaxoutFwd.Desc,
 	&PackBwd.Desc,
 	&Pad.Desc,
+	&PadTex.Desc,
 	&Pool2d.Desc,
 	&ProjBwd.Desc,
 	&ProjLogit.Desc,
