@@ -111,22 +111,7 @@ func BenchmarkConv2D(b *testing.B) {
 	for _, s := range dcganConvs {
 		for _, pass := range []string{"forward", "backward-data", "backward-weights"} {
 			b.Run(fmt.Sprintf("%s/%s", s, pass), func(b *testing.B) {
-				gemmBench(b, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
-					oh, ow := s.out()
-					x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
-					w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
-					y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
-					b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
-					p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-					switch pass {
-					case "forward":
-						return func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, err
-					case "backward-data":
-						return func(r *Recorder) error { return r.Conv2DBackwardData(x, y, w, p) }, err
-					default:
-						return func(r *Recorder) error { return r.Conv2DBackwardWeights(w, y, x, p) }, err
-					}
-				})
+				gemmBench(b, convFlops(s), func(d *Device) (func(r *Recorder) error, error) { return convOp(b, d, s, pass) })
 			})
 		}
 	}
@@ -184,7 +169,7 @@ func BenchmarkGemmRows(b *testing.B) {
 	for _, s := range dcganConvs[1:4] {
 		for _, pass := range []string{"forward", "backward-weights"} {
 			cases = append(cases, opCase{s.String() + "/" + pass, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
-				return convOp(b, d, s, pass == "forward")
+				return convOp(b, d, s, pass)
 			}})
 		}
 	}
@@ -210,17 +195,21 @@ func BenchmarkGemmRows(b *testing.B) {
 	}
 }
 
-// convOp returns a recorder of conv s's forward pass, or of its
-// backward-weights, on random tensors that b releases.
-func convOp(b *testing.B, d *Device, s convShape, forward bool) (func(r *Recorder) error, error) {
+// convOp returns a recorder of one pass of conv s ("forward",
+// "backward-data" or "backward-weights") on random tensors that b
+// releases.
+func convOp(b *testing.B, d *Device, s convShape, pass string) (func(r *Recorder) error, error) {
 	oh, ow := s.out()
 	x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
 	w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
 	y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
 	b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
 	p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-	if forward {
+	switch pass {
+	case "forward":
 		return func(r *Recorder) error { return r.Conv2D(y, x, w, p) }, err
+	case "backward-data":
+		return func(r *Recorder) error { return r.Conv2DBackwardData(x, y, w, p) }, err
 	}
 	return func(r *Recorder) error { return r.Conv2DBackwardWeights(w, y, x, p) }, err
 }
@@ -236,7 +225,7 @@ func BenchmarkConvWeightsQuad(b *testing.B) {
 			if !d.subgroupTiles() {
 				b.Skip("the padded paths apply to CPU devices only")
 			}
-			op, err := convOp(b, d, s, false)
+			op, err := convOp(b, d, s, "backward-weights")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -411,13 +400,7 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 	}
 	s := convShape{64, 64, 32, 32, 128, 4, 4, 2, 1} // D's second layer
 	cases = append(cases, opCase{s.String() + "/backward-data", convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
-		oh, ow := s.out()
-		x, _ := randTensor(d, 1, s.N, s.Cin, s.H, s.W)
-		w, _ := randTensor(d, 2, s.Cout, s.Cin, s.KH, s.KW)
-		y, err := randTensor(d, 3, s.N, s.Cout, oh, ow)
-		b.Cleanup(func() { x.Release(); w.Release(); y.Release() })
-		p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-		return func(r *Recorder) error { return r.Conv2DBackwardData(x, y, w, p) }, err
+		return convOp(b, d, s, "backward-data")
 	}})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

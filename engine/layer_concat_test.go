@@ -102,13 +102,7 @@ func TestConcatBlock(t *testing.T) {
 	defer ss.Release()
 	require.NoError(t, ps.Set(params))
 	require.NoError(t, ss.Set(stats))
-	var owned []*Tensor
-	defer func() {
-		for _, o := range owned {
-			o.Release()
-		}
-	}()
-	b, err := net.Bind(d, n, func(x *Tensor) { owned = append(owned, x) })
+	b, err := net.Bind(d, n, keeper(t))
 	require.NoError(t, err)
 	x := tensorOf(t, d, xv, n, 3, 5, 5)
 	run(t, d, func(r *Recorder) error {

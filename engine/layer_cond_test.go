@@ -66,13 +66,7 @@ func checkCond(t *testing.T, l Layer, in []int, batch, classes int, ref condRef)
 	G, err := d.NewParamSet(params)
 	require.NoError(t, err)
 	t.Cleanup(G.Release)
-	var owned []*Tensor
-	t.Cleanup(func() {
-		for _, x := range owned {
-			x.Release()
-		}
-	})
-	b, err := l.Bind(d, batch, Port{}, func(x *Tensor) { owned = append(owned, x) })
+	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
 
 	normal := func(n int) []float32 {

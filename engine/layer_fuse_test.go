@@ -67,13 +67,7 @@ func bnActRun(t *testing.T, d *Device, act *Activation, in []int, batch int, noF
 		zero[p.Name] = make([]float32, prod(p.Shape))
 	}
 	P, S, G := set(params, pv), set(stats, sv), set(params, zero)
-	var owned []*Tensor
-	t.Cleanup(func() {
-		for _, x := range owned {
-			x.Release()
-		}
-	})
-	b, err := l.Bind(d, batch, Port{}, func(x *Tensor) { owned = append(owned, x) })
+	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
 	bs := b.(*boundSequential)
 	require.Equal(t, !noFusion, bs.layers[1].(*boundAct).fused, "activation fused")

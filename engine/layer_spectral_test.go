@@ -459,13 +459,7 @@ func TestSpectralNormBindInto(t *testing.T) {
 	n, err := NewNet("D", "main", NewSequential(NewLinear(3, 4), ReLU(), SpectralNorm(NewLinear(4, 2))), []int{3})
 	require.NoError(t, err)
 	out := zeros(t, d, 5, 2)
-	var owned []*Tensor
-	t.Cleanup(func() {
-		for _, x := range owned {
-			x.Release()
-		}
-	})
-	b, err := n.BindInto(d, 5, out, func(x *Tensor) { owned = append(owned, x) })
+	b, err := n.BindInto(d, 5, out, keeper(t))
 	require.NoError(t, err)
 	require.Same(t, out, b.Out().X)
 }

@@ -45,13 +45,7 @@ func checkLayer(t *testing.T, l Layer, in []int, batch int) {
 		return ps
 	}
 	P, S, G := set(params, pv), set(stats, sv), set(params, nil)
-	var owned []*Tensor
-	t.Cleanup(func() {
-		for _, x := range owned {
-			x.Release()
-		}
-	})
-	b, err := l.Bind(d, batch, Port{}, func(x *Tensor) { owned = append(owned, x) })
+	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
 
 	normal := func(n int) []float32 {

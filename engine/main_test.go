@@ -104,3 +104,15 @@ func to64(x []float32) []float64 {
 	}
 	return out
 }
+
+// keeper returns a keep function for Bind whose tensors the test's
+// cleanup releases.
+func keeper(t testing.TB) func(*Tensor) {
+	var owned []*Tensor
+	t.Cleanup(func() {
+		for _, x := range owned {
+			x.Release()
+		}
+	})
+	return func(x *Tensor) { owned = append(owned, x) }
+}

@@ -169,13 +169,7 @@ func TestR1(t *testing.T) {
 					prefill[p.Name] = randSlice(rng, prod(p.Shape))
 				}
 				P, S, G := set(n.Params, pv), set(n.Stats, sv), set(n.Params, prefill)
-				var owned []*Tensor
-				t.Cleanup(func() {
-					for _, x := range owned {
-						x.Release()
-					}
-				})
-				keep := func(x *Tensor) { owned = append(owned, x) }
+				keep := keeper(t)
 				b, err := n.Bind(d, batch, keep)
 				require.NoError(t, err)
 				q, err := NewR1(d, n, b, batch, keep)
@@ -284,13 +278,7 @@ func TestR1Refuses(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			n, err := NewNet("D", "main", c.body, c.in)
 			require.NoError(t, err)
-			var owned []*Tensor
-			t.Cleanup(func() {
-				for _, x := range owned {
-					x.Release()
-				}
-			})
-			keep := func(x *Tensor) { owned = append(owned, x) }
+			keep := keeper(t)
 			b, err := n.Bind(d, 2, keep)
 			require.NoError(t, err)
 			_, err = NewR1(d, n, b, 2, keep)
