@@ -57,34 +57,18 @@ func bnLike(op, name string, t, x *Tensor) error {
 // rows than that are better split across a workgroup.
 const bnColsMaxRows = 2048
 
-// bnKernel picks the lane-per-channel variant for [N,C] with few rows; on
-// CPU devices, when every channel plane is whole quads, the variant that
-// reads texels (the tensors in texels must be viewable as texels); the
-// 64-bit-word variant when the planes have an even length. It returns the
-// kernel, the plane length in words and the workgroups.
-func bnKernel[P shaders.Push](r *Recorder, s bnShape, base, w2, t4, cols *shaders.Kernel[P], texels ...*Tensor) (*shaders.Kernel[P], int, [3]uint32) {
+// bnKernel picks the lane-per-channel variant for [N,C] with few rows, the
+// 64-bit-word variant when every channel plane has an even length, and
+// returns the kernel, the plane length in words and the workgroups.
+func bnKernel[P shaders.Push](r *Recorder, s bnShape, base, w2, cols *shaders.Kernel[P]) (*shaders.Kernel[P], int, [3]uint32) {
 	perChannel := [3]uint32{uint32(s.c), 1, 1}
-	i64 := r.d.info.Limits.ShaderInt64
 	switch {
 	case s.hw == 1 && s.n <= bnColsMaxRows:
 		return cols, 1, [3]uint32{uint32((s.c + 63) / 64), 1, 1}
-	case s.hw%4 == 0 && i64 && r.d.class == ClassCPU && !forceNoTexel && texelViewable(texels):
-		return t4, s.hw / 4, perChannel
-	case s.hw%2 == 0 && i64:
+	case s.hw%2 == 0 && r.d.info.Limits.ShaderInt64:
 		return w2, s.hw / 2, perChannel
 	}
 	return base, s.hw, perChannel
-}
-
-// texelViewable reports whether every tensor can be bound as a texel
-// buffer.
-func texelViewable(ts []*Tensor) bool {
-	for _, t := range ts {
-		if !t.buf.TexelViewable() {
-			return false
-		}
-	}
-	return true
 }
 
 // BatchNormTrain records training-mode batch norm over dim 1 of x ([N,C] or
@@ -141,13 +125,9 @@ func (r *Recorder) batchNormTrain(y, x, gamma, beta, runMean, runVar, saveMean, 
 	if err != nil {
 		return r.fail(err)
 	}
-	k, hw, groups := bnKernel(r, s, shaders.BnTrain, shaders.BnTrainW2, shaders.BnTrainT4, shaders.BnTrainCols, x)
+	k, hw, groups := bnKernel(r, s, shaders.BnTrain, shaders.BnTrainW2, shaders.BnTrainCols)
 	push := shaders.BnTrainPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Momentum: momentum, Eps: eps, Slope: act.slope}
-	ts := []*Tensor{y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd}
-	if k == shaders.BnTrainT4 {
-		ts = append(ts, x)
-	}
-	return dispatch(r, k, []uint32{act.kind}, groups, push, ts...)
+	return dispatch(r, k, []uint32{act.kind}, groups, push, y, x, gamma, beta, runMean, runVar, saveMean, saveInvStd)
 }
 
 // BatchNormBackward records the training-mode batch-norm backward for
@@ -176,13 +156,9 @@ func (r *Recorder) batchNormBackward(dx, dgamma, dbeta, dy, x, gamma, beta, save
 	if err != nil {
 		return r.fail(err)
 	}
-	k, hw, groups := bnKernel(r, s, shaders.BnBackward, shaders.BnBackwardW2, shaders.BnBackwardT4, shaders.BnBackwardCols, dy, x)
+	k, hw, groups := bnKernel(r, s, shaders.BnBackward, shaders.BnBackwardW2, shaders.BnBackwardCols)
 	push := shaders.BnBackwardPush{N: uint32(s.n), C: uint32(s.c), Hw: uint32(hw), Count: float32(s.n * s.hw), Slope: act.slope}
-	ts := []*Tensor{dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd, beta}
-	if k == shaders.BnBackwardT4 {
-		ts = append(ts, dy, x)
-	}
-	return dispatch(r, k, []uint32{act.kind}, groups, push, ts...)
+	return dispatch(r, k, []uint32{act.kind}, groups, push, dx, dgamma, dbeta, dy, x, gamma, saveMean, saveInvStd, beta)
 }
 
 // BatchNormInference records batch norm with the running statistics:

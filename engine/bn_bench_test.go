@@ -88,32 +88,3 @@ func numelOf(shape []int) int {
 func BenchmarkGANStepBNAct(b *testing.B) {
 	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"}, func(old bool) { forceNoBNActFusion = old })
 }
-
-// BenchmarkBatchNormTexel times batch norm's forward and backward on the
-// DCGAN's planes with 64-bit words (forceNoTexel) and with texel reads
-// (the t4 variants), in one process, alternating submits; GFLOPS here is
-// gigabytes moved per second (x read twice and y written forward; x and dy
-// read twice and dx written backward).
-func BenchmarkBatchNormTexel(b *testing.B) {
-	for _, s := range bnBenchShapes[:3] {
-		b.Run(s.name, func(b *testing.B) {
-			d := newTestDevice(b)
-			if !texelApplies(d) {
-				b.Skip("the choice does not apply to this device")
-			}
-			c := s.shape[1]
-			rng := newRand(3)
-			x := tensorOf(b, d, randSlice(rng, numelOf(s.shape)), s.shape...)
-			dy := tensorOf(b, d, randSlice(rng, numelOf(s.shape)), s.shape...)
-			y, dx := zeros(b, d, s.shape...), zeros(b, d, s.shape...)
-			g, be, rm, rv, sm, si, dg, db := zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c), zeros(b, d, c)
-			op := func(r *Recorder) error {
-				r.BatchNormTrain(y, x, g, be, rm, rv, sm, si, 0.1, 1e-5)
-				return r.BatchNormBackward(dx, dg, db, dy, x, g, sm, si)
-			}
-			recs := recordVariants(b, d, 2, func(i int) { forceNoTexel = i == 0 }, op)
-			forceNoTexel = false
-			reportAlternating(b, float64(32*x.Len()), []string{"words", "texel"}, timeAlternating(b, recs))
-		})
-	}
-}

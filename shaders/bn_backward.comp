@@ -9,13 +9,9 @@
 // does), with the sign of the pre-activation recomputed from x by
 // bn_train.comp's expression: that saves act_bwd's pass over dy and y.
 // vkgan:variant w2 -DWIDE=1
-// vkgan:variant t4 -DWIDE=1 -DTEX=1
 // vkgan:variant cols -DCOLS=1
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-#endif
-#ifdef TEX
-#extension GL_EXT_samplerless_texture_functions : require
 #endif
 #ifdef COLS
 #define WG 64
@@ -24,18 +20,7 @@
 #endif
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint ACT = 0u;
-#if defined(TEX)
-// t4 (CPU devices, HW % 4 == 0): x and dy also bound as RGBA32F texel
-// buffers, four floats a load (a texel fetch is one 16-byte load per lane
-// on lavapipe), dx written as two 64-bit words.
-layout(std430, binding = 0) writeonly buffer DX { u64vec2 dx[]; };
-layout(std430, binding = 3) readonly buffer DY { float dy[]; };
-layout(std430, binding = 4) readonly buffer X { float x[]; };
-layout(binding = 9) uniform textureBuffer tex_dy;
-layout(binding = 10) uniform textureBuffer tex_x;
-#define LOAD(buf, i) texelFetch(tex_##buf, int(i))
-#define VAL vec4
-#elif defined(WIDE)
+#ifdef WIDE
 // Float pairs in 64-bit words halve the per-lane loads on lavapipe (HW even).
 layout(std430, binding = 0) writeonly buffer DX { uint64_t dx[]; };
 layout(std430, binding = 3) readonly buffer DY { uint64_t dy[]; };
@@ -55,8 +40,8 @@ layout(std430, binding = 5) readonly buffer G { float gamma[]; };
 layout(std430, binding = 6) readonly buffer SM { float saveMean[]; };
 layout(std430, binding = 7) readonly buffer SI { float saveInvStd[]; };
 layout(std430, binding = 8) readonly buffer Bt { float beta[]; }; // read with ACT only
-// hw counts words per plane (floats, float pairs with WIDE, quads with
-// TEX); count is the number of floats per channel.
+// hw counts words per plane (floats, or float pairs with WIDE); count is
+// the number of floats per channel.
 layout(push_constant) uniform P { uint n; uint c; uint hw; float count; float slope; } p;
 
 // g through the activation at pre-activation z.
@@ -66,7 +51,6 @@ float actGrad(float g, float z) {
     return g;
 }
 vec2 actGrad(vec2 g, vec2 z) { return vec2(actGrad(g.x, z.x), actGrad(g.y, z.y)); }
-vec4 actGrad(vec4 g, vec4 z) { return vec4(actGrad(g.xy, z.xy), actGrad(g.zw, z.zw)); }
 
 #ifdef COLS
 void main() {
@@ -111,10 +95,7 @@ void main() {
         VAL xv = LOAD(x, i);
         VAL g = actGrad(LOAD(dy, i), (xv - mu) * scale + shift);
         VAL gx = g * (xv - mu);
-#if defined(TEX)
-        sumDy += (g.x + g.y) + (g.z + g.w);
-        sumDyx += (gx.x + gx.y) + (gx.z + gx.w);
-#elif defined(WIDE)
+#ifdef WIDE
         sumDy += g.x + g.y;
         sumDyx += gx.x + gx.y;
 #else
@@ -144,9 +125,7 @@ void main() {
         VAL xv = LOAD(x, i);
         VAL xhat = (xv - mu) * invstd;
         VAL r = k * (actGrad(LOAD(dy, i), (xv - mu) * scale + shift) - meanDy - xhat * meanDyx);
-#if defined(TEX)
-        dx[i] = u64vec2(packUint2x32(floatBitsToUint(r.xy)), packUint2x32(floatBitsToUint(r.zw)));
-#elif defined(WIDE)
+#ifdef WIDE
         dx[i] = packUint2x32(floatBitsToUint(r));
 #else
         dx[i] = r;

@@ -12,13 +12,9 @@
 // norm in the DCGAN into pass 2 (0 none, 1 ReLU, 2 LeakyReLU(slope), each
 // computed as act_fwd.comp does), saving a pass over y.
 // vkgan:variant w2 -DWIDE=1
-// vkgan:variant t4 -DWIDE=1 -DTEX=1
 // vkgan:variant cols -DCOLS=1
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
-#endif
-#ifdef TEX
-#extension GL_EXT_samplerless_texture_functions : require
 #endif
 #ifdef COLS
 #define WG 64
@@ -27,23 +23,12 @@
 #endif
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint ACT = 0u;
-#if defined(TEX)
-// t4 (CPU devices, HW % 4 == 0): x also bound as an RGBA32F texel buffer,
-// four floats a load (one 16-byte load per lane on lavapipe), y written as
-// two 64-bit words.
-layout(std430, binding = 0) writeonly buffer Y { u64vec2 y[]; };
-layout(std430, binding = 1) readonly buffer X { float x[]; };
-layout(binding = 8) uniform textureBuffer texX;
-#define LOADX(i) texelFetch(texX, int(i))
-#define VAL vec4
-#elif defined(WIDE)
+#ifdef WIDE
 // Two floats per 64-bit word: every load on lavapipe is a per-lane scalar
 // loop, so this halves the loads. The host uses it only when HW is even, so
 // a word never crosses a channel plane.
 layout(std430, binding = 0) writeonly buffer Y { uint64_t y[]; };
 layout(std430, binding = 1) readonly buffer X { uint64_t x[]; };
-#define LOADX(i) uintBitsToFloat(unpackUint2x32(x[i]))
-#define VAL vec2
 #else
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
@@ -54,8 +39,7 @@ layout(std430, binding = 4) buffer RM { float runMean[]; };
 layout(std430, binding = 5) buffer RV { float runVar[]; };
 layout(std430, binding = 6) writeonly buffer SM { float saveMean[]; };
 layout(std430, binding = 7) writeonly buffer SI { float saveInvStd[]; };
-// hw counts words per plane (floats, float pairs with WIDE, quads with
-// TEX).
+// hw counts words per plane (floats, or float pairs with WIDE).
 layout(push_constant) uniform P { uint n; uint c; uint hw; float momentum; float eps; float slope; } p;
 
 float act(float v) {
@@ -64,7 +48,6 @@ float act(float v) {
     return v;
 }
 vec2 act(vec2 v) { return vec2(act(v.x), act(v.y)); }
-vec4 act(vec4 v) { return vec4(act(v.xy), act(v.zw)); }
 
 #ifdef COLS
 void main() {
@@ -112,19 +95,14 @@ void main() {
     uint n = lid / hw;
     if (n < p.n) {
 #ifdef WIDE
-        k = LOADX(n * plane + off + s).x;
+        k = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])).x;
 #else
         k = x[n * plane + off + s];
 #endif
     }
     for (; n < p.n;) {
-#if defined(TEX)
-        vec4 v = LOADX(n * plane + off + s) - k;
-        sum += (v.x + v.y) + (v.z + v.w);
-        sumSq += (v.x * v.x + v.y * v.y) + (v.z * v.z + v.w * v.w);
-        cnt += 4.0;
-#elif defined(WIDE)
-        vec2 v = LOADX(n * plane + off + s) - k;
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])) - k;
         sum += v.x + v.y;
         sumSq += v.x * v.x + v.y * v.y;
         cnt += 2.0;
@@ -162,11 +140,8 @@ void main() {
     s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
-#if defined(TEX)
-        vec4 v = act((LOADX(i) - mu) * scale + shift);
-        y[i] = u64vec2(packUint2x32(floatBitsToUint(v.xy)), packUint2x32(floatBitsToUint(v.zw)));
-#elif defined(WIDE)
-        vec2 v = LOADX(i);
+#ifdef WIDE
+        vec2 v = uintBitsToFloat(unpackUint2x32(x[i]));
         y[i] = packUint2x32(floatBitsToUint(act((v - mu) * scale + shift)));
 #else
         y[i] = act((x[i] - mu) * scale + shift);

@@ -231,30 +231,6 @@ var BnBackwardCols = &Kernel[BnBackwardPush]{Desc{
 	LocalSize: [3]uint32{64, 1, 1},
 }}
 
-// BnBackwardT4 is bn_backward_t4.spv, built from bn_backward.comp.
-var BnBackwardT4 = &Kernel[BnBackwardPush]{Desc{
-	Name:   "bn_backward_t4",
-	Source: "bn_backward.comp",
-	Bindings: []Binding{
-		{Name: "DX", Access: WriteOnly},
-		{Name: "DG", Access: WriteOnly},
-		{Name: "DB", Access: WriteOnly},
-		{Name: "DY", Access: ReadOnly},
-		{Name: "X", Access: ReadOnly},
-		{Name: "G", Access: ReadOnly},
-		{Name: "SM", Access: ReadOnly},
-		{Name: "SI", Access: ReadOnly},
-		{Name: "Bt", Access: ReadOnly},
-		{Name: "tex_dy", Access: ReadOnly, Texel: true},
-		{Name: "tex_x", Access: ReadOnly, Texel: true},
-	},
-	Spec: []Spec{
-		{Name: "ACT", Type: "uint"},
-	},
-	PushSize:  20,
-	LocalSize: [3]uint32{256, 1, 1},
-}}
-
 // BnBackwardW2 is bn_backward_w2.spv, built from bn_backward.comp.
 var BnBackwardW2 = &Kernel[BnBackwardPush]{Desc{
 	Name:   "bn_backward_w2",
@@ -348,28 +324,6 @@ var BnTrainCols = &Kernel[BnTrainPush]{Desc{
 	},
 	PushSize:  24,
 	LocalSize: [3]uint32{64, 1, 1},
-}}
-
-// BnTrainT4 is bn_train_t4.spv, built from bn_train.comp.
-var BnTrainT4 = &Kernel[BnTrainPush]{Desc{
-	Name:   "bn_train_t4",
-	Source: "bn_train.comp",
-	Bindings: []Binding{
-		{Name: "Y", Access: WriteOnly},
-		{Name: "X", Access: ReadOnly},
-		{Name: "G", Access: ReadOnly},
-		{Name: "B", Access: ReadOnly},
-		{Name: "RM", Access: ReadWrite},
-		{Name: "RV", Access: ReadWrite},
-		{Name: "SM", Access: WriteOnly},
-		{Name: "SI", Access: WriteOnly},
-		{Name: "texX", Access: ReadOnly, Texel: true},
-	},
-	Spec: []Spec{
-		{Name: "ACT", Type: "uint"},
-	},
-	PushSize:  24,
-	LocalSize: [3]uint32{256, 1, 1},
 }}
 
 // BnTrainW2 is bn_train_w2.spv, built from bn_train.comp.
@@ -921,13 +875,11 @@ var All = []*Desc{
 	&BiasGradLane.Desc,
 	&BnBackward.Desc,
 	&BnBackwardCols.Desc,
-	&BnBackwardT4.Desc,
 	&BnBackwardW2.Desc,
 	&BnFold.Desc,
 	&BnInfer.Desc,
 	&BnTrain.Desc,
 	&BnTrainCols.Desc,
-	&BnTrainT4.Desc,
 	&BnTrainW2.Desc,
 	&Convwin.Desc,
 	&CopyCols.Desc,
