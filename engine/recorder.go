@@ -112,7 +112,7 @@ const (
 // scratch returns a tensor of the given shape at the start of the
 // recording's buffer for role, which the next scratch call for that role
 // reuses: a DCGAN step pads each convolution's input up to five times, and
-// giving every copy its own buffer held a third of the step's memory.
+// giving every copy its own buffer held nearly half the step's memory.
 // Reuse is safe because every dispatch ends with a barrier, so the next
 // writer waits for the last reader, and the previous contents are never
 // read again: each role's writer fills the whole view. A larger request
