@@ -98,7 +98,7 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 			tm = f
 		}
 		i64 := d.info.Limits.ShaderInt64
-		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: useSG, I64: i64, Tex: i64 && d.class == ClassCPU}
+		v = GemmVariant{Kernel: KernelIgemm, WG: wg, TM: tm, SG: useSG, I64: i64, Tex: d.texelLoads()}
 	}
 	// The device's tuning table may pick another variant (tune.go).
 	v = r.tuned(newGemmCall(mode, g, ncols, zslices, vecA, vecB, a, b, c, bias), v)
@@ -142,6 +142,12 @@ func igemmGroups(v GemmVariant, g gemmArgs, ncols, zslices int) [3]uint32 {
 		uint32(zslices),
 	}
 }
+
+// texelLoads reports whether kernels take their aligned loads through
+// texel buffers (igemm_tex, pad_tex): on CPU devices, where a texel fetch
+// is one 16-byte load per lane and a storage-buffer load a per-lane loop;
+// the texel kernels also use 64-bit words.
+func (d *Device) texelLoads() bool { return d.class == ClassCPU && d.info.Limits.ShaderInt64 }
 
 // subgroupTiles reports whether the GEMM kernels share A rows through
 // subgroupBroadcast (USE_SG): on CPU devices, whose buffer loads are
@@ -404,8 +410,7 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	planes := g.nb * g.cin
 	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/g.hp)
 	// Texel reads and 64-bit writes where the rows allow (see pad.comp).
-	tex := r.d.class == ClassCPU && r.d.info.Limits.ShaderInt64 && g.w%4 == 0 && g.pw == 1 &&
-		x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
+	tex := r.d.texelLoads() && g.w%4 == 0 && g.pw == 1 && x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
 	for base := 0; base < planes && err == nil; base += step {
 		rows := min(step, planes-base) * g.hp
 		push := shaders.PadPush{H: uint32(g.h), W: uint32(g.w), Hp: uint32(g.hp), Wp: uint32(g.wp),

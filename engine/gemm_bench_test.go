@@ -482,7 +482,7 @@ func BenchmarkGANStepTexel(b *testing.B) {
 	benchGANStepAB(b, texelApplies, [2]string{"buffer", "texel"}, func(old bool) { forceNoTexel = old })
 }
 
-func texelApplies(d *Device) bool { return d.class == ClassCPU && d.info.Limits.ShaderInt64 }
+func texelApplies(d *Device) bool { return d.texelLoads() }
 
 // BenchmarkToyStepTexel is BenchmarkGANStepTexel for both toy protocols.
 func BenchmarkToyStepTexel(b *testing.B) {

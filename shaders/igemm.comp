@@ -144,6 +144,18 @@ vec2 load2B(uint idx) { // idx % 2 == 0
 #endif
 }
 
+// load10B loads B's ten floats from idx (idx % 4 == 0) in three loads: a
+// chunk's window in QUAD_B.
+void load10B(uint idx, out vec4 f0, out vec4 f1, out vec2 f2) {
+    f0 = load4B(idx);
+    f1 = load4B(idx + 4);
+#ifdef USE_TEX
+    f2 = load4B(idx + 8).xy; // in bounds: the buffer is whole texels
+#else
+    f2 = load2B(idx + 8);
+#endif
+}
+
 // Per-k terms of the index maps for the four k of the current chunk.
 int kA[4];     // A offset contributed by k
 int kB[4];     // B offset contributed by k
@@ -233,12 +245,9 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
     if (MODE == 4 && QUAD_B) {
         // Column j's tap kk is float 2j+kk of the ten from quadBase.
         uint i = uint(quadBase + kB[0]);
-        vec4 f0 = load4B(i), f1 = load4B(i + 4);
-#ifdef USE_TEX
-        vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
-#else
-        vec2 f2 = load2B(i + 8);
-#endif
+        vec4 f0, f1;
+        vec2 f2;
+        load10B(i, f0, f1, f2);
         b[0] = vec4(f0.x, f0.z, f1.x, f1.z);
         b[1] = vec4(f0.y, f0.w, f1.y, f1.w);
         b[2] = vec4(f0.z, f1.x, f1.z, f2.x);
@@ -253,12 +262,9 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
         // windows of the four taps (the columns) are floats 2kk .. 2kk+3
         // of the ten from an aligned offset: three loads instead of eight.
         uint i = uint(colBase[0] + kB[0]);
-        vec4 f0 = load4B(i), f1 = load4B(i + 4);
-#ifdef USE_TEX
-        vec2 f2 = load4B(i + 8).xy; // in bounds: the buffer is whole texels
-#else
-        vec2 f2 = load2B(i + 8);
-#endif
+        vec4 f0, f1;
+        vec2 f2;
+        load10B(i, f0, f1, f2);
         b[0] = f0;
         b[1] = vec4(f0.z, f0.w, f1.x, f1.y);
         b[2] = f1;
