@@ -34,7 +34,12 @@ func (r *Recorder) Conv2DFused(y, x, w *Tensor, p ConvParams, e ConvEpilogue) er
 		if err != nil {
 			return r.fail(err)
 		}
-		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, w, xp, y, bias)
+		ws, stride, err := r.spreadA(w, g.cout, g.K, scratchSpreadA)
+		if err != nil {
+			return r.fail(err)
+		}
+		g.sAm = stride
+		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, ws, xp, y, bias)
 	}
 	if r.d.class == ClassCPU {
 		// convwin loads each input value once for all the taps that reach

@@ -277,6 +277,20 @@ func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float3
 	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
 	vecA := sAk == 1 && K%4 == 0
 	vecB := sBn == 1 && N%4 == 0
+	// A's rows, and a transposed B's columns, are read many at a time at
+	// the same k (see spreadRows). The copy pays where each row serves 32
+	// or more outputs: D's last layer (one output column) reads each row
+	// of its 8192-wide A once.
+	var err error
+	if vecA && N >= 32 {
+		a, g.sAm, err = r.spreadA(a, M, K, scratchSpreadA)
+	}
+	if err == nil && !vecB && sBk == 1 && K%4 == 0 && M >= 32 {
+		b, g.sBn, err = r.spreadA(b, N, K, scratchSpreadB)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
 	return r.igemm(modeMatMul, g, N, 1, vecA, vecB, a, b, c, bias)
 }
 
@@ -368,7 +382,12 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 		if err != nil {
 			return r.fail(err)
 		}
-		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, w, xp, y, nil)
+		ws, stride, err := r.spreadA(w, g.cout, g.K, scratchSpreadA)
+		if err != nil {
+			return r.fail(err)
+		}
+		g.sAm = stride
+		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, ws, xp, y, nil)
 	}
 	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, nil)
 }
@@ -404,17 +423,23 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
 	}
+	return xp, r.padPlanes(x, xp, g.nb*g.cin, g.h, g.w, g.hp, g.wp, g.ph, g.pw)
+}
+
+// padPlanes records pad.comp: planes planes of x [h, w] into xp [hp, wp]
+// at row ph, column pw, zeros around.
+func (r *Recorder) padPlanes(x, xp *Tensor, planes, h, w, hp, wp, ph, pw int) error {
 	// One invocation per padded row; planes split into slices whose rows
 	// fit the device's grid limit.
 	const wg = 64 // pad.comp's local_size_x
-	planes := g.nb * g.cin
-	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/g.hp)
+	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/hp)
 	// Texel reads and 64-bit writes where the rows allow (see pad.comp).
-	tex := r.d.texelLoads() && g.w%4 == 0 && g.pw == 1 && x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
+	tex := r.d.texelLoads() && w%4 == 0 && pw <= 1 && wp%2 == 0 && x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
+	var err error
 	for base := 0; base < planes && err == nil; base += step {
-		rows := min(step, planes-base) * g.hp
-		push := shaders.PadPush{H: uint32(g.h), W: uint32(g.w), Hp: uint32(g.hp), Wp: uint32(g.wp),
-			Ph: uint32(g.ph), Pw: uint32(g.pw), PlaneBase: uint32(base), Rows: uint32(rows)}
+		rows := min(step, planes-base) * hp
+		push := shaders.PadPush{H: uint32(h), W: uint32(w), Hp: uint32(hp), Wp: uint32(wp),
+			Ph: uint32(ph), Pw: uint32(pw), PlaneBase: uint32(base), Rows: uint32(rows)}
 		groups := [3]uint32{uint32((rows + wg - 1) / wg), 1, 1}
 		if tex {
 			err = dispatch(r, shaders.PadTex, nil, groups, push, x, xp, x)
@@ -422,7 +447,26 @@ func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
 			err = dispatch(r, shaders.Pad, nil, groups, push, x, xp)
 		}
 	}
-	return xp, err
+	return err
+}
+
+// spreadA returns the [rows, cols] operand t of an igemm dispatch that
+// reads its rows at each k, and their stride: t itself on GPUs and where
+// cols is a stride spreadRows keeps, else a copy into the recording's
+// scratch for role with the stride spreadRows gives.
+func (r *Recorder) spreadA(t *Tensor, rows, cols int, role scratchRole) (*Tensor, int, error) {
+	s := spreadRows(cols)
+	if s == cols || r.d.class != ClassCPU {
+		return t, cols, nil
+	}
+	ts, err := r.scratch(role, rows, s)
+	if err == nil {
+		err = r.padPlanes(t, ts, 1, rows, cols, rows, s, 0, 0)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("engine: copy of %v with spread rows: %w", t.shape, err)
+	}
+	return ts, s, nil
 }
 
 // Conv2DBackwardData records dx = (d conv(x, w) / d x)^T dy: the gradient
@@ -455,6 +499,24 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
 }
 
+// spreadRows is a row stride for a matrix igemm reads as A: at least n
+// floats, a multiple of 4 (16-byte aligned rows for 4-float loads), and not
+// a multiple of 256. A CPU's L1 data cache picks the set from address bits
+// 6-11, so rows a multiple of 1 KiB apart fall into a few sets, and the 32
+// or 64 rows a tile reads at each k evict one another before their next
+// use: 4 more floats spread them (the 1024^3 matmul 67 -> 80 GFLOP/s).
+func spreadRows(n int) int {
+	s := (n + 3) &^ 3
+	if s%256 == 0 && !forceDenseRows {
+		s += 4
+	}
+	return s
+}
+
+// forceDenseRows makes spreadRows keep strides that are multiples of 256
+// floats, as before it; tests and benchmarks compare the two.
+var forceDenseRows bool
+
 // forceNoTexel makes igemm load through storage buffers only, as it does
 // where texel views are not possible; tests compare the two.
 var forceNoTexel bool
@@ -486,7 +548,7 @@ var forceUnpackedBwd bool
 // is one pass over w).
 func (r *Recorder) packBwd(w *Tensor, g *gemmArgs) (*Tensor, error) {
 	taps := ((g.kh + g.sh - 1) / g.sh) * ((g.kw + g.sw - 1) / g.sw)
-	kp := (g.cout*taps + 3) &^ 3
+	kp := spreadRows(g.cout * taps)
 	classes := g.sh * g.sw
 	wp, err := r.scratch(scratchPacked, classes, g.cin, kp)
 	if err != nil {

@@ -515,3 +515,57 @@ func BenchmarkToyStepTexel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSpreadRows times GEMMs whose A rows (or transposed B columns)
+// are a multiple of 256 floats apart on their dense rows (forceDenseRows)
+// and through a copy with spread rows, copy included (the packed
+// backward-data packs with spread rows at no extra cost), in one process,
+// alternating submits.
+func BenchmarkSpreadRows(b *testing.B) {
+	type opCase struct {
+		name  string
+		flops float64
+		setup func(d *Device) (func(r *Recorder) error, error)
+	}
+	var cases []opCase
+	const n = 1024
+	for _, tb := range []bool{false, true} {
+		name := map[bool]string{false: "matmul", true: "matmul_nt"}[tb]
+		cases = append(cases, opCase{fmt.Sprintf("%s_%d", name, n), 2 * float64(n*n*n), func(d *Device) (func(r *Recorder) error, error) {
+			a, _ := randTensor(d, 1, n, n)
+			bb, _ := randTensor(d, 2, n, n)
+			c, err := d.NewTensor(n, n)
+			b.Cleanup(func() { a.Release(); bb.Release(); c.Release() })
+			return func(r *Recorder) error { return r.Gemm(c, a, bb, false, tb, 1, 0, nil) }, err
+		}})
+	}
+	for _, s := range dcganConvs[1:4] {
+		for _, pass := range []string{"forward", "backward-data"} {
+			cases = append(cases, opCase{s.String() + "/" + pass, convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
+				return convOp(b, d, s, pass)
+			}})
+		}
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			d := newTestDevice(b)
+			if d.class != ClassCPU {
+				b.Skip("rows are spread on CPU devices only")
+			}
+			op, err := c.setup(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs := recordVariants(b, d, 2, func(i int) { forceDenseRows = i == 0 }, op)
+			forceDenseRows = false
+			reportAlternating(b, c.flops, []string{"dense", "spread"}, timeAlternating(b, recs))
+		})
+	}
+}
+
+// BenchmarkGANStepSpreadRows is BenchmarkSpreadRows for the whole DCGAN
+// step (see benchGANStepAB).
+func BenchmarkGANStepSpreadRows(b *testing.B) {
+	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"dense", "spread"},
+		func(old bool) { forceDenseRows = old })
+}

@@ -178,6 +178,9 @@ func (r *Recorder) igemmTiled(cfg tiledConfig, mode int, g gemmArgs, ncols, zsli
 		// The padded input's tap (kh, kw) of output (oh, ow) sits at row
 		// oh*sh+kh, column ow*sw+kw: an unpadded conv over [hp, wp].
 		if mode == modeConvForwardPadded {
+			if g.sAm != 0 && g.sAm != g.K {
+				return r.fail(fmt.Errorf("engine: tiled gemm: weights with a row stride of %d floats for K %d", g.sAm, g.K))
+			}
 			mode = modeConvForward
 		} else {
 			mode = modeConvBackwardWeights

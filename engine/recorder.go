@@ -104,6 +104,8 @@ type scratchRole int
 const (
 	scratchPad     scratchRole = iota // pad's zero-padded copy of a conv input
 	scratchPacked                     // packBwd's packed weights
+	scratchSpreadA                    // spreadRowsCopy's copy of a GEMM's A
+	scratchSpreadB                    // the same for a transposed B
 	scratchSplitK                     // the tiled core's split-K partial sums
 	scratchDiscard                    // an output nothing reads
 	numScratchRoles

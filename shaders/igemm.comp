@@ -18,6 +18,10 @@
 //     A[m][k] at (z*cin + m)*sAm + k, k = (co, th, tw) in mode 2's order,
 //     rows zero-padded to sAm % 4 == 0, so A takes 64-bit loads (VEC_A)
 //
+// In modes 0 and 4 A's rows are sAm floats apart, in mode 6 the packed
+// rows: the engine spreads them where K is a multiple of 256 floats, whose
+// rows would share a few L1 cache sets (engine/gemm.go, spreadRows).
+//
 // In modes 4 and 5 binding 1 is the input zero-padded by pad.comp to
 // [nb, cin, hp, wp] with wp even, so tap (kh, kw) of output (oh, ow) sits at
 // row oh*sh + kh, column ow*sw + kw.
@@ -411,7 +415,8 @@ void main() {
     // Row geometry: A's row offset and the output's row stride.
     uint mStrideOut;
     if (MODE == 0) { mStrideA = p.sAm; mStrideOut = p.ldc; }
-    else if (MODE == 1 || MODE == 4) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
+    else if (MODE == 1) { mStrideA = p.K; mStrideOut = p.oh * p.ow; }
+    else if (MODE == 4) { mStrideA = p.sAm; mStrideOut = p.oh * p.ow; } // sAm >= K: see spreadRows
     else if (MODE == 2) { mStrideA = p.kh * p.kw; mStrideOut = p.h * p.w; }
     else if (MODE == 6) { mStrideA = p.sAm; mStrideOut = p.h * p.w; }
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5

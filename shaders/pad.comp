@@ -1,7 +1,8 @@
 #version 450
 // pad: y[plane][i][j] = x[plane][i - ph][j - pw] inside x, 0 outside.
 // y is [planes, hp, wp]; igemm's padded conv paths read it with aligned
-// 64-bit loads and no bounds checks.
+// 64-bit loads and no bounds checks. With hp = h and no padding before the
+// rows it is a GEMM operand copied with a wider row stride (spreadRows).
 //
 // One invocation copies one padded row. A workgroup per row (the earlier
 // layout) left most of its lanes idle on the 18- to 66-wide rows of the
@@ -9,7 +10,7 @@
 // of times a step; here one integer division per row (a scalar loop on CPU
 // devices) is spread over the row's columns.
 //
-// The tex variant (CPU devices; w % 4 == 0, pw == 1, wp even) reads x's
+// The tex variant (CPU devices; w % 4 == 0, pw 0 or 1, wp even) reads x's
 // row as RGBA32F texels and writes y as float pairs in 64-bit words: a
 // texel fetch is one 16-byte load per lane where a storage-buffer load is a
 // per-lane scalar loop, so a row costs w/4 loads and wp/2 stores instead
@@ -48,7 +49,16 @@ void main() {
     // Pair j is (x[2j - 1], x[2j]) of the row: with one column of padding
     // each texel's last float opens the next pair.
     uint d = dst >> 1, j = 0;
-    if (rowIn) {
+    if (rowIn && p.pw == 0) {
+        // No column padding (a GEMM operand copied with a wider row
+        // stride): each texel is two whole pairs.
+        for (uint t = 0; t < p.w / 4; ++t) {
+            vec4 v = texelFetch(texX, int((src >> 2) + t));
+            y[d + j] = pair(v.x, v.y);
+            y[d + j + 1] = pair(v.z, v.w);
+            j += 2;
+        }
+    } else if (rowIn) {
         float prev = 0.0;
         for (uint t = 0; t < p.w / 4; ++t) {
             vec4 v = texelFetch(texX, int((src >> 2) + t));
