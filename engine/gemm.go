@@ -57,6 +57,9 @@ type gemmArgs struct {
 	alpha, beta                                         float32
 	hasBias                                             bool
 	hp, wp                                              int
+	// padB: mode 6's B is dy zero-padded by one on each side (hp x wp
+	// planes), read with aligned quad loads (see Conv2DBackwardData).
+	padB bool
 	// Conv forward into channels yc0.. of an output with yc channels (0:
 	// cout), and the epilogue bits (see igemm.comp).
 	yc, yc0, epi int
@@ -113,7 +116,8 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	// A lane's four columns (forward) or a chunk's four k (backward-weights)
 	// are one row's adjacent pixels, 16-byte aligned.
 	quad := v.SG && g.ow%4 == 0 && g.sw == 2 && g.wp%4 == 0 && forceGemmRows != 16 &&
-		(mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded && !forceNoQuadWeights)
+		(mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded && !forceNoQuadWeights) ||
+		mode == modeConvBackwardDataPacked && g.padB // B is padded for it: not optional
 	// B transposed: a column's four k are one aligned load.
 	vecBT := mode == modeMatMul && !vecB && g.sBk == 1 && g.sBn%4 == 0 && g.K%4 == 0 && !forceNoVecBT
 	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT)}
@@ -494,6 +498,18 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 		if err != nil {
 			return r.fail(err)
 		}
+		if g.quadBwdData() {
+			hp, wp := g.oh+2, g.ow+2
+			wp += (4 - wp%4) % 4
+			dyp, err := r.scratch(scratchPad, g.nb*g.cout, hp, wp)
+			if err == nil {
+				err = r.padPlanes(dy, dyp, g.nb*g.cout, g.oh, g.ow, hp, wp, 1, 1)
+			}
+			if err != nil {
+				return r.fail(err)
+			}
+			g.hp, g.wp, g.padB, dy = hp, wp, true, dyp
+		}
 		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, nil)
 	}
 	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
@@ -516,6 +532,22 @@ func spreadRows(n int) int {
 // forceDenseRows makes spreadRows keep strides that are multiples of 256
 // floats, as before it; tests and benchmarks compare the two.
 var forceDenseRows bool
+
+// quadBwdData reports whether the packed backward-data can read dy
+// zero-padded, with aligned quad loads: with the DCGAN's kernel 4, stride
+// 2 and padding 1 each parity class has two by two taps, so a chunk is one
+// output channel's taps, and with W % 8 == 0 a class row is whole quads of
+// adjacent pixels. A lane's four columns then read, per tap row, five
+// adjacent floats of dy, two aligned loads where the gather took eight
+// bounds-checked ones.
+func (g gemmArgs) quadBwdData() bool {
+	return g.kh == 4 && g.kw == 4 && g.sh == 2 && g.sw == 2 && g.ph == 1 && g.pw == 1 &&
+		g.h%2 == 0 && g.w%8 == 0 && !forceNoQuadBwdData
+}
+
+// forceNoQuadBwdData makes the packed backward-data gather dy tap by tap,
+// as before its padded quad loads; tests and benchmarks compare the two.
+var forceNoQuadBwdData bool
 
 // forceNoTexel makes igemm load through storage buffers only, as it does
 // where texel views are not possible; tests compare the two.

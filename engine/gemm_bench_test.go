@@ -250,6 +250,14 @@ func BenchmarkGANStepTexelPad(b *testing.B) {
 	benchGANStepAB(b, texelApplies, [2]string{"buffer", "texel"}, func(old bool) { forceNoTexelPad = old })
 }
 
+// BenchmarkGANStepQuadBwdData times the DCGAN step with the packed
+// backward-data gathering dy tap by tap (forceNoQuadBwdData) and reading it
+// padded with quad loads (see benchGANStepAB).
+func BenchmarkGANStepQuadBwdData(b *testing.B) {
+	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"gathered", "quad"},
+		func(old bool) { forceNoQuadBwdData = old })
+}
+
 // BenchmarkGANStepRows times the DCGAN step (batch 64, PyTorch example
 // widths) recorded with igemm's kernels from before larger tiles and quad
 // loads (forceGemmRows = 16) and with the default ones, in one process,
@@ -368,17 +376,18 @@ type bwdVariant struct {
 	name     string
 	unpacked bool // forceUnpackedBwd: mode 2's gathered weights
 	rows     int  // forceGemmRows
+	gather   bool // forceNoQuadBwdData: dy gathered tap by tap
 }
 
-var bwdVariants = []bwdVariant{{"unpacked", true, 0}, {"packedTM16", false, 16}, {"packed", false, 0}, {"packedTM64", false, 64}}
+var bwdVariants = []bwdVariant{{"unpacked", true, 0, false}, {"packedTM16", false, 16, false}, {"gathered", false, 0, true}, {"packed", false, 0, false}}
 
 // BenchmarkConvBwdPacked times conv backward-data (every ConvTranspose2D)
 // with igemm's mode 2, which gathers the weights tap by tap, and with the
-// weights packed per parity class (mode 6, 16-row, default and 64-row
-// tiles), in
-// one process, alternating submits. It reports each variant's median and
-// best GFLOP/s and the median over rounds of the unpacked time divided by
-// each packed one's (speedup).
+// weights packed per parity class (mode 6: 16-row tiles and dy gathered,
+// default tiles and dy gathered, the default), in one process, alternating
+// submits. It reports each variant's median and best GFLOP/s and the
+// median over rounds of the unpacked time divided by each packed one's
+// (speedup).
 func BenchmarkConvBwdPacked(b *testing.B) {
 	type opCase struct {
 		name  string
@@ -413,9 +422,10 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 				b.Fatal(err)
 			}
 			recs := recordVariants(b, d, len(bwdVariants), func(i int) {
-				forceUnpackedBwd, forceGemmRows = bwdVariants[i].unpacked, bwdVariants[i].rows
+				v := bwdVariants[i]
+				forceUnpackedBwd, forceGemmRows, forceNoQuadBwdData = v.unpacked, v.rows, v.gather
 			}, op)
-			forceUnpackedBwd, forceGemmRows = false, 0
+			forceUnpackedBwd, forceGemmRows, forceNoQuadBwdData = false, 0, false
 			names := make([]string, len(bwdVariants))
 			for i, v := range bwdVariants {
 				names[i] = v.name

@@ -198,3 +198,51 @@ func TestQuadWeights(t *testing.T) {
 		})
 	}
 }
+
+// TestQuadBwdData checks the packed backward-data reading dy zero-padded
+// with aligned quad loads (QUAD_B in mode 6) against the bounds-checked
+// gather it replaces (forceNoQuadBwdData) and the float64 reference, with
+// and without texel loads: the same values in the same order, so the same
+// bits. The last shape's width is not a multiple of 8, which gathers
+// either way.
+func TestQuadBwdData(t *testing.T) {
+	d := newTestDevice(t)
+	if d.class != ClassCPU {
+		t.Skipf("the packed backward-data serves CPU devices; %s is not one", d.info.Name)
+	}
+	rng := newRand(20)
+	for _, s := range []convShape{
+		{2, 12, 16, 16, 20, 4, 4, 2, 1}, // DCGAN's discriminator geometry
+		{2, 3, 32, 32, 8, 4, 4, 2, 1},   // G's last layer: three rows
+		{3, 37, 8, 8, 5, 4, 4, 2, 1},    // rows not a multiple of the tile
+		{2, 4, 12, 12, 6, 4, 4, 2, 1},   // 12 wide: gathered
+	} {
+		t.Run(s.String(), func(t *testing.T) {
+			oh, ow := s.out()
+			xv, wv, rv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW), randSlice(rng, s.N*s.Cout*oh*ow)
+			w, dy := tensorOf(t, d, wv, s.Cout, s.Cin, s.KH, s.KW), tensorOf(t, d, rv, s.N, s.Cout, oh, ow)
+			want, _ := refConvGrads(xv, wv, rv, s)
+			p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
+			for _, noTexel := range []bool{false, true} {
+				var got [2][]float32
+				for i, gather := range []bool{false, true} {
+					dx := zeros(t, d, s.N, s.Cin, s.H, s.W)
+					forceNoTexel, forceNoQuadBwdData = noTexel, gather
+					run(t, d, func(r *Recorder) error { return r.Conv2DBackwardData(dx, dy, w, p) })
+					forceNoTexel, forceNoQuadBwdData = false, false
+					got[i] = download(t, dx)
+					assertClose(t, fmt.Sprintf("texel %v, gather %v", !noTexel, gather), want, got[i], gemmRtol, gemmAtol)
+				}
+				for j := range got[0] {
+					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+						t.Fatalf("element %d: %g with quad loads, %g gathered: want the same bits", j, got[0][j], got[1][j])
+					}
+				}
+			}
+			if s.W%8 == 0 {
+				quad := igemmBuilt(d, func(spec []string) bool { return spec[0] == fmt.Sprint(modeConvBackwardDataPacked) && spec[6] == "1" })
+				require.True(t, quad, "no backward-data pipeline with quad loads was built")
+			}
+		})
+	}
+}

@@ -71,7 +71,10 @@ layout(constant_id = 5) const uint TM = 16;
 // are adjacent pixels of one output row, whose 4-tap windows overlap, so
 // the 16 taps of a chunk are 10 floats from one 16-byte aligned offset:
 // three loads instead of eight. MODE 5 under the same conditions: the
-// chunk's four k are such pixels and the columns their taps.
+// chunk's four k are such pixels and the columns their taps. MODE 6 with
+// kernel 4, stride 2, padding 1 and W % 8 == 0: B is dy zero-padded by
+// one (hp x wp planes) and a lane's four columns read five adjacent floats
+// per tap row, two aligned loads instead of eight bounds-checked gathers.
 layout(constant_id = 6) const bool QUAD_B = false;
 // MODE 0 with B transposed (sBk == 1, sBn % 4 == 0, K % 4 == 0): a
 // column's four k of a chunk are one aligned 4-float load.
@@ -242,6 +245,7 @@ void describeK(uint kk, uint k) {
 // holds A[myRow[i]][k0 .. k0+3]). In a partial last chunk the B values
 // past Kc are zero.
 void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
+    uint co = c0; // MODE 6 with QUAD_B: the chunk's output channel
     for (uint kk = 0; kk < 4; ++kk) describeK(kk, k0 + kk);
     if (MODE == 2 || MODE == 6) for (uint kk = 0; kk < 4; ++kk) kok[kk] = k0 + kk < Kc;
 
@@ -261,6 +265,18 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
         vec4 t[TN];
         for (uint j = 0; j < TN; ++j) t[j] = load4Bpair(uint(colBase[j] + kB[0]));
         for (uint kk = 0; kk < 4; ++kk) b[kk] = vec4(t[0][kk], t[1][kk], t[2][kk], t[3][kk]);
+    } else if (MODE == 6 && QUAD_B) {
+        // The chunk is one output channel's taps (th, tw) in (0,0), (0,1),
+        // (1,0), (1,1); column j's tap is padded dy row th up from the
+        // quad's, float qw + 1 - tw + j from its aligned offset.
+        uint i = uint(quadBase) + co * p.hp * p.wp;
+        vec4 t0 = load4B(i), t1 = load4B(i + 4);
+        vec4 u0 = load4B(i - p.wp), u1 = load4B(i - p.wp + 4);
+        bool s = qw != 0;
+        b[0] = s ? vec4(t0.z, t0.w, t1.x, t1.y) : vec4(t0.y, t0.z, t0.w, t1.x);
+        b[1] = s ? vec4(t0.y, t0.z, t0.w, t1.x) : t0;
+        b[2] = s ? vec4(u0.z, u0.w, u1.x, u1.y) : vec4(u0.y, u0.z, u0.w, u1.x);
+        b[3] = s ? vec4(u0.y, u0.z, u0.w, u1.x) : u0;
     } else if (MODE == 5 && QUAD_B) {
         // The chunk's four k are adjacent pixels of one output row, whose
         // windows of the four taps (the columns) are floats 2kk .. 2kk+3
@@ -405,6 +421,14 @@ void main() {
     // QUAD_B: the first pixel of the lane's quad, clamped to the last
     // whole quad (N % 4 == 0) so every load stays inside its padded row.
     quadBase = 0;
+    if (MODE == 6 && QUAD_B) {
+        // Padded dy index of the quad's first pixel at tap row 0, less qw.
+        uint rowsH = (p.h - firstH + 1) / 2, rowsW = (p.w - firstW + 1) / 2;
+        uint n = min(col0, max(ncols, 4) - 4);
+        uint per = rowsH * rowsW;
+        uint b = n / per, r = n % per;
+        quadBase = int(((b * p.cout) * p.hp + r / rowsW + uint(qh) + 1u) * p.wp + r % rowsW);
+    }
     if (MODE == 4 && QUAD_B) {
         uint n = min(col0, max(ncols, 4) - 4);
         uint ohw = p.oh * p.ow;
