@@ -496,18 +496,30 @@ func texelApplies(d *Device) bool { return d.texelLoads() }
 
 // BenchmarkToyStepTexel is BenchmarkGANStepTexel for both toy protocols.
 func BenchmarkToyStepTexel(b *testing.B) {
+	benchToyStepAB(b, texelApplies, [2]string{"buffer", "texel"}, func(old bool) { forceNoTexel = old })
+}
+
+// BenchmarkToyStepSpreadRows is BenchmarkSpreadRows for both toy
+// protocols' steps (see benchToyStepAB).
+func BenchmarkToyStepSpreadRows(b *testing.B) {
+	benchToyStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"dense", "spread"},
+		func(old bool) { forceDenseRows = old })
+}
+
+// benchToyStepAB is benchGANStepAB for both toy protocols' steps.
+func benchToyStepAB(b *testing.B, applies func(*Device) bool, names [2]string, use func(old bool)) {
 	for _, p := range []struct {
 		name string
 		cfg  ToyConfig
 	}{{"small", smallToy(256, 128, 512, 1)}, {"large", largeToy()}} {
 		b.Run(p.name, func(b *testing.B) {
 			d := newTestDevice(b)
-			if !texelApplies(d) {
+			if !applies(d) {
 				b.Skip("the choice does not apply to this device")
 			}
 			var gans [2]*ToyGAN
-			for i, noTexel := range []bool{true, false} {
-				forceNoTexel = noTexel
+			for i, old := range []bool{true, false} {
+				use(old)
 				g, err := d.NewToyGAN(p.cfg)
 				if err == nil {
 					defer g.Release()
@@ -515,13 +527,13 @@ func BenchmarkToyStepTexel(b *testing.B) {
 						err = g.Step() // warm-up
 					}
 				}
-				forceNoTexel = false
+				use(false)
 				if err != nil {
 					b.Fatal(err)
 				}
 				gans[i] = g
 			}
-			alternateSteps(b, [2]string{"buffer", "texel"}, [2]func() error{gans[0].Step, gans[1].Step})
+			alternateSteps(b, names, [2]func() error{gans[0].Step, gans[1].Step})
 		})
 	}
 }
