@@ -389,11 +389,6 @@ var bwdVariants = []bwdVariant{{"unpacked", true, 0, false}, {"packedTM16", fals
 // median over rounds of the unpacked time divided by each packed one's
 // (speedup).
 func BenchmarkConvBwdPacked(b *testing.B) {
-	type opCase struct {
-		name  string
-		flops float64
-		setup func(d *Device) (func(r *Recorder) error, error)
-	}
 	var cases []opCase
 	for _, c := range []struct{ Cin, H, Cout int }{{512, 4, 256}, {256, 8, 128}, {128, 16, 64}, {64, 32, 3}} {
 		oh := 2 * c.H
@@ -411,25 +406,44 @@ func BenchmarkConvBwdPacked(b *testing.B) {
 	cases = append(cases, opCase{s.String() + "/backward-data", convFlops(s), func(d *Device) (func(r *Recorder) error, error) {
 		return convOp(b, d, s, "backward-data")
 	}})
+	names := make([]string, len(bwdVariants))
+	for i, v := range bwdVariants {
+		names[i] = v.name
+	}
+	alternateOps(b, cases, "packed backward-data applies to CPU devices only", names, func(i int) {
+		var v bwdVariant // i < 0: the defaults
+		if i >= 0 {
+			v = bwdVariants[i]
+		}
+		forceUnpackedBwd, forceGemmRows, forceNoQuadBwdData = v.unpacked, v.rows, v.gather
+	})
+}
+
+// opCase is one operation a benchmark times: its FLOPs and how to record
+// it on a device.
+type opCase struct {
+	name  string
+	flops float64
+	setup func(d *Device) (func(r *Recorder) error, error)
+}
+
+// alternateOps times each case recorded once per name, with use(i) in
+// force while variant i is recorded (use(-1) afterwards restores the
+// defaults), in one process, alternating submits; CPU devices only (skip
+// says why not).
+func alternateOps(b *testing.B, cases []opCase, skip string, names []string, use func(i int)) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			d := newTestDevice(b)
 			if d.class != ClassCPU {
-				b.Skip("packed backward-data applies to CPU devices only")
+				b.Skip(skip)
 			}
 			op, err := c.setup(d)
 			if err != nil {
 				b.Fatal(err)
 			}
-			recs := recordVariants(b, d, len(bwdVariants), func(i int) {
-				v := bwdVariants[i]
-				forceUnpackedBwd, forceGemmRows, forceNoQuadBwdData = v.unpacked, v.rows, v.gather
-			}, op)
-			forceUnpackedBwd, forceGemmRows, forceNoQuadBwdData = false, 0, false
-			names := make([]string, len(bwdVariants))
-			for i, v := range bwdVariants {
-				names[i] = v.name
-			}
+			recs := recordVariants(b, d, len(names), use, op)
+			use(-1)
 			reportAlternating(b, c.flops, names, timeAlternating(b, recs))
 		})
 	}
@@ -544,11 +558,6 @@ func benchToyStepAB(b *testing.B, applies func(*Device) bool, names [2]string, u
 // backward-data packs with spread rows at no extra cost), in one process,
 // alternating submits.
 func BenchmarkSpreadRows(b *testing.B) {
-	type opCase struct {
-		name  string
-		flops float64
-		setup func(d *Device) (func(r *Recorder) error, error)
-	}
 	var cases []opCase
 	const n = 1024
 	for _, tb := range []bool{false, true} {
@@ -568,21 +577,8 @@ func BenchmarkSpreadRows(b *testing.B) {
 			}})
 		}
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			d := newTestDevice(b)
-			if d.class != ClassCPU {
-				b.Skip("rows are spread on CPU devices only")
-			}
-			op, err := c.setup(d)
-			if err != nil {
-				b.Fatal(err)
-			}
-			recs := recordVariants(b, d, 2, func(i int) { forceDenseRows = i == 0 }, op)
-			forceDenseRows = false
-			reportAlternating(b, c.flops, []string{"dense", "spread"}, timeAlternating(b, recs))
-		})
-	}
+	alternateOps(b, cases, "rows are spread on CPU devices only", []string{"dense", "spread"},
+		func(i int) { forceDenseRows = i == 0 })
 }
 
 // BenchmarkGANStepSpreadRows is BenchmarkSpreadRows for the whole DCGAN

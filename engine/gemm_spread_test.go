@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -96,11 +95,7 @@ func TestSpreadRows(t *testing.T) {
 				got[i] = download(t, c.out)
 				assertClose(t, fmt.Sprintf("dense %v", dense), c.want, got[i], gemmRtol, gemmAtol)
 			}
-			for j := range got[0] {
-				if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
-					t.Fatalf("element %d: %g with spread rows, %g with dense ones: want the same bits", j, got[0][j], got[1][j])
-				}
-			}
+			requireSameBits(t, [2]string{"spread rows", "dense ones"}, got)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -168,28 +169,11 @@ func TestQuadWeights(t *testing.T) {
 		{2, 4, 12, 12, 6, 4, 4, 2, 1},   // 6x6 output: no quads
 	} {
 		t.Run(s.String(), func(t *testing.T) {
-			oh, ow := s.out()
-			xv, wv, rv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW), randSlice(rng, s.N*s.Cout*oh*ow)
-			x, dy := tensorOf(t, d, xv, s.N, s.Cin, s.H, s.W), tensorOf(t, d, rv, s.N, s.Cout, oh, ow)
-			_, want := refConvGrads(xv, wv, rv, s)
-			p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-			for _, noTexel := range []bool{false, true} {
-				var got [2][]float32
-				for i, words := range []bool{false, true} {
-					dw := zeros(t, d, s.Cout, s.Cin, s.KH, s.KW)
-					forceNoTexel, forceNoQuadWeights = noTexel, words
-					run(t, d, func(r *Recorder) error { return r.Conv2DBackwardWeights(dw, dy, x, p) })
-					forceNoTexel, forceNoQuadWeights = false, false
-					got[i] = download(t, dw)
-					assertClose(t, fmt.Sprintf("texel %v, words %v", !noTexel, words), want, got[i], gemmRtol, gemmAtol)
-				}
-				for j := range got[0] {
-					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
-						t.Fatalf("element %d: %g with quad loads, %g with words: want the same bits", j, got[0][j], got[1][j])
-					}
-				}
-			}
-			if ow%4 == 0 {
+			c := newConvGradCase(t, d, rng, s)
+			compareWays(t, d, [2]string{"quad loads", "words"}, c.dw, c.w.shape,
+				func(old bool) { forceNoQuadWeights = old },
+				func(r *Recorder, dw *Tensor) error { return r.Conv2DBackwardWeights(dw, c.dy, c.x, c.p) })
+			if _, ow := s.out(); ow%4 == 0 {
 				quad := igemmBuilt(d, func(spec []string) bool {
 					return spec[0] == fmt.Sprint(modeConvBackwardWeightsPadded) && spec[6] == "1"
 				})
@@ -218,31 +202,69 @@ func TestQuadBwdData(t *testing.T) {
 		{2, 4, 12, 12, 6, 4, 4, 2, 1},   // 12 wide: gathered
 	} {
 		t.Run(s.String(), func(t *testing.T) {
-			oh, ow := s.out()
-			xv, wv, rv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW), randSlice(rng, s.N*s.Cout*oh*ow)
-			w, dy := tensorOf(t, d, wv, s.Cout, s.Cin, s.KH, s.KW), tensorOf(t, d, rv, s.N, s.Cout, oh, ow)
-			want, _ := refConvGrads(xv, wv, rv, s)
-			p := ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P}
-			for _, noTexel := range []bool{false, true} {
-				var got [2][]float32
-				for i, gather := range []bool{false, true} {
-					dx := zeros(t, d, s.N, s.Cin, s.H, s.W)
-					forceNoTexel, forceNoQuadBwdData = noTexel, gather
-					run(t, d, func(r *Recorder) error { return r.Conv2DBackwardData(dx, dy, w, p) })
-					forceNoTexel, forceNoQuadBwdData = false, false
-					got[i] = download(t, dx)
-					assertClose(t, fmt.Sprintf("texel %v, gather %v", !noTexel, gather), want, got[i], gemmRtol, gemmAtol)
-				}
-				for j := range got[0] {
-					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
-						t.Fatalf("element %d: %g with quad loads, %g gathered: want the same bits", j, got[0][j], got[1][j])
-					}
-				}
-			}
+			c := newConvGradCase(t, d, rng, s)
+			compareWays(t, d, [2]string{"quad loads", "gathered"}, c.dx, c.x.shape,
+				func(old bool) { forceNoQuadBwdData = old },
+				func(r *Recorder, dx *Tensor) error { return r.Conv2DBackwardData(dx, c.dy, c.w, c.p) })
 			if s.W%8 == 0 {
 				quad := igemmBuilt(d, func(spec []string) bool { return spec[0] == fmt.Sprint(modeConvBackwardDataPacked) && spec[6] == "1" })
 				require.True(t, quad, "no backward-data pipeline with quad loads was built")
 			}
 		})
 	}
+}
+
+// compareWays records op into a fresh zero tensor of the given shape the
+// new way (set(false)) and the way it replaces (set(true)), each with and
+// without texel loads, checks every result against the float64 reference
+// and requires the two ways' bits to agree: they read the same values in
+// the same order.
+func compareWays(t *testing.T, d *Device, names [2]string, want []float64, shape []int, set func(old bool), op func(r *Recorder, out *Tensor) error) {
+	t.Helper()
+	for _, noTexel := range []bool{false, true} {
+		var got [2][]float32
+		for i, old := range []bool{false, true} {
+			out := zeros(t, d, shape...)
+			forceNoTexel = noTexel
+			set(old)
+			err := d.Run(func(r *Recorder) error { return op(r, out) })
+			forceNoTexel = false
+			set(false)
+			require.NoError(t, err)
+			got[i] = download(t, out)
+			assertClose(t, fmt.Sprintf("texel %v, %s", !noTexel, names[i]), want, got[i], gemmRtol, gemmAtol)
+		}
+		requireSameBits(t, names, got)
+	}
+}
+
+// requireSameBits fails unless got[0] and got[1] agree bit for bit.
+func requireSameBits(t *testing.T, names [2]string, got [2][]float32) {
+	t.Helper()
+	for j := range got[0] {
+		if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+			t.Fatalf("element %d: %g with %s, %g with %s: want the same bits", j, got[0][j], names[0], got[1][j], names[1])
+		}
+	}
+}
+
+// convGradCase is a convolution's seeded inputs on a device and its
+// float64 reference gradients.
+type convGradCase struct {
+	x, w, dy *Tensor
+	dx, dw   []float64
+	p        ConvParams
+}
+
+func newConvGradCase(t *testing.T, d *Device, rng *rand.Rand, s convShape) convGradCase {
+	oh, ow := s.out()
+	xv, wv, rv := randSlice(rng, s.N*s.Cin*s.H*s.W), randSlice(rng, s.Cout*s.Cin*s.KH*s.KW), randSlice(rng, s.N*s.Cout*oh*ow)
+	c := convGradCase{
+		x:  tensorOf(t, d, xv, s.N, s.Cin, s.H, s.W),
+		w:  tensorOf(t, d, wv, s.Cout, s.Cin, s.KH, s.KW),
+		dy: tensorOf(t, d, rv, s.N, s.Cout, oh, ow),
+		p:  ConvParams{StrideH: s.S, StrideW: s.S, PadH: s.P, PadW: s.P},
+	}
+	c.dx, c.dw = refConvGrads(xv, wv, rv, s)
+	return c
 }
