@@ -68,6 +68,7 @@ func tuneOps() []tuneOp {
 		gemm(17, 9, 33, true, false, false),
 		gemm(5, 8, 12, false, true, true),
 		conv(convShape{2, 3, 9, 9, 5, 4, 4, 2, 1}),   // padded paths (modes 4, 5), 4 parity classes
+		conv(convShape{2, 16, 8, 8, 5, 4, 4, 2, 1}),  // spread weights (K 256), quad loads in modes 4-6
 		conv(convShape{1, 6, 11, 13, 9, 5, 3, 2, 2}), // unpadded paths (modes 1, 3)
 	}
 }
