@@ -102,9 +102,9 @@ func (r *Recorder) workspace(shape ...int) (*Tensor, error) {
 type scratchRole int
 
 const (
-	scratchPad     scratchRole = iota // pad's zero-padded copy of a conv input
+	scratchPad     scratchRole = iota // pad's zero-padded copy of a conv input (or of dy, quadBwdData)
 	scratchPacked                     // packBwd's packed weights
-	scratchSpreadA                    // spreadRowsCopy's copy of a GEMM's A
+	scratchSpreadA                    // spreadA's copy of a GEMM's A with spread rows
 	scratchSpreadB                    // the same for a transposed B
 	scratchSplitK                     // the tiled core's split-K partial sums
 	scratchDiscard                    // an output nothing reads
