@@ -421,15 +421,22 @@ func (t *Tensor) flat2(rows int) *Tensor {
 
 // pad records a zero-padded copy of x into recording-owned workspace with
 // a row width that is a multiple of 4, and sets g.hp, g.wp.
-func (r *Recorder) pad(x *Tensor, g *gemmArgs) (*Tensor, error) {
-	g.hp = g.h + 2*g.ph
-	g.wp = g.w + 2*g.pw
-	g.wp += (4 - g.wp%4) % 4 // rows 16-byte aligned: igemm.comp's QUAD_B loads
-	xp, err := r.scratch(scratchPad, g.nb, g.cin, g.hp, g.wp)
-	if err != nil {
-		return nil, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
+func (r *Recorder) pad(x *Tensor, g *gemmArgs) (xp *Tensor, err error) {
+	xp, g.hp, g.wp, err = r.padCopy(x, g.nb*g.cin, g.h, g.w, g.ph, g.pw)
+	return xp, err
+}
+
+// padCopy records a copy of x's planes (h x w) with ph rows and pw
+// columns of zeros on each side into the recording's pad scratch, rows
+// widened to a multiple of 4 floats (16-byte aligned: igemm.comp's QUAD_B
+// loads), and returns it with its planes' height and width.
+func (r *Recorder) padCopy(x *Tensor, planes, h, w, ph, pw int) (xp *Tensor, hp, wp int, err error) {
+	hp, wp = h+2*ph, w+2*pw
+	wp += (4 - wp%4) % 4
+	if xp, err = r.scratch(scratchPad, planes, hp, wp); err != nil {
+		return nil, 0, 0, fmt.Errorf("engine: padded copy of %v: %w", x.shape, err)
 	}
-	return xp, r.padPlanes(x, xp, g.nb*g.cin, g.h, g.w, g.hp, g.wp, g.ph, g.pw)
+	return xp, hp, wp, r.padPlanes(x, xp, planes, h, w, hp, wp, ph, pw)
 }
 
 // padPlanes records pad.comp: planes planes of x [h, w] into xp [hp, wp]
@@ -501,16 +508,10 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 			return r.fail(err)
 		}
 		if g.quadBwdData() {
-			hp, wp := g.oh+2, g.ow+2
-			wp += (4 - wp%4) % 4
-			dyp, err := r.scratch(scratchPad, g.nb*g.cout, hp, wp)
-			if err == nil {
-				err = r.padPlanes(dy, dyp, g.nb*g.cout, g.oh, g.ow, hp, wp, 1, 1)
-			}
-			if err != nil {
+			if dy, g.hp, g.wp, err = r.padCopy(dy, g.nb*g.cout, g.oh, g.ow, 1, 1); err != nil {
 				return r.fail(err)
 			}
-			g.hp, g.wp, g.padB, dy = hp, wp, true, dyp
+			g.padB = true
 		}
 		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, nil)
 	}
