@@ -30,16 +30,7 @@ func (r *Recorder) Conv2DFused(y, x, w *Tensor, p ConvParams, e ConvEpilogue) er
 		return r.fail(err)
 	}
 	if g.paddable() && r.d.class == ClassCPU {
-		xp, err := r.pad(x, &g)
-		if err != nil {
-			return r.fail(err)
-		}
-		ws, stride, err := r.spreadA(w, g.cout, g.K, scratchSpreadA)
-		if err != nil {
-			return r.fail(err)
-		}
-		g.sAm = stride
-		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, ws, xp, y, bias)
+		return r.convForwardPadded(g, x, w, y, bias)
 	}
 	if r.d.class == ClassCPU {
 		// convwin loads each input value once for all the taps that reach

@@ -289,10 +289,10 @@ func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float3
 	var err error
 	spread := K >= 512
 	if vecA && N >= 32 && spread {
-		a, g.sAm, err = r.spreadA(a, M, K, scratchSpreadA)
+		a, g.sAm, err = r.spreadRowsCopy(a, M, K, scratchSpreadA)
 	}
 	if err == nil && !vecB && sBk == 1 && K%4 == 0 && M >= 32 && spread {
-		b, g.sBn, err = r.spreadA(b, N, K, scratchSpreadB)
+		b, g.sBn, err = r.spreadRowsCopy(b, N, K, scratchSpreadB)
 	}
 	if err != nil {
 		return r.fail(err)
@@ -384,18 +384,22 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 	}
 	g.M, g.N, g.K = g.cout, g.nb*g.oh*g.ow, g.cin*g.kh*g.kw
 	if g.paddable() && r.d.class == ClassCPU {
-		xp, err := r.pad(x, &g)
-		if err != nil {
-			return r.fail(err)
-		}
-		ws, stride, err := r.spreadA(w, g.cout, g.K, scratchSpreadA)
-		if err != nil {
-			return r.fail(err)
-		}
-		g.sAm = stride
-		return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, ws, xp, y, nil)
+		return r.convForwardPadded(g, x, w, y, nil)
 	}
 	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, nil)
+}
+
+// convForwardPadded records the conv forward of g (M, N, K set) on a
+// zero-padded copy of x with w's rows spread (mode 4, CPU devices).
+func (r *Recorder) convForwardPadded(g gemmArgs, x, w, y, bias *Tensor) error {
+	xp, err := r.pad(x, &g)
+	if err == nil {
+		w, g.sAm, err = r.spreadRowsCopy(w, g.cout, g.K, scratchSpreadA)
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	return r.igemm(modeConvForwardPadded, g, g.N, 1, true, false, w, xp, y, bias)
 }
 
 // fullKernel reports a convolution whose kernel covers the whole unpadded
@@ -463,11 +467,11 @@ func (r *Recorder) padPlanes(x, xp *Tensor, planes, h, w, hp, wp, ph, pw int) er
 	return err
 }
 
-// spreadA returns the [rows, cols] operand t of an igemm dispatch that
+// spreadRowsCopy returns the [rows, cols] operand t of an igemm dispatch that
 // reads its rows at each k, and their stride: t itself on GPUs and where
 // cols is a stride spreadRows keeps, else a copy into the recording's
 // scratch for role with the stride spreadRows gives.
-func (r *Recorder) spreadA(t *Tensor, rows, cols int, role scratchRole) (*Tensor, int, error) {
+func (r *Recorder) spreadRowsCopy(t *Tensor, rows, cols int, role scratchRole) (*Tensor, int, error) {
 	s := spreadRows(cols)
 	if s == cols || r.d.class != ClassCPU {
 		return t, cols, nil

@@ -104,7 +104,7 @@ type scratchRole int
 const (
 	scratchPad     scratchRole = iota // pad's zero-padded copy of a conv input (or of dy, quadBwdData)
 	scratchPacked                     // packBwd's packed weights
-	scratchSpreadA                    // spreadA's copy of a GEMM's A with spread rows
+	scratchSpreadA                    // spreadRowsCopy's copy of a GEMM's A
 	scratchSpreadB                    // the same for a transposed B
 	scratchSplitK                     // the tiled core's split-K partial sums
 	scratchDiscard                    // an output nothing reads
