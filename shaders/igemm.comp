@@ -468,6 +468,26 @@ void main() {
 #define ROW_SG1(r) if ((r) < TM) acc[r] += DOT4(A_SG1(la, r), b);
 
     c0 = 0; c1 = 0; c2 = 0;
+    // A matmul with whole chunks (K % 4 == 0) and both operands' four k
+    // in aligned loads keeps the load indices as running offsets: the
+    // general loop's per-k index maps and bounds selects cost the 1024^3
+    // matmul 7-13% on lavapipe. The sums are the same, in the same order.
+    // (Measured no gain for VEC_BT or the conv modes' QUAD_B loads.)
+    if (MODE == 0 && USE_SG && VEC_A && VEC_B) {
+        uint aIdx[8];
+        for (uint i = 0; i < RPL; ++i) aIdx[i] = myRow[i] * mStrideA;
+        uint bIdx = uint(colBase[0]);
+        for (uint k0 = 0; k0 < Kc; k0 += 4) {
+            vec4 b[4], la[8];
+            for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
+            bIdx += 4u * p.sBk;
+            for (uint i = 0; i < RPL; ++i) la[i] = load4A(aIdx[i] + k0);
+            if (TM == 64) { ROWS64(ROW_SG8) }
+            else if (TM == 32) { ROWS32(ROW_SG4) }
+            else if (TM == 16) { ROWS16(ROW_SG2) }
+            else { ROWS8(ROW_SG1) }
+        }
+    } else
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
         vec4 b[4], la[8];
         chunk(k0, Kc, b, la);
