@@ -92,6 +92,44 @@ func BenchmarkMatMul(b *testing.B) {
 	}
 }
 
+// BenchmarkToyGemms times the toy's matmuls (batch 512 and 1024 rows,
+// 128 hidden units, K down to 1), whose epilogue's stores cost as much as
+// their multiply-adds.
+func BenchmarkToyGemms(b *testing.B) {
+	for _, s := range []struct {
+		m, n, k int
+		ta, tb  bool
+		bias    bool
+	}{
+		{1024, 128, 2, false, true, true}, {1024, 128, 1, false, false, false}, {512, 128, 2, false, false, false},
+		{512, 128, 128, false, false, false}, {512, 128, 256, false, true, true}, {128, 128, 1024, true, false, false},
+		{1024, 128, 128, false, true, true},
+	} {
+		b.Run(fmt.Sprintf("%dx%dx%d_%v%v", s.m, s.n, s.k, s.ta, s.tb), func(b *testing.B) {
+			gemmBench(b, 2*float64(s.m*s.n*s.k), func(d *Device) (func(r *Recorder) error, error) {
+				ar, ac := s.m, s.k
+				if s.ta {
+					ar, ac = ac, ar
+				}
+				br, bc := s.k, s.n
+				if s.tb {
+					br, bc = bc, br
+				}
+				a, _ := randTensor(d, 1, ar, ac)
+				bb, _ := randTensor(d, 2, br, bc)
+				bias, _ := randTensor(d, 3, s.n)
+				c, err := d.NewTensor(s.m, s.n)
+				b.Cleanup(func() { a.Release(); bb.Release(); c.Release(); bias.Release() })
+				var bt *Tensor
+				if s.bias {
+					bt = bias
+				}
+				return func(r *Recorder) error { return r.Gemm(c, a, bb, s.ta, s.tb, 1, 0, bt) }, err
+			})
+		})
+	}
+}
+
 // dcganConvs are the convolutions of PyTorch's 64x64 DCGAN discriminator
 // at batch 64 and ndf 64.
 var dcganConvs = []convShape{

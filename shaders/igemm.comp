@@ -45,6 +45,7 @@
 
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_ballot : enable
+#extension GL_EXT_control_flow_attributes : enable
 #ifdef USE_TEX
 // texelFetch on a textureBuffer without a sampler: OpImageFetch on the
 // image itself (a sampled image of a buffer is deprecated SPIR-V).
@@ -83,6 +84,7 @@ layout(constant_id = 7) const bool VEC_BT = false;
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
 layout(std430, binding = 2) buffer C32 { float c32[]; };
+layout(std430, binding = 2) buffer C4 { vec4 c4[]; }; // MODE 0's aligned rows
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 #ifdef USE_I64
 // 64-bit views of A and B: one lane-load fetches two floats.
@@ -512,6 +514,39 @@ void main() {
         }
     }
 
+    if (MODE == 0 && (p.ldc & 3u) == 0u) {
+        // A matmul's epilogue with ldc % 4 == 0 loads the column bias once
+        // and stores a lane's four columns (unless one is clamped) as one
+        // aligned vec4: on llvmpipe every scalar load and store is a
+        // per-lane loop, which made the GEMMs with K <= 2 (the toy's first
+        // and last layers, D's logit's backward) cost as much as K = 128.
+        // The loop is not unrolled: 64 unrolled copies took LLVM ten times
+        // as long to compile. The conv modes and narrow outputs (D's logit,
+        // ldc 1) measured no gain from it and keep the general epilogue.
+        vec4 colBias = vec4(0);
+        if (p.hasBias != 0u) for (uint j = 0; j < TN; ++j) colBias[j] = bias[outCol[j]];
+        bool vecC = colOk[TN - 1];
+        [[dont_unroll]] for (uint r = 0; r < TM; ++r) {
+            uint m = m0 + r;
+            if (m >= p.M) break;
+            uint row = m * p.ldc;
+            vec4 v = p.alpha * acc[r];
+            if (vecC) {
+                if (p.beta != 0.0) v += p.beta * c4[(row + outCol[0]) >> 2];
+            } else if (p.beta != 0.0) {
+                for (uint j = 0; j < TN; ++j) v[j] += p.beta * c32[row + outCol[j]];
+            }
+            if (p.hasBias != 0u) v += colBias;
+            if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
+            if ((p.epi & 2u) != 0u) v = max(v, vec4(0));
+            if (vecC) {
+                c4[(row + outCol[0]) >> 2] = v;
+            } else {
+                for (uint j = 0; j < TN; ++j) if (colOk[j]) c32[row + outCol[j]] = v[j];
+            }
+        }
+        return;
+    }
     for (uint r = 0; r < TM; ++r) {
         uint m = m0 + r;
         if (m >= p.M) break;

@@ -464,7 +464,7 @@ var Igemm = &Kernel[IgemmPush]{Desc{
 	Bindings: []Binding{
 		{Name: "A32", Access: ReadOnly},
 		{Name: "B32", Access: ReadOnly},
-		{Name: "C32", Access: ReadWrite},
+		{Name: "C32/C4", Access: ReadWrite},
 		{Name: "Bias", Access: ReadOnly},
 	},
 	Spec: []Spec{
@@ -488,7 +488,7 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 	Bindings: []Binding{
 		{Name: "A32/A64", Access: ReadOnly},
 		{Name: "B32/B64/B64s", Access: ReadOnly},
-		{Name: "C32", Access: ReadWrite},
+		{Name: "C32/C4", Access: ReadWrite},
 		{Name: "Bias", Access: ReadOnly},
 	},
 	Spec: []Spec{
@@ -525,7 +525,7 @@ var IgemmTex = &Kernel[IgemmPush]{Desc{
 	Bindings: []Binding{
 		{Name: "A32/A64", Access: ReadOnly},
 		{Name: "B32/B64/B64s", Access: ReadOnly},
-		{Name: "C32", Access: ReadWrite},
+		{Name: "C32/C4", Access: ReadWrite},
 		{Name: "Bias", Access: ReadOnly},
 		{Name: "texA", Access: ReadOnly, Texel: true},
 		{Name: "texB", Access: ReadOnly, Texel: true},
