@@ -73,6 +73,19 @@ func randTensor(d *Device, seed uint64, shape ...int) (*Tensor, error) {
 	return d.FromSlice(randSlice(newRand(seed), n), shape...)
 }
 
+// gemmOperandShapes is the shapes of A and B as stored for an M x N x K
+// product with op(A) = A^T when ta and op(B) = B^T when tb.
+func gemmOperandShapes(m, n, k int, ta, tb bool) (ar, ac, br, bc int) {
+	ar, ac, br, bc = m, k, k, n
+	if ta {
+		ar, ac = ac, ar
+	}
+	if tb {
+		br, bc = bc, br
+	}
+	return ar, ac, br, bc
+}
+
 func BenchmarkMatMul(b *testing.B) {
 	for _, n := range []int{256, 1024} {
 		for _, tr := range []struct {
@@ -107,14 +120,7 @@ func BenchmarkToyGemms(b *testing.B) {
 	} {
 		b.Run(fmt.Sprintf("%dx%dx%d_%v%v", s.m, s.n, s.k, s.ta, s.tb), func(b *testing.B) {
 			gemmBench(b, 2*float64(s.m*s.n*s.k), func(d *Device) (func(r *Recorder) error, error) {
-				ar, ac := s.m, s.k
-				if s.ta {
-					ar, ac = ac, ar
-				}
-				br, bc := s.k, s.n
-				if s.tb {
-					br, bc = bc, br
-				}
+				ar, ac, br, bc := gemmOperandShapes(s.m, s.n, s.k, s.ta, s.tb)
 				a, _ := randTensor(d, 1, ar, ac)
 				bb, _ := randTensor(d, 2, br, bc)
 				bias, _ := randTensor(d, 3, s.n)

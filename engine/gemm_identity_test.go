@@ -98,14 +98,7 @@ func TestDCGANBitIdentity(t *testing.T) {
 		{37, 129, 13, true, true, 0.5, 1, true},
 		{2, 3, 1, false, false, 1, 0, true},
 	} {
-		ar, ac := g.M, g.K
-		if g.ta {
-			ar, ac = ac, ar
-		}
-		br, bc := g.K, g.N
-		if g.tb {
-			br, bc = bc, br
-		}
+		ar, ac, br, bc := gemmOperandShapes(g.M, g.N, g.K, g.ta, g.tb)
 		a, b, c := rnd(ar, ac), rnd(br, bc), rnd(g.M, g.N)
 		var bias *Tensor
 		if g.bias {
