@@ -631,3 +631,30 @@ func BenchmarkGANStepSpreadRows(b *testing.B) {
 	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"dense", "spread"},
 		func(old bool) { forceDenseRows = old })
 }
+
+// BenchmarkGemmTransposedA times A^T*B with A's rows loaded element by
+// element (forceNoVecAT) and four rows a load (VEC_AT) in one process,
+// alternating submits: the 1024^3 product and the toy's weight gradients
+// (M = a layer's outputs, N its inputs, K the batch).
+func BenchmarkGemmTransposedA(b *testing.B) {
+	var cases []opCase
+	for _, s := range [][3]int{{1024, 1024, 1024}, {128, 128, 1024}, {128, 256, 512}, {128, 2, 1024}, {400, 400, 128}, {1000, 200, 256}, {200, 400, 128}} {
+		m, n, k := s[0], s[1], s[2]
+		cases = append(cases, opCase{fmt.Sprintf("%dx%dx%d", m, n, k), 2 * float64(m*n*k), func(d *Device) (func(r *Recorder) error, error) {
+			a, _ := randTensor(d, 1, k, m)
+			bb, _ := randTensor(d, 2, k, n)
+			c, err := d.NewTensor(m, n)
+			b.Cleanup(func() { a.Release(); bb.Release(); c.Release() })
+			return func(r *Recorder) error { return r.Gemm(c, a, bb, true, false, 1, 0, nil) }, err
+		}})
+	}
+	alternateOps(b, cases, "VEC_AT is for CPU devices", []string{"scalar", "rows4"},
+		func(i int) { forceNoVecAT = i == 0 })
+}
+
+// BenchmarkToyStepTransposedA is BenchmarkGemmTransposedA for both toy
+// protocols' steps (see benchToyStepAB).
+func BenchmarkToyStepTransposedA(b *testing.B) {
+	benchToyStepAB(b, func(d *Device) bool { return d.subgroupTiles() }, [2]string{"scalar", "rows4"},
+		func(old bool) { forceNoVecAT = old })
+}

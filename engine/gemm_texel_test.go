@@ -127,8 +127,50 @@ func TestGemmTransposedB(t *testing.T) {
 	}
 }
 
-// vecBTBuilt reports whether d has built an igemm pipeline with VEC_BT,
-// its last specialization constant, set.
+// TestGemmTransposedA checks A^T*B with a lane's four rows of A read as
+// one aligned load a k (VEC_AT) against the element-by-element loads it
+// replaces (forceNoVecAT) and the float64 reference, with and without
+// texel loads, on shapes with partial tiles and chunks (K % 4 != 0),
+// alpha, beta, a bias and B transposed too. Both read the same values in
+// the same order, so they must agree bit for bit.
+func TestGemmTransposedA(t *testing.T) {
+	d := newTestDevice(t)
+	rng := newRand(19)
+	for _, s := range []struct {
+		m, n, k int
+		tb      bool
+	}{{64, 37, 20, false}, {36, 13, 64, false}, {128, 44, 18, false}, {96, 5, 7, true}, {32, 1, 200, false}, {100, 128, 1024, false}} {
+		M, N, K := s.m, s.n, s.k
+		t.Run(fmt.Sprintf("%dx%dx%d_tb%v", M, N, K, s.tb), func(t *testing.T) {
+			_, _, br, bc := gemmOperandShapes(M, N, K, true, s.tb)
+			av, bv, cv, biasv := randSlice(rng, M*K), randSlice(rng, N*K), randSlice(rng, M*N), randSlice(rng, N)
+			a, b, bias := tensorOf(t, d, av, K, M), tensorOf(t, d, bv, br, bc), tensorOf(t, d, biasv, N)
+			want := refGemm(av, bv, M, N, K, true, s.tb, 0.5, 2, cv, biasv)
+			var got [2][]float32
+			for _, noTexel := range []bool{false, true} {
+				for i, scalar := range []bool{false, true} {
+					c := tensorOf(t, d, cv, M, N)
+					forceNoTexel, forceNoVecAT = noTexel, scalar
+					run(t, d, func(r *Recorder) error { return r.Gemm(c, a, b, true, s.tb, 0.5, 2, bias) })
+					forceNoTexel, forceNoVecAT = false, false
+					got[i] = download(t, c)
+					assertClose(t, fmt.Sprintf("texel %v, scalar %v", !noTexel, scalar), want, got[i], gemmRtol, gemmAtol)
+				}
+				for j := range got[0] {
+					if math.Float32bits(got[0][j]) != math.Float32bits(got[1][j]) {
+						t.Fatalf("element %d: %g with row loads, %g element by element: want the same bits", j, got[0][j], got[1][j])
+					}
+				}
+			}
+		})
+	}
+	if d.subgroupTiles() { // GPUs take the tiled core
+		require.True(t, igemmBuilt(d, func(spec []string) bool { return spec[8] == "1" }), "no igemm pipeline with VEC_AT was built")
+	}
+}
+
+// vecBTBuilt reports whether d has built an igemm pipeline with VEC_BT
+// set.
 func vecBTBuilt(d *Device) bool {
 	return igemmBuilt(d, func(spec []string) bool { return spec[7] == "1" })
 }

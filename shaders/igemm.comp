@@ -80,6 +80,11 @@ layout(constant_id = 6) const bool QUAD_B = false;
 // MODE 0 with B transposed (sBk == 1, sBn % 4 == 0, K % 4 == 0): a
 // column's four k of a chunk are one aligned 4-float load.
 layout(constant_id = 7) const bool VEC_BT = false;
+// MODE 0 with A transposed (sAm == 1, sAk % 4 == 0, M % 4 == 0), USE_SG
+// and TM == 32: a lane's four rows of A are adjacent floats at each k, so
+// each k is one aligned 4-float load, transposed in registers, where the
+// scalar path took sixteen per-lane loads a chunk.
+layout(constant_id = 8) const bool VEC_AT = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -182,6 +187,9 @@ int quadBase;
 uint bh, bw;
 uint myRow[8];
 uint mStrideA;
+// VEC_AT: the offset of the lane's four rows, clamped to the last whole
+// four (rows past M are loaded but never stored).
+uint aRowsT;
 // With USE_SG, lane l < 8 loads rows RPL*l .. RPL*l+RPL-1 of the tile:
 // eight rows of a 64-row tile, four of a 32-row one, two of a 16-row
 // one, row l of a smaller one.
@@ -321,7 +329,14 @@ void chunk(uint k0, uint Kc, out vec4 b[4], out vec4 la[8]) {
     }
 
     // A.
-    if (USE_SG) {
+    if (USE_SG && VEC_AT) {
+        vec4 t[4];
+        for (uint kk = 0; kk < 4; ++kk) {
+            bool ok = kok[kk];
+            t[kk] = ok ? load4A(ok ? aRowsT + uint(kA[kk]) : 0) : vec4(0);
+        }
+        for (uint i = 0; i < 4; ++i) la[i] = vec4(t[0][i], t[1][i], t[2][i], t[3][i]);
+    } else if (USE_SG) {
         for (uint i = 0; i < RPL; ++i) {
             if (VEC_A) {
                 bool ok = kok[0];
@@ -448,6 +463,7 @@ void main() {
     else { mStrideA = p.oh * p.ow; mStrideOut = p.N; } // modes 3, 5
 
     for (uint i = 0; i < 8; ++i) myRow[i] = min(m0 + RPL * (lane & 7u) + i, p.M - 1);
+    aRowsT = min(m0 + 4u * (lane & 7u), p.M - 4u);
 
     vec4 acc[64]; // TM's largest value; rows past TM are never touched
     for (uint r = 0; r < TM; ++r) acc[r] = vec4(0);
