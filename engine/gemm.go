@@ -90,10 +90,7 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 		useSG := d.subgroupTiles()
 		wg := d.gemmWorkgroup(useSG, (ncols+gemmTN-1)/gemmTN)
 		colGroups := (ncols + wg*gemmTN - 1) / (wg * gemmTN)
-		tm := igemmRows(mode, g.M, useSG, vecA, vecB)
-		if mode == modeMatMul && useSG && !vecA && g.M >= 32 && g.transposedA4() {
-			tm = 32 // VEC_AT's tile
-		}
+		tm := igemmRows(mode, g, useSG, vecA, vecB)
 		large := tm > gemmRows(g.M)
 		// Larger tiles mean fewer workgroups: keep two per CPU thread (D's
 		// last layer has one column and 64 rows).
@@ -206,7 +203,7 @@ func gemmRows(m int) int {
 // side, tests to cover each.
 var forceGemmRows int
 
-// igemmRows is igemm.comp's TM for m rows in mode. With the subgroup
+// igemmRows is igemm.comp's TM for g's M rows in mode. With the subgroup
 // broadcast (CPU devices) each lane loads TM/8 rows of A, so larger tiles
 // cut B's per-lane loads per multiply-add, where A's rows are 64-bit loads
 // (vecA; scalar A loads grow with the tile). Measured in one process
@@ -214,15 +211,19 @@ var forceGemmRows int
 // 32 rows gave the 1024^3 matmul 1.2x and 1.25x and the padded DCGAN
 // convs 1.09-1.38x; 64 rows won only under load (matmul 0.95x quiet,
 // 1.7-2.0x loaded) except where B is gathered column by column (B^T:
-// 1.6x quiet), and take llvmpipe twice as long to compile. A^T and
-// mode 2's gathered weights measured slower with larger tiles; they and
-// the rest keep gemmRows. Backward-data with packed weights (mode 6)
+// 1.6x quiet), and take llvmpipe twice as long to compile. A^T with
+// scalar loads and mode 2's gathered weights measured slower with larger
+// tiles; they and the rest keep gemmRows. A^T whose lanes load four rows
+// at once (transposedA4, VEC_AT) takes 32. Backward-data with packed weights (mode 6)
 // measured 1.17-1.36x faster with 32 rows than with 16
 // (BenchmarkConvBwdPacked, loaded machine).
-func igemmRows(mode, m int, useSG, vecA, vecB bool) int {
+func igemmRows(mode int, g gemmArgs, useSG, vecA, vecB bool) int {
+	m := g.M
 	wide := mode == modeMatMul || mode == modeConvForwardPadded || mode == modeConvBackwardWeightsPadded ||
 		mode == modeConvBackwardDataPacked
 	switch {
+	case mode == modeMatMul && useSG && !vecA && m >= 32 && g.transposedA4():
+		return 32 // VEC_AT's tile: a lane's four rows are one load
 	case !useSG || !vecA || !wide || m < 32:
 		return gemmRows(m)
 	case mode == modeMatMul && !vecB && m >= 64:

@@ -484,6 +484,8 @@ void main() {
 #define ROW_SG4(r) acc[r] += DOT4(A_SG4(la, r), b);
 #define ROW_SG2(r) acc[r] += DOT4(A_SG2(la, r), b);
 #define ROW_SG1(r) if ((r) < TM) acc[r] += DOT4(A_SG1(la, r), b);
+// One chunk's update of the whole tile, with USE_SG.
+#define ROWS_SG if (TM == 64) { ROWS64(ROW_SG8) } else if (TM == 32) { ROWS32(ROW_SG4) } else if (TM == 16) { ROWS16(ROW_SG2) } else { ROWS8(ROW_SG1) }
 
     c0 = 0; c1 = 0; c2 = 0;
     // A matmul with whole chunks (K % 4 == 0) and both operands' four k
@@ -500,19 +502,13 @@ void main() {
             for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
             bIdx += 4u * p.sBk;
             for (uint i = 0; i < RPL; ++i) la[i] = load4A(aIdx[i] + k0);
-            if (TM == 64) { ROWS64(ROW_SG8) }
-            else if (TM == 32) { ROWS32(ROW_SG4) }
-            else if (TM == 16) { ROWS16(ROW_SG2) }
-            else { ROWS8(ROW_SG1) }
+            ROWS_SG
         }
     } else
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
         vec4 b[4], la[8];
         chunk(k0, Kc, b, la);
-        if (USE_SG && TM == 64) { ROWS64(ROW_SG8) }
-        else if (USE_SG && TM == 32) { ROWS32(ROW_SG4) }
-        else if (USE_SG && TM == 16) { ROWS16(ROW_SG2) }
-        else if (USE_SG) { ROWS8(ROW_SG1) }
+        if (USE_SG) { ROWS_SG }
         else {
             for (uint r = 0; r < TM; ++r) {
                 uint row = min(m0 + r, p.M - 1);
