@@ -61,8 +61,23 @@ type gemmArgs struct {
 	// planes), read with aligned quad loads (see Conv2DBackwardData).
 	padB bool
 	// Conv forward into channels yc0.. of an output with yc channels (0:
-	// cout), and the epilogue bits (see igemm.comp).
+	// cout), and the epilogue bits (see igemm.comp) with the activation's
+	// slope.
 	yc, yc0, epi int
+	slope        float32
+}
+
+// setAct puts act into the epilogue: act.glsl's field, op+1 in bits 2-4
+// and bit 5 for the derivative, whose saved values take the bias binding.
+func (g *gemmArgs) setAct(act gemmAct) {
+	if !act.on {
+		return
+	}
+	g.epi |= int(act.op+1) << 2
+	g.slope = act.slope
+	if act.saved != nil {
+		g.epi |= 32
+	}
 }
 
 func (g gemmArgs) push() shaders.IgemmPush {
@@ -73,7 +88,7 @@ func (g gemmArgs) push() shaders.IgemmPush {
 		Nb: u(g.nb), Cin: u(g.cin), H: u(g.h), W: u(g.w), Cout: u(g.cout), Oh: u(g.oh), Ow: u(g.ow),
 		Kh: u(g.kh), Kw: u(g.kw), Sh: u(g.sh), Sw: u(g.sw), Ph: u(g.ph), Pw: u(g.pw),
 		Alpha: g.alpha, Beta: g.beta, HasBias: b2u(g.hasBias), Hp: u(g.hp), Wp: u(g.wp),
-		Yc: u(cmp.Or(g.yc, g.cout)), Yc0: u(g.yc0), Epi: u(g.epi),
+		Yc: u(cmp.Or(g.yc, g.cout)), Yc0: u(g.yc0), Epi: u(g.epi), Slope: g.slope,
 	}
 }
 
@@ -251,6 +266,23 @@ func shapeStr(t *Tensor) string {
 // are 2D: op(A) is [M,K], op(B) is [K,N], C is [M,N], bias has N elements.
 // C must not alias A or B.
 func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor) error {
+	return r.gemm(c, a, b, transA, transB, alpha, beta, bias, gemmAct{})
+}
+
+// gemmAct is an activation a matmul's epilogue applies to each output
+// (saved nil) or, with saved, whose derivative at the same element of saved
+// (the activation's output, shaped like C) it multiplies each output by:
+// an in-place activation's work, done by the layer before it (forward) or
+// after it (backward) without a pass of its own over the tensor.
+type gemmAct struct {
+	on    bool
+	op    uint32 // ewReLU, ...
+	slope float32
+	saved *Tensor
+}
+
+// gemm is Gemm with act in the epilogue.
+func (r *Recorder) gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor, act gemmAct) error {
 	if a == nil || b == nil || c == nil {
 		return r.fail(fmt.Errorf("engine: gemm: nil tensor (a %s, b %s, c %s)", shapeStr(a), shapeStr(b), shapeStr(c)))
 	}
@@ -285,6 +317,14 @@ func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float3
 		return r.fail(fmt.Errorf("engine: gemm: alpha %g, beta %g must be numbers", alpha, beta))
 	}
 	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
+	if s := act.saved; s != nil {
+		if bias != nil || s.n != c.n || s.shares(c) || s.shares(a) || s.shares(b) {
+			return r.fail(fmt.Errorf("engine: gemm: the activation's saved output %s must match c %v, alias no operand and come without a bias",
+				shapeStr(s), c.shape))
+		}
+		bias = s // the epilogue reads it where a bias would be
+	}
+	g.setAct(act)
 	vecA := sAk == 1 && K%4 == 0
 	vecB := sBn == 1 && N%4 == 0
 	// A's rows, and a transposed B's columns, are read many at a time at

@@ -243,5 +243,5 @@ func (g gemmArgs) reducePush(mode, ntot, s int) shaders.IgemmReducePush {
 	}
 	u := func(v int) uint32 { return uint32(v) }
 	return shaders.IgemmReducePush{M: u(g.M), Ntot: u(ntot), InnerN: u(innerN), MStride: u(mStride), Yc: u(yc), Yc0: u(g.yc0),
-		S: u(s), Alpha: g.alpha, Beta: g.beta, HasBias: b2u(g.hasBias), Epi: u(g.epi)}
+		S: u(s), Alpha: g.alpha, Beta: g.beta, HasBias: b2u(g.hasBias), Epi: u(g.epi), Slope: g.slope}
 }

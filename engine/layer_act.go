@@ -37,7 +37,7 @@ func (a *Activation) Init(*rand.Rand, map[string][]float32, map[string][]float32
 
 func (a *Activation) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
 	if prev.X != nil {
-		return &boundAct{a: a, out: prev}, nil
+		return &boundAct{a: a, out: prev, inPlace: true}, nil
 	}
 	shape := append([]int{batch}, a.in...)
 	b := &boundAct{a: a}
@@ -52,15 +52,28 @@ func (a *Activation) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (
 }
 
 type boundAct struct {
-	a     *Activation
-	out   Port
-	fused bool // the batch norm before it does its work (boundBN.fuseNext)
+	a       *Activation
+	out     Port
+	inPlace bool
+	// The layer before does its forward work (boundBN.fuseNext: also its
+	// backward; boundLinear.fuseNext); the layer after does its backward
+	// work (boundLinear.fusePrev).
+	fusedFwd, fusedBwd bool
+}
+
+// gemmAct is the activation as a matmul epilogue, or false when its
+// derivative is not a function of its output (a negative leak slope).
+func (b *boundAct) gemmAct() (gemmAct, bool) {
+	if b.a.op == ewLeakyReLU && !(b.a.slope >= 0) {
+		return gemmAct{}, false
+	}
+	return gemmAct{on: true, op: b.a.op, slope: b.a.slope}, true
 }
 
 func (b *boundAct) Out() Port { return b.out }
 
 func (b *boundAct) Forward(r *Recorder, _ *Pass, x *Tensor) {
-	if !b.fused {
+	if !b.fusedFwd {
 		r.actForward(b.a.op, b.out.X, x, b.a.slope)
 	}
 }
@@ -69,7 +82,7 @@ func (b *boundAct) Forward(r *Recorder, _ *Pass, x *Tensor) {
 // input's, and tanh's and sigmoid's derivatives are functions of the
 // output, so in-place layers need nothing else.
 func (b *boundAct) Backward(r *Recorder, _ *Pass, _, dx *Tensor) {
-	if dx == nil || b.fused {
+	if dx == nil || b.fusedBwd {
 		return
 	}
 	switch b.a.op {

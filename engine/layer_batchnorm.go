@@ -96,7 +96,8 @@ func (b *boundBN) fuseNext(next Bound) {
 		return
 	}
 	if act, ok := fusedAct(a.a.op, a.a.slope); ok {
-		b.fused, b.act, a.fused = a.a, act, true
+		b.fused, b.act = a.a, act
+		a.fusedFwd, a.fusedBwd = true, true
 	}
 }
 

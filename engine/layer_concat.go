@@ -103,6 +103,9 @@ func bindChildren(layers []Layer, d *Device, batch int, prev Port, keep func(*Te
 			if f, ok := b.layers[i-1].(nextFuser); ok {
 				f.fuseNext(lb)
 			}
+			if f, ok := lb.(prevFuser); ok {
+				f.fusePrev(b.layers[i-1])
+			}
 		}
 		b.layers = append(b.layers, lb)
 		prev = lb.Out()
@@ -113,6 +116,10 @@ func bindChildren(layers []Layer, d *Device, batch int, prev Port, keep func(*Te
 // nextFuser is a bound layer whose kernels can do the work of the layer
 // bound after it (batch norm fuses the activation that follows it).
 type nextFuser interface{ fuseNext(next Bound) }
+
+// prevFuser is a bound layer whose kernels can do the backward work of the
+// layer bound before it (a linear layer that of the activation before it).
+type prevFuser interface{ fusePrev(prev Bound) }
 
 // sliceBinder is a layer that can write its output into channels c0.. of
 // a larger NCHW tensor: a branch of a channel concatenation.

@@ -74,13 +74,46 @@ type boundLinear struct {
 	out  Port
 	db   *Tensor  // scratch bias gradient when gradients are added
 	wfn  weightFn // nil: the named weight (SpectralNorm substitutes its own)
+	// The in-place activations after and before the layer whose forward
+	// and backward work its GEMMs' epilogues do (fuseNext, fusePrev).
+	actOut, actIn gemmAct
+}
+
+// forceNoLinearActFusion keeps linear layers and the activations around
+// them in separate kernels; tests and benchmarks compare the two.
+var forceNoLinearActFusion bool
+
+// fuseNext takes the forward of an in-place activation after the layer
+// into its GEMM's epilogue: one pass less over the output.
+func (b *boundLinear) fuseNext(next Bound) {
+	a, ok := next.(*boundAct)
+	if !ok || !a.inPlace || a.fusedFwd || forceNoLinearActFusion {
+		return
+	}
+	if act, ok := a.gemmAct(); ok {
+		b.actOut, a.fusedFwd = act, true
+	}
+}
+
+// fusePrev takes the backward of an in-place activation before the layer
+// into its input-gradient GEMM's epilogue, which multiplies in the
+// derivative at the activation's output (the layer's input).
+func (b *boundLinear) fusePrev(prev Bound) {
+	a, ok := prev.(*boundAct)
+	if !ok || !a.inPlace || a.fusedBwd || forceNoLinearActFusion {
+		return
+	}
+	if act, ok := a.gemmAct(); ok {
+		act.saved = a.out.X
+		b.actIn, a.fusedBwd = act, true
+	}
 }
 
 func (b *boundLinear) Out() Port { return b.out }
 
 func (b *boundLinear) Forward(r *Recorder, p *Pass, x *Tensor) {
 	w, _, _ := b.wfn.weights(p, b.w)
-	r.Gemm(b.out.X, x, w, false, true, 1, 0, p.Params.T(b.b))
+	r.gemm(b.out.X, x, w, false, true, 1, 0, p.Params.T(b.b), b.actOut)
 }
 
 func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
@@ -98,6 +131,6 @@ func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 		}
 	}
 	if dx != nil {
-		r.Gemm(dx, dy, w, false, false, 1, 0, nil)
+		r.gemm(dx, dy, w, false, false, 1, 0, nil, b.actIn)
 	}
 }

@@ -170,6 +170,9 @@ func TestLayers(t *testing.T) {
 		{"flatten between a convolution and a linear layer", func() Layer {
 			return NewSequential(NewConv2d(2, 3, 4, 2, 1, 0.3), NewFlatten(), NewLinear(12, 2))
 		}, []int{2, 4, 4}, 3},
+		{"linear layers and the activations between them (fused epilogues)", func() Layer {
+			return NewSequential(NewLinear(6, 8), Tanh(), NewLinear(8, 8), Sigmoid(), NewLinear(8, 5), LeakyReLU(0.2))
+		}, []int{6}, 5},
 		{"batch norm and relu on odd planes (fused)", func() Layer { return NewSequential(NewBatchNorm(3, 0.02), ReLU()) }, []int{3, 3, 3}, 4},
 		{"batch norm and leaky relu on even planes (fused)", func() Layer { return NewSequential(NewBatchNorm(3, 0.02), LeakyReLU(0.2)) }, []int{3, 4, 4}, 4},
 		{"sequential of convolutions", func() Layer {

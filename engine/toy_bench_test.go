@@ -96,3 +96,11 @@ func benchToy(b *testing.B, cfg ToyConfig) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/step")
 }
+
+// BenchmarkToyStepLinearAct times both toy steps with the activations
+// after and before linear layers in their own kernels
+// (forceNoLinearActFusion) and in the GEMMs' epilogues, alternating.
+func BenchmarkToyStepLinearAct(b *testing.B) {
+	benchToyStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"},
+		func(old bool) { forceNoLinearActFusion = old })
+}

@@ -21,12 +21,7 @@ layout(std430, binding = 1) readonly buffer DY { float dy[]; };
 layout(std430, binding = 2) readonly buffer V { float v[]; };
 #endif
 layout(push_constant) uniform P { uint n; float slope; } p;
-float grad(float g, float s) {
-    if (OP == 0u) return s > 0.0 ? g : 0.0;
-    if (OP == 1u) return s > 0.0 ? g : p.slope * g;
-    if (OP == 2u) return g * (1.0 - s * s);
-    return g * s * (1.0 - s);
-}
+#include "act.glsl"
 
 void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
@@ -34,9 +29,9 @@ void main() {
 #ifdef WIDE
         vec2 g = uintBitsToFloat(unpackUint2x32(dy[i]));
         vec2 s = uintBitsToFloat(unpackUint2x32(v[i]));
-        dx[i] = packUint2x32(floatBitsToUint(vec2(grad(g.x, s.x), grad(g.y, s.y))));
+        dx[i] = packUint2x32(floatBitsToUint(vec2(actGrad(OP, g.x, s.x, p.slope), actGrad(OP, g.y, s.y, p.slope))));
 #else
-        dx[i] = grad(dy[i], v[i]);
+        dx[i] = actGrad(OP, dy[i], v[i], p.slope);
 #endif
     }
 }

@@ -91,6 +91,7 @@ layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
 layout(std430, binding = 2) buffer C32 { float c32[]; };
 layout(std430, binding = 2) buffer C4 { vec4 c4[]; }; // MODE 0's aligned rows
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
+layout(std430, binding = 3) readonly buffer Bias4 { vec4 bias4[]; }; // MODE 0's saved activations
 #ifdef USE_I64
 // 64-bit views of A and B: one lane-load fetches two floats.
 layout(std430, binding = 0) readonly buffer A64 { u64vec2 a64[]; };
@@ -115,9 +116,13 @@ layout(push_constant) uniform P {
     // other modes have yc = cout, yc0 = 0.
     uint yc, yc0;
     // Epilogue bits: 1 = per-row affine v*bias[m] + bias[M+m] (a folded
-    // batch norm), 2 = ReLU; applied after alpha, beta and hasBias.
+    // batch norm), 2 = ReLU; applied after alpha, beta and hasBias. MODE 0
+    // also takes act.glsl's activation field (bits 2-5) and its slope.
     uint epi;
+    float slope;
 } p;
+
+#include "act.glsl"
 
 vec4 load4A(uint idx) { // idx % 4 == 0
 #if defined(USE_TEX)
@@ -551,6 +556,14 @@ void main() {
             if (p.hasBias != 0u) v += colBias;
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, vec4(0));
+            if (epiAct(p.epi) != 0u) {
+                vec4 s = vec4(0);
+                if ((p.epi & EPI_GRAD) != 0u) {
+                    if (vecC) s = bias4[(row + outCol[0]) >> 2];
+                    else for (uint j = 0; j < TN; ++j) s[j] = bias[row + outCol[j]];
+                }
+                for (uint j = 0; j < TN; ++j) v[j] = epiActivate(p.epi, v[j], s[j], p.slope);
+            }
             if (vecC) {
                 c4[(row + outCol[0]) >> 2] = v;
             } else {
@@ -570,6 +583,11 @@ void main() {
             if (p.hasBias != 0u) v += bias[outCol[j]];
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, 0.0);
+            // The conv modes compile without it: an activation in this
+            // unrolled loop multiplies their compile time.
+            if (MODE == 0 && epiAct(p.epi) != 0u) {
+                v = epiActivate(p.epi, v, (p.epi & EPI_GRAD) != 0u ? bias[idx] : 0.0, p.slope);
+            }
             c32[idx] = v;
         }
     }

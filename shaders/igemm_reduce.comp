@@ -18,8 +18,11 @@ layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(push_constant) uniform P {
     uint M, ntot, innerN, mStride, yc, yc0, S;
     float alpha, beta;
-    uint hasBias, epi;
+    uint hasBias, epi; // epi: igemm's epilogue bits and act.glsl's field
+    float slope;
 } p;
+
+#include "act.glsl"
 
 void main() {
     uint c = gl_GlobalInvocationID.x, m = gl_WorkGroupID.y;
@@ -33,5 +36,6 @@ void main() {
     if (p.hasBias != 0u) v += bias[outCol];
     if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
     if ((p.epi & 2u) != 0u) v = max(v, 0.0);
+    v = epiActivate(p.epi, v, (p.epi & EPI_GRAD) != 0u ? bias[idx] : 0.0, p.slope);
     c32[idx] = v;
 }

@@ -82,8 +82,12 @@ layout(push_constant) uniform P {
     uint hasBias;
     uint hp, wp;                         // igemm.comp's padded modes only; unused here
     uint yc, yc0;                        // conv forward: output channels, first channel written
-    uint epi;                            // 1: per-row affine from bias[m], bias[M+m]; 2: ReLU
+    uint epi;                            // 1: per-row affine from bias[m], bias[M+m]; 2: ReLU;
+                                         // MODE 0: act.glsl's activation field
+    float slope;
 } p;
+
+#include "act.glsl"
 
 shared float As[2 * BK * BMP];
 shared float Bs[2 * BK * BNP];
@@ -346,6 +350,9 @@ void main() {
             if (p.hasBias != 0u) v += bias[outCol[j]];
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, 0.0);
+            if (MODE == 0 && epiAct(p.epi) != 0u) {
+                v = epiActivate(p.epi, v, (p.epi & EPI_GRAD) != 0u ? bias[idx] : 0.0, p.slope);
+            }
             c32[idx] = v;
         }
     }

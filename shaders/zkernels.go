@@ -465,7 +465,7 @@ var Igemm = &Kernel[IgemmPush]{Desc{
 		{Name: "A32", Access: ReadOnly},
 		{Name: "B32", Access: ReadOnly},
 		{Name: "C32/C4", Access: ReadWrite},
-		{Name: "Bias", Access: ReadOnly},
+		{Name: "Bias/Bias4", Access: ReadOnly},
 	},
 	Spec: []Spec{
 		{Name: "MODE", Type: "uint"},
@@ -478,7 +478,7 @@ var Igemm = &Kernel[IgemmPush]{Desc{
 		{Name: "VEC_BT", Type: "bool"},
 		{Name: "VEC_AT", Type: "bool"},
 	},
-	PushSize:  116,
+	PushSize:  120,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -490,7 +490,7 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 		{Name: "A32/A64", Access: ReadOnly},
 		{Name: "B32/B64/B64s", Access: ReadOnly},
 		{Name: "C32/C4", Access: ReadWrite},
-		{Name: "Bias", Access: ReadOnly},
+		{Name: "Bias/Bias4", Access: ReadOnly},
 	},
 	Spec: []Spec{
 		{Name: "MODE", Type: "uint"},
@@ -503,7 +503,7 @@ var IgemmI64 = &Kernel[IgemmPush]{Desc{
 		{Name: "VEC_BT", Type: "bool"},
 		{Name: "VEC_AT", Type: "bool"},
 	},
-	PushSize:  116,
+	PushSize:  120,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -516,7 +516,7 @@ var IgemmReduce = &Kernel[IgemmReducePush]{Desc{
 		{Name: "C32", Access: ReadWrite},
 		{Name: "Bias", Access: ReadOnly},
 	},
-	PushSize:  44,
+	PushSize:  48,
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
@@ -528,7 +528,7 @@ var IgemmTex = &Kernel[IgemmPush]{Desc{
 		{Name: "A32/A64", Access: ReadOnly},
 		{Name: "B32/B64/B64s", Access: ReadOnly},
 		{Name: "C32/C4", Access: ReadWrite},
-		{Name: "Bias", Access: ReadOnly},
+		{Name: "Bias/Bias4", Access: ReadOnly},
 		{Name: "texA", Access: ReadOnly, Texel: true},
 		{Name: "texB", Access: ReadOnly, Texel: true},
 	},
@@ -543,7 +543,7 @@ var IgemmTex = &Kernel[IgemmPush]{Desc{
 		{Name: "VEC_BT", Type: "bool"},
 		{Name: "VEC_AT", Type: "bool"},
 	},
-	PushSize:  116,
+	PushSize:  120,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -568,7 +568,7 @@ var IgemmTiled = &Kernel[IgemmTiledPush]{Desc{
 		{Name: "VEC_A", Type: "bool"},
 		{Name: "VEC_B", Type: "bool"},
 	},
-	PushSize:  116,
+	PushSize:  120,
 	LocalSize: [3]uint32{0, 1, 1},
 }}
 
@@ -1455,11 +1455,12 @@ type IgemmPush struct {
 	Yc      uint32  // uint yc, offset 104
 	Yc0     uint32  // uint yc0, offset 108
 	Epi     uint32  // uint epi, offset 112
+	Slope   float32 // float slope, offset 116
 }
 
-// Bytes encodes p as the shader reads it: 116 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 120 bytes, little-endian.
 func (p IgemmPush) Bytes() []byte {
-	b := make([]byte, 116)
+	b := make([]byte, 120)
 	putUint(b, 0, p.M)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.K)
@@ -1489,6 +1490,7 @@ func (p IgemmPush) Bytes() []byte {
 	putUint(b, 104, p.Yc)
 	putUint(b, 108, p.Yc0)
 	putUint(b, 112, p.Epi)
+	putFloat(b, 116, p.Slope)
 	return b
 }
 
@@ -1507,11 +1509,12 @@ type IgemmReducePush struct {
 	Beta    float32 // float beta, offset 32
 	HasBias uint32  // uint hasBias, offset 36
 	Epi     uint32  // uint epi, offset 40
+	Slope   float32 // float slope, offset 44
 }
 
-// Bytes encodes p as the shader reads it: 44 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 48 bytes, little-endian.
 func (p IgemmReducePush) Bytes() []byte {
-	b := make([]byte, 44)
+	b := make([]byte, 48)
 	putUint(b, 0, p.M)
 	putUint(b, 4, p.Ntot)
 	putUint(b, 8, p.InnerN)
@@ -1523,6 +1526,7 @@ func (p IgemmReducePush) Bytes() []byte {
 	putFloat(b, 32, p.Beta)
 	putUint(b, 36, p.HasBias)
 	putUint(b, 40, p.Epi)
+	putFloat(b, 44, p.Slope)
 	return b
 }
 
@@ -1559,11 +1563,12 @@ type IgemmTiledPush struct {
 	Yc      uint32  // uint yc, offset 104
 	Yc0     uint32  // uint yc0, offset 108
 	Epi     uint32  // uint epi, offset 112
+	Slope   float32 // float slope, offset 116
 }
 
-// Bytes encodes p as the shader reads it: 116 bytes, little-endian.
+// Bytes encodes p as the shader reads it: 120 bytes, little-endian.
 func (p IgemmTiledPush) Bytes() []byte {
-	b := make([]byte, 116)
+	b := make([]byte, 120)
 	putUint(b, 0, p.M)
 	putUint(b, 4, p.N)
 	putUint(b, 8, p.K)
@@ -1593,6 +1598,7 @@ func (p IgemmTiledPush) Bytes() []byte {
 	putUint(b, 104, p.Yc)
 	putUint(b, 108, p.Yc0)
 	putUint(b, 112, p.Epi)
+	putFloat(b, 116, p.Slope)
 	return b
 }
 

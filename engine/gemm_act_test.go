@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestGemmActivation checks the matmul epilogue's activations (gemmAct):
+// forward, C = f(A*B + bias), and derivative, C = (A*B) * f'(saved), for
+// every activation, on shapes that take the general epilogue (ldc % 4 !=
+// 0) and the vector one, with A or B transposed. Each must equal the GEMM
+// followed by the separate activation kernel bit for bit (the toy's and
+// the DCGAN's runs reproduce with or without the fusion) and the float64
+// reference within rounding. On GPU-class devices (TestGPUClassKernels)
+// it runs the tiled core; TestTiledGemmActivation covers its split-K.
+func TestGemmActivation(t *testing.T) {
+	d := newTestDevice(t)
+	testGemmActivation(t, d, func(r *Recorder, c, a, b *Tensor, tc gemmCase, bias *Tensor, act gemmAct) error {
+		return r.gemm(c, a, b, tc.transA, tc.transB, tc.alpha, tc.beta, bias, act)
+	})
+}
+
+// TestTiledGemmActivation is TestGemmActivation through the tiled core,
+// whole and split along K (igemm_reduce applies the epilogue).
+func TestTiledGemmActivation(t *testing.T) {
+	d := newTestDevice(t)
+	cfgs := d.tiledConfigs()
+	require.NotEmpty(t, cfgs, "no tiled configuration fits the device")
+	for _, s := range []int{1, 3} {
+		cfg := cfgs[0]
+		cfg.S = s
+		t.Run(cfg.String(), func(t *testing.T) {
+			testGemmActivation(t, d, func(r *Recorder, c, a, b *Tensor, tc gemmCase, bias *Tensor, act gemmAct) error {
+				return tiledGemmAct(r, cfg, c, a, b, tc.transA, tc.transB, tc.alpha, tc.beta, bias, act)
+			})
+		})
+	}
+}
+
+type gemmActFn func(r *Recorder, c, a, b *Tensor, tc gemmCase, bias *Tensor, act gemmAct) error
+
+func testGemmActivation(t *testing.T, d *Device, gemm gemmActFn) {
+	rng := newRand(21)
+	cases := []gemmCase{
+		{7, 13, 5, false, false, 1, 0, true},      // general epilogue
+		{64, 128, 64, false, true, 1, 0, true},    // a linear layer's forward, vector epilogue
+		{33, 20, 100, true, false, 0.5, 1, false}, // A^T, beta
+		{32, 128, 36, false, false, 1, 0, false},  // a linear layer's input gradient
+		{9, 6, 2, false, true, 1, 0, true},        // the toy's first layer, K = 2
+	}
+	for _, tc := range cases {
+		ashape, bshape := []int{tc.M, tc.K}, []int{tc.K, tc.N}
+		if tc.transA {
+			ashape = []int{tc.K, tc.M}
+		}
+		if tc.transB {
+			bshape = []int{tc.N, tc.K}
+		}
+		av, bv, cv := randSlice(rng, tc.M*tc.K), randSlice(rng, tc.K*tc.N), randSlice(rng, tc.M*tc.N)
+		var biasv []float32
+		if tc.bias {
+			biasv = randSlice(rng, tc.N)
+		}
+		v := refGemm(av, bv, tc.M, tc.N, tc.K, tc.transA, tc.transB, float64(tc.alpha), float64(tc.beta), cv, biasv)
+		for _, ea := range ewActs {
+			for _, grad := range []bool{false, true} {
+				name := fmt.Sprintf("%dx%dx%d_ta%v_tb%v/%s/grad%v", tc.M, tc.N, tc.K, tc.transA, tc.transB, ea.name, grad)
+				t.Run(name, func(t *testing.T) {
+					act := gemmAct{on: true, op: ea.op, slope: ewSlope}
+					var savedv []float32
+					bias := (*Tensor)(nil)
+					if tc.bias && !grad {
+						bias = tensorOf(t, d, biasv, tc.N)
+					}
+					want := make([]float64, len(v))
+					if grad {
+						// Saved outputs in the activation's range, with
+						// zeros for ReLU's and LeakyReLU's boundary.
+						savedv = randSlice(rng, len(v))
+						for i := range savedv {
+							switch {
+							case ea.op == ewSigmoid:
+								savedv[i] = 0.5 + savedv[i]/2
+							case i%7 == 0:
+								savedv[i] = 0
+							}
+						}
+						act.saved = tensorOf(t, d, savedv, tc.M, tc.N)
+					}
+					w := v
+					if grad && tc.bias { // the derivative takes no bias
+						w = refGemm(av, bv, tc.M, tc.N, tc.K, tc.transA, tc.transB, float64(tc.alpha), float64(tc.beta), cv, nil)
+					}
+					for i, x := range w {
+						if grad {
+							want[i] = x * actDerivRef(ea.op, float64(savedv[i]), ewSlope)
+						} else {
+							want[i] = actRef(ea.op, x, ewSlope)
+						}
+					}
+					a, b := tensorOf(t, d, av, ashape...), tensorOf(t, d, bv, bshape...)
+					fused, sep := tensorOf(t, d, cv, tc.M, tc.N), tensorOf(t, d, cv, tc.M, tc.N)
+					run(t, d, func(r *Recorder) error {
+						if err := gemm(r, fused, a, b, tc, bias, act); err != nil {
+							return err
+						}
+						if err := gemm(r, sep, a, b, tc, bias, gemmAct{}); err != nil {
+							return err
+						}
+						if grad {
+							return ea.bwd(r, sep, sep, act.saved)
+						}
+						return ea.fwd(r, sep, sep)
+					})
+					got := download(t, fused)
+					require.Equal(t, download(t, sep), got, "fused epilogue against the GEMM and the activation kernel")
+					assertClose(t, name, want, got, gemmRtol, gemmAtol)
+				})
+			}
+		}
+	}
+}
+
+// actDerivRef is f'(x) from the activation's saved output s (the input
+// for ReLU and LeakyReLU, which have its sign).
+func actDerivRef(op uint32, s, slope float64) float64 {
+	switch op {
+	case ewReLU:
+		if s > 0 {
+			return 1
+		}
+		return 0
+	case ewLeakyReLU:
+		if s > 0 {
+			return 1
+		}
+		return slope
+	case ewTanh:
+		return 1 - s*s
+	default:
+		return s * (1 - s)
+	}
+}
+
+// tiledGemmAct is tiledGemm with act in the epilogue (saved, if any,
+// bound where the bias would be).
+func tiledGemmAct(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor, act gemmAct) error {
+	if !act.on {
+		return tiledGemm(r, cfg, c, a, b, transA, transB, alpha, beta, bias)
+	}
+	M, K := a.shape[0], a.shape[1]
+	sAm, sAk := K, 1
+	if transA {
+		M, K = K, M
+		sAm, sAk = 1, M
+	}
+	N := b.shape[1]
+	sBk, sBn := N, 1
+	if transB {
+		N = b.shape[0]
+		sBk, sBn = 1, K
+	}
+	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
+	g.setAct(act)
+	if act.saved != nil {
+		bias = act.saved
+	}
+	return r.igemmTiled(cfg, modeMatMul, g, N, 1, sAk == 1 && K%4 == 0, sBn == 1 && N%4 == 0, a, b, c, bias)
+}
+
+// TestGemmActivationBadInput: a saved output that does not match C,
+// aliases it or comes with a bias is an error, not a wrong answer.
+func TestGemmActivationBadInput(t *testing.T) {
+	d := newTestDevice(t)
+	a, b := zeros(t, d, 4, 3), zeros(t, d, 3, 8)
+	c := zeros(t, d, 4, 8)
+	for _, tc := range []struct {
+		name  string
+		saved *Tensor
+		bias  *Tensor
+	}{
+		{"short", zeros(t, d, 4, 7), nil},
+		{"aliased", c, nil},
+		{"with bias", zeros(t, d, 4, 8), zeros(t, d, 8)},
+	} {
+		r, err := d.Record()
+		require.NoError(t, err)
+		err = r.gemm(c, a, b, false, false, 1, 0, tc.bias, gemmAct{on: true, op: ewTanh, saved: tc.saved})
+		r.Release()
+		require.ErrorContains(t, err, "saved output", tc.name)
+	}
+}
