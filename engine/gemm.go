@@ -80,6 +80,10 @@ func (g *gemmArgs) setAct(act gemmAct) {
 	}
 }
 
+// epiAct reports whether the epilogue has an activation: the kernels
+// compile its code only then (EPI_ACT).
+func (g gemmArgs) epiAct() bool { return g.epi>>2&7 != 0 }
+
 func (g gemmArgs) push() shaders.IgemmPush {
 	u := func(v int) uint32 { return uint32(v) }
 	return shaders.IgemmPush{
@@ -137,7 +141,7 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	vecBT := mode == modeMatMul && !vecB && g.sBk == 1 && g.sBn%4 == 0 && g.K%4 == 0 && !forceNoVecBT
 	// A transposed: a lane's four rows are one aligned load a k.
 	vecAT := mode == modeMatMul && !vecA && v.SG && v.TM == 32 && g.transposedA4()
-	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT), b2u(vecAT)}
+	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT), b2u(vecAT), b2u(g.epiAct())}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}

@@ -202,7 +202,7 @@ func (r *Recorder) igemmTiled(cfg tiledConfig, mode int, g gemmArgs, ncols, zsli
 		return nil // an empty output
 	}
 	spec := []uint32{uint32(mode), uint32(cfg.WG), uint32(cfg.BM), uint32(cfg.BN), uint32(cfg.BK),
-		uint32(cfg.TM), uint32(cfg.TN), b2u(vecA), b2u(vecB)}
+		uint32(cfg.TM), uint32(cfg.TN), b2u(vecA), b2u(vecB), b2u(g.epiAct())}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0, epi = 0)
 	}

@@ -85,6 +85,10 @@ layout(constant_id = 7) const bool VEC_BT = false;
 // each k is one aligned 4-float load, transposed in registers, where the
 // scalar path took sixteen per-lane loads a chunk.
 layout(constant_id = 8) const bool VEC_AT = false;
+// The epilogue's activation field (MODE 0): its code, four copies of
+// exp-based activations in the vector epilogue, costs the matmul pipelines
+// a third more compile time, so only the GEMMs that use it compile it.
+layout(constant_id = 9) const bool EPI_ACT = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -117,7 +121,8 @@ layout(push_constant) uniform P {
     uint yc, yc0;
     // Epilogue bits: 1 = per-row affine v*bias[m] + bias[M+m] (a folded
     // batch norm), 2 = ReLU; applied after alpha, beta and hasBias. MODE 0
-    // also takes act.glsl's activation field (bits 2-5) and its slope.
+    // with EPI_ACT also takes act.glsl's activation field (bits 2-5) and
+    // its slope.
     uint epi;
     float slope;
 } p;
@@ -556,7 +561,7 @@ void main() {
             if (p.hasBias != 0u) v += colBias;
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, vec4(0));
-            if (epiAct(p.epi) != 0u) {
+            if (EPI_ACT) {
                 vec4 s = vec4(0);
                 if ((p.epi & EPI_GRAD) != 0u) {
                     if (vecC) s = bias4[(row + outCol[0]) >> 2];
@@ -583,9 +588,7 @@ void main() {
             if (p.hasBias != 0u) v += bias[outCol[j]];
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, 0.0);
-            // The conv modes compile without it: an activation in this
-            // unrolled loop multiplies their compile time.
-            if (MODE == 0 && epiAct(p.epi) != 0u) {
+            if (EPI_ACT) {
                 v = epiActivate(p.epi, v, (p.epi & EPI_GRAD) != 0u ? bias[idx] : 0.0, p.slope);
             }
             c32[idx] = v;

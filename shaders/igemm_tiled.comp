@@ -41,6 +41,7 @@ layout(constant_id = 5) const uint TM = 4;
 layout(constant_id = 6) const uint TN = 4;
 layout(constant_id = 7) const bool VEC_A = false; // A rows contiguous along k, aligned, K%4 == 0 (see igemm.comp)
 layout(constant_id = 8) const bool VEC_B = false; // MODE 0: B rows contiguous along n, aligned, N%4 == 0
+layout(constant_id = 9) const bool EPI_ACT = false; // MODE 0: the epilogue's activation field (igemm.comp)
 
 // The workgroup is exactly one invocation per register block; the host
 // passes the same value as local_size_x.
@@ -83,7 +84,7 @@ layout(push_constant) uniform P {
     uint hp, wp;                         // igemm.comp's padded modes only; unused here
     uint yc, yc0;                        // conv forward: output channels, first channel written
     uint epi;                            // 1: per-row affine from bias[m], bias[M+m]; 2: ReLU;
-                                         // MODE 0: act.glsl's activation field
+                                         // MODE 0 with EPI_ACT: act.glsl's activation field
     float slope;
 } p;
 
@@ -350,7 +351,7 @@ void main() {
             if (p.hasBias != 0u) v += bias[outCol[j]];
             if ((p.epi & 1u) != 0u) v = v * bias[m] + bias[p.M + m];
             if ((p.epi & 2u) != 0u) v = max(v, 0.0);
-            if (MODE == 0 && epiAct(p.epi) != 0u) {
+            if (EPI_ACT) {
                 v = epiActivate(p.epi, v, (p.epi & EPI_GRAD) != 0u ? bias[idx] : 0.0, p.slope);
             }
             c32[idx] = v;
