@@ -16,7 +16,7 @@ func TestGPUClassKernels(t *testing.T) {
 		"BiasGrad": TestBiasGrad, "BiasAdd": TestBiasAdd, "ScaleAxpy": TestScaleAxpy, "Activations": TestActivationForward,
 		"Rand": TestRandMatchesReference, "GANStep": TestGANStepMatchesReference,
 		// The fused epilogue and accumulation through the tiled GEMM core.
-		"Conv2DFused": TestConv2DFused, "ConvAccumulate": TestConvAccumulate, "GemmActivation": TestGemmActivation,
+		"Conv2DFused": TestConv2DFused, "ConvAccumulate": TestConvAccumulate, "GemmActivation": TestGemmActivation, "GemmRowSums": TestGemmRowSums,
 	} {
 		t.Run(name, fn)
 	}

@@ -65,6 +65,9 @@ type gemmArgs struct {
 	// slope.
 	yc, yc0, epi int
 	slope        float32
+	// sumA: also write op(A)'s row sums into the bias binding (SUM_A;
+	// matmuls with A transposed).
+	sumA bool
 }
 
 // setAct puts act into the epilogue: act.glsl's field, op+1 in bits 2-4
@@ -129,6 +132,16 @@ func (r *Recorder) igemm(mode int, g gemmArgs, ncols, zslices int, vecA, vecB bo
 
 // igemmVariant records igemm's dispatch with variant v.
 func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zslices int, vecA, vecB bool, a, b, c, bias *Tensor) error {
+	if g.sumA && !(v.Kernel == KernelIgemm && v.SG) {
+		// Only igemm's subgroup tiles sum A as they go: a dispatch of its
+		// own for the others (g.sumA is set only with A transposed).
+		h := g
+		h.sumA = false
+		if err := r.igemmVariant(v, mode, h, ncols, zslices, vecA, vecB, a, b, c, nil); err != nil {
+			return err
+		}
+		return r.BiasGrad(bias, a)
+	}
 	if v.Kernel == KernelTiled {
 		return r.igemmTiled(v.tiled(), mode, g, ncols, zslices, vecA, vecB, a, b, c, bias)
 	}
@@ -141,7 +154,7 @@ func (r *Recorder) igemmVariant(v GemmVariant, mode int, g gemmArgs, ncols, zsli
 	vecBT := mode == modeMatMul && !vecB && g.sBk == 1 && g.sBn%4 == 0 && g.K%4 == 0 && !forceNoVecBT
 	// A transposed: a lane's four rows are one aligned load a k.
 	vecAT := mode == modeMatMul && !vecA && v.SG && v.TM == 32 && g.transposedA4()
-	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT), b2u(vecAT), b2u(g.epiAct())}
+	spec := []uint32{uint32(mode), uint32(v.WG), b2u(v.SG), b2u(vecA), b2u(vecB), uint32(v.TM), b2u(quad), b2u(vecBT), b2u(vecAT), b2u(g.epiAct()), b2u(g.sumA)}
 	if bias == nil {
 		bias = c // bound but never read (hasBias = 0)
 	}
@@ -270,7 +283,7 @@ func shapeStr(t *Tensor) string {
 // are 2D: op(A) is [M,K], op(B) is [K,N], C is [M,N], bias has N elements.
 // C must not alias A or B.
 func (r *Recorder) Gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor) error {
-	return r.gemm(c, a, b, transA, transB, alpha, beta, bias, gemmAct{})
+	return r.gemm(c, a, b, transA, transB, alpha, beta, bias, gemmAct{}, nil)
 }
 
 // gemmAct is an activation a matmul's epilogue applies to each output
@@ -285,8 +298,10 @@ type gemmAct struct {
 	saved *Tensor
 }
 
-// gemm is Gemm with act in the epilogue.
-func (r *Recorder) gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor, act gemmAct) error {
+// gemm is Gemm with act in the epilogue and, when sumA is not nil, op(A)'s
+// row sums written into it: with A transposed, the column sums of A as
+// stored, which are a linear layer's bias gradient when A is dy.
+func (r *Recorder) gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor, act gemmAct, sumA *Tensor) error {
 	if a == nil || b == nil || c == nil {
 		return r.fail(fmt.Errorf("engine: gemm: nil tensor (a %s, b %s, c %s)", shapeStr(a), shapeStr(b), shapeStr(c)))
 	}
@@ -329,6 +344,13 @@ func (r *Recorder) gemm(c, a, b *Tensor, transA, transB bool, alpha, beta float3
 		bias = s // the epilogue reads it where a bias would be
 	}
 	g.setAct(act)
+	if sumA != nil {
+		if !transA || bias != nil || sumA.n != M || sumA.shares(c) || sumA.shares(a) || sumA.shares(b) {
+			return r.fail(fmt.Errorf("engine: gemm: row sums %s need A transposed and %d values of their own, without a bias or saved activation",
+				shapeStr(sumA), M))
+		}
+		bias, g.sumA = sumA, true
+	}
 	vecA := sAk == 1 && K%4 == 0
 	vecB := sBn == 1 && N%4 == 0
 	// A's rows, and a transposed B's columns, are read many at a time at

@@ -83,6 +83,11 @@ type boundLinear struct {
 // them in separate kernels; tests and benchmarks compare the two.
 var forceNoLinearActFusion bool
 
+// forceSeparateBiasGrad sums a linear layer's bias gradient in a kernel
+// of its own rather than in the weight gradient's GEMM; benchmarks compare
+// the two.
+var forceSeparateBiasGrad bool
+
 // fuseNext takes the forward of an in-place activation after the layer
 // into its GEMM's epilogue: one pass less over the output.
 func (b *boundLinear) fuseNext(next Bound) {
@@ -113,7 +118,7 @@ func (b *boundLinear) Out() Port { return b.out }
 
 func (b *boundLinear) Forward(r *Recorder, p *Pass, x *Tensor) {
 	w, _, _ := b.wfn.weights(p, b.w)
-	r.gemm(b.out.X, x, w, false, true, 1, 0, p.Params.T(b.b), b.actOut)
+	r.gemm(b.out.X, x, w, false, true, 1, 0, p.Params.T(b.b), b.actOut, nil)
 }
 
 func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
@@ -124,13 +129,21 @@ func (b *boundLinear) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 		if p.Accumulate {
 			db = b.db
 		}
-		r.Gemm(dw, dy, x, true, false, 1, float32(b2u(acc)), nil)
-		r.BiasGrad(db, dy)
+		// The bias gradient, dy's column sums, comes with the weight
+		// gradient's GEMM, which reads dy anyway.
+		sums := db
+		if forceSeparateBiasGrad {
+			sums = nil
+		}
+		r.gemm(dw, dy, x, true, false, 1, float32(b2u(acc)), nil, gemmAct{}, sums)
+		if sums == nil {
+			r.BiasGrad(db, dy)
+		}
 		if p.Accumulate {
 			r.Axpy(p.Grads.T(b.b), db, 1)
 		}
 	}
 	if dx != nil {
-		r.gemm(dx, dy, w, false, false, 1, 0, nil, b.actIn)
+		r.gemm(dx, dy, w, false, false, 1, 0, nil, b.actIn, nil)
 	}
 }

@@ -104,3 +104,11 @@ func BenchmarkToyStepLinearAct(b *testing.B) {
 	benchToyStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"},
 		func(old bool) { forceNoLinearActFusion = old })
 }
+
+// BenchmarkToyStepBiasGrad times both toy steps with the linear layers'
+// bias gradients in kernels of their own (forceSeparateBiasGrad) and
+// summed by the weight-gradient GEMMs, alternating.
+func BenchmarkToyStepBiasGrad(b *testing.B) {
+	benchToyStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "in-gemm"},
+		func(old bool) { forceSeparateBiasGrad = old })
+}

@@ -192,7 +192,7 @@ func TestTuningChangesVariant(t *testing.T) {
 		v.WG = 32
 	}
 	require.NoError(t, d.igemmOK(v, s.call))
-	pipe := fmt.Sprintf("igemm:%d:%d:%d:0:0:%d:0:0:0", modeMatMul, v.WG, b2u(v.SG), v.TM) // quad B, B^T and A^T loads off
+	pipe := fmt.Sprintf("igemm:%d:%d:%d:0:0:%d:0:0:0:0:0", modeMatMul, v.WG, b2u(v.SG), v.TM) // quad B, B^T and A^T loads, activation and row sums off
 	// Forget the pipeline should an earlier test have built it (the vk
 	// device still owns and destroys it), so only this dispatch can
 	// build it again.

@@ -89,6 +89,11 @@ layout(constant_id = 8) const bool VEC_AT = false;
 // exp-based activations in the vector epilogue, costs the matmul pipelines
 // a third more compile time, so only the GEMMs that use it compile it.
 layout(constant_id = 9) const bool EPI_ACT = false;
+// MODE 0 with USE_SG: also write op(A)'s row sums (the M sums over k)
+// into binding 3: a linear layer's bias gradient (dy's column sums) from
+// its weight-gradient GEMM dy^T x, which loads every value of dy already,
+// instead of a dispatch of its own. Workgroup column 0 writes them.
+layout(constant_id = 10) const bool SUM_A = false;
 
 layout(std430, binding = 0) readonly buffer A32 { float a32[]; };
 layout(std430, binding = 1) readonly buffer B32 { float b32[]; };
@@ -96,6 +101,7 @@ layout(std430, binding = 2) buffer C32 { float c32[]; };
 layout(std430, binding = 2) buffer C4 { vec4 c4[]; }; // MODE 0's aligned rows
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) readonly buffer Bias4 { vec4 bias4[]; }; // MODE 0's saved activations
+layout(std430, binding = 3) writeonly buffer RowSum { float rowSum[]; }; // SUM_A's output
 #ifdef USE_I64
 // 64-bit views of A and B: one lane-load fetches two floats.
 layout(std430, binding = 0) readonly buffer A64 { u64vec2 a64[]; };
@@ -498,6 +504,9 @@ void main() {
 #define ROWS_SG if (TM == 64) { ROWS64(ROW_SG8) } else if (TM == 32) { ROWS32(ROW_SG4) } else if (TM == 16) { ROWS16(ROW_SG2) } else { ROWS8(ROW_SG1) }
 
     c0 = 0; c1 = 0; c2 = 0;
+    float aSum[8]; // SUM_A: the sums of this lane's rows of A (la)
+    for (uint i = 0; i < 8; ++i) aSum[i] = 0.0;
+#define SUM_ROWS if (SUM_A) for (uint i = 0; i < RPL; ++i) aSum[i] += (la[i].x + la[i].y) + (la[i].z + la[i].w);
     // A matmul with whole chunks (K % 4 == 0) and both operands' four k
     // in aligned loads keeps the load indices as running offsets: the
     // general loop's per-k index maps and bounds selects cost the 1024^3
@@ -512,12 +521,14 @@ void main() {
             for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
             bIdx += 4u * p.sBk;
             for (uint i = 0; i < RPL; ++i) la[i] = load4A(aIdx[i] + k0);
+            SUM_ROWS
             ROWS_SG
         }
     } else
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
         vec4 b[4], la[8];
         chunk(k0, Kc, b, la);
+        SUM_ROWS
         if (USE_SG) { ROWS_SG }
         else {
             for (uint r = 0; r < TM; ++r) {
@@ -536,6 +547,14 @@ void main() {
         }
     }
 
+    if (SUM_A && gl_WorkGroupID.x == 0u && gl_LocalInvocationID.x < 8u) {
+        // Lanes 0-7 of the first subgroup hold the tile's rows (VEC_AT's
+        // rows are the same ones: M % 4 == 0, so none is clamped).
+        for (uint i = 0; i < RPL; ++i) {
+            uint rt = RPL * lane + i;
+            if (rt < TM && m0 + rt < p.M) rowSum[m0 + rt] = aSum[i];
+        }
+    }
     if (MODE == 0 && (p.ldc & 3u) == 0u) {
         // A matmul's epilogue with ldc % 4 == 0 loads the column bias once
         // and stores a lane's four columns (unless one is clamped) as one

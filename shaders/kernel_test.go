@@ -54,8 +54,8 @@ func TestPushBytes(t *testing.T) {
 			[]uint32{1, 2, 0xffffffff, f(0.25), 3, 4, 5}},
 		{"igemm", IgemmPush{M: 1, N: 2, K: 3, SAm: 4, SAk: 5, SBk: 6, SBn: 7, Ldc: 8, Nb: 9, Cin: 10, H: 11, W: 12,
 			Cout: 13, Oh: 14, Ow: 15, Kh: 16, Kw: 17, Sh: 18, Sw: 19, Ph: 20, Pw: 21, Alpha: 1.5, Beta: -1,
-			HasBias: 1, Hp: 24, Wp: 25, Yc: 26, Yc0: 27, Epi: 3}, Igemm.PushSize,
-			[]uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, f(1.5), f(-1), 1, 24, 25, 26, 27, 3}},
+			HasBias: 1, Hp: 24, Wp: 25, Yc: 26, Yc0: 27, Epi: 3, Slope: 0.25}, Igemm.PushSize,
+			[]uint32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, f(1.5), f(-1), 1, 24, 25, 26, 27, 3, f(0.25)}},
 		{"counter", NoPush{}, Counter.PushSize, nil},
 	} {
 		b := tc.push.Bytes()

@@ -18,7 +18,7 @@ import (
 func TestGemmActivation(t *testing.T) {
 	d := newTestDevice(t)
 	testGemmActivation(t, d, func(r *Recorder, c, a, b *Tensor, tc gemmCase, bias *Tensor, act gemmAct) error {
-		return r.gemm(c, a, b, tc.transA, tc.transB, tc.alpha, tc.beta, bias, act)
+		return r.gemm(c, a, b, tc.transA, tc.transB, tc.alpha, tc.beta, bias, act, nil)
 	})
 }
 
@@ -171,7 +171,9 @@ func tiledGemmAct(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB 
 }
 
 // TestGemmActivationBadInput: a saved output that does not match C,
-// aliases it or comes with a bias is an error, not a wrong answer.
+// aliases it or comes with a bias is an error, not a wrong answer; so are
+// row sums of an A that is not transposed, of the wrong length or beside a
+// bias.
 func TestGemmActivationBadInput(t *testing.T) {
 	d := newTestDevice(t)
 	a, b := zeros(t, d, 4, 3), zeros(t, d, 3, 8)
@@ -187,8 +189,90 @@ func TestGemmActivationBadInput(t *testing.T) {
 	} {
 		r, err := d.Record()
 		require.NoError(t, err)
-		err = r.gemm(c, a, b, false, false, 1, 0, tc.bias, gemmAct{on: true, op: ewTanh, saved: tc.saved})
+		err = r.gemm(c, a, b, false, false, 1, 0, tc.bias, gemmAct{on: true, op: ewTanh, saved: tc.saved}, nil)
 		r.Release()
 		require.ErrorContains(t, err, "saved output", tc.name)
+	}
+	at := zeros(t, d, 3, 4)
+	for _, tc := range []struct {
+		name   string
+		a      *Tensor
+		transA bool
+		sums   *Tensor
+		bias   *Tensor
+	}{
+		{"not transposed", a, false, zeros(t, d, 4), nil},
+		{"short", at, true, zeros(t, d, 3), nil},
+		{"aliased", at, true, at, nil},
+		{"with bias", at, true, zeros(t, d, 4), zeros(t, d, 8)},
+	} {
+		r, err := d.Record()
+		require.NoError(t, err)
+		err = r.gemm(c, tc.a, b, tc.transA, false, 1, 0, tc.bias, gemmAct{}, tc.sums)
+		r.Release()
+		require.ErrorContains(t, err, "row sums", tc.name)
+	}
+}
+
+// TestGemmRowSums checks the row sums of op(A) a matmul with A transposed
+// writes beside C (a linear layer's bias gradient from its weight-gradient
+// GEMM) against the float64 reference, with C unchanged by them: on shapes
+// that take VEC_AT's 32-row tiles (M % 4 == 0), the scalar loads, small
+// tiles (M < 16) and one row, with partial chunks (K % 4 != 0). The tiled
+// core and variants without subgroup tiles sum in a kernel of their own
+// (TestGPUClassKernels; TestTiledGemmRowSums).
+func TestGemmRowSums(t *testing.T) {
+	d := newTestDevice(t)
+	testGemmRowSums(t, d, func(r *Recorder, c, a, b, sums *Tensor, tc gemmCase) error {
+		return r.gemm(c, a, b, true, tc.transB, tc.alpha, tc.beta, nil, gemmAct{}, sums)
+	})
+}
+
+// TestTiledGemmRowSums is TestGemmRowSums through the tiled core, whose
+// GEMM leaves the sums to bias_grad.
+func TestTiledGemmRowSums(t *testing.T) {
+	d := newTestDevice(t)
+	cfgs := d.tiledConfigs()
+	require.NotEmpty(t, cfgs, "no tiled configuration fits the device")
+	testGemmRowSums(t, d, func(r *Recorder, c, a, b, sums *Tensor, tc gemmCase) error {
+		v := tiledVariant(cfgs[0])
+		g := gemmArgs{M: a.shape[1], N: c.shape[1], K: a.shape[0], sAm: 1, sAk: a.shape[1], sBk: c.shape[1], sBn: 1,
+			ldc: c.shape[1], alpha: tc.alpha, beta: tc.beta, sumA: true}
+		if tc.transB {
+			g.sBk, g.sBn = 1, g.K
+		}
+		return r.igemmVariant(v, modeMatMul, g, g.N, 1, false, !tc.transB && g.N%4 == 0, a, b, c, sums)
+	})
+}
+
+func testGemmRowSums(t *testing.T, d *Device, gemm func(r *Recorder, c, a, b, sums *Tensor, tc gemmCase) error) {
+	rng := newRand(22)
+	for _, tc := range []gemmCase{
+		{128, 128, 512, true, false, 1, 0, false}, // the toy's hidden layers' weight gradient
+		{128, 2, 1024, true, false, 1, 1, false},  // D's first layer, accumulating
+		{36, 20, 30, true, false, 1, 0, false},    // VEC_AT, partial tile and chunk
+		{37, 9, 13, true, true, 0.5, 0, false},    // scalar loads, B^T
+		{6, 5, 7, true, false, 1, 0, false},       // a small tile
+		{1, 128, 512, true, false, 1, 0, false},   // D's logit
+	} {
+		t.Run(fmt.Sprintf("%dx%dx%d_tb%v", tc.M, tc.N, tc.K, tc.transB), func(t *testing.T) {
+			bshape := []int{tc.K, tc.N}
+			if tc.transB {
+				bshape = []int{tc.N, tc.K}
+			}
+			av, bv, cv := randSlice(rng, tc.K*tc.M), randSlice(rng, tc.K*tc.N), randSlice(rng, tc.M*tc.N)
+			a, b, c := tensorOf(t, d, av, tc.K, tc.M), tensorOf(t, d, bv, bshape...), tensorOf(t, d, cv, tc.M, tc.N)
+			sums := tensorOf(t, d, randSlice(rng, tc.M), tc.M)
+			run(t, d, func(r *Recorder) error { return gemm(r, c, a, b, sums, tc) })
+			want := make([]float64, tc.M)
+			for k := 0; k < tc.K; k++ {
+				for m := 0; m < tc.M; m++ {
+					want[m] += float64(av[k*tc.M+m])
+				}
+			}
+			assertClose(t, "row sums", want, download(t, sums), gemmRtol, gemmAtol)
+			wantC := refGemm(av, bv, tc.M, tc.N, tc.K, true, tc.transB, float64(tc.alpha), float64(tc.beta), cv, nil)
+			assertClose(t, "c", wantC, download(t, c), gemmRtol, gemmAtol)
+		})
 	}
 }
