@@ -147,27 +147,13 @@ func actDerivRef(op uint32, s, slope float64) float64 {
 // tiledGemmAct is tiledGemm with act in the epilogue (saved, if any,
 // bound where the bias would be).
 func tiledGemmAct(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor, act gemmAct) error {
-	if !act.on {
-		return tiledGemm(r, cfg, c, a, b, transA, transB, alpha, beta, bias)
-	}
-	M, K := a.shape[0], a.shape[1]
-	sAm, sAk := K, 1
-	if transA {
-		M, K = K, M
-		sAm, sAk = 1, M
-	}
-	N := b.shape[1]
-	sBk, sBn := N, 1
-	if transB {
-		N = b.shape[0]
-		sBk, sBn = 1, K
-	}
-	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
+	g := matmulArgs(a, b, transA, transB, alpha, beta)
+	g.hasBias = bias != nil
 	g.setAct(act)
 	if act.saved != nil {
 		bias = act.saved
 	}
-	return r.igemmTiled(cfg, modeMatMul, g, N, 1, sAk == 1 && K%4 == 0, sBn == 1 && N%4 == 0, a, b, c, bias)
+	return r.igemmTiled(cfg, modeMatMul, g, g.N, 1, g.sAk == 1 && g.K%4 == 0, g.sBn == 1 && g.N%4 == 0, a, b, c, bias)
 }
 
 // TestGemmActivationBadInput: a saved output that does not match C,
@@ -235,13 +221,9 @@ func TestTiledGemmRowSums(t *testing.T) {
 	cfgs := d.tiledConfigs()
 	require.NotEmpty(t, cfgs, "no tiled configuration fits the device")
 	testGemmRowSums(t, d, func(r *Recorder, c, a, b, sums *Tensor, tc gemmCase) error {
-		v := tiledVariant(cfgs[0])
-		g := gemmArgs{M: a.shape[1], N: c.shape[1], K: a.shape[0], sAm: 1, sAk: a.shape[1], sBk: c.shape[1], sBn: 1,
-			ldc: c.shape[1], alpha: tc.alpha, beta: tc.beta, sumA: true}
-		if tc.transB {
-			g.sBk, g.sBn = 1, g.K
-		}
-		return r.igemmVariant(v, modeMatMul, g, g.N, 1, false, !tc.transB && g.N%4 == 0, a, b, c, sums)
+		g := matmulArgs(a, b, true, tc.transB, tc.alpha, tc.beta)
+		g.sumA = true
+		return r.igemmVariant(tiledVariant(cfgs[0]), modeMatMul, g, g.N, 1, false, g.sBn == 1 && g.N%4 == 0, a, b, c, sums)
 	})
 }
 

@@ -129,6 +129,13 @@ func TestTiledConfigs(t *testing.T) {
 
 // tiledGemm records Gemm's product through igemmTiled with cfg.
 func tiledGemm(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB bool, alpha, beta float32, bias *Tensor) error {
+	g := matmulArgs(a, b, transA, transB, alpha, beta)
+	g.hasBias = bias != nil
+	return r.igemmTiled(cfg, modeMatMul, g, g.N, 1, g.sAk == 1 && g.K%4 == 0, g.sBn == 1 && g.N%4 == 0, a, b, c, bias)
+}
+
+// matmulArgs is Gemm's geometry for op(a)*op(b), without bias or epilogue.
+func matmulArgs(a, b *Tensor, transA, transB bool, alpha, beta float32) gemmArgs {
 	M, K := a.shape[0], a.shape[1]
 	sAm, sAk := K, 1
 	if transA {
@@ -141,8 +148,7 @@ func tiledGemm(r *Recorder, cfg tiledConfig, c, a, b *Tensor, transA, transB boo
 		N = b.shape[0]
 		sBk, sBn = 1, K
 	}
-	g := gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta, hasBias: bias != nil}
-	return r.igemmTiled(cfg, modeMatMul, g, N, 1, sAk == 1 && K%4 == 0, sBn == 1 && N%4 == 0, a, b, c, bias)
+	return gemmArgs{M: M, N: N, K: K, sAm: sAm, sAk: sAk, sBk: sBk, sBn: sBn, ldc: N, alpha: alpha, beta: beta}
 }
 
 func TestTiledGemm(t *testing.T) {

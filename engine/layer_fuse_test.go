@@ -55,18 +55,7 @@ func bnActRun(t *testing.T, d *Device, act *Activation, in []int, batch int, noF
 	for i := range pv["m.0.bias"] {
 		pv["m.0.bias"][i] = float32(0.3 * rng.NormFloat64())
 	}
-	set := func(specs []ParamSpec, vals map[string][]float32) *ParamSet {
-		ps, err := d.NewParamSet(specs)
-		require.NoError(t, err)
-		t.Cleanup(ps.Release)
-		require.NoError(t, ps.Set(vals))
-		return ps
-	}
-	zero := map[string][]float32{}
-	for _, p := range params {
-		zero[p.Name] = make([]float32, prod(p.Shape))
-	}
-	P, S, G := set(params, pv), set(stats, sv), set(params, zero)
+	P, S, G := paramSets(t, d, params, stats, pv, sv)
 	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
 	bs := b.(*boundSequential)
@@ -132,18 +121,7 @@ func linearActRun(t *testing.T, d *Device, l Layer, noFusion bool) map[string][]
 	rng := rand.New(rand.NewPCG(13, 14))
 	pv, sv := map[string][]float32{}, map[string][]float32{}
 	l.Init(rng, pv, sv)
-	set := func(specs []ParamSpec, vals map[string][]float32) *ParamSet {
-		ps, err := d.NewParamSet(specs)
-		require.NoError(t, err)
-		t.Cleanup(ps.Release)
-		require.NoError(t, ps.Set(vals))
-		return ps
-	}
-	zero := map[string][]float32{}
-	for _, p := range params {
-		zero[p.Name] = make([]float32, prod(p.Shape))
-	}
-	P, S, G := set(params, pv), set(stats, sv), set(params, zero)
+	P, S, G := paramSets(t, d, params, stats, pv, sv)
 	const batch = 7
 	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
@@ -173,4 +151,22 @@ func linearActRun(t *testing.T, d *Device, l Layer, noFusion bool) map[string][]
 		out["grad "+name] = v
 	}
 	return out
+}
+
+// paramSets uploads a layer's parameters and statistics and a zeroed set
+// for its gradients.
+func paramSets(t *testing.T, d *Device, params, stats []ParamSpec, pv, sv map[string][]float32) (P, S, G *ParamSet) {
+	t.Helper()
+	set := func(specs []ParamSpec, vals map[string][]float32) *ParamSet {
+		ps, err := d.NewParamSet(specs)
+		require.NoError(t, err)
+		t.Cleanup(ps.Release)
+		require.NoError(t, ps.Set(vals))
+		return ps
+	}
+	zero := map[string][]float32{}
+	for _, p := range params {
+		zero[p.Name] = make([]float32, prod(p.Shape))
+	}
+	return set(params, pv), set(stats, sv), set(params, zero)
 }
