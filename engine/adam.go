@@ -114,8 +114,8 @@ func (r *Recorder) AdamStep(param, grad, m, v *Tensor, step *Counter, opt Adam) 
 	if err := opt.validate(); err != nil {
 		return r.fail(fmt.Errorf("engine: %s: %w", op, err))
 	}
-	// About 8 elements per invocation: the step and bias corrections are
-	// computed once per invocation, not once per element.
+	// About 8 elements (two vec4s) per invocation: the step and bias
+	// corrections are computed once per invocation, not once per element.
 	groups := r.gridGroups((param.n+7)/8, 256)
 	push := shaders.AdamPush{
 		N: uint32(param.n), Lr: opt.LR, Beta1: opt.Beta1, Beta2: opt.Beta2, Eps: opt.Eps,

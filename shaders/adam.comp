@@ -7,11 +7,19 @@
 // lr follows an optional linear decay keyed by t (decayEnd = 0: constant):
 //   lr(t) = lr for t <= decayStart, lr*decayTo for t >= decayEnd, linear
 //   between, so a schedule needs no re-recording.
+//
+// Four elements at a time as vec4s, then the last n % 4 one by one: on CPU
+// devices every buffer access is a per-lane loop, so a 16-byte access does
+// the work of four; the arithmetic is the same per element.
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) buffer Param { float param[]; };
 layout(std430, binding = 1) readonly buffer Grad { float grad[]; };
 layout(std430, binding = 2) buffer M { float m[]; };
 layout(std430, binding = 3) buffer V { float v[]; };
+layout(std430, binding = 0) buffer Param4 { vec4 param4[]; };
+layout(std430, binding = 1) readonly buffer Grad4 { vec4 grad4[]; };
+layout(std430, binding = 2) buffer M4 { vec4 m4[]; };
+layout(std430, binding = 3) buffer V4 { vec4 v4[]; };
 layout(std430, binding = 4) readonly buffer Step { uint step[]; };
 // logBeta1/2 = log(beta) from the host in float64 (a float log near 1 is
 // only accurate to about 2^-21 absolute); -1e30 for beta = 0.
@@ -50,7 +58,21 @@ void main() {
     float bc2Sqrt = sqrt(oneMinusExp(t * p.logBeta2));
     float decay = 1.0 - lr * p.wd;
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    for (uint i = gl_GlobalInvocationID.x; i < p.n; i += stride) {
+    uint n4 = p.n / 4u;
+    for (uint i = gl_GlobalInvocationID.x; i < n4; i += stride) {
+        vec4 w = param4[i], g = grad4[i];
+        if (p.decoupled != 0u) {
+            w *= decay;
+        } else {
+            g += p.wd * w;
+        }
+        vec4 mi = p.beta1 * m4[i] + (1.0 - p.beta1) * g;
+        vec4 vi = p.beta2 * v4[i] + (1.0 - p.beta2) * g * g;
+        m4[i] = mi;
+        v4[i] = vi;
+        param4[i] = w - stepSize * mi / (sqrt(vi) / bc2Sqrt + p.eps);
+    }
+    for (uint i = 4u * n4 + gl_GlobalInvocationID.x; i < p.n; i += stride) {
         float w = param[i], g = grad[i];
         if (p.decoupled != 0u) {
             w *= decay;
