@@ -31,8 +31,24 @@ func (r *Recorder) Maxout(y, x *Tensor, pieces int) error {
 	if err := maxoutCheck("maxout", y, x, pieces); err != nil {
 		return r.fail(err)
 	}
+	if r.maxoutQuads(y.n, pieces) {
+		push := shaders.MaxoutFwdPush{Rows: uint32(y.n / 4), Pieces: uint32(pieces)}
+		return dispatch(r, shaders.MaxoutFwdQ4, []uint32{uint32(pieces)}, r.ewGroups(y.n/4), push, y, x)
+	}
 	push := shaders.MaxoutFwdPush{Rows: uint32(y.n), Pieces: uint32(pieces)}
 	return dispatch(r, shaders.MaxoutFwd, nil, r.gridGroups(y.n, 256), push, y, x)
+}
+
+// forceScalarMaxout keeps the maxout kernels off their q4 variants; tests
+// and benchmarks compare the two.
+var forceScalarMaxout bool
+
+// maxoutQuads reports whether the maxout kernels' q4 variants serve rows
+// of pieces: four rows an invocation, read and written as vec4s. On CPU
+// devices, where each buffer access is a per-lane loop, that is a quarter
+// of the accesses.
+func (r *Recorder) maxoutQuads(rows, pieces int) bool {
+	return r.d.class == ClassCPU && rows%4 == 0 && pieces <= 16 && !forceScalarMaxout
 }
 
 // MaxoutBackward records dx for Maxout: dy[n,u] goes to the first piece
@@ -50,6 +66,10 @@ func (r *Recorder) MaxoutBackward(dx, dy, x *Tensor, pieces int) error {
 	}
 	if err != nil {
 		return r.fail(err)
+	}
+	if r.maxoutQuads(dy.n, pieces) {
+		push := shaders.MaxoutBwdPush{Rows: uint32(dy.n / 4), Pieces: uint32(pieces)}
+		return dispatch(r, shaders.MaxoutBwdQ4, []uint32{uint32(pieces)}, r.ewGroups(dy.n/4), push, dx, dy, x)
 	}
 	push := shaders.MaxoutBwdPush{Rows: uint32(dy.n), Pieces: uint32(pieces)}
 	return dispatch(r, shaders.MaxoutBwd, nil, r.gridGroups(dy.n, 256), push, dx, dy, x)

@@ -7,11 +7,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestMaxout checks forward and backward exactly against the reference,
+// with ties (the first maximal piece takes the gradient), through the q4
+// variants (rows % 4 == 0, pieces <= 16) and the scalar kernels, then the
+// backward by finite differences.
 func TestMaxout(t *testing.T) {
+	for _, scalar := range []bool{false, true} {
+		forceScalarMaxout = scalar
+		testMaxout(t)
+	}
+	forceScalarMaxout = false
+}
+
+func testMaxout(t *testing.T) {
 	d := newTestDevice(t)
-	for _, c := range []struct{ n, u, p int }{{3, 4, 5}, {7, 1, 1}, {2, 200, 5}, {5, 3, 2}} {
+	for _, c := range []struct{ n, u, p int }{{3, 4, 5}, {7, 1, 1}, {2, 200, 5}, {5, 3, 2}, {4, 3, 16}, {4, 2, 17}, {8, 1, 3}} {
 		rng := newRand(uint64(c.n*1000 + c.u*10 + c.p))
 		xs := randSlice(rng, c.n*c.u*c.p)
+		for i := 0; i < c.n*c.u && c.p > 1; i += 3 { // a tie for the maximum
+			xs[i*c.p], xs[i*c.p+c.p-1] = 10, 10
+		}
 		dys := randSlice(rng, c.n*c.u)
 		x := tensorOf(t, d, xs, c.n, c.u*c.p)
 		dy := tensorOf(t, d, dys, c.n, c.u)

@@ -112,3 +112,11 @@ func BenchmarkToyStepBiasGrad(b *testing.B) {
 	benchToyStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "in-gemm"},
 		func(old bool) { forceSeparateBiasGrad = old })
 }
+
+// BenchmarkToyStepMaxout times both toy steps with the maxout kernels'
+// scalar versions (forceScalarMaxout) and their q4 variants, alternating
+// (only the large protocol's D has maxout units).
+func BenchmarkToyStepMaxout(b *testing.B) {
+	benchToyStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"scalar", "q4"},
+		func(old bool) { forceScalarMaxout = old })
+}

@@ -622,6 +622,22 @@ var MaxoutBwd = &Kernel[MaxoutBwdPush]{Desc{
 	LocalSize: [3]uint32{256, 1, 1},
 }}
 
+// MaxoutBwdQ4 is maxout_bwd_q4.spv, built from maxout_bwd.comp.
+var MaxoutBwdQ4 = &Kernel[MaxoutBwdPush]{Desc{
+	Name:   "maxout_bwd_q4",
+	Source: "maxout_bwd.comp",
+	Bindings: []Binding{
+		{Name: "DX", Access: WriteOnly},
+		{Name: "DY", Access: ReadOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "PIECES", Type: "uint"},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
 // MaxoutFwd is maxout_fwd.spv, built from maxout_fwd.comp.
 var MaxoutFwd = &Kernel[MaxoutFwdPush]{Desc{
 	Name:   "maxout_fwd",
@@ -629,6 +645,21 @@ var MaxoutFwd = &Kernel[MaxoutFwdPush]{Desc{
 	Bindings: []Binding{
 		{Name: "Y", Access: WriteOnly},
 		{Name: "X", Access: ReadOnly},
+	},
+	PushSize:  8,
+	LocalSize: [3]uint32{256, 1, 1},
+}}
+
+// MaxoutFwdQ4 is maxout_fwd_q4.spv, built from maxout_fwd.comp.
+var MaxoutFwdQ4 = &Kernel[MaxoutFwdPush]{Desc{
+	Name:   "maxout_fwd_q4",
+	Source: "maxout_fwd.comp",
+	Bindings: []Binding{
+		{Name: "Y", Access: WriteOnly},
+		{Name: "X", Access: ReadOnly},
+	},
+	Spec: []Spec{
+		{Name: "PIECES", Type: "uint"},
 	},
 	PushSize:  8,
 	LocalSize: [3]uint32{256, 1, 1},
@@ -907,7 +938,9 @@ var All = []*Desc{
 	&MarginBackward.Desc,
 	&MarginLoss.Desc,
 	&MaxoutBwd.Desc,
+	&MaxoutBwdQ4.Desc,
 	&MaxoutFwd.Desc,
+	&MaxoutFwdQ4.Desc,
 	&PackBwd.Desc,
 	&Pad.Desc,
 	&PadTex.Desc,
