@@ -92,7 +92,7 @@ var forceNoBNActFusion bool
 // its kernels and turns the activation's own passes off.
 func (b *boundBN) fuseNext(next Bound) {
 	a, ok := next.(*boundAct)
-	if !ok || a.out != b.out || forceNoBNActFusion {
+	if !ok || !a.inPlace || forceNoBNActFusion {
 		return
 	}
 	if act, ok := fusedAct(a.a.op, a.a.slope); ok {
