@@ -320,6 +320,23 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		}
 		g.mviews = append(g.mviews, v)
 	}
+	// G and D take their layers' output gradients from two shared
+	// buffers (see gradPool), except a D that R1 differentiates.
+	var gGrads, dGrads *gradPool
+	if !forceOwnGradients {
+		dBatch := B
+		if cfg.JointD {
+			dBatch = 2 * B / m
+		}
+		bufs, err := newGradBuffers(d, max(maxGradFloats(cfg.G, B), maxGradFloats(cfg.D, dBatch)), keep)
+		if err != nil {
+			return nil, err
+		}
+		gGrads = &gradPool{bufs: bufs}
+		if cfg.R1 == 0 {
+			dGrads = &gradPool{bufs: bufs}
+		}
+	}
 	if cfg.JointD {
 		if g.xd, err = alloc(d, keep, append([]int{2 * B}, cfg.G.Out...)...); err != nil {
 			return nil, err
@@ -330,24 +347,24 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		if g.fake, err = g.xd.View(B*sample, append([]int{B}, cfg.G.Out...)...); err != nil {
 			return nil, err
 		}
-		if g.gBound, err = cfg.G.BindInto(d, B, g.fake, keep); err != nil {
+		if g.gBound, err = cfg.G.bindPooled(d, B, g.fake, gGrads, keep); err != nil {
 			return nil, err
 		}
-		if g.dBound, err = cfg.D.Bind(d, 2*B/m, keep); err != nil {
+		if g.dBound, err = cfg.D.bindPooled(d, 2*B/m, nil, dGrads, keep); err != nil {
 			return nil, err
 		}
-		if g.dGBound, err = cfg.D.Bind(d, B/m, keep); err != nil {
+		if g.dGBound, err = cfg.D.bindPooled(d, B/m, nil, dGrads.withInput(g.gBound.Out().DX), keep); err != nil {
 			return nil, err
 		}
 	} else {
 		if g.real, err = alloc(d, keep, append([]int{B}, cfg.D.In...)...); err != nil {
 			return nil, err
 		}
-		if g.gBound, err = cfg.G.Bind(d, B, keep); err != nil {
+		if g.gBound, err = cfg.G.bindPooled(d, B, nil, gGrads, keep); err != nil {
 			return nil, err
 		}
 		g.fake = g.gBound.Out().X
-		if g.dBound, err = cfg.D.Bind(d, B, keep); err != nil {
+		if g.dBound, err = cfg.D.bindPooled(d, B, nil, dGrads.withInput(g.gBound.Out().DX), keep); err != nil {
 			return nil, err
 		}
 		g.dGBound = g.dBound
@@ -423,9 +440,10 @@ func sourceClasses(source RealSource) int {
 // memoryNeed is about the bytes a GAN allocates, counted from the
 // networks' declarations before anything is allocated: each network's
 // parameters four times (weights, gradients, Adam's two moments), the
-// average and the statistics, and every layer's output and gradient at
-// the batch size (D's twice with JointD). Recording workspace (padding,
-// loss scratch) comes on top.
+// average and the statistics, and every layer's output at the batch size
+// (D's twice with JointD) with the gradients: two shared buffers of the
+// largest, or one per layer where R1 reads them. Recording workspace
+// (padding, loss scratch) comes on top.
 func memoryNeed(cfg GANConfig) uint64 {
 	var floats uint64
 	state := func(n *Net, ema bool) {
@@ -442,15 +460,24 @@ func memoryNeed(cfg GANConfig) uint64 {
 			floats += uint64(prod(s.Shape))
 		}
 	}
-	acts := func(n *Net, batch int) {
+	// Outputs, and gradients where a layer has its own (see gradPool).
+	acts := func(n *Net, batch int, ownGrads bool) {
 		leafOutputs(n.Body, n.In, func(l Layer, out []int) {
 			switch l.(type) {
 			case *Activation, *Flatten: // in place, or views
 			default:
-				floats += 2 * uint64(batch) * uint64(prod(out))
+				floats += uint64(batch) * uint64(prod(out)) * uint64(1+b2u(ownGrads))
 			}
 		})
 	}
+	if !forceOwnGradients {
+		dBatch := cfg.Batch
+		if cfg.JointD {
+			dBatch = 2 * cfg.Batch / max(cfg.Pack, 1)
+		}
+		floats += 2 * uint64(max(maxGradFloats(cfg.G, cfg.Batch), maxGradFloats(cfg.D, dBatch)))
+	}
+	dOwn := forceOwnGradients || cfg.R1 > 0
 	// Spectral norm keeps W_sn and a scratch gradient per bound layer.
 	snWeights := func(n *Net, binds uint64) {
 		for _, p := range n.Params {
@@ -461,16 +488,16 @@ func memoryNeed(cfg GANConfig) uint64 {
 	}
 	state(cfg.G, cfg.EMA > 0)
 	state(cfg.D, false)
-	acts(cfg.G, cfg.Batch)
-	acts(cfg.D, cfg.Batch)
+	acts(cfg.G, cfg.Batch, forceOwnGradients)
+	acts(cfg.D, cfg.Batch, dOwn)
 	snWeights(cfg.G, 1)
 	snWeights(cfg.D, 1)
 	if cfg.JointD {
-		acts(cfg.D, 2*cfg.Batch)
+		acts(cfg.D, 2*cfg.Batch, dOwn)
 		snWeights(cfg.D, 1)
 	}
 	if cfg.R1 > 0 {
-		acts(cfg.D, cfg.Batch) // the tangents, about one more set of D's activations
+		acts(cfg.D, cfg.Batch, true) // the tangents, about one more set of D's activations
 	}
 	if cfg.Augment.Enabled() {
 		floats += 3 * uint64(cfg.Batch) * uint64(prod(cfg.D.In))

@@ -33,6 +33,9 @@ type Layer interface {
 // gradient with respect to it.
 type Port struct {
 	X, DX *Tensor
+	// grads is where the layers after this one take their output
+	// gradients (see gradPool); nil: each allocates its own.
+	grads *gradPool
 }
 
 // Bound is a layer bound to a batch size, with its activations.
@@ -226,12 +229,18 @@ func (n *Net) Bind(d *Device, batch int, keep func(*Tensor)) (Bound, error) {
 // tensor; nil allocates one. The last layer must be able to write into a
 // given tensor (Linear can).
 func (n *Net) BindInto(d *Device, batch int, out *Tensor, keep func(*Tensor)) (Bound, error) {
+	return n.bindPooled(d, batch, out, nil, keep)
+}
+
+// bindPooled is BindInto with the layers' output gradients taken from
+// grads (see gradPool); nil gives each its own.
+func (n *Net) bindPooled(d *Device, batch int, out *Tensor, grads *gradPool, keep func(*Tensor)) (Bound, error) {
 	var b Bound
 	var err error
 	if out == nil {
-		b, err = n.Body.Bind(d, batch, Port{}, keep)
+		b, err = n.Body.Bind(d, batch, Port{grads: grads}, keep)
 	} else if in, ok := n.Body.(intoBinder); ok {
-		b, err = in.bindInto(d, batch, Port{}, out, keep)
+		b, err = in.bindInto(d, batch, Port{grads: grads}, out, keep)
 	} else {
 		err = fmt.Errorf("%s cannot write its output into a given tensor", n.Body.Name())
 	}

@@ -45,7 +45,7 @@ func (a *Activation) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (
 	if b.out.X, err = alloc(d, keep, shape...); err != nil {
 		return nil, err
 	}
-	if b.out.DX, err = alloc(d, keep, shape...); err != nil {
+	if b.out.DX, err = allocGrad(d, prev, keep, shape...); err != nil {
 		return nil, err
 	}
 	return b, nil

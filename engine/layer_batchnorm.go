@@ -52,20 +52,20 @@ func (b *BatchNorm) Init(rng *rand.Rand, params, stats map[string][]float32) {
 	stats[joinName(b.name, "running_var")] = v
 }
 
-func (b *BatchNorm) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bound, error) {
+func (b *BatchNorm) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
 	shape := append([]int{batch}, b.in...)
 	bb := &boundBN{
 		gamma: joinName(b.name, "weight"), beta: joinName(b.name, "bias"),
 		rm: joinName(b.name, "running_mean"), rv: joinName(b.name, "running_var"),
 	}
-	for _, t := range []**Tensor{&bb.out.X, &bb.out.DX} {
-		var err error
-		if *t, err = alloc(d, keep, shape...); err != nil {
-			return nil, err
-		}
+	var err error
+	if bb.out.X, err = alloc(d, keep, shape...); err != nil {
+		return nil, err
+	}
+	if bb.out.DX, err = allocGrad(d, prev, keep, shape...); err != nil {
+		return nil, err
 	}
 	for _, t := range []**Tensor{&bb.mean, &bb.invstd, &bb.dgamma, &bb.dbeta} {
-		var err error
 		if *t, err = alloc(d, keep, b.C); err != nil {
 			return nil, err
 		}

@@ -108,7 +108,9 @@ func bindChildren(layers []Layer, d *Device, batch int, prev Port, keep func(*Te
 			}
 		}
 		b.layers = append(b.layers, lb)
+		pool := prev.grads
 		prev = lb.Out()
+		prev.grads = pool
 	}
 	return b, nil
 }

@@ -67,13 +67,13 @@ func (c *Conv2d) FLOPs() float64 {
 	return 2 * float64(c.Out*c.outHW*c.outHW) * float64(c.In*c.K*c.K)
 }
 
-func (c *Conv2d) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bound, error) {
+func (c *Conv2d) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
 	b := &boundConv{c: c, w: joinName(c.name, "weight")}
 	var err error
 	if b.out.X, err = alloc(d, keep, batch, c.Out, c.outHW, c.outHW); err != nil {
 		return nil, err
 	}
-	if b.out.DX, err = alloc(d, keep, batch, c.Out, c.outHW, c.outHW); err != nil {
+	if b.out.DX, err = allocGrad(d, prev, keep, batch, c.Out, c.outHW, c.outHW); err != nil {
 		return nil, err
 	}
 	return b, nil

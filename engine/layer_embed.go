@@ -54,7 +54,7 @@ func (l *ClassEmbed) Init(rng *rand.Rand, params, _ map[string][]float32) {
 	params[l.weight()] = w
 }
 
-func (l *ClassEmbed) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bound, error) {
+func (l *ClassEmbed) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
 	b := &boundEmbed{l: l, w: l.weight(), batch: batch}
 	shape := []int{batch, l.nz + l.Dim}
 	if l.spatial {
@@ -64,7 +64,7 @@ func (l *ClassEmbed) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bou
 	if b.out.X, err = alloc(d, keep, shape...); err != nil {
 		return nil, err
 	}
-	if b.out.DX, err = alloc(d, keep, shape...); err != nil {
+	if b.out.DX, err = allocGrad(d, prev, keep, shape...); err != nil {
 		return nil, err
 	}
 	if b.e, err = alloc(d, keep, batch, l.Dim); err != nil {

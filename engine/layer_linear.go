@@ -52,7 +52,7 @@ func (l *Linear) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Boun
 }
 
 // bindInto binds with out as the output tensor (allocated when nil).
-func (l *Linear) bindInto(d *Device, batch int, _ Port, out *Tensor, keep func(*Tensor)) (Bound, error) {
+func (l *Linear) bindInto(d *Device, batch int, prev Port, out *Tensor, keep func(*Tensor)) (Bound, error) {
 	b := &boundLinear{w: joinName(l.name, "weight"), b: joinName(l.name, "bias")}
 	var err error
 	if b.out.X = out; out == nil {
@@ -60,7 +60,7 @@ func (l *Linear) bindInto(d *Device, batch int, _ Port, out *Tensor, keep func(*
 			return nil, err
 		}
 	}
-	if b.out.DX, err = alloc(d, keep, batch, l.Out); err != nil {
+	if b.out.DX, err = allocGrad(d, prev, keep, batch, l.Out); err != nil {
 		return nil, err
 	}
 	if b.db, err = alloc(d, keep, l.Out); err != nil {

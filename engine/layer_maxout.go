@@ -28,13 +28,13 @@ func (m *Maxout) Declare(in []int) ([]int, []ParamSpec, []ParamSpec, error) {
 
 func (m *Maxout) Init(*rand.Rand, map[string][]float32, map[string][]float32) {}
 
-func (m *Maxout) Bind(d *Device, batch int, _ Port, keep func(*Tensor)) (Bound, error) {
+func (m *Maxout) Bind(d *Device, batch int, prev Port, keep func(*Tensor)) (Bound, error) {
 	b := &boundMaxout{pieces: m.Pieces}
 	var err error
 	if b.out.X, err = alloc(d, keep, batch, m.Units); err != nil {
 		return nil, err
 	}
-	if b.out.DX, err = alloc(d, keep, batch, m.Units); err != nil {
+	if b.out.DX, err = allocGrad(d, prev, keep, batch, m.Units); err != nil {
 		return nil, err
 	}
 	return b, nil
