@@ -36,7 +36,7 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 		return nil, err
 	}
 	keep(s.z)
-	if s.gBound, err = g.G.Net.Bind(g.d, n, keep); err != nil {
+	if s.gBound, err = g.G.Net.bindForward(g.d, n, nil, keep); err != nil {
 		s.Release()
 		return nil, err
 	}

@@ -273,7 +273,7 @@ func (g *ToyGAN) Sample(n int) ([]float32, error) {
 			return nil, err
 		}
 		keep(out)
-		gb, err := g.G.Net.BindInto(g.d, n, out, keep)
+		gb, err := g.G.Net.bindForward(g.d, n, out, keep)
 		if err != nil {
 			return nil, err
 		}
@@ -349,7 +349,7 @@ func (g *ToyGAN) runField(pts []float32) error {
 			return err
 		}
 		keep(in)
-		db, err := g.D.Net.Bind(g.d, P, keep)
+		db, err := g.D.Net.bindForward(g.d, P, nil, keep)
 		if err != nil {
 			return err
 		}
