@@ -88,3 +88,10 @@ func numelOf(shape []int) int {
 func BenchmarkGANStepBNAct(b *testing.B) {
 	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"}, func(old bool) { forceNoBNActFusion = old })
 }
+
+// BenchmarkGANStepConvAct times the DCGAN step with the activations next
+// to convolutions (D's first LeakyReLU, G's tanh) in kernels of their own
+// (forceNoConvActFusion) and in the convolutions' epilogues.
+func BenchmarkGANStepConvAct(b *testing.B) {
+	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"}, func(old bool) { forceNoConvActFusion = old })
+}

@@ -17,6 +17,7 @@ func TestGPUClassKernels(t *testing.T) {
 		"Rand": TestRandMatchesReference, "GANStep": TestGANStepMatchesReference,
 		// The fused epilogue and accumulation through the tiled GEMM core.
 		"Conv2DFused": TestConv2DFused, "ConvAccumulate": TestConvAccumulate, "GemmActivation": TestGemmActivation, "GemmRowSums": TestGemmRowSums,
+		"ConvActFusion": TestConvActFusion, "LinearActFusion": TestLinearActFusion,
 	} {
 		t.Run(name, fn)
 	}

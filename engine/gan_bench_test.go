@@ -84,3 +84,9 @@ func BenchmarkGANStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGANStepSharedGrads times the DCGAN step with a gradient buffer
+// per layer (forceOwnGradients) and with the shared pair (gradPool).
+func BenchmarkGANStepSharedGrads(b *testing.B) {
+	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"own", "shared"}, func(old bool) { forceOwnGradients = old })
+}

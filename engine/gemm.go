@@ -19,6 +19,30 @@ type ConvParams struct {
 	// (for gradients summed over several passes, such as D's real and fake
 	// batches).
 	Accumulate bool
+	// act is an in-place activation the epilogue does the work of (see
+	// gemmAct): the forward of the one after a convolution, or in the
+	// backward-data, the derivative of the one before it.
+	act gemmAct
+}
+
+// epilogue puts p's activation into g's epilogue and returns what the
+// epilogue reads where a bias would be: the activation's saved output
+// (nil without one), which must be shaped like out and alias nothing.
+func (p ConvParams) epilogue(op string, g *gemmArgs, out *Tensor, ins ...*Tensor) (*Tensor, error) {
+	if !p.act.on {
+		return nil, nil
+	}
+	if p.Accumulate {
+		return nil, fmt.Errorf("engine: %s: an activation in the epilogue cannot add into the output", op)
+	}
+	if s := p.act.saved; s != nil {
+		if s.n != out.n || s.shares(out) || distinct(op, s, ins...) != nil {
+			return nil, fmt.Errorf("engine: %s: the activation's saved output %s must match the output %v and alias no operand",
+				op, shapeStr(s), out.shape)
+		}
+	}
+	g.setAct(p.act)
+	return p.act.saved, nil
 }
 
 func (p ConvParams) norm() ConvParams {
@@ -445,6 +469,10 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 	if err == nil {
 		err = distinct("conv2d", y, x, w)
 	}
+	var saved *Tensor
+	if err == nil {
+		saved, err = p.epilogue("conv2d", &g, y, x, w)
+	}
 	if err != nil {
 		return r.fail(err)
 	}
@@ -452,13 +480,13 @@ func (r *Recorder) Conv2D(y, x, w *Tensor, p ConvParams) error {
 		// Every output is a dot product with the whole input image:
 		// y[N,Cout] = x[N,K] * w[Cout,K]^T.
 		x2, w2, y2 := x.flat2(g.nb), w.flat2(g.cout), y.flat2(g.nb)
-		return r.Gemm(y2, x2, w2, false, true, 1, g.beta, nil)
+		return r.gemm(y2, x2, w2, false, true, 1, g.beta, nil, p.act, nil)
 	}
 	g.M, g.N, g.K = g.cout, g.nb*g.oh*g.ow, g.cin*g.kh*g.kw
 	if g.paddable() && r.d.class == ClassCPU {
-		return r.convForwardPadded(g, x, w, y, nil)
+		return r.convForwardPadded(g, x, w, y, saved)
 	}
-	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, nil)
+	return r.igemm(modeConvForward, g, g.N, 1, g.K%4 == 0, false, w, x, y, saved)
 }
 
 // convForwardPadded records the conv forward of g (M, N, K set) on a
@@ -568,12 +596,16 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 	if err == nil {
 		err = distinct("conv2d backward-data", dx, dy, w)
 	}
+	var saved *Tensor
+	if err == nil {
+		saved, err = p.epilogue("conv2d backward-data", &g, dx, dy, w)
+	}
 	if err != nil {
 		return r.fail(err)
 	}
 	if g.fullKernel() {
 		// dx[N,K] = dy[N,Cout] * w[Cout,K]: G's first layer from z.
-		return r.Gemm(dx.flat2(g.nb), dy.flat2(g.nb), w.flat2(g.cout), false, false, 1, g.beta, nil)
+		return r.gemm(dx.flat2(g.nb), dy.flat2(g.nb), w.flat2(g.cout), false, false, 1, g.beta, nil, p.act, nil)
 	}
 	// Columns per class: at most ceil(H/s)*ceil(W/s) pixels per image.
 	maxCols := g.nb * ((g.h + g.sh - 1) / g.sh) * ((g.w + g.sw - 1) / g.sw)
@@ -589,9 +621,9 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 			}
 			g.padB = true
 		}
-		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, nil)
+		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, saved)
 	}
-	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, nil)
+	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, saved)
 }
 
 // spreadRows is a row stride for a matrix igemm reads as A: at least n

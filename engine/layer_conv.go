@@ -84,6 +84,41 @@ type boundConv struct {
 	w   string
 	out Port
 	wfn weightFn // nil: the named parameter (SpectralNorm substitutes its own)
+	// The in-place activations after and before the layer whose forward
+	// and backward work its GEMMs' epilogues do (fuseNext, fusePrev), as
+	// boundLinear's.
+	actOut, actIn gemmAct
+}
+
+// forceNoConvActFusion keeps convolutions and the in-place activations
+// around them in separate kernels; tests and benchmarks compare the two.
+var forceNoConvActFusion bool
+
+// fuseNext takes the forward of an in-place activation after the
+// convolution (D's first LeakyReLU, G's closing tanh) into its epilogue.
+func (b *boundConv) fuseNext(next Bound) {
+	a, ok := next.(*boundAct)
+	if !ok || !a.inPlace || a.fusedFwd || forceNoConvActFusion {
+		return
+	}
+	if act, ok := a.gemmAct(); ok {
+		b.actOut, a.fusedFwd = act, true
+	}
+}
+
+// fusePrev takes the backward of an in-place activation before the
+// convolution into its backward-data's epilogue, which multiplies in the
+// derivative at the activation's output (the layer's input). An
+// activation batch norm has fused already is left to it.
+func (b *boundConv) fusePrev(prev Bound) {
+	a, ok := prev.(*boundAct)
+	if !ok || !a.inPlace || a.fusedBwd || forceNoConvActFusion {
+		return
+	}
+	if act, ok := a.gemmAct(); ok {
+		act.saved = a.out.X
+		b.actIn, a.fusedBwd = act, true
+	}
 }
 
 func (b *boundConv) Out() Port { return b.out }
@@ -95,10 +130,12 @@ func (b *boundConv) params(accumulate bool) ConvParams {
 
 func (b *boundConv) Forward(r *Recorder, p *Pass, x *Tensor) {
 	w, _, _ := b.wfn.weights(p, b.w)
+	cp := b.params(false)
+	cp.act = b.actOut
 	if b.c.Transposed {
-		r.ConvTranspose2D(b.out.X, x, w, b.params(false))
+		r.ConvTranspose2D(b.out.X, x, w, cp)
 	} else {
-		r.Conv2D(b.out.X, x, w, b.params(false))
+		r.Conv2D(b.out.X, x, w, cp)
 	}
 }
 
@@ -116,9 +153,11 @@ func (b *boundConv) Backward(r *Recorder, p *Pass, x, dx *Tensor) {
 	if dx == nil {
 		return
 	}
+	cp := b.params(false)
+	cp.act = b.actIn
 	if b.c.Transposed {
-		r.ConvTranspose2DBackwardData(dx, dy, w, b.params(false))
+		r.ConvTranspose2DBackwardData(dx, dy, w, cp)
 	} else {
-		r.Conv2DBackwardData(dx, dy, w, b.params(false))
+		r.Conv2DBackwardData(dx, dy, w, cp)
 	}
 }

@@ -100,22 +100,52 @@ func TestLinearActFusion(t *testing.T) {
 		return NewSequential(NewLinear(6, 8), Tanh(), NewLinear(8, 12), LeakyReLU(0.2), NewLinear(12, 8), NewBatchNorm(8, 0.1), ReLU(),
 			NewLinear(8, 4), Sigmoid(), NewLinear(4, 5), Tanh())
 	}
-	fused := linearActRun(t, d, layers(), false)
-	separate := linearActRun(t, d, layers(), true)
+	// Forward: the activations after linear layers (1, 3, 8, 10); the
+	// one after the batch norm is the batch norm's. Backward: those with
+	// a linear layer after them (1, 3, 8).
+	want := map[int][2]bool{1: {true, true}, 3: {true, true}, 6: {true, true}, 8: {true, true}, 10: {true, false}}
+	fused := actFusionRun(t, d, layers(), []int{6}, &forceNoLinearActFusion, false, want)
+	separate := actFusionRun(t, d, layers(), []int{6}, &forceNoLinearActFusion, true, want)
 	for name, want := range separate {
 		require.Equal(t, want, fused[name], "%s differs between the fused and separate kernels", name)
 	}
 }
 
-// linearActRun binds l for batch 7, records a training forward and
-// backward and returns every result by name, after checking which
-// activations fused (none with noFusion).
-func linearActRun(t *testing.T, d *Device, l Layer, noFusion bool) map[string][]float32 {
+// Convolutions do the in-place activations' work as linear layers do, in
+// every path their forward and backward-data take: padded and general
+// forwards, packed backward-data with and without quad loads, transposed
+// convolutions both ways, a kernel covering its input (a plain GEMM), and
+// inside spectral norm.
+func TestConvActFusion(t *testing.T) {
+	d := newTestDevice(t)
+	layers := func() Layer {
+		return NewSequential(
+			NewConv2d(3, 4, 4, 2, 1, 0.2), LeakyReLU(0.2), // [4,8,8]
+			NewConv2d(4, 6, 4, 2, 1, 0.2), Tanh(), // [6,4,4]
+			ConvTranspose2d(6, 4, 4, 2, 1, 0.2), NewBatchNorm(4, 0.1), ReLU(), // [4,8,8]
+			ConvTranspose2d(4, 5, 4, 2, 1, 0.2), Sigmoid(), // [5,16,16]
+			NewConv2d(5, 3, 3, 1, 1, 0.2), LeakyReLU(0.1), // [3,16,16]
+			SpectralNorm(NewConv2d(3, 2, 16, 1, 0, 0.2)), Tanh()) // [2,1,1]
+	}
+	// Forward: every activation after a convolution; the one after the
+	// batch norm is the batch norm's. Backward: all but the last.
+	want := map[int][2]bool{1: {true, true}, 3: {true, true}, 6: {true, true}, 8: {true, true}, 10: {true, true}, 12: {true, false}}
+	fused := actFusionRun(t, d, layers(), []int{3, 16, 16}, &forceNoConvActFusion, false, want)
+	separate := actFusionRun(t, d, layers(), []int{3, 16, 16}, &forceNoConvActFusion, true, want)
+	for name, want := range separate {
+		require.Equal(t, want, fused[name], "%s differs between the fused and separate kernels", name)
+	}
+}
+
+// actFusionRun binds l for batch 7 with the fusion switch *force set to
+// noFusion, records a training forward and backward and returns every
+// result by name, after checking which activations fused (want; only the
+// batch norm's, index 6, with noFusion).
+func actFusionRun(t *testing.T, d *Device, l Layer, in []int, force *bool, noFusion bool, want map[int][2]bool) map[string][]float32 {
 	t.Helper()
-	forceNoLinearActFusion = noFusion
-	defer func() { forceNoLinearActFusion = false }()
+	*force = noFusion
+	defer func() { *force = false }()
 	l.SetName("m")
-	in := []int{6}
 	_, params, stats, err := l.Declare(in)
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(13, 14))
@@ -126,18 +156,16 @@ func linearActRun(t *testing.T, d *Device, l Layer, noFusion bool) map[string][]
 	b, err := l.Bind(d, batch, Port{}, keeper(t))
 	require.NoError(t, err)
 	bs := b.(*boundSequential)
-	// Forward: the activations after linear layers (1, 3, 8, 10); the
-	// one after the batch norm is the batch norm's. Backward: those with
-	// a linear layer after them (1, 3, 8).
-	for i, want := range map[int][2]bool{1: {true, true}, 3: {true, true}, 6: {true, true}, 8: {true, true}, 10: {true, false}} {
+	for i, w := range want {
 		a := bs.layers[i].(*boundAct)
 		if i != 6 && noFusion {
-			want = [2]bool{}
+			w = [2]bool{}
 		}
-		require.Equal(t, want, [2]bool{a.fusedFwd, a.fusedBwd}, "layer %d fused (forward, backward)", i)
+		require.Equal(t, w, [2]bool{a.fusedFwd, a.fusedBwd}, "layer %d fused (forward, backward)", i)
 	}
-	x := tensorOf(t, d, randSlice(rng, batch*in[0]), batch, in[0])
-	dx := zeros(t, d, batch, in[0])
+	shape := append([]int{batch}, in...)
+	x := tensorOf(t, d, randSlice(rng, prod(shape)), shape...)
+	dx := zeros(t, d, shape...)
 	train := &Pass{Params: P, Stats: S, Grads: G, Train: true, Momentum: 0.1}
 	out := map[string][]float32{}
 	run(t, d, func(r *Recorder) error { b.Forward(r, train, x); return r.Err() })

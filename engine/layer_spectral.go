@@ -203,6 +203,20 @@ type boundSN struct {
 
 func (b *boundSN) Out() Port { return b.inner.Out() }
 
+// fuseNext and fusePrev let the inner layer's epilogues do the work of
+// the activations around it, as they would without spectral norm.
+func (b *boundSN) fuseNext(next Bound) {
+	if f, ok := b.inner.(nextFuser); ok {
+		f.fuseNext(next)
+	}
+}
+
+func (b *boundSN) fusePrev(prev Bound) {
+	if f, ok := b.inner.(prevFuser); ok {
+		f.fusePrev(prev)
+	}
+}
+
 func (b *boundSN) weights(p *Pass) (w, dw *Tensor, acc bool) {
 	if p.Grads != nil {
 		dw = b.dwsn
