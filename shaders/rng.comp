@@ -13,6 +13,7 @@
 layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint DIST = 0u;
 layout(std430, binding = 0) buffer X { float x[]; };
+layout(std430, binding = 0) buffer X4 { vec4 x4[]; }; // x as quads (offset % 4 == 0)
 layout(std430, binding = 1) readonly buffer S { uint stepv[]; };
 layout(push_constant) uniform P { uint n; uint seedLo; uint seedHi; float a; float b; uint offset; } p;
 
@@ -40,11 +41,20 @@ void main() {
             v = vec4(r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1));
             v = DIST == 1u ? v * p.b + p.a : v * (p.a * max(0.0, 1.0 - float(step) / p.b));
         }
-        for (uint j = 0u; j < 4u; ++j) {
-            uint e = 4u * q + j;
-            if (e < p.offset || e - p.offset >= p.n) continue;
-            if (DIST == 2u) x[e - p.offset] += v[j];
-            else x[e - p.offset] = v[j];
+        uint e0 = 4u * q;
+        if ((p.offset & 3u) == 0u && e0 >= p.offset && e0 - p.offset + 4u <= p.n) {
+            // A whole quad: one 16-byte store. On CPU devices each store
+            // is a loop over the lanes, so four scalar ones cost four loops.
+            uint i = (e0 - p.offset) >> 2;
+            if (DIST == 2u) x4[i] += v;
+            else x4[i] = v;
+        } else {
+            for (uint j = 0u; j < 4u; ++j) {
+                uint e = e0 + j;
+                if (e < p.offset || e - p.offset >= p.n) continue;
+                if (DIST == 2u) x[e - p.offset] += v[j];
+                else x[e - p.offset] = v[j];
+            }
         }
     }
 }

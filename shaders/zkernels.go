@@ -778,7 +778,7 @@ var Rng = &Kernel[RngPush]{Desc{
 	Name:   "rng",
 	Source: "rng.comp",
 	Bindings: []Binding{
-		{Name: "X", Access: ReadWrite},
+		{Name: "X/X4", Access: ReadWrite},
 		{Name: "S", Access: ReadOnly},
 	},
 	Spec: []Spec{
