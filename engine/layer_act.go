@@ -56,8 +56,8 @@ type boundAct struct {
 	out     Port
 	inPlace bool
 	// The layer before does its forward work (boundBN.fuseNext: also its
-	// backward; boundLinear.fuseNext); the layer after does its backward
-	// work (boundLinear.fusePrev).
+	// backward; linear layers' and convolutions' fuseNext); the layer
+	// after does its backward work (their fusePrev).
 	fusedFwd, fusedBwd bool
 }
 
@@ -68,6 +68,34 @@ func (b *boundAct) gemmAct() (gemmAct, bool) {
 		return gemmAct{}, false
 	}
 	return gemmAct{on: true, op: b.a.op, slope: b.a.slope}, true
+}
+
+// takeActForward hands the forward of next, when it is an in-place
+// activation no other layer has taken and off is false, to the caller's
+// GEMM epilogue; otherwise the activation stays with next (the zero
+// gemmAct).
+func takeActForward(next Bound, off bool) gemmAct {
+	a, ok := next.(*boundAct)
+	if !ok || !a.inPlace || a.fusedFwd || off {
+		return gemmAct{}
+	}
+	act, ok := a.gemmAct()
+	a.fusedFwd = ok
+	return act
+}
+
+// takeActBackward hands the backward of prev likewise: the caller's
+// input-gradient GEMM multiplies in the derivative at prev's output.
+func takeActBackward(prev Bound, off bool) gemmAct {
+	a, ok := prev.(*boundAct)
+	if !ok || !a.inPlace || a.fusedBwd || off {
+		return gemmAct{}
+	}
+	act, ok := a.gemmAct()
+	if ok {
+		act.saved, a.fusedBwd = a.out.X, true
+	}
+	return act
 }
 
 func (b *boundAct) Out() Port { return b.out }

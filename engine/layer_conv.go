@@ -96,30 +96,13 @@ var forceNoConvActFusion bool
 
 // fuseNext takes the forward of an in-place activation after the
 // convolution (D's first LeakyReLU, G's closing tanh) into its epilogue.
-func (b *boundConv) fuseNext(next Bound) {
-	a, ok := next.(*boundAct)
-	if !ok || !a.inPlace || a.fusedFwd || forceNoConvActFusion {
-		return
-	}
-	if act, ok := a.gemmAct(); ok {
-		b.actOut, a.fusedFwd = act, true
-	}
-}
+func (b *boundConv) fuseNext(next Bound) { b.actOut = takeActForward(next, forceNoConvActFusion) }
 
 // fusePrev takes the backward of an in-place activation before the
 // convolution into its backward-data's epilogue, which multiplies in the
 // derivative at the activation's output (the layer's input). An
 // activation batch norm has fused already is left to it.
-func (b *boundConv) fusePrev(prev Bound) {
-	a, ok := prev.(*boundAct)
-	if !ok || !a.inPlace || a.fusedBwd || forceNoConvActFusion {
-		return
-	}
-	if act, ok := a.gemmAct(); ok {
-		act.saved = a.out.X
-		b.actIn, a.fusedBwd = act, true
-	}
-}
+func (b *boundConv) fusePrev(prev Bound) { b.actIn = takeActBackward(prev, forceNoConvActFusion) }
 
 func (b *boundConv) Out() Port { return b.out }
 

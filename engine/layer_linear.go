@@ -90,29 +90,12 @@ var forceSeparateBiasGrad bool
 
 // fuseNext takes the forward of an in-place activation after the layer
 // into its GEMM's epilogue: one pass less over the output.
-func (b *boundLinear) fuseNext(next Bound) {
-	a, ok := next.(*boundAct)
-	if !ok || !a.inPlace || a.fusedFwd || forceNoLinearActFusion {
-		return
-	}
-	if act, ok := a.gemmAct(); ok {
-		b.actOut, a.fusedFwd = act, true
-	}
-}
+func (b *boundLinear) fuseNext(next Bound) { b.actOut = takeActForward(next, forceNoLinearActFusion) }
 
 // fusePrev takes the backward of an in-place activation before the layer
 // into its input-gradient GEMM's epilogue, which multiplies in the
 // derivative at the activation's output (the layer's input).
-func (b *boundLinear) fusePrev(prev Bound) {
-	a, ok := prev.(*boundAct)
-	if !ok || !a.inPlace || a.fusedBwd || forceNoLinearActFusion {
-		return
-	}
-	if act, ok := a.gemmAct(); ok {
-		act.saved = a.out.X
-		b.actIn, a.fusedBwd = act, true
-	}
-}
+func (b *boundLinear) fusePrev(prev Bound) { b.actIn = takeActBackward(prev, forceNoLinearActFusion) }
 
 func (b *boundLinear) Out() Port { return b.out }
 
