@@ -200,6 +200,45 @@ func TestGemmActivationBadInput(t *testing.T) {
 	}
 }
 
+// A convolution refuses an activation epilogue whose saved output does not
+// match its output or aliases an operand, and one with Accumulate, in the
+// forward and the backward-data alike.
+func TestConvActivationBadInput(t *testing.T) {
+	d := newTestDevice(t)
+	x, w, y := zeros(t, d, 2, 3, 8, 8), zeros(t, d, 4, 3, 4, 4), zeros(t, d, 2, 4, 4, 4)
+	p := ConvParams{StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}
+	for _, tc := range []struct {
+		name  string
+		saved *Tensor
+		acc   bool
+		want  string
+	}{
+		{"short", zeros(t, d, 2, 4, 4, 3), false, "saved output"},
+		{"aliased", x, false, "saved output"},
+		{"accumulating", nil, true, "cannot add"},
+	} {
+		q := p
+		q.Accumulate, q.act = tc.acc, gemmAct{on: true, op: ewReLU, saved: tc.saved}
+		r, err := d.Record()
+		require.NoError(t, err)
+		fwd := r.Conv2D(y, x, w, q)
+		r.Release()
+		require.ErrorContains(t, fwd, tc.want, "forward, %s", tc.name)
+		if tc.saved != nil && tc.saved.n != x.n {
+			tc.saved = zeros(t, d, 2, 3, 8, 7)
+		}
+		q.act.saved = tc.saved
+		if tc.name == "aliased" {
+			q.act.saved = y
+		}
+		r, err = d.Record()
+		require.NoError(t, err)
+		bwd := r.Conv2DBackwardData(x, y, w, q)
+		r.Release()
+		require.ErrorContains(t, bwd, tc.want, "backward-data, %s", tc.name)
+	}
+}
+
 // TestGemmRowSums checks the row sums of op(A) a matmul with A transposed
 // writes beside C (a linear layer's bias gradient from its weight-gradient
 // GEMM) against the float64 reference, with C unchanged by them: on shapes
