@@ -324,11 +324,7 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 	// buffers (see gradPool), except a D that R1 differentiates.
 	var gGrads, dGrads *gradPool
 	if !forceOwnGradients {
-		dBatch := B
-		if cfg.JointD {
-			dBatch = 2 * B / m
-		}
-		bufs, err := newGradBuffers(d, max(maxGradFloats(cfg.G, B), maxGradFloats(cfg.D, dBatch)), keep)
+		bufs, err := newGradBuffers(d, gradBufferFloats(cfg), keep)
 		if err != nil {
 			return nil, err
 		}
@@ -471,11 +467,7 @@ func memoryNeed(cfg GANConfig) uint64 {
 		})
 	}
 	if !forceOwnGradients {
-		dBatch := cfg.Batch
-		if cfg.JointD {
-			dBatch = 2 * cfg.Batch / max(cfg.Pack, 1)
-		}
-		floats += 2 * uint64(max(maxGradFloats(cfg.G, cfg.Batch), maxGradFloats(cfg.D, dBatch)))
+		floats += 2 * uint64(gradBufferFloats(cfg))
 	}
 	dOwn := forceOwnGradients || cfg.R1 > 0
 	// Spectral norm keeps W_sn and a scratch gradient per bound layer.

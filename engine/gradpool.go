@@ -101,3 +101,14 @@ func maxGradFloats(net *Net, batch int) int {
 	})
 	return most
 }
+
+// gradBufferFloats is the size of a GAN's two shared gradient buffers: the
+// largest layer gradient of G at the batch and of D at the batch it is
+// bound to (both halves at once with JointD).
+func gradBufferFloats(cfg GANConfig) int {
+	dBatch := cfg.Batch
+	if cfg.JointD {
+		dBatch = 2 * cfg.Batch / max(cfg.Pack, 1)
+	}
+	return max(maxGradFloats(cfg.G, cfg.Batch), maxGradFloats(cfg.D, dBatch))
+}
