@@ -211,7 +211,9 @@ type GAN struct {
 	// With R1 every k > 1 steps: stepR1 is the step with the penalty,
 	// step the one without.
 	stepR1 *stepRec
-	r1     *R1
+	// scratch holds the step recordings' scratch buffers.
+	scratch *scratchSet
+	r1      *R1
 	// r1Count is G's step counter as the host last knew it (steps -1:
 	// unknown) and the counter's Set count then, for lazy R1.
 	r1Count struct {
@@ -395,16 +397,31 @@ func (d *Device) newGAN(cfg GANConfig, source RealSource) (g *GAN, err error) {
 		}
 	}
 	if source != nil {
-		if g.step, err = g.record(cfg.R1 > 0 && cfg.R1Every == 1); err != nil {
+		// The step's segments and the R1 step run one at a time, so they
+		// share their scratch buffers, sized once the step is known.
+		g.scratch = newScratchSet(d)
+		if err := recordPlanned(g.scratch, g.recordSteps, g.releaseSteps); err != nil {
 			return nil, err
-		}
-		if cfg.R1 > 0 && cfg.R1Every > 1 {
-			if g.stepR1, err = g.record(true); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return g, nil
+}
+
+// recordSteps records the step and, with lazy R1, the step with R1.
+func (g *GAN) recordSteps() (err error) {
+	if g.step, err = g.record(g.cfg.R1 > 0 && g.cfg.R1Every == 1); err != nil {
+		return err
+	}
+	if g.cfg.R1 > 0 && g.cfg.R1Every > 1 {
+		g.stepR1, err = g.record(true)
+	}
+	return err
+}
+
+func (g *GAN) releaseSteps() {
+	g.step.release()
+	g.stepR1.release()
+	g.step, g.stepR1 = nil, nil
 }
 
 // classLayer is a layer that takes class labels (a conditional model's
@@ -539,7 +556,7 @@ func (g *GAN) Init(seed uint64) error {
 // Errors are the recorder's sticky one, checked once at the end.
 func (g *GAN) record(withR1 bool) (*stepRec, error) {
 	st := &stepRec{}
-	r, err := g.d.Record()
+	r, err := g.d.recordWith(g.scratch)
 	if err != nil {
 		return nil, err
 	}
@@ -568,7 +585,7 @@ func (g *GAN) record(withR1 bool) (*stepRec, error) {
 		// The backward pass's last dispatch ended with a barrier that
 		// covers transfers; the copy back needs one before Adam reads.
 		r.r.Copy(stage, 0, grads.buf, 0, bytes)
-		next, err := g.d.Record()
+		next, err := g.d.recordWith(g.scratch)
 		if err != nil {
 			stage.Release()
 			r.fail(err)
@@ -798,9 +815,8 @@ func (g *GAN) Release() {
 	if g == nil {
 		return
 	}
-	g.step.release()
-	g.stepR1.release()
-	g.step, g.stepR1 = nil, nil
+	g.releaseSteps()
+	g.scratch.release() // after the recordings that use it
 	g.G.release()
 	g.D.release()
 	for _, t := range g.owned {

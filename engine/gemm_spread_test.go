@@ -85,7 +85,7 @@ func TestSpreadRows(t *testing.T) {
 					err = r.Submit()
 				}
 				forceDenseRows = false
-				buf := r.scratchBufs[c.role]
+				buf := r.scratchBufs.cur[c.role]
 				r.Release()
 				require.NoError(t, err)
 				if !dense {

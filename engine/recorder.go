@@ -16,8 +16,10 @@ type Recorder struct {
 	r    *vk.Recorder
 	err  error
 	work []*Tensor // workspace owned by the recording
-	// scratch is the current buffer of each scratch role (see scratch).
-	scratchBufs [numScratchRoles]*Tensor
+	// scratchBufs holds the scratch roles' buffers (see scratch): the
+	// recording's own, or, with shared, its owner's.
+	scratchBufs *scratchSet
+	shared      bool
 
 	// With profiling on, every dispatch is followed by a timestamp, so a
 	// replay can be broken down by kernel (Profile).
@@ -29,11 +31,22 @@ type Recorder struct {
 
 // Record starts a new recording.
 func (d *Device) Record() (*Recorder, error) {
+	return d.recordWith(nil)
+}
+
+// recordWith starts a recording whose scratch buffers come from s, which
+// the caller owns and shares only with recordings never submitted at the
+// same time as this one; nil gives the recording its own.
+func (d *Device) recordWith(s *scratchSet) (*Recorder, error) {
 	r, err := d.vk.NewRecorder()
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{d: d, r: r}, nil
+	rec := &Recorder{d: d, r: r, scratchBufs: s, shared: s != nil}
+	if s == nil {
+		rec.scratchBufs = newScratchSet(d)
+	}
+	return rec, nil
 }
 
 // Run records with fn, submits once, waits and releases the recording.
@@ -82,7 +95,10 @@ func (r *Recorder) Release() {
 		t.Release()
 	}
 	r.work = nil
-	r.scratchBufs = [numScratchRoles]*Tensor{}
+	if !r.shared {
+		r.scratchBufs.release()
+	}
+	r.scratchBufs = nil
 }
 
 // workspace allocates a tensor that lives as long as the recording: ops
@@ -98,7 +114,8 @@ func (r *Recorder) workspace(shape ...int) (*Tensor, error) {
 }
 
 // scratchRole names an intermediate that one op writes and the op's next
-// dispatch reads, so that recordings can share one buffer per role.
+// dispatch reads, so that a recording's ops (and recordings run one at a
+// time) can share one buffer per role.
 type scratchRole int
 
 const (
@@ -119,18 +136,15 @@ const (
 // writer waits for the last reader, and the previous contents are never
 // read again: each role's writer fills the whole view. A larger request
 // gets a larger buffer; the old one stays with the recording, whose
-// commands still use it.
+// commands still use it (recordPlanned avoids that).
 func (r *Recorder) scratch(role scratchRole, shape ...int) (*Tensor, error) {
 	n, err := numel(shape)
 	if err != nil {
 		return nil, err
 	}
-	buf := r.scratchBufs[role]
-	if buf == nil || buf.n < n {
-		if buf, err = r.workspace(n); err != nil {
-			return nil, err
-		}
-		r.scratchBufs[role] = buf
+	buf, err := r.scratchBufs.get(role, n)
+	if err != nil {
+		return nil, err
 	}
 	return buf.View(0, shape...)
 }

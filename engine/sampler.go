@@ -59,13 +59,9 @@ func (g *GAN) NewSampler(n int, ema, batchStats bool) (*Sampler, error) {
 	if s.ema {
 		params = g.G.EMA
 	}
-	if s.rec, err = g.d.Record(); err != nil {
-		s.Release()
-		return nil, err
-	}
 	// Momentum 0: sampling never moves the running statistics.
-	s.gBound.Forward(s.rec, &Pass{Params: params, Stats: g.G.Stats, Train: batchStats, Labels: s.labels}, s.z)
-	if err := s.rec.Err(); err != nil {
+	pass := &Pass{Params: params, Stats: g.G.Stats, Train: batchStats, Labels: s.labels}
+	if s.rec, err = g.d.recordSized(func(r *Recorder) { s.gBound.Forward(r, pass, s.z) }); err != nil {
 		s.Release()
 		return nil, err
 	}

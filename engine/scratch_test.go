@@ -56,6 +56,66 @@ func TestScratchReuse(t *testing.T) {
 		require.Equal(t, want[i], download(t, o.out), "op %d in a shared recording", i)
 	}
 	if d.class == ClassCPU && !forceUnpackedBwd {
-		require.Len(t, r.work, 4, "scratch buffers for three pads and three packs")
+		require.Len(t, r.scratchBufs.bufs, 4, "scratch buffers for three pads and three packs")
 	}
+}
+
+// A GAN's step recordings (the step, the R1 step) share one scratch
+// buffer a role, sized for the role's largest request, and the sampler
+// gets the same: less memory than buffers grown as the recording asked,
+// with training bit for bit the same.
+func TestScratchPlanned(t *testing.T) {
+	d := newTestDevice(t)
+	data, err := d.UploadData(randomData(1, 10, 3, 32), 10, 3, 32)
+	require.NoError(t, err)
+	defer data.Release()
+	type run struct {
+		params   []map[string][]float32
+		bytes    uint64
+		outgrown [2]bool // the steps', the sampler's
+	}
+	train := func(growing bool) run {
+		defer func(v bool) { forceGrowingScratch = v }(forceGrowingScratch)
+		forceGrowingScratch = growing
+		ad := DefaultAdam()
+		ad.Beta1 = 0.5
+		cfg := GANConfig{Model: DCGAN{Size: 32, NZ: 8, NGF: 8, NDF: 8, Channels: 3, NoDNorm: true}, Batch: 4, Seed: 5,
+			AdamD: ad, AdamG: ad, R1: 0.5, R1Every: 2}
+		before := d.MemoryStats().Requested
+		g, err := d.NewGAN(cfg, data)
+		require.NoError(t, err)
+		defer g.Release()
+		s, err := g.NewSampler(6, false, true)
+		require.NoError(t, err)
+		defer s.Release()
+		r := run{bytes: d.MemoryStats().Requested - before}
+		r.outgrown = [2]bool{g.scratch.outgrown(), s.rec.scratchBufs.outgrown()}
+		if !growing {
+			for _, set := range []*scratchSet{g.scratch, s.rec.scratchBufs} {
+				need := 0
+				for _, n := range set.need {
+					need += n
+				}
+				require.Equal(t, need, set.floats(), "one buffer a role, of its largest request")
+			}
+		}
+		require.NoError(t, g.Init(3))
+		for range 3 { // with R1, without, with
+			require.NoError(t, g.Step())
+		}
+		for _, set := range []*ParamSet{g.G.Params, g.D.Params, g.G.Stats} { // D has no statistics
+			v, err := set.Get()
+			require.NoError(t, err)
+			r.params = append(r.params, v)
+		}
+		return r
+	}
+	grown, planned := train(true), train(false)
+	require.Equal(t, grown.params, planned.params)
+	require.Equal(t, [2]bool{false, false}, planned.outgrown)
+	if d.class == ClassCPU { // where convolutions pad their inputs
+		require.Equal(t, [2]bool{true, true}, grown.outgrown, "the test's recordings should outgrow buffers")
+		require.Less(t, planned.bytes, grown.bytes)
+	}
+	t.Logf("GAN and sampler: %d bytes with grown scratch, %d planned", grown.bytes, planned.bytes)
 }

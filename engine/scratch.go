@@ -1,0 +1,105 @@
+package engine
+
+// scratchSet holds one buffer per scratch role (see Recorder.scratch) for
+// recordings that never run at the same time: a recording's own, or a
+// GAN's step segments and its R1 step together.
+//
+// A role's first buffer is as large as its first request. Recording a
+// DCGAN step asks for larger and larger pads (6, 7.5, 11.2, then 19.1 MiB
+// at 64x64), and each outgrown buffer stays, since recorded commands use
+// it: 27 MiB of the step's memory. Freeing them all (release) keeps each
+// role's largest request as the size of its next buffer, so recording
+// again leaves one buffer a role (recordPlanned).
+type scratchSet struct {
+	d    *Device
+	cur  [numScratchRoles]*Tensor // each role's buffer for the next request
+	bufs []*Tensor                // every buffer made, the outgrown ones too
+	need [numScratchRoles]int     // each role's largest request, in floats
+}
+
+// forceGrowingScratch records once and keeps the outgrown buffers (tests
+// and benchmarks compare).
+var forceGrowingScratch = false
+
+func newScratchSet(d *Device) *scratchSet { return &scratchSet{d: d} }
+
+// get returns a buffer of at least n floats for role.
+func (s *scratchSet) get(role scratchRole, n int) (*Tensor, error) {
+	s.need[role] = max(s.need[role], n)
+	if buf := s.cur[role]; buf != nil && buf.n >= n {
+		return buf, nil
+	}
+	buf, err := s.d.NewTensor(s.need[role])
+	if err != nil {
+		return nil, err
+	}
+	s.cur[role], s.bufs = buf, append(s.bufs, buf)
+	return buf, nil
+}
+
+// outgrown reports whether a role has needed more than one buffer.
+func (s *scratchSet) outgrown() bool {
+	roles := 0
+	for _, b := range s.cur {
+		if b != nil {
+			roles++
+		}
+	}
+	return len(s.bufs) > roles
+}
+
+// floats is the size of every buffer the set holds.
+func (s *scratchSet) floats() int {
+	n := 0
+	for _, b := range s.bufs {
+		n += b.n
+	}
+	return n
+}
+
+// release frees every buffer; the recordings that used them must have
+// been released. Each role's largest request stays the size of its next
+// buffer.
+func (s *scratchSet) release() {
+	if s == nil {
+		return
+	}
+	for _, b := range s.bufs {
+		b.Release()
+	}
+	s.bufs, s.cur = nil, [numScratchRoles]*Tensor{}
+}
+
+// recordPlanned calls record, which records into recordings that take
+// their scratch from s. If a role outgrew its first buffer, it releases
+// those recordings with release, frees s's buffers and records again: the
+// same requests then find buffers of their role's largest size.
+func recordPlanned(s *scratchSet, record func() error, release func()) error {
+	if err := record(); err != nil || !s.outgrown() || forceGrowingScratch {
+		return err
+	}
+	release()
+	s.release()
+	return record()
+}
+
+// recordSized records fn into one recording whose scratch roles each
+// hold one buffer, of their largest request (see recordPlanned).
+func (d *Device) recordSized(fn func(r *Recorder)) (*Recorder, error) {
+	s := newScratchSet(d)
+	var r *Recorder
+	record := func() (err error) {
+		if r, err = d.recordWith(s); err != nil {
+			return err
+		}
+		fn(r)
+		return r.Err()
+	}
+	if err := recordPlanned(s, record, func() { r.Release() }); err != nil {
+		r.Release()
+		s.release()
+		return nil, err
+	}
+	r.shared = false // the recording owns s from here
+	return r, nil
+}
