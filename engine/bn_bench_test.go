@@ -95,3 +95,10 @@ func BenchmarkGANStepBNAct(b *testing.B) {
 func BenchmarkGANStepConvAct(b *testing.B) {
 	benchGANStepAB(b, func(*Device) bool { return true }, [2]string{"separate", "fused"}, func(old bool) { forceNoConvActFusion = old })
 }
+
+// BenchmarkGANStepPackedDerivative times the DCGAN step with D's first
+// LeakyReLU's derivative in the packed backward-data's epilogue
+// (forceFusedPackedDerivative) and as a pass of its own after it.
+func BenchmarkGANStepPackedDerivative(b *testing.B) {
+	benchGANStepAB(b, func(d *Device) bool { return d.class == ClassCPU }, [2]string{"in-epilogue", "own-pass"}, func(old bool) { forceFusedPackedDerivative = old })
+}

@@ -621,10 +621,26 @@ func (r *Recorder) Conv2DBackwardData(dx, dy, w *Tensor, p ConvParams) error {
 			}
 			g.padB = true
 		}
-		return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, saved)
+		if saved == nil || forceFusedPackedDerivative {
+			return r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, saved)
+		}
+		// The derivative as a pass of its own: in this kernel's epilogue
+		// it made D's 64x32x32 backward-data 89-97 ms against 72-83
+		// without, where the pass takes 4-5 ms. Loading the saved output
+		// as vectors did not change that; the activation's variant of the
+		// 32-row tile is slower as a whole.
+		g.epi, g.slope = 0, 0
+		if err := r.igemm(modeConvBackwardDataPacked, g, maxCols, g.sh*g.sw, true, false, wp, dy, dx, nil); err != nil {
+			return err
+		}
+		return r.actBackward(p.act.op, dx, dx, saved, "y", p.act.slope)
 	}
 	return r.igemm(modeConvBackwardData, g, maxCols, g.sh*g.sw, false, false, w, dy, dx, saved)
 }
+
+// forceFusedPackedDerivative keeps an activation's derivative in the
+// packed backward-data's epilogue; tests and benchmarks compare the two.
+var forceFusedPackedDerivative bool
 
 // spreadRows is a row stride for a matrix igemm reads as A: at least n
 // floats, a multiple of 4 (16-byte aligned rows for 4-float loads), and not

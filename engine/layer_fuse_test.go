@@ -132,8 +132,14 @@ func TestConvActFusion(t *testing.T) {
 	want := map[int][2]bool{1: {true, true}, 3: {true, true}, 6: {true, true}, 8: {true, true}, 10: {true, true}, 12: {true, false}}
 	fused := actFusionRun(t, d, layers(), []int{3, 16, 16}, &forceNoConvActFusion, false, want)
 	separate := actFusionRun(t, d, layers(), []int{3, 16, 16}, &forceNoConvActFusion, true, want)
+	// The packed backward-data (CPU devices) runs the derivative as a pass
+	// of its own unless forced into its epilogue.
+	forceFusedPackedDerivative = true
+	inEpilogue := actFusionRun(t, d, layers(), []int{3, 16, 16}, &forceNoConvActFusion, false, want)
+	forceFusedPackedDerivative = false
 	for name, want := range separate {
 		require.Equal(t, want, fused[name], "%s differs between the fused and separate kernels", name)
+		require.Equal(t, want, inEpilogue[name], "%s differs with the derivative in the packed backward-data's epilogue", name)
 	}
 }
 
