@@ -20,6 +20,9 @@ type Recorder struct {
 	// recording's own, or, with shared, its owner's.
 	scratchBufs *scratchSet
 	shared      bool
+	// dry: a sizing recording (scratchSet.sizing), never submitted, which
+	// records no dispatches.
+	dry bool
 
 	// With profiling on, every dispatch is followed by a timestamp, so a
 	// replay can be broken down by kernel (Profile).
@@ -42,7 +45,7 @@ func (d *Device) recordWith(s *scratchSet) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &Recorder{d: d, r: r, scratchBufs: s, shared: s != nil}
+	rec := &Recorder{d: d, r: r, scratchBufs: s, shared: s != nil, dry: s != nil && s.sizing}
 	if s == nil {
 		rec.scratchBufs = newScratchSet(d)
 	}
@@ -78,6 +81,9 @@ func (r *Recorder) fail(err error) error {
 func (r *Recorder) Submit() error {
 	if r.err != nil {
 		return r.err
+	}
+	if r.dry {
+		return r.fail(fmt.Errorf("engine: a sizing recording cannot be submitted"))
 	}
 	if err := r.r.End(); err != nil {
 		return r.fail(err)
@@ -196,6 +202,9 @@ func dispatch[P shaders.Push](r *Recorder, k *shaders.Kernel[P], spec []uint32, 
 			return r.fail(fmt.Errorf("engine: %s: tensor argument %d belongs to another device", k.Name, i))
 		}
 		bufs[i] = t.buf
+	}
+	if r.dry {
+		return nil
 	}
 	if r.profile && r.profStart < 0 {
 		r.profStart = r.r.Timestamp()

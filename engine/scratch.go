@@ -1,5 +1,7 @@
 package engine
 
+import "slices"
+
 // scratchSet holds one buffer per scratch role (see Recorder.scratch) for
 // recordings that never run at the same time: a recording's own, or a
 // GAN's step segments and its R1 step together.
@@ -7,18 +9,24 @@ package engine
 // A role's first buffer is as large as its first request. Recording a
 // DCGAN step asks for larger and larger pads (6, 7.5, 11.2, then 19.1 MiB
 // at 64x64), and each outgrown buffer stays, since recorded commands use
-// it: 27 MiB of the step's memory. Freeing them all (release) keeps each
-// role's largest request as the size of its next buffer, so recording
-// again leaves one buffer a role (recordPlanned).
+// it: 27 MiB of the step's memory. recordPlanned first records without
+// dispatches (sizing), when an outgrown buffer can go at once, so each
+// role holds one buffer of its largest request before the recording that
+// is kept.
 type scratchSet struct {
 	d    *Device
 	cur  [numScratchRoles]*Tensor // each role's buffer for the next request
-	bufs []*Tensor                // every buffer made, the outgrown ones too
+	bufs []*Tensor                // every buffer held, the outgrown ones too
 	need [numScratchRoles]int     // each role's largest request, in floats
+	// sizing: the recordings taking buffers now record no dispatches
+	// (Recorder.dry), so nothing uses an outgrown buffer.
+	sizing bool
+	// peak is the most floats the set has held at once.
+	peak int
 }
 
-// forceGrowingScratch records once and keeps the outgrown buffers (tests
-// and benchmarks compare).
+// forceGrowingScratch makes recordPlanned record once, keeping the
+// outgrown buffers, as before it (tests and benchmarks compare).
 var forceGrowingScratch = false
 
 func newScratchSet(d *Device) *scratchSet { return &scratchSet{d: d} }
@@ -26,14 +34,21 @@ func newScratchSet(d *Device) *scratchSet { return &scratchSet{d: d} }
 // get returns a buffer of at least n floats for role.
 func (s *scratchSet) get(role scratchRole, n int) (*Tensor, error) {
 	s.need[role] = max(s.need[role], n)
-	if buf := s.cur[role]; buf != nil && buf.n >= n {
-		return buf, nil
+	old := s.cur[role]
+	if old != nil && old.n >= n {
+		return old, nil
+	}
+	if old != nil && s.sizing {
+		s.bufs = slices.DeleteFunc(s.bufs, func(b *Tensor) bool { return b == old })
+		s.cur[role] = nil
+		old.Release()
 	}
 	buf, err := s.d.NewTensor(s.need[role])
 	if err != nil {
 		return nil, err
 	}
 	s.cur[role], s.bufs = buf, append(s.bufs, buf)
+	s.peak = max(s.peak, s.floats())
 	return buf, nil
 }
 
@@ -58,8 +73,7 @@ func (s *scratchSet) floats() int {
 }
 
 // release frees every buffer; the recordings that used them must have
-// been released. Each role's largest request stays the size of its next
-// buffer.
+// been released.
 func (s *scratchSet) release() {
 	if s == nil {
 		return
@@ -71,15 +85,20 @@ func (s *scratchSet) release() {
 }
 
 // recordPlanned calls record, which records into recordings that take
-// their scratch from s. If a role outgrew its first buffer, it releases
-// those recordings with release, frees s's buffers and records again: the
-// same requests then find buffers of their role's largest size.
+// their scratch from s, twice: first without dispatches, releasing those
+// recordings with release, to learn each role's largest request while
+// holding one buffer a role, then for real into those buffers.
 func recordPlanned(s *scratchSet, record func() error, release func()) error {
-	if err := record(); err != nil || !s.outgrown() || forceGrowingScratch {
+	if forceGrowingScratch {
+		return record()
+	}
+	s.sizing = true
+	err := record()
+	s.sizing = false
+	release()
+	if err != nil {
 		return err
 	}
-	release()
-	s.release()
 	return record()
 }
 
@@ -95,7 +114,7 @@ func (d *Device) recordSized(fn func(r *Recorder)) (*Recorder, error) {
 		fn(r)
 		return r.Err()
 	}
-	if err := recordPlanned(s, record, func() { r.Release() }); err != nil {
+	if err := recordPlanned(s, record, func() { r.Release(); r = nil }); err != nil {
 		r.Release()
 		s.release()
 		return nil, err

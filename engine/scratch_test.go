@@ -63,7 +63,7 @@ func TestScratchReuse(t *testing.T) {
 // A GAN's step recordings (the step, the R1 step) share one scratch
 // buffer a role, sized for the role's largest request, and the sampler
 // gets the same: less memory than buffers grown as the recording asked,
-// with training bit for bit the same.
+// also while sizing them, with training bit for bit the same.
 func TestScratchPlanned(t *testing.T) {
 	d := newTestDevice(t)
 	data, err := d.UploadData(randomData(1, 10, 3, 32), 10, 3, 32)
@@ -97,6 +97,7 @@ func TestScratchPlanned(t *testing.T) {
 					need += n
 				}
 				require.Equal(t, need, set.floats(), "one buffer a role, of its largest request")
+				require.Equal(t, need, set.peak, "never more than one buffer a role, even while sizing")
 			}
 		}
 		require.NoError(t, g.Init(3))
