@@ -27,7 +27,7 @@ type scratchSet struct {
 
 // forceGrowingScratch makes recordPlanned record once, keeping the
 // outgrown buffers, as before it (tests and benchmarks compare).
-var forceGrowingScratch = false
+var forceGrowingScratch bool
 
 func newScratchSet(d *Device) *scratchSet { return &scratchSet{d: d} }
 
