@@ -530,7 +530,14 @@ func (d *Device) TimeGemm(s GemmShape, vs []GemmVariant, repeat int) (ms []float
 		for i := range data {
 			data[i] = float32(rng.Float64()*2 - 1)
 		}
-		t, err := d.FromSlice(data, n)
+		shape := []int{n}
+		if len(ts) == 0 && k.g.sumA && n%k.g.M == 0 {
+			// A is dy [batch, M] (a linear layer's weight gradient), whose
+			// column sums variants without subgroup tiles take in a
+			// BiasGrad of their own, which wants it 2D.
+			shape = []int{n / k.g.M, k.g.M}
+		}
+		t, err := d.FromSlice(data, shape...)
 		if err != nil {
 			return fail(err)
 		}

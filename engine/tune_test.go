@@ -351,3 +351,32 @@ func TestTunedTiledVariant(t *testing.T) {
 		require.True(t, strings.HasPrefix(v.String(), "igemm_tiled "), v.String())
 	}
 }
+
+// TestTimeGemmRowSums times a weight gradient that also sums dy's columns
+// (SUM_A, a linear layer's bias gradient) with a variant that sums them as
+// it goes and one that takes a BiasGrad of its own: the tuner's flat
+// buffers once made the second fail (vkgan tune -model toy).
+func TestTimeGemmRowSums(t *testing.T) {
+	d := newTestDevice(t)
+	dy, x := zeros(t, d, 16, 8), zeros(t, d, 16, 12)
+	dw, db := zeros(t, d, 8, 12), zeros(t, d, 8)
+	shapes, err := d.CaptureGemms(func() error {
+		return d.Run(func(r *Recorder) error {
+			return r.gemm(dw, dy, x, true, false, 1, 0, nil, gemmAct{}, db)
+		})
+	})
+	require.NoError(t, err)
+	require.Len(t, shapes, 1)
+	require.True(t, shapes[0].call.g.sumA)
+	vs := []GemmVariant{shapes[0].Default()}
+	for _, v := range d.GemmCandidates(shapes[0]) {
+		if v.Kernel == KernelIgemm && !v.SG {
+			vs = append(vs, v)
+			break
+		}
+	}
+	require.Len(t, vs, 2, "a variant without subgroup tiles")
+	ms, err := d.TimeGemm(shapes[0], vs, 1)
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+}
