@@ -139,7 +139,8 @@ func TestGemmTransposedA(t *testing.T) {
 	for _, s := range []struct {
 		m, n, k int
 		tb      bool
-	}{{64, 37, 20, false}, {36, 13, 64, false}, {128, 44, 18, false}, {96, 5, 7, true}, {32, 1, 200, false}, {100, 128, 1024, false}} {
+	}{{64, 37, 20, false}, {36, 13, 64, false}, {128, 44, 18, false}, {96, 5, 7, true}, {32, 1, 200, false}, {100, 128, 1024, false},
+		{64, 36, 12, false}, {32, 8, 10, false}} { // whole chunks with B's rows aligned (running offsets), and a partial one
 		M, N, K := s.m, s.n, s.k
 		t.Run(fmt.Sprintf("%dx%dx%d_tb%v", M, N, K, s.tb), func(t *testing.T) {
 			_, _, br, bc := gemmOperandShapes(M, N, K, true, s.tb)

@@ -524,6 +524,20 @@ void main() {
             SUM_ROWS
             ROWS_SG
         }
+    } else if (MODE == 0 && USE_SG && VEC_AT && VEC_B && (p.K & 3u) == 0u) {
+        // The same for A^T (a linear layer's weight gradient): a lane's
+        // four rows at k are one load, transposed into la.
+        uint aIdx = aRowsT, bIdx = uint(colBase[0]);
+        for (uint k0 = 0; k0 < Kc; k0 += 4) {
+            vec4 b[4], la[8], t[4];
+            for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
+            bIdx += 4u * p.sBk;
+            for (uint kk = 0; kk < 4; ++kk) t[kk] = load4A(aIdx + kk * p.sAk);
+            aIdx += 4u * p.sAk;
+            for (uint i = 0; i < 4; ++i) la[i] = vec4(t[0][i], t[1][i], t[2][i], t[3][i]);
+            SUM_ROWS
+            ROWS_SG
+        }
     } else
     for (uint k0 = 0; k0 < Kc; k0 += 4) {
         vec4 b[4], la[8];
