@@ -512,29 +512,24 @@ void main() {
     // general loop's per-k index maps and bounds selects cost the 1024^3
     // matmul 7-13% on lavapipe. The sums are the same, in the same order.
     // (Measured no gain for VEC_BT or the conv modes' QUAD_B loads.)
-    if (MODE == 0 && USE_SG && VEC_A && VEC_B) {
+    if (MODE == 0 && USE_SG && VEC_B && (VEC_A || VEC_AT && (p.K & 3u) == 0u)) {
+        // VEC_AT (A^T, a linear layer's weight gradient): a lane's four
+        // rows at k are one load, transposed into la.
         uint aIdx[8];
-        for (uint i = 0; i < RPL; ++i) aIdx[i] = myRow[i] * mStrideA;
+        for (uint i = 0; i < RPL; ++i) aIdx[i] = VEC_AT ? aRowsT : myRow[i] * mStrideA;
         uint bIdx = uint(colBase[0]);
         for (uint k0 = 0; k0 < Kc; k0 += 4) {
             vec4 b[4], la[8];
             for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
             bIdx += 4u * p.sBk;
-            for (uint i = 0; i < RPL; ++i) la[i] = load4A(aIdx[i] + k0);
-            SUM_ROWS
-            ROWS_SG
-        }
-    } else if (MODE == 0 && USE_SG && VEC_AT && VEC_B && (p.K & 3u) == 0u) {
-        // The same for A^T (a linear layer's weight gradient): a lane's
-        // four rows at k are one load, transposed into la.
-        uint aIdx = aRowsT, bIdx = uint(colBase[0]);
-        for (uint k0 = 0; k0 < Kc; k0 += 4) {
-            vec4 b[4], la[8], t[4];
-            for (uint kk = 0; kk < 4; ++kk) b[kk] = load4B(bIdx + kk * p.sBk);
-            bIdx += 4u * p.sBk;
-            for (uint kk = 0; kk < 4; ++kk) t[kk] = load4A(aIdx + kk * p.sAk);
-            aIdx += 4u * p.sAk;
-            for (uint i = 0; i < 4; ++i) la[i] = vec4(t[0][i], t[1][i], t[2][i], t[3][i]);
+            if (VEC_AT) {
+                vec4 t[4];
+                for (uint kk = 0; kk < 4; ++kk) t[kk] = load4A(aIdx[0] + kk * p.sAk);
+                aIdx[0] += 4u * p.sAk;
+                for (uint i = 0; i < 4; ++i) la[i] = vec4(t[0][i], t[1][i], t[2][i], t[3][i]);
+            } else {
+                for (uint i = 0; i < RPL; ++i) la[i] = load4A(aIdx[i] + k0);
+            }
             SUM_ROWS
             ROWS_SG
         }
