@@ -52,17 +52,6 @@ func (s *scratchSet) get(role scratchRole, n int) (*Tensor, error) {
 	return buf, nil
 }
 
-// outgrown reports whether a role has needed more than one buffer.
-func (s *scratchSet) outgrown() bool {
-	roles := 0
-	for _, b := range s.cur {
-		if b != nil {
-			roles++
-		}
-	}
-	return len(s.bufs) > roles
-}
-
 // floats is the size of every buffer the set holds.
 func (s *scratchSet) floats() int {
 	n := 0
