@@ -28,6 +28,8 @@ type Recorder struct {
 	ended   bool
 	err     error
 	copies  int // buffer copies recorded (a step should record none)
+	uses    map[*lifetime]struct{}
+	useList []*lifetime // uses in order, for Submit's check
 	views   map[viewKey]vulkan.BufferView
 }
 
@@ -90,16 +92,8 @@ func (r *Recorder) usable() bool {
 
 func (r *Recorder) allocSet(p *Pipeline) (vulkan.DescriptorSet, error) {
 	if r.left == 0 {
-		var pool vulkan.DescriptorPool
-		err := check("vkCreateDescriptorPool", vulkan.CreateDescriptorPool(r.d.dev, &vulkan.DescriptorPoolCreateInfo{
-			SType:         vulkan.StructureTypeDescriptorPoolCreateInfo,
-			MaxSets:       setsPerPool,
-			PoolSizeCount: 2,
-			PPoolSizes: []vulkan.DescriptorPoolSize{
-				{Type: vulkan.DescriptorTypeStorageBuffer, DescriptorCount: setsPerPool * maxBindings},
-				{Type: vulkan.DescriptorTypeUniformTexelBuffer, DescriptorCount: setsPerPool * maxBindings},
-			},
-		}, nil, &pool))
+		pool, res := createDescriptorPool(r.d.inst.handle, r.d.dev, setsPerPool, maxBindings)
+		err := check("vkCreateDescriptorPool", res)
 		if err != nil {
 			return nil, err
 		}
@@ -159,6 +153,7 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 			}
 		}
 	}
+	r.use(bufs...)
 	r.d.hot.bindBuffers(r.d.dev, set, bufs, views)
 	vulkan.CmdBindPipeline(r.cb, vulkan.PipelineBindPointCompute, p.pipe)
 	vulkan.CmdBindDescriptorSets(r.cb, vulkan.PipelineBindPointCompute, p.layout, 0, 1, []vulkan.DescriptorSet{set}, 0, nil)
@@ -168,6 +163,20 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 		freeC(cp)
 	}
 	vulkan.CmdDispatch(r.cb, groups[0], groups[1], groups[2])
+}
+
+// use notes the buffers a command reads or writes, so Submit can check
+// they are still allocated.
+func (r *Recorder) use(bufs ...*Buffer) {
+	if r.uses == nil {
+		r.uses = make(map[*lifetime]struct{})
+	}
+	for _, b := range bufs {
+		if _, ok := r.uses[b.life]; !ok {
+			r.uses[b.life] = struct{}{}
+			r.useList = append(r.useList, b.life)
+		}
+	}
 }
 
 // Copies is the number of buffer copies recorded.
@@ -199,6 +208,7 @@ func (r *Recorder) Copy(dst *Buffer, dstOff int64, src *Buffer, srcOff int64, n 
 		return
 	}
 	r.copies++
+	r.use(dst, src)
 	r.d.hot.copyBuffer(r.cb, src.blk.buf, dst.blk.buf, src.off+uint64(srcOff), dst.off+uint64(dstOff), uint64(n))
 }
 
@@ -211,6 +221,7 @@ func (r *Recorder) Fill(dst *Buffer, word uint32) {
 		r.err = fmt.Errorf("vk: fill of a nil or released buffer")
 		return
 	}
+	r.use(dst)
 	vulkan.CmdFillBuffer(r.cb, dst.blk.buf, vulkan.DeviceSize(dst.off), vulkan.DeviceSize(alignUp(dst.size, 4)), word)
 }
 
@@ -285,6 +296,11 @@ func (d *Device) Submit(r *Recorder) error {
 	}
 	if !r.ended {
 		return fmt.Errorf("vk: submit of a recorder that was not ended")
+	}
+	for _, l := range r.useList {
+		if l.released {
+			return fmt.Errorf("vk: submit of a recording that uses a buffer released after it was recorded")
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

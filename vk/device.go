@@ -306,7 +306,7 @@ func Open(opts Options) (*Device, error) {
 	if sel == "" {
 		sel = os.Getenv("VKGAN_DEVICE")
 	}
-	idx, err := chooseFor(infos, pds, sel, surface)
+	idx, err := chooseFor(inst.handle, infos, pds, sel, surface)
 	if err != nil {
 		return fail(err)
 	}
@@ -319,21 +319,16 @@ func Open(opts Options) (*Device, error) {
 }
 
 func (d *Device) init(diskCache bool) error {
-	var n uint32
-	vulkan.GetPhysicalDeviceQueueFamilyProperties(d.phys, &n, nil)
-	qfs := make([]vulkan.QueueFamilyProperties, n)
-	vulkan.GetPhysicalDeviceQueueFamilyProperties(d.phys, &n, qfs)
+	qfs := queueFamilies(d.inst.handle, d.phys)
 	family := -1
 	if d.surface != nil {
 		// One queue runs G and presents, so it must do both.
-		family = presentFamily(d.phys, d.surface)
+		family = presentFamily(d.inst.handle, d.phys, d.surface)
 	}
 	// Prefer a compute queue family without graphics (async compute on
 	// GPUs), else any family with compute.
 	for pass := 0; pass < 2 && family < 0 && d.surface == nil; pass++ {
-		for i := range qfs[:n] {
-			qfs[i].Deref()
-			fl := qfs[i].QueueFlags
+		for i, fl := range qfs {
 			hasCompute := fl&vulkan.QueueFlags(vulkan.QueueComputeBit) != 0
 			hasGraphics := fl&vulkan.QueueFlags(vulkan.QueueGraphicsBit) != 0
 			if hasCompute && (pass == 1 || !hasGraphics) {
@@ -346,31 +341,10 @@ func (d *Device) init(diskCache bool) error {
 		return fmt.Errorf("vk: %s has no compute queue: %w", d.info.Name, ErrNoDevice)
 	}
 	d.family = uint32(family)
-	features := vulkan.PhysicalDeviceFeatures{}
-	if d.info.Limits.ShaderInt64 {
-		features.ShaderInt64 = vulkan.True
-	}
-	qinfo := vulkan.DeviceQueueCreateInfo{
-		SType:            vulkan.StructureTypeDeviceQueueCreateInfo,
-		QueueFamilyIndex: d.family,
-		QueueCount:       1,
-		PQueuePriorities: []float32{1},
-	}
-	dinfo := vulkan.DeviceCreateInfo{
-		SType:                vulkan.StructureTypeDeviceCreateInfo,
-		QueueCreateInfoCount: 1,
-		PQueueCreateInfos:    []vulkan.DeviceQueueCreateInfo{qinfo},
-		PEnabledFeatures:     []vulkan.PhysicalDeviceFeatures{features},
-	}
-	if d.surface != nil {
-		dinfo.EnabledExtensionCount = 1
-		dinfo.PpEnabledExtensionNames = []string{"VK_KHR_swapchain\x00"}
-	}
-	var dev vulkan.Device
-	if err := check("vkCreateDevice", vulkan.CreateDevice(d.phys, &dinfo, nil, &dev)); err != nil {
+	dev, res := createDevice(d.inst.handle, d.phys, d.family, d.info.Limits.ShaderInt64, d.surface != nil)
+	if err := check("vkCreateDevice", res); err != nil {
 		return err
 	}
-	dinfo.Free()
 	d.dev = dev
 	var q vulkan.Queue
 	vulkan.GetDeviceQueue(d.dev, d.family, 0, &q)
@@ -570,14 +544,14 @@ var errClosed = errors.New("vk: device is closed")
 
 // chooseFor is choose, restricted with a surface to the devices that can
 // present to it.
-func chooseFor(infos []DeviceInfo, pds []vulkan.PhysicalDevice, sel string, surface vulkan.Surface) (int, error) {
+func chooseFor(inst vulkan.Instance, infos []DeviceInfo, pds []vulkan.PhysicalDevice, sel string, surface vulkan.Surface) (int, error) {
 	if surface == nil {
 		return choose(infos, sel)
 	}
 	var able []DeviceInfo
 	var index []int
 	for i, pd := range pds {
-		if presentFamily(pd, surface) >= 0 {
+		if presentFamily(inst, pd, surface) >= 0 {
 			able = append(able, infos[i])
 			index = append(index, i)
 		}
@@ -587,7 +561,7 @@ func chooseFor(infos []DeviceInfo, pds []vulkan.PhysicalDevice, sel string, surf
 		if err != nil {
 			return -1, err
 		}
-		if presentFamily(pds[i], surface) < 0 {
+		if presentFamily(inst, pds[i], surface) < 0 {
 			return -1, fmt.Errorf("vk: %s cannot present to the window (no queue family that computes and presents): %w", infos[i].Name, ErrNoDevice)
 		}
 		return i, nil
@@ -606,14 +580,9 @@ func chooseFor(infos []DeviceInfo, pds []vulkan.PhysicalDevice, sel string, surf
 // present to surface, or -1.
 //
 // Reference: https://registry.khronos.org/vulkan/specs/1.3/html/vkspec.html#vkGetPhysicalDeviceSurfaceSupportKHR
-func presentFamily(pd vulkan.PhysicalDevice, surface vulkan.Surface) int {
-	var n uint32
-	vulkan.GetPhysicalDeviceQueueFamilyProperties(pd, &n, nil)
-	qfs := make([]vulkan.QueueFamilyProperties, n)
-	vulkan.GetPhysicalDeviceQueueFamilyProperties(pd, &n, qfs)
-	for i := range qfs[:n] {
-		qfs[i].Deref()
-		if qfs[i].QueueFlags&vulkan.QueueFlags(vulkan.QueueComputeBit) == 0 {
+func presentFamily(inst vulkan.Instance, pd vulkan.PhysicalDevice, surface vulkan.Surface) int {
+	for i, fl := range queueFamilies(inst, pd) {
+		if fl&vulkan.QueueFlags(vulkan.QueueComputeBit) == 0 {
 			continue
 		}
 		var ok vulkan.Bool32

@@ -21,6 +21,15 @@
 // one command buffer that can be submitted any number of times; Submit
 // waits for it on a fence through C function pointers, so the per-step
 // path allocates nothing. Recording errors are sticky and returned by End.
+// A recorder keeps the buffers it uses in mind, and Submit refuses to run
+// it once one of them is released: on a CPU driver device memory is the
+// process's heap, and the commands would write into freed memory.
+//
+// Arrays: vulkan-go frees the C copies of the arrays it marshals from a
+// finalizer that may run while the driver is still reading or writing
+// them. Every call that passes an array (create infos, enumerations,
+// descriptor writes, barriers) is therefore made from C (cinfo.go,
+// loader.go, swapchain.go) with arrays on the C stack or in memory it frees.
 //
 // Lifetimes: every object has one owner. Release is idempotent and safe on
 // nil; Device.Close waits idle, releases whatever callers did not, saves the

@@ -46,45 +46,25 @@ func newInstance(validate bool, onMessage func(string), extra ...string) (*insta
 		if !hasInstanceLayer(validationLayer) {
 			return nil, fmt.Errorf("vk: VKGAN_VALIDATE is set but %s is not installed (Debian: vulkan-validationlayers)", validationLayer)
 		}
-		layers = append(layers, validationLayer+"\x00")
-		exts = append(exts, "VK_EXT_debug_report\x00")
+		layers = append(layers, validationLayer)
+		exts = append(exts, "VK_EXT_debug_report")
 	}
 	for _, e := range extra {
 		if !hasInstanceExtension(e) {
 			return nil, fmt.Errorf("vk: instance extension %s is not available: %w", e, ErrNoDevice)
 		}
-		// vulkan-go hands the string's bytes to C as they are.
-		exts = append(exts, e+"\x00")
+		exts = append(exts, e)
 	}
 	// The portability enumeration extension lets MoltenVK devices show up.
 	var flags vulkan.InstanceCreateFlags
 	if hasInstanceExtension("VK_KHR_portability_enumeration") {
-		exts = append(exts, "VK_KHR_portability_enumeration\x00")
+		exts = append(exts, "VK_KHR_portability_enumeration")
 		flags |= 0x00000001 // VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR
 	}
-	app := vulkan.ApplicationInfo{
-		SType:              vulkan.StructureTypeApplicationInfo,
-		PApplicationName:   "vkgan\x00",
-		ApplicationVersion: vulkan.MakeVersion(0, 1, 0),
-		PEngineName:        "vkgan\x00",
-		EngineVersion:      vulkan.MakeVersion(0, 1, 0),
-		ApiVersion:         vulkan.MakeVersion(1, 1, 0),
-	}
-	info := vulkan.InstanceCreateInfo{
-		SType:                   vulkan.StructureTypeInstanceCreateInfo,
-		Flags:                   flags,
-		PApplicationInfo:        &app,
-		EnabledLayerCount:       uint32(len(layers)),
-		PpEnabledLayerNames:     layers,
-		EnabledExtensionCount:   uint32(len(exts)),
-		PpEnabledExtensionNames: exts,
-	}
-	var h vulkan.Instance
-	if err := check("vkCreateInstance", vulkan.CreateInstance(&info, nil, &h)); err != nil {
+	h, res := createInstance(flags, layers, exts)
+	if err := check("vkCreateInstance", res); err != nil {
 		return nil, err
 	}
-	info.Free()
-	app.Free()
 	inst.handle = h
 	if err := vulkan.InitInstance(h); err != nil {
 		vulkan.DestroyInstance(h, nil)
@@ -185,42 +165,6 @@ func (in *instance) release() {
 	unregister(in.id)
 	in.id = nil
 	in.handle = nil
-}
-
-func hasInstanceLayer(name string) bool {
-	var n uint32
-	if vulkan.EnumerateInstanceLayerProperties(&n, nil) != vulkan.Success || n == 0 {
-		return false
-	}
-	props := make([]vulkan.LayerProperties, n)
-	if vulkan.EnumerateInstanceLayerProperties(&n, props) != vulkan.Success {
-		return false
-	}
-	for i := range props[:n] {
-		props[i].Deref()
-		if cString(props[i].LayerName[:]) == name {
-			return true
-		}
-	}
-	return false
-}
-
-func hasInstanceExtension(name string) bool {
-	var n uint32
-	if vulkan.EnumerateInstanceExtensionProperties("", &n, nil) != vulkan.Success || n == 0 {
-		return false
-	}
-	props := make([]vulkan.ExtensionProperties, n)
-	if vulkan.EnumerateInstanceExtensionProperties("", &n, props) != vulkan.Success {
-		return false
-	}
-	for i := range props[:n] {
-		props[i].Deref()
-		if cString(props[i].ExtensionName[:]) == name {
-			return true
-		}
-	}
-	return false
 }
 
 // cString reads a fixed-size NUL-terminated C char array.

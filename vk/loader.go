@@ -225,6 +225,9 @@ func load() error {
 	return loadErr
 }
 
+// procAddr is the loader's vkGetInstanceProcAddr (after load).
+func procAddr() unsafe.Pointer { return C.vkg_proc_addr() }
+
 type props2 struct {
 	size, ops, stages      uint32
 	driverName, driverInfo string

@@ -229,7 +229,14 @@ type Buffer struct {
 	padded uint64 // size taken from the block
 	own    bool   // the block is this buffer's alone
 	view   bool   // aliases another buffer; Release does nothing
+	life   *lifetime
 }
+
+// lifetime is shared by a buffer and its views and aliases. Recordings
+// keep the lifetimes of the buffers they use, so a submit can refuse to
+// run commands whose memory was given back: on a CPU driver that memory is
+// host heap, and a write into it corrupts the process's allocator.
+type lifetime struct{ released bool }
 
 // NewBuffer allocates size bytes of device memory, zero-filled is not
 // guaranteed. It fails with ErrTooLarge above the device's storage-buffer
@@ -283,6 +290,7 @@ func (d *Device) newBuffer(size int64, host bool) (*Buffer, error) {
 // handOut counts a new buffer and gives it an owner that releases it.
 func (a *allocator) handOut(buf *Buffer) *Buffer {
 	a.stats.add(0, int64(buf.size))
+	buf.life = &lifetime{}
 	a.d.track(buf)
 	return buf
 }
@@ -298,6 +306,7 @@ func (b *Buffer) Release() {
 		return
 	}
 	b.d.untrack(b)
+	b.life.released = true
 	b.d.allocMu.Lock()
 	b.d.mem.stats.add(0, -int64(b.size))
 	if b.own {
@@ -433,5 +442,5 @@ func (b *Buffer) View(off, size int64) (*Buffer, error) {
 	if rest := b.padded - uint64(off); padded > rest {
 		padded = rest
 	}
-	return &Buffer{d: b.d, blk: b.blk, off: b.off + uint64(off), size: uint64(size), padded: padded, view: true}, nil
+	return &Buffer{d: b.d, blk: b.blk, off: b.off + uint64(off), size: uint64(size), padded: padded, view: true, life: b.life}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"unsafe"
 
 	vulkan "github.com/vulkan-go/vulkan"
@@ -83,43 +84,13 @@ func (p *Pipeline) build(desc PipelineDesc) error {
 	}, nil, &mod)); err != nil {
 		return err
 	}
+	runtime.KeepAlive(code) // vulkan-go hands the driver a pointer into it
 	p.module = mod
-	binds := make([]vulkan.DescriptorSetLayoutBinding, desc.Bindings)
-	for i := range binds {
-		typ := vulkan.DescriptorTypeStorageBuffer
-		if desc.Texel&(1<<uint(i)) != 0 {
-			typ = vulkan.DescriptorTypeUniformTexelBuffer
-		}
-		binds[i] = vulkan.DescriptorSetLayoutBinding{
-			Binding:         uint32(i),
-			DescriptorType:  typ,
-			DescriptorCount: 1,
-			StageFlags:      vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit),
-		}
-	}
-	var sl vulkan.DescriptorSetLayout
-	if err := check("vkCreateDescriptorSetLayout", vulkan.CreateDescriptorSetLayout(dev, &vulkan.DescriptorSetLayoutCreateInfo{
-		SType:        vulkan.StructureTypeDescriptorSetLayoutCreateInfo,
-		BindingCount: uint32(len(binds)),
-		PBindings:    binds,
-	}, nil, &sl)); err != nil {
+	sl, pl, res := createLayouts(p.d.inst.handle, dev, desc.Bindings, desc.Texel, desc.PushSize)
+	if err := check("vkCreatePipelineLayout", res); err != nil {
 		return err
 	}
 	p.setLay = sl
-	var ranges []vulkan.PushConstantRange
-	if desc.PushSize > 0 {
-		ranges = []vulkan.PushConstantRange{{StageFlags: vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), Size: uint32(desc.PushSize)}}
-	}
-	var pl vulkan.PipelineLayout
-	if err := check("vkCreatePipelineLayout", vulkan.CreatePipelineLayout(dev, &vulkan.PipelineLayoutCreateInfo{
-		SType:                  vulkan.StructureTypePipelineLayoutCreateInfo,
-		SetLayoutCount:         1,
-		PSetLayouts:            []vulkan.DescriptorSetLayout{sl},
-		PushConstantRangeCount: uint32(len(ranges)),
-		PPushConstantRanges:    ranges,
-	}, nil, &pl)); err != nil {
-		return err
-	}
 	p.layout = pl
 	// Specialization data lives in C memory, and the create infos are
 	// built in C (see vkg_create_compute_pipeline): vulkan-go's marshalling

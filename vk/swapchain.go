@@ -390,19 +390,12 @@ func (s *Swapchain) create(width, height int) error {
 
 func (s *Swapchain) checkFormat() error {
 	d := s.d
-	var n uint32
-	if err := check("vkGetPhysicalDeviceSurfaceFormatsKHR", vulkan.GetPhysicalDeviceSurfaceFormats(d.phys, d.surface, &n, nil)); err != nil {
+	ok, res := hasSurfaceFormat(d.inst.handle, d.phys, d.surface, vulkan.FormatB8g8r8a8Unorm, vulkan.ColorSpaceSrgbNonlinear)
+	if err := check("vkGetPhysicalDeviceSurfaceFormatsKHR", res); err != nil {
 		return err
 	}
-	fmts := make([]vulkan.SurfaceFormat, n)
-	if err := check("vkGetPhysicalDeviceSurfaceFormatsKHR", vulkan.GetPhysicalDeviceSurfaceFormats(d.phys, d.surface, &n, fmts)); err != nil {
-		return err
-	}
-	for i := range fmts[:n] {
-		fmts[i].Deref()
-		if fmts[i].Format == vulkan.FormatB8g8r8a8Unorm && fmts[i].ColorSpace == vulkan.ColorSpaceSrgbNonlinear {
-			return nil
-		}
+	if ok {
+		return nil
 	}
 	return fmt.Errorf("vk: swapchain: the surface does not offer %s", SwapchainFormat)
 }
