@@ -276,7 +276,8 @@ func TestFIDRejects(t *testing.T) {
 
 // TestFixturesRegenerate reruns make_fid_fixtures.py and checks that it
 // still writes what is committed: the features and subsets exactly, the
-// numbers to relative 1e-9 (another numpy or LAPACK rounds differently).
+// numbers to relative 1e-9 (another numpy or LAPACK rounds differently),
+// but the square-root terms of singular covariances only to sqrt(eps).
 // A mismatch means the script changed without the fixtures, or numpy or
 // scipy now computes something else. It needs /usr/bin/python3 with numpy
 // and scipy (Debian's python3-numpy and python3-scipy); the other tests
@@ -295,6 +296,14 @@ func TestFixturesRegenerate(t *testing.T) {
 	require.NoError(t, err, stderr.String())
 	t.Logf("%s", log)
 	const tol = 1e-9
+	// The square root of a singular matrix keeps only about half of
+	// float64's digits (sqrt(eps) = 1.5e-8): its zero eigenvalues come out
+	// as +-eps times the largest, and their roots as sqrt of that. So the
+	// distances of the cases with singular covariances (too few samples;
+	// dead channels) differ with the BLAS kernels: against OpenBLAS's AVX2
+	// kernels, which wrote the fixtures, its AVX-512 and Sandy Bridge ones
+	// and the reference BLAS are up to 1.7e-9 off.
+	const sqrtTol = 1.5e-8
 	for _, name := range fidCases {
 		want, got := loadFIDFixture(t, "testdata", name), loadFIDFixture(t, out, name)
 		assert.Equal(t, want.a, got.a, "%s: features a", name)
@@ -308,7 +317,11 @@ func TestFixturesRegenerate(t *testing.T) {
 			assert.LessOrEqual(t, maxRelErr(p[1], p[0]), tol, name)
 		}
 		for _, k := range []string{"fid_scipy", "fid_exact", "tr_sqrt_exact", "kid_mean", "kid_std"} {
-			assert.LessOrEqual(t, relErr(got.num(t, k), want.num(t, k)), tol, "%s: %s", name, k)
+			kt := tol
+			if (name == "singular" || name == "dead") && k != "kid_mean" && k != "kid_std" {
+				kt = sqrtTol
+			}
+			assert.LessOrEqual(t, relErr(got.num(t, k), want.num(t, k)), kt, "%s: %s", name, k)
 		}
 		assert.Equal(t, want.meta["scipy_eps"], got.meta["scipy_eps"], name)
 	}
