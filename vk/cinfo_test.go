@@ -76,11 +76,12 @@ func TestSubmitRefusesReleasedBuffer(t *testing.T) {
 			r, err := d.NewRecorder()
 			require.NoError(t, err)
 			defer r.Release()
+			var v *Buffer
 			switch through {
 			case "buffer":
 				r.Dispatch(p, [3]uint32{4, 1, 1}, fillPush(1024, 1), b)
 			case "view":
-				v, err := b.View(256, 1024)
+				v, err = b.View(256, 1024)
 				require.NoError(t, err)
 				r.Dispatch(p, [3]uint32{1, 1, 1}, fillPush(256, 1), v)
 			case "copy":
@@ -90,6 +91,19 @@ func TestSubmitRefusesReleasedBuffer(t *testing.T) {
 			require.NoError(t, d.Submit(r), "every buffer still allocated")
 			b.Release()
 			assert.ErrorContains(t, d.Submit(r), "released after it was recorded")
+			if v == nil {
+				return
+			}
+			// The view outlived its buffer: the host may not touch its
+			// memory, nor may a new recording.
+			assert.ErrorContains(t, v.Write(0, make([]byte, 4)), "released")
+			assert.ErrorContains(t, v.Read(0, make([]byte, 4)), "released")
+			assert.Nil(t, v.Mapped())
+			r2, err := d.NewRecorder()
+			require.NoError(t, err)
+			defer r2.Release()
+			r2.Dispatch(p, [3]uint32{1, 1, 1}, fillPush(256, 1), v)
+			assert.ErrorContains(t, r2.End(), "released buffer")
 		})
 	}
 	assert.Empty(t, testDevice.Take())

@@ -135,7 +135,7 @@ func (r *Recorder) Dispatch(p *Pipeline, groups [3]uint32, push []byte, bufs ...
 		return
 	}
 	for i, b := range bufs {
-		if b == nil || b.blk == nil {
+		if !b.live() {
 			r.err = fmt.Errorf("vk: dispatch %s: binding %d is a nil or released buffer", p.name, i)
 			return
 		}
@@ -217,7 +217,7 @@ func (r *Recorder) Fill(dst *Buffer, word uint32) {
 	if !r.usable() {
 		return
 	}
-	if dst == nil || dst.blk == nil {
+	if !dst.live() {
 		r.err = fmt.Errorf("vk: fill of a nil or released buffer")
 		return
 	}
@@ -338,7 +338,7 @@ const texelBytes = 16
 // (PipelineDesc.Texel): its offset meets the device's alignment and its
 // texels are within the device's limit.
 func (b *Buffer) TexelViewable() bool {
-	if b == nil || b.blk == nil {
+	if !b.live() {
 		return false
 	}
 	lim := b.d.info.Limits

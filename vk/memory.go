@@ -319,7 +319,11 @@ func (b *Buffer) Release() {
 }
 
 // HostVisible reports whether Write and Read are plain memory copies.
-func (b *Buffer) HostVisible() bool { return b.blk != nil && b.blk.mapped != nil }
+func (b *Buffer) HostVisible() bool { return b.live() && b.blk.mapped != nil }
+
+// live reports whether b is a buffer whose memory is still allocated: not
+// nil, not released, and not a view or alias of a released buffer.
+func (b *Buffer) live() bool { return b != nil && b.blk != nil && !b.life.released }
 
 // Mapped is the buffer's memory as the host sees it (host-coherent), or
 // nil unless it is host-visible: a staging buffer's bytes, read and
@@ -334,7 +338,7 @@ func (b *Buffer) Mapped() []byte {
 }
 
 func (b *Buffer) checkRange(off int64, n int) error {
-	if b == nil || b.blk == nil {
+	if !b.live() {
 		return fmt.Errorf("vk: use of a released buffer")
 	}
 	if off < 0 || uint64(off)+uint64(n) > b.size {

@@ -408,7 +408,7 @@ func (s *Swapchain) SetSource(src *Buffer) error {
 	if s == nil || s.d == nil {
 		return errors.New("vk: set source of a released swapchain")
 	}
-	if src == nil || src.blk == nil {
+	if !src.live() {
 		return errors.New("vk: swapchain source is a nil or released buffer")
 	}
 	if want := int64(4 * s.width * s.height); src.Size() < want {
