@@ -121,9 +121,10 @@ static VkResult vkg_create_device(PFN_vkGetInstanceProcAddr gipa, VkInstance ins
 // vkg_create_layouts creates the descriptor set layout of n single
 // bindings, uniform texel buffers where texel has their bit and storage
 // buffers elsewhere, and a pipeline layout of that set and push bytes of
-// push constants.
+// push constants. *which is 0 when the set layout's create fails, else 1.
 static VkResult vkg_create_layouts(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkDevice dev, uint32_t n, uint32_t texel, uint32_t push,
-		VkDescriptorSetLayout *set, VkPipelineLayout *layout) {
+		VkDescriptorSetLayout *set, VkPipelineLayout *layout, int *which) {
+	*which = 0;
 	PFN_vkCreateDescriptorSetLayout fs = (PFN_vkCreateDescriptorSetLayout)vkg_dev_fn(gipa, inst, dev, "vkCreateDescriptorSetLayout");
 	PFN_vkCreatePipelineLayout fl = (PFN_vkCreatePipelineLayout)vkg_dev_fn(gipa, inst, dev, "vkCreatePipelineLayout");
 	PFN_vkDestroyDescriptorSetLayout fd = (PFN_vkDestroyDescriptorSetLayout)vkg_dev_fn(gipa, inst, dev, "vkDestroyDescriptorSetLayout");
@@ -143,6 +144,7 @@ static VkResult vkg_create_layouts(PFN_vkGetInstanceProcAddr gipa, VkInstance in
 	si.pBindings = n > 0 ? binds : NULL;
 	VkResult r = fs(dev, &si, NULL, set);
 	if (r != VK_SUCCESS) return r;
+	*which = 1;
 	VkPushConstantRange pr;
 	memset(&pr, 0, sizeof pr);
 	pr.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
@@ -288,13 +290,22 @@ func createDevice(inst vulkan.Instance, pd vulkan.PhysicalDevice, family uint32,
 
 // createLayouts creates a pipeline's descriptor set layout (bindings
 // single buffers, texel buffers where texel has their bit) and its
-// pipeline layout with push bytes of push constants.
-func createLayouts(inst vulkan.Instance, dev vulkan.Device, bindings int, texel uint32, push int) (vulkan.DescriptorSetLayout, vulkan.PipelineLayout, vulkan.Result) {
+// pipeline layout with push bytes of push constants; an error names the
+// call that failed.
+func createLayouts(inst vulkan.Instance, dev vulkan.Device, bindings int, texel uint32, push int) (vulkan.DescriptorSetLayout, vulkan.PipelineLayout, error) {
 	var set C.VkDescriptorSetLayout
 	var layout C.VkPipelineLayout
+	var which C.int
 	r := C.vkg_create_layouts(gipa(), C.VkInstance(unsafe.Pointer(inst)), C.VkDevice(unsafe.Pointer(dev)), C.uint32_t(bindings), C.uint32_t(texel),
-		C.uint32_t(push), &set, &layout)
-	return vulkan.DescriptorSetLayout(unsafe.Pointer(set)), vulkan.PipelineLayout(unsafe.Pointer(layout)), vulkan.Result(r)
+		C.uint32_t(push), &set, &layout, &which)
+	call := "vkCreateDescriptorSetLayout"
+	if which == 1 {
+		call = "vkCreatePipelineLayout"
+	}
+	if err := check(call, vulkan.Result(r)); err != nil {
+		return nil, nil, err
+	}
+	return vulkan.DescriptorSetLayout(unsafe.Pointer(set)), vulkan.PipelineLayout(unsafe.Pointer(layout)), nil
 }
 
 // createDescriptorPool creates a pool of sets descriptor sets, each

@@ -86,8 +86,8 @@ func (p *Pipeline) build(desc PipelineDesc) error {
 	}
 	runtime.KeepAlive(code) // vulkan-go hands the driver a pointer into it
 	p.module = mod
-	sl, pl, res := createLayouts(p.d.inst.handle, dev, desc.Bindings, desc.Texel, desc.PushSize)
-	if err := check("vkCreatePipelineLayout", res); err != nil {
+	sl, pl, err := createLayouts(p.d.inst.handle, dev, desc.Bindings, desc.Texel, desc.PushSize)
+	if err != nil {
 		return err
 	}
 	p.setLay = sl
