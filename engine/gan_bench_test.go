@@ -77,6 +77,7 @@ func BenchmarkGANStep(b *testing.B) {
 				mem := d.MemoryStats()
 				b.ReportMetric(float64(mem.PeakHeld)/(1<<20), "dev-MiB")
 				b.ReportMetric(float64(mem.PeakRequested)/(1<<20), "tensor-MiB")
+				b.ReportMetric(float64(mem.PeakAllocations), "allocations")
 				b.ReportMetric(float64(rss.Peak())/(1<<20), "rss-MiB")
 				b.ReportMetric(sec, "s/step")
 				b.ReportMetric(float64(batch)/sec, "images/s")

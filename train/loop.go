@@ -480,8 +480,8 @@ func loop(ctx context.Context, j *job, cfg rundir.Config, opt RunOptions, log io
 		}
 	}
 	mem := dev.MemoryStats()
-	fmt.Fprintf(log, "train: memory: %s of device memory held at the peak for %s of tensors and buffers; peak RSS %s\n",
-		mib(mem.PeakHeld), mib(mem.PeakRequested), mib(rss.Peak()))
+	fmt.Fprintf(log, "train: memory: %s of device memory held at the peak (%d allocations) for %s of tensors and buffers; peak RSS %s\n",
+		mib(mem.PeakHeld), mem.PeakAllocations, mib(mem.PeakRequested), mib(rss.Peak()))
 	if interrupted {
 		fmt.Fprintf(log, "train: interrupted at step %d; checkpoint written. Continue with: vkgan train -resume %s\n", step, out)
 	} else {

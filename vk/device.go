@@ -50,6 +50,7 @@ type Limits struct {
 	TimestampCompute       bool
 	ShaderInt64            bool
 	DeviceLocalBytes       uint64 // largest device-local heap
+	MaxAllocations         uint32 // VkDeviceMemory objects the driver allows at once
 }
 
 // Subgroup operation bits (VkSubgroupFeatureFlagBits).
@@ -190,6 +191,7 @@ func describe(inst *instance, pd vulkan.PhysicalDevice, index int) DeviceInfo {
 			TimestampCompute:       l.TimestampComputeAndGraphics == vulkan.True,
 			ShaderInt64:            f.ShaderInt64 == vulkan.True,
 			DeviceLocalBytes:       localBytes,
+			MaxAllocations:         l.MaxMemoryAllocationCount,
 		},
 		cacheUUID: p.PipelineCacheUUID,
 	}

@@ -8,11 +8,12 @@
 // Options.Validate or VKGAN_VALIDATE=1 the Khronos validation layer is on
 // and its messages go to Options.OnMessage.
 //
-// Memory: buffers are regions sub-allocated from 16 MiB blocks (each one
+// Memory: buffers are regions sub-allocated from 1 MiB blocks (each one
 // VkDeviceMemory bound to one VkBuffer; a buffer over half a block gets its
-// own), so a training step binds a few dozen buffers and stays far below
-// drivers' allocation-count limits. Device.MemoryStats counts what is held
-// against what buffers asked for.
+// own, and near half the driver's allocation cap blocks grow to 16 MiB), so
+// a training step binds a few dozen buffers and holds within about 1% of
+// what they ask for. Device.MemoryStats counts what is held against what
+// buffers asked for, and the allocations.
 // On devices that share memory with the host (lavapipe, integrated GPUs)
 // the blocks are persistently mapped and Buffer.Write/Read are memcpys;
 // elsewhere they go through a staging buffer and one submit each.

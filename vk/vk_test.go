@@ -471,6 +471,43 @@ func TestMemoryStats(t *testing.T) {
 	assert.Equal(t, d.mem.blockSize, s.Held, "a shared block is kept for reuse")
 	assert.Equal(t, uint64(1000+big), s.PeakRequested)
 	assert.Equal(t, d.mem.blockSize+uint64(big), s.PeakHeld)
+	assert.Equal(t, 1, s.Allocations, "the shared block")
+	assert.Equal(t, 2, s.PeakAllocations, "the shared block and the large buffer's own")
+}
+
+// TestMemoryCrowded: a buffer over half a small block gets its own
+// allocation until the allocations held reach half the driver's cap; then
+// such buffers share the larger blocks, so a model of many mid-sized
+// buffers cannot run into the cap.
+func TestMemoryCrowded(t *testing.T) {
+	d := openOwn(t, Options{NoPipelineCache: true})
+	require.Less(t, d.mem.blockSize, d.mem.crowded)
+	d.mem.maxAllocs = 3
+	mid := int64(d.mem.blockSize) // too large for a small block, small for a crowded one
+	var bufs []*Buffer
+	for i := range 6 {
+		b, err := d.NewBuffer(mid)
+		require.NoError(t, err)
+		bufs = append(bufs, b)
+		if i < 3 {
+			assert.True(t, b.own, "buffer %d: its own allocation while allocations are few", i)
+		} else {
+			assert.False(t, b.own, "buffer %d: in a shared block once crowded", i)
+		}
+	}
+	s := d.MemoryStats()
+	assert.Equal(t, 4, s.Allocations, "three of their own and one crowded block")
+	assert.Equal(t, 3*uint64(mid)+d.mem.crowded, s.Held)
+	for i, b := range bufs {
+		require.NoError(t, b.Write(0, pattern(int(mid), byte(i))))
+	}
+	for i, b := range bufs {
+		got := make([]byte, mid)
+		require.NoError(t, b.Read(0, got))
+		require.Equal(t, pattern(int(mid), byte(i)), got, "buffer %d", i)
+		b.Release()
+	}
+	assert.Zero(t, d.MemoryStats().Requested)
 }
 
 // TestTexelBindings: sub-allocated and view buffers can be texel views
