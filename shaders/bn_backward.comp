@@ -13,11 +13,7 @@
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
-#ifdef COLS
 #define WG 64
-#else
-#define WG 256
-#endif
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint ACT = 0u;
 #ifdef WIDE
@@ -79,18 +75,22 @@ void main() {
     dbeta[ch] = db;
 }
 #else
+// As in bn_train.comp, each of the 64 lanes sums for four of the 256 lanes
+// whose sums the tree merges (lid, lid+64, lid+128, lid+192) and adds its
+// own four as the tree's first two levels would: the same bits, a quarter
+// of the subgroups and two barriers fewer.
+const uint SPAN = 256u;
 shared float sDy[WG], sDyx[WG];
 
-void main() {
-    uint ch = gl_WorkGroupID.x;
-    uint lid = gl_LocalInvocationID.x;
-    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
-    uint stepN = WG / hw, stepS = WG % hw;
-    float mu = saveMean[ch], invstd = saveInvStd[ch];
-    float scale = ACT != 0u ? invstd * gamma[ch] : 0.0, shift = ACT != 0u ? beta[ch] : 0.0;
-    float sumDy = 0.0, sumDyx = 0.0;
-    uint s = lid % hw;
-    for (uint n = lid / hw; n < p.n;) {
+// Lane lane of the 256: sums of dy and dy*(x - mean) over every SPAN-th
+// value from the lane-th.
+void laneSums(uint lane, uint plane, uint off, float mu, float scale, float shift, out float sumDy, out float sumDyx) {
+    uint hw = p.hw;
+    uint stepN = SPAN / hw, stepS = SPAN % hw;
+    sumDy = 0.0;
+    sumDyx = 0.0;
+    uint s = lane % hw;
+    for (uint n = lane / hw; n < p.n;) {
         uint i = n * plane + off + s;
         VAL xv = LOAD(x, i);
         VAL g = actGrad(LOAD(dy, i), (xv - mu) * scale + shift);
@@ -106,8 +106,33 @@ void main() {
         n += stepN;
         if (s >= hw) { s -= hw; n++; }
     }
-    sDy[lid] = sumDy;
-    sDyx[lid] = sumDyx * invstd;
+}
+
+void main() {
+    uint ch = gl_WorkGroupID.x;
+    uint lid = gl_LocalInvocationID.x;
+    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
+    float mu = saveMean[ch], invstd = saveInvStd[ch];
+    float scale = ACT != 0u ? invstd * gamma[ch] : 0.0, shift = ACT != 0u ? beta[ch] : 0.0;
+    // precise: NIR would otherwise factor invstd out of dyx0*invstd +
+    // dyx2*invstd, which the tree (through shared memory) never did.
+    precise float dy0, dyx0, dy1, dyx1, dy2, dyx2, dy3, dyx3;
+    laneSums(lid, plane, off, mu, scale, shift, dy0, dyx0);
+    laneSums(lid + WG, plane, off, mu, scale, shift, dy1, dyx1);
+    laneSums(lid + 2u * WG, plane, off, mu, scale, shift, dy2, dyx2);
+    laneSums(lid + 3u * WG, plane, off, mu, scale, shift, dy3, dyx3);
+    dyx0 *= invstd;
+    dyx1 *= invstd;
+    dyx2 *= invstd;
+    dyx3 *= invstd;
+    dy0 += dy2; // the tree's level 128
+    dyx0 += dyx2;
+    dy1 += dy3;
+    dyx1 += dyx3;
+    dy0 += dy1; // level 64
+    dyx0 += dyx1;
+    sDy[lid] = dy0;
+    sDyx[lid] = dyx0;
     barrier();
     for (uint st = WG / 2; st > 0; st >>= 1) {
         if (lid < st) {
@@ -119,7 +144,8 @@ void main() {
     float db = sDy[0], dg = sDyx[0];
     float k = gamma[ch] * invstd;
     float meanDy = db / p.count, meanDyx = dg / p.count;
-    s = lid % hw;
+    uint stepN = WG / hw, stepS = WG % hw;
+    uint s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
         VAL xv = LOAD(x, i);

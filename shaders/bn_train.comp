@@ -16,11 +16,7 @@
 #ifdef WIDE
 #extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #endif
-#ifdef COLS
 #define WG 64
-#else
-#define WG 256
-#endif
 layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint ACT = 0u;
 #ifdef WIDE
@@ -78,21 +74,31 @@ void main() {
     runVar[ch] = (1.0 - p.momentum) * runVar[ch] + p.momentum * unbiased;
 }
 #else
+// The statistics are merged as if 256 lanes had each summed every 256th
+// value of the channel: four (count, mean, M2) triples a lane, for lanes
+// lid, lid+64, lid+128 and lid+192, then the tree. The first two levels of
+// the tree merge a lane's own triples, without a barrier. So the results
+// keep the bits of the 256-lane workgroup this replaced (a checkpoint
+// written before still resumes bit for bit), while lavapipe, which runs a
+// workgroup's subgroups one after another and switches between them at
+// every barrier, runs 8 of them where it ran 32, through 7 barriers instead
+// of 9: per channel that was about 11 us, so the channels of G's 4x4 and
+// D's 8x8 layers cost more than their values.
+const uint SPAN = 256u;
 shared float sCnt[WG], sMean[WG], sM2[WG];
 
-void main() {
-    uint ch = gl_WorkGroupID.x;
-    uint lid = gl_LocalInvocationID.x;
-    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
-    // Lane lid visits flat indices lid, lid+WG, ... of the channel as
-    // (sample n, offset s) pairs, stepped without a division per element.
-    uint stepN = WG / hw, stepS = WG % hw;
-    // Per lane: sums of x - k and (x - k)^2 with k the lane's first value
-    // (shifted data: no cancellation while k is a sample of the channel, and
-    // no division per element as in Welford), then (count, mean, M2).
-    float cnt = 0.0, sum = 0.0, sumSq = 0.0, k = 0.0;
-    uint s = lid % hw;
-    uint n = lid / hw;
+// Lane lane of the 256: sums of x - k and (x - k)^2 over every SPAN-th
+// value from the lane-th, with k the first of them (shifted data: no cancellation
+// while k is a sample of the channel, and no division per element as in
+// Welford), as (count, mean, M2).
+void laneStats(uint lane, uint plane, uint off, out float cnt, out float mean, out float m2) {
+    uint hw = p.hw;
+    // (sample n, offset s) stepped without a division per element.
+    uint stepN = SPAN / hw, stepS = SPAN % hw;
+    float sum = 0.0, sumSq = 0.0, k = 0.0;
+    cnt = 0.0;
+    uint s = lane % hw;
+    uint n = lane / hw;
     if (n < p.n) {
 #ifdef WIDE
         k = uintBitsToFloat(unpackUint2x32(x[n * plane + off + s])).x;
@@ -116,12 +122,37 @@ void main() {
         n += stepN;
         if (s >= hw) { s -= hw; n++; }
     }
-    float mean = cnt > 0.0 ? sum / cnt : 0.0;
-    float m2 = cnt > 0.0 ? max(sumSq - sum * mean, 0.0) : 0.0;
+    mean = cnt > 0.0 ? sum / cnt : 0.0;
+    m2 = cnt > 0.0 ? max(sumSq - sum * mean, 0.0) : 0.0;
     mean += k;
-    sCnt[lid] = cnt;
-    sMean[lid] = mean;
-    sM2[lid] = m2;
+}
+
+// Chan's merge of triple b into a, skipped when b is empty.
+void merge(inout float na, inout float ma, inout float m2a, float nb, float mb, float m2b) {
+    if (nb > 0.0) {
+        float nab = na + nb;
+        float d = mb - ma;
+        ma += d * (nb / nab);
+        m2a += m2b + d * d * (na / nab) * nb;
+        na = nab;
+    }
+}
+
+void main() {
+    uint ch = gl_WorkGroupID.x;
+    uint lid = gl_LocalInvocationID.x;
+    uint hw = p.hw, plane = p.c * hw, off = ch * hw;
+    float c0, m0, q0, c1, m1, q1, c2, m2, q2, c3, m3, q3;
+    laneStats(lid, plane, off, c0, m0, q0);
+    laneStats(lid + WG, plane, off, c1, m1, q1);
+    laneStats(lid + 2u * WG, plane, off, c2, m2, q2);
+    laneStats(lid + 3u * WG, plane, off, c3, m3, q3);
+    merge(c0, m0, q0, c2, m2, q2); // the tree's level 128
+    merge(c1, m1, q1, c3, m3, q3);
+    merge(c0, m0, q0, c1, m1, q1); // level 64
+    sCnt[lid] = c0;
+    sMean[lid] = m0;
+    sM2[lid] = q0;
     barrier();
     for (uint st = WG / 2; st > 0; st >>= 1) {
         if (lid < st && sCnt[lid + st] > 0.0) {
@@ -137,7 +168,8 @@ void main() {
     float var = sq / total;
     float invstd = inversesqrt(var + p.eps);
     float scale = invstd * gamma[ch], shift = beta[ch];
-    s = lid % hw;
+    uint stepN = WG / hw, stepS = WG % hw;
+    uint s = lid % hw;
     for (uint n = lid / hw; n < p.n;) {
         uint i = n * plane + off + s;
 #ifdef WIDE

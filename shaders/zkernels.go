@@ -206,7 +206,7 @@ var BnBackward = &Kernel[BnBackwardPush]{Desc{
 		{Name: "ACT", Type: "uint"},
 	},
 	PushSize:  20,
-	LocalSize: [3]uint32{256, 1, 1},
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // BnBackwardCols is bn_backward_cols.spv, built from bn_backward.comp.
@@ -250,7 +250,7 @@ var BnBackwardW2 = &Kernel[BnBackwardPush]{Desc{
 		{Name: "ACT", Type: "uint"},
 	},
 	PushSize:  20,
-	LocalSize: [3]uint32{256, 1, 1},
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // BnFold is bn_fold.spv, built from bn_fold.comp.
@@ -302,7 +302,7 @@ var BnTrain = &Kernel[BnTrainPush]{Desc{
 		{Name: "ACT", Type: "uint"},
 	},
 	PushSize:  24,
-	LocalSize: [3]uint32{256, 1, 1},
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // BnTrainCols is bn_train_cols.spv, built from bn_train.comp.
@@ -344,7 +344,7 @@ var BnTrainW2 = &Kernel[BnTrainPush]{Desc{
 		{Name: "ACT", Type: "uint"},
 	},
 	PushSize:  24,
-	LocalSize: [3]uint32{256, 1, 1},
+	LocalSize: [3]uint32{64, 1, 1},
 }}
 
 // Convwin is convwin.spv, built from convwin.comp.
