@@ -550,8 +550,8 @@ func (r *Recorder) padPlanes(x, xp *Tensor, planes, h, w, hp, wp, ph, pw int) er
 	// fit the device's grid limit.
 	const wg = 64 // pad.comp's local_size_x
 	step := max(1, int(r.d.info.Limits.MaxWorkGroupCount[0])*wg/hp)
-	// Texel reads and 64-bit writes where the rows allow (see pad.comp).
-	tex := r.d.texelLoads() && w%4 == 0 && pw <= 1 && wp%2 == 0 && x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
+	// Texel reads and vec4 writes where the rows allow (see pad.comp).
+	tex := r.d.texelLoads() && w%4 == 0 && pw <= 1 && wp%4 == 0 && x.buf.TexelViewable() && !forceNoTexel && !forceNoTexelPad
 	var err error
 	for base := 0; base < planes && err == nil; base += step {
 		rows := min(step, planes-base) * hp

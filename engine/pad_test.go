@@ -63,3 +63,21 @@ func TestPad(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPad times the padded copies of the DCGAN's discriminator
+// inputs at batch 64 (one column and row of padding, rows of whole
+// texels): bytes are the input read and the padded copy written.
+func BenchmarkPad(b *testing.B) {
+	d := newTestDevice(b)
+	for _, s := range []struct{ c, hw int }{{3, 64}, {64, 32}, {128, 16}, {256, 8}} {
+		b.Run(fmt.Sprintf("64x%dx%dx%d", s.c, s.hw, s.hw), func(b *testing.B) {
+			x := benchTensor(b, d, 64, s.c, s.hw, s.hw)
+			g := gemmArgs{nb: 64, cin: s.c, h: s.hw, w: s.hw, ph: 1, pw: 1}
+			hp, wp := s.hw+2, s.hw+4 // padCopy's row width: a multiple of 4
+			benchGPU(b, d, int64(4*64*s.c*(s.hw*s.hw+hp*wp)), func(r *Recorder) error {
+				_, err := r.pad(x, &g)
+				return err
+			})
+		})
+	}
+}
