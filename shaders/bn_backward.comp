@@ -82,7 +82,7 @@ void main() {
 const uint SPAN = 256u;
 shared float sDy[WG], sDyx[WG];
 
-// Lane lane of the 256: sums of dy and dy*(x - mean) over every SPAN-th
+// Lane `lane` of the 256: sums of dy and dy*(x - mean) over every SPAN-th
 // value from the lane-th.
 void laneSums(uint lane, uint plane, uint off, float mu, float scale, float shift, out float sumDy, out float sumDyx) {
     uint hw = p.hw;

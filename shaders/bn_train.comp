@@ -87,10 +87,10 @@ void main() {
 const uint SPAN = 256u;
 shared float sCnt[WG], sMean[WG], sM2[WG];
 
-// Lane lane of the 256: sums of x - k and (x - k)^2 over every SPAN-th
-// value from the lane-th, with k the first of them (shifted data: no cancellation
-// while k is a sample of the channel, and no division per element as in
-// Welford), as (count, mean, M2).
+// Lane `lane` of the 256: sums of x - k and (x - k)^2 over every SPAN-th
+// value from the lane-th, with k the first of them (shifted data: no
+// cancellation while k is a sample of the channel, and no division per
+// element as in Welford), as (count, mean, M2).
 void laneStats(uint lane, uint plane, uint off, out float cnt, out float mean, out float m2) {
     uint hw = p.hw;
     // (sample n, offset s) stepped without a division per element.
@@ -155,13 +155,7 @@ void main() {
     sM2[lid] = q0;
     barrier();
     for (uint st = WG / 2; st > 0; st >>= 1) {
-        if (lid < st && sCnt[lid + st] > 0.0) {
-            float na = sCnt[lid], nb = sCnt[lid + st], nab = na + nb;
-            float d = sMean[lid + st] - sMean[lid];
-            sMean[lid] += d * (nb / nab);
-            sM2[lid] += sM2[lid + st] + d * d * (na / nab) * nb;
-            sCnt[lid] = nab;
-        }
+        if (lid < st) merge(sCnt[lid], sMean[lid], sM2[lid], sCnt[lid + st], sMean[lid + st], sM2[lid + st]);
         barrier();
     }
     float total = sCnt[0], mu = sMean[0], sq = max(sM2[0], 0.0);
