@@ -36,8 +36,8 @@ func bnLaneWords(x []float32, n, c, hw, ch, v int, wide bool, visit func(a, b fl
 // operation as lavapipe compiles them: each lane's shifted sums as (count,
 // mean, M2), then Chan's merges in a tree over the lanes. Mesa's NIR
 // reassociates sumSq += a*a + b*b into (sumSq + a*a) + b*b, and not
-// sum += a + b. It returns the mean and the biased and
-// unbiased variances' numerator (M2) and count per channel.
+// sum += a + b. It returns each channel's mean, M2 (the variances'
+// numerator) and count.
 func bnTreeStats(x []float32, n, c, hw int, wide bool) (mean, m2, count []float32) {
 	mean, m2, count = make([]float32, c), make([]float32, c), make([]float32, c)
 	for ch := range c {
